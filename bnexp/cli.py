@@ -1,0 +1,97 @@
+"""The `bnexp` command: parse arguments, call one function per verb, map errors to exit codes.
+
+No logic and no heavy imports here: TensorFlow is imported only inside the
+commands that train or build a model, so `bnexp --help` and `bnexp validate`
+answer at once.
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from bnexp.errors import BadInput
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="bnexp: batch-normalization experiments in TensorFlow, from a YAML config.",
+)
+
+ConfigArg = Annotated[Path, typer.Argument(help="The experiment's YAML config.")]
+SetOpt = Annotated[
+    list[str] | None,
+    typer.Option("--set", help="Override a config key: --set model.bn.placement=after."),
+]
+
+
+@contextmanager
+def _exit_codes():
+    """Bad input: one line on stderr and exit code 2."""
+    try:
+        yield
+    except BadInput as e:
+        from bnexp.report import print_error
+
+        print_error(str(e))
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def train(
+    config: ConfigArg,
+    set_: SetOpt = None,
+    runs_dir: Annotated[Path, typer.Option("--runs-dir", help="Where run folders go.")] = Path(
+        "runs"
+    ),
+    smoke: Annotated[
+        bool, typer.Option("--smoke", help="A few batches of one epoch, first seed only (CI).")
+    ] = False,
+) -> None:
+    """Train CONFIG: one run, or one per sweep cell and seed. Prints each run folder."""
+    with _exit_codes():
+        from bnexp import config as config_mod
+
+        specs = config_mod.load(config, set_ or [])
+        if smoke:
+            specs = config_mod.smoke_specs(specs)
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        from bnexp import report
+        from bnexp import train as train_mod
+
+        outcomes = train_mod.run_all(specs, runs_dir, report.make_reporter(), source=str(config))
+    if any(o.status == "failed" for o in outcomes):
+        raise typer.Exit(1)
+
+
+@app.command()
+def summary(config: ConfigArg, set_: SetOpt = None) -> None:
+    """Print the model's layers, output shapes and parameter counts, as Keras counts them."""
+    with _exit_codes():
+        from bnexp import config as config_mod
+
+        spec = config_mod.load(config, set_ or [])[0]
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        from bnexp import models, report
+
+        model = models.build(spec.config.model, config_mod.input_shape(spec.config.data))
+        report.print_model_summary(model.name, models.layer_rows(model), models.param_counts(model))
+
+
+@app.command()
+def validate(config: ConfigArg, set_: SetOpt = None) -> None:
+    """Check CONFIG and list the runs it expands to, without training (no TensorFlow)."""
+    with _exit_codes():
+        from bnexp import config as config_mod
+        from bnexp import report
+
+        report.print_run_list(str(config), config_mod.load(config, set_ or []))
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,437 @@
+"""The config schema, YAML loading, ``--set`` overrides and sweep expansion.
+
+Every key, its default and its meaning live here and nowhere else; a YAML file
+only states what differs. Unknown keys, wrong types and impossible values raise
+``ConfigError`` with one line naming the file and the dotted key.
+
+This module must not import TensorFlow: ``bnexp validate`` runs on it alone.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import hashlib
+import itertools
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from bnexp.errors import ConfigError
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
+DEFAULT_HIDDEN = {"lenet": [120, 84], "mlp": [300, 100]}
+
+
+class _Section(BaseModel):
+    # strict: YAML already types values, so "256" (a string) for an int is a
+    # mistake to report, not to coerce; extra="forbid": a typo is an error.
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class DataConfig(_Section):
+    """Which dataset, how it is split, and how it is batched."""
+
+    dataset: Literal["fashion_mnist", "mnist", "synthetic"] = "fashion_mnist"
+    """fashion_mnist | mnist: 28x28 grey images, 10 classes; synthetic: tiny generated set."""
+    path: str | None = None
+    """Folder holding the four IDX files (or mnist.npz). null = search the usual places."""
+    batch_size: int = Field(256, gt=0)
+    """Examples per training step. BN statistics are computed over this many examples."""
+    validation_size: int = Field(5000, ge=0)
+    """The first N training examples are held out for validation (Geron's split). 0 = none."""
+    limit: int | None = Field(None, gt=0)
+    """Use only the first N training examples (after the validation split). null = all."""
+    test_limit: int | None = Field(None, gt=0)
+    """Evaluate on only the first N test examples. null = the whole test set."""
+    pad_to: int | None = Field(None, ge=28)
+    """Zero-pad the 28x28 images to pad_to x pad_to (LeNet-5 used 32). null = no padding."""
+
+    @model_validator(mode="after")
+    def _batch_fits(self) -> DataConfig:
+        if self.limit is not None and self.batch_size > self.limit:
+            raise ValueError(
+                f"batch_size {self.batch_size} is larger than limit {self.limit}: "
+                "not one full batch to train on"
+            )
+        return self
+
+
+class BNConfig(_Section):
+    """Where batch normalization goes and how it behaves."""
+
+    placement: Literal["none", "before", "after"] = "before"
+    """BN before the activation (Ioffe & Szegedy, d2l), after it, or none at all."""
+    layers: Literal["all", "conv", "dense"] = "all"
+    """Which hidden layers get BN: all, only LeNet's convolutions, or only the dense layers."""
+    input: bool = False
+    """BN on the input itself (Geron's MLP): on the flattened pixels (MLP), per channel (LeNet)."""
+    impl: Literal["keras", "scratch"] = "keras"
+    """keras: keras.layers.BatchNormalization; scratch: bnexp's own layer (bnexp/bn.py)."""
+    momentum: float = Field(0.9, ge=0.0, lt=1.0)
+    """moving = momentum * moving + (1 - momentum) * batch. Keras' default 0.99 needs hundreds
+    of steps to converge: short runs then show a large train/inference gap."""
+    epsilon: float = Field(1.0e-5, gt=0.0)
+    """Added to the variance before the square root."""
+    center: bool = True
+    """Learn the shift beta."""
+    scale: bool = True
+    """Learn the scale gamma."""
+
+
+class ModelConfig(_Section):
+    """The network: LeNet or an MLP, with BN placed as `bn` says."""
+
+    arch: Literal["lenet", "mlp"] = "lenet"
+    """lenet: two valid convolutions + pooling, then dense layers; mlp: dense layers only."""
+    hidden: list[int] | None = None
+    """Widths of the hidden dense layers. null = lenet [120, 84], mlp [300, 100]."""
+    filters: list[int] = [6, 16]
+    """LeNet: output channels of each convolution (each followed by 2x2 pooling)."""
+    kernel_size: int = Field(5, gt=0)
+    """LeNet: convolution kernel size (valid padding, so 28x28 -> 4x4x16 with the defaults)."""
+    pooling: Literal["avg", "max"] = "avg"
+    """LeNet: 2x2 average (d2l) or max pooling."""
+    activation: Literal["relu", "sigmoid", "elu", "tanh", "selu"] = "sigmoid"
+    """Activation of every hidden layer. The output layer gives logits."""
+    use_bias: Literal["auto", True, False] = "auto"
+    """auto: no bias on a layer whose output feeds BN (BN's beta takes its role); true/false."""
+    init: Literal["glorot_uniform", "glorot_normal", "he_uniform", "he_normal", "lecun_normal"] = (
+        "glorot_uniform"
+    )
+    """Kernel initializer of every conv and dense layer (glorot_uniform = d2l's Xavier)."""
+    bn: BNConfig = BNConfig()
+
+    @model_validator(mode="after")
+    def _resolve_hidden(self) -> ModelConfig:
+        if self.hidden is None:
+            self.hidden = list(DEFAULT_HIDDEN[self.arch])
+        for key, widths in (("hidden", self.hidden), ("filters", self.filters)):
+            if not widths or min(widths) <= 0:
+                raise ValueError(f"{key} must be a non-empty list of positive widths")
+        return self
+
+
+class OptimizerConfig(_Section):
+    """The optimizer and its learning rate."""
+
+    name: Literal["sgd", "adam", "rmsprop"] = "sgd"
+    learning_rate: float = Field(1.0, gt=0.0)
+    """d2l's BN-LeNet trains with SGD at 1.0; without BN that rate is usually too high."""
+    momentum: float = Field(0.0, ge=0.0, lt=1.0)
+    """SGD and RMSprop momentum. Adam has its own (beta_1): leave this at 0 for adam."""
+
+    @model_validator(mode="after")
+    def _momentum_applies(self) -> OptimizerConfig:
+        if self.name == "adam" and self.momentum != 0.0:
+            raise ValueError("momentum must be 0 for adam (Adam's beta_1 plays that role)")
+        return self
+
+
+class TrainConfig(_Section):
+    """The training budget."""
+
+    epochs: int = Field(10, gt=0)
+
+
+class SweepConfig(_Section):
+    """A grid of dotted keys to lists of values, run for each seed (a paired design)."""
+
+    grid: dict[str, list[Any]] = {}
+    seeds: list[int] | None = None
+    """null = the config's own seed only."""
+
+    @model_validator(mode="after")
+    def _non_empty(self) -> SweepConfig:
+        for key, values in self.grid.items():
+            if not values:
+                raise ValueError(f"grid key {key!r} has an empty list of values")
+        if self.seeds is not None and not self.seeds:
+            raise ValueError("seeds is an empty list")
+        return self
+
+
+class Config(_Section):
+    """One experiment. `sweep`, when present, expands it into several runs."""
+
+    name: str = Field("bnexp", pattern=NAME_PATTERN, max_length=80)
+    """Label in the run id (letters, digits, . _ -). Defaults to the config file's stem."""
+    seed: int = Field(0, ge=0)
+    """Seeds weights, data order and dropout: keras.utils.set_random_seed(seed)."""
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    optimizer: OptimizerConfig = OptimizerConfig()
+    train: TrainConfig = TrainConfig()
+    sweep: SweepConfig | None = None
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One run of an expanded config: the resolved config and the grid cell it came from."""
+
+    config: Config
+    cell: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        """Readable run-id stem: name, the cell's values, the seed."""
+        parts = [self.config.name]
+        parts += [f"{key.rsplit('.', 1)[-1]}={_slug(v)}" for key, v in self.cell.items()]
+        parts.append(f"s{self.config.seed}")
+        return "_".join(parts)
+
+
+# ---------------------------------------------------------------- YAML loading
+
+
+class _Loader(yaml.SafeLoader):
+    """Safe loading (no Python objects) that also reads 1e-3 as a float, as users expect."""
+
+
+_FLOAT = re.compile(
+    r"""^[-+]?(?:[0-9][0-9_]*)\.?[0-9_]*(?:[eE][-+]?[0-9]+)?$|^[-+]?\.[0-9_]+(?:[eE][-+][0-9]+)?$
+    |^[-+]?\.(?:inf|Inf|INF)$|^\.(?:nan|NaN|NAN)$""",
+    re.X,
+)
+_Loader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT, list("-+0123456789."))
+# The float resolver above would swallow plain integers; put the int resolver first.
+for _first, _resolvers in _Loader.yaml_implicit_resolvers.items():
+    _resolvers.sort(key=lambda r: r[0] != "tag:yaml.org,2002:int")
+
+
+def parse_yaml(text: str) -> Any:
+    return yaml.load(text, Loader=_Loader)
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    """The raw mapping of a config file; ConfigError if unreadable or not a mapping."""
+    if not path.exists():
+        raise ConfigError(f"{path}: no such file")
+    if path.is_dir():
+        raise ConfigError(f"{path}: is a folder, expected a YAML config file")
+    try:
+        raw = parse_yaml(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: cannot read: {e}") from None
+    except yaml.YAMLError as e:
+        where = getattr(e, "problem_mark", None)
+        at = f" (line {where.line + 1}, column {where.column + 1})" if where else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ConfigError(f"{path}: not valid YAML{at}: {problem}") from None
+    if raw is None:
+        raise ConfigError(f"{path}: the file is empty; expected a mapping of config keys")
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of config keys, got {_kind(raw)}")
+    return raw
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """A copy of `raw` with each ``KEY=VALUE`` set; VALUE is read as YAML (0.1, true, [1, 2])."""
+    out = copy.deepcopy(raw)
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. model.bn.placement=after")
+        try:
+            value = parse_yaml(text)
+        except yaml.YAMLError:
+            raise ConfigError(f"--set {key}: cannot read value {text!r}") from None
+        _set_dotted(out, key.strip(), value, source=f"--set {key}")
+    return out
+
+
+def load(path: str | Path, overrides: list[str] | None = None) -> list[RunSpec]:
+    """Read, override, validate and expand a config file into the runs it describes."""
+    path = Path(path)
+    raw = read_yaml(path)
+    raw.setdefault("name", _default_name(path))
+    raw = apply_overrides(raw, overrides or [])
+    return expand(raw, source=str(path), overrides=overrides or [])
+
+
+def expand(raw: dict[str, Any], source: str, overrides: list[str] = ()) -> list[RunSpec]:
+    """The Cartesian product of sweep.grid, times sweep.seeds; one validated Config each."""
+    base = validate(raw, source, overrides)
+    sweep = base.sweep or SweepConfig()
+    for key in sweep.grid:
+        _check_key_path(key, source)
+    seeds = sweep.seeds if sweep.seeds is not None else [base.seed]
+    plain = {k: v for k, v in raw.items() if k != "sweep"}
+    runs = []
+    for values in itertools.product(*sweep.grid.values()):
+        cell = dict(zip(sweep.grid, values, strict=True))
+        cell_raw = copy.deepcopy(plain)
+        for key, value in cell.items():
+            _set_dotted(cell_raw, key, value, source=f"sweep.grid.{key}")
+        for seed in seeds:
+            cell_raw["seed"] = seed
+            config = validate(cell_raw, source, overrides, grid=list(cell))
+            runs.append(RunSpec(config=config, cell=cell))
+    return runs
+
+
+def validate(
+    raw: dict[str, Any], source: str, overrides: list[str] = (), grid: list[str] = ()
+) -> Config:
+    """A Config from a raw mapping, or ConfigError naming the first offending key."""
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as e:
+        raise ConfigError(_describe(e.errors()[0], source, overrides, grid)) from None
+
+
+def to_yaml(config: Config) -> str:
+    """The resolved config as YAML; `bnexp train` on it reproduces the run."""
+    return yaml.safe_dump(config.model_dump(exclude={"sweep"}), sort_keys=False)
+
+
+def config_hash(config: Config) -> str:
+    """A short digest of the resolved config (seed included): equal hashes, equal runs."""
+    text = json.dumps(config.model_dump(exclude={"sweep"}), sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def smoke(config: Config) -> Config:
+    """The same config cut to a few batches of one epoch, for CI smoke runs."""
+    batch = config.data.batch_size
+    data = config.data.model_copy(
+        update={
+            "limit": min(config.data.limit or 3 * batch, 3 * batch),
+            "validation_size": min(config.data.validation_size, batch),
+            "test_limit": min(config.data.test_limit or batch, batch),
+        }
+    )
+    return config.model_copy(update={"data": data, "train": TrainConfig(epochs=1)})
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _default_name(path: Path) -> str:
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "-", path.stem).strip("-.") or "bnexp"
+    return stem[:80]
+
+
+def _set_dotted(raw: dict[str, Any], key: str, value: Any, source: str) -> None:
+    node = raw
+    parts = key.split(".")
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"{source}: {part!r} is not a section (it holds {child!r})")
+        node = child
+    node[parts[-1]] = value
+
+
+def _fields(model: type[BaseModel]) -> dict[str, Any]:
+    return model.model_fields
+
+
+def _section_at(loc: tuple) -> type[BaseModel] | None:
+    """The schema section at a location, e.g. ('model', 'bn') -> BNConfig."""
+    model: Any = Config
+    for part in loc:
+        info = _fields(model).get(part) if isinstance(model, type) else None
+        if info is None:
+            return None
+        model = _model_type(info.annotation)
+    return model if isinstance(model, type) and issubclass(model, BaseModel) else None
+
+
+def _model_type(annotation: Any) -> Any:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        if isinstance(arg, type) and issubclass(arg, BaseModel):
+            return arg
+    return None
+
+
+def _check_key_path(key: str, source: str) -> None:
+    known = _all_leaf_keys()
+    if key not in known:
+        hint = _did_you_mean(key, known)
+        raise ConfigError(f"{source}: sweep.grid: {key!r} is not a config key{hint}")
+
+
+def _all_leaf_keys(model: type[BaseModel] = Config, prefix: str = "") -> list[str]:
+    keys = []
+    for name, info in _fields(model).items():
+        sub = _model_type(info.annotation)
+        if name == "sweep":
+            continue
+        keys += _all_leaf_keys(sub, f"{prefix}{name}.") if sub else [f"{prefix}{name}"]
+    return keys
+
+
+def _did_you_mean(word: str, candidates: list[str]) -> str:
+    close = difflib.get_close_matches(word, candidates, n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _describe(error: dict, source: str, overrides: list[str], grid: list[str]) -> str:
+    """One line for a pydantic error: where, what was expected, what was received."""
+    loc = tuple(str(p) for p in error["loc"])
+    dotted = ".".join(loc)
+    where = _origin(dotted, source, overrides, grid)
+    if error["type"] == "extra_forbidden":
+        section = _section_at(loc[:-1])
+        names = list(_fields(section)) if section else []
+        hint = _did_you_mean(str(loc[-1]), names)
+        return f"{where}: {dotted}: unknown key{hint}"
+    message = re.sub(r" or instance of \w+", "", error["msg"])
+    message = re.sub(r"^(Value error|Assertion failed), ", "", message)
+    hint = ""
+    if error["type"] == "literal_error":
+        expected = error.get("ctx", {}).get("expected", "")
+        message = f"expected {expected}"
+        if isinstance(error["input"], str):
+            hint = _did_you_mean(error["input"], re.findall(r"'([^']*)'", expected))
+    elif error["type"] == "string_pattern_mismatch":
+        message = "expected letters, digits, '.', '_' or '-', starting with a letter or digit"
+    got = "" if error["type"] == "value_error" else f"; got {_show(error.get('input'))}{hint}"
+    prefix = f"{dotted}: " if dotted else ""
+    return f"{where}: {prefix}{message[0].lower() + message[1:]}{got}"
+
+
+def _origin(dotted: str, source: str, overrides: list[str], grid: list[str]) -> str:
+    for item in overrides:
+        key = item.partition("=")[0].strip()
+        if dotted == key or dotted.startswith(key + ".") or key.startswith(dotted + "."):
+            return f"{source} (--set {key})"
+    for key in grid:
+        if dotted == key or dotted.startswith(key + "."):
+            return f"{source} (sweep.grid.{key})"
+    return source
+
+
+def _show(value: Any) -> str:
+    text = repr(value) if isinstance(value, str) else f"{value} ({_kind(value)})"
+    return text if len(text) < 60 else text[:57] + "..."
+
+
+def _kind(value: Any) -> str:
+    kinds = {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean",
+             int: "an integer", float: "a number", type(None): "null"}
+    return kinds.get(type(value), type(value).__name__)
+
+
+def _slug(value: Any) -> str:
+    return re.sub(r"[^A-Za-z0-9.-]+", "-", str(value)).strip("-") or "x"
+
+
+def smoke_specs(specs: list[RunSpec]) -> list[RunSpec]:
+    """--smoke: every grid cell on its first seed, each cut to a few batches of one epoch."""
+    first_seed = specs[0].config.seed
+    return [RunSpec(smoke(s.config), s.cell) for s in specs if s.config.seed == first_seed]
+
+
+def input_shape(cfg: DataConfig) -> tuple[int, int, int]:
+    """The (H, W, C) of the images `cfg` yields: 28x28 grey, or pad_to x pad_to."""
+    side = cfg.pad_to or 28
+    return (side, side, 1)

@@ -1,0 +1,225 @@
+"""Datasets: MNIST and Fashion-MNIST from IDX files (or Keras' mnist.npz), and a synthetic set.
+
+Arrays come back as float32 NHWC images in [0, 1] and int32 labels. Where the
+files are looked for, in order: `data.path` (when set, only there),
+`$BNEXP_DATA_DIR/<name>`, the Keras cache (`$KERAS_HOME` or `~/.keras`,
+`datasets/...`), `/usr/share/datasets/<name>`; then `keras.datasets` is asked to
+download, unless `$BNEXP_NO_DOWNLOAD` is set (the tests set it).
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from bnexp.config import DataConfig
+from bnexp.errors import DataError
+
+IDX_FILES = {
+    "train_images": "train-images-idx3-ubyte",
+    "train_labels": "train-labels-idx1-ubyte",
+    "test_images": "t10k-images-idx3-ubyte",
+    "test_labels": "t10k-labels-idx1-ubyte",
+}
+IDX_IMAGES, IDX_LABELS = 0x00000803, 0x00000801
+FOLDER_NAMES = {"fashion_mnist": ["fashion-mnist", "fashion_mnist"], "mnist": ["mnist"]}
+INSTALL_HINT = {
+    "fashion_mnist": "install Debian's package: apt-get install dataset-fashion-mnist",
+    "mnist": "put the four MNIST IDX .gz files (or Keras' mnist.npz) in a folder and set "
+    "data.path or $BNEXP_DATA_DIR/mnist",
+}
+NUM_CLASSES = 10
+
+
+@dataclass
+class Splits:
+    """Train / validation / test arrays. x: float32 (N, H, W, 1) in [0, 1]; y: int32 (N,)."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    source: str
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.x_train.shape[1:])
+
+
+def load(cfg: DataConfig, source: str = "config") -> Splits:
+    """The dataset `cfg` names, split, limited and padded. DataError if it cannot be read."""
+    if cfg.dataset == "synthetic":
+        x_train, y_train, x_test, y_test = synthetic()
+        origin = "synthetic"
+    else:
+        x_train, y_train, x_test, y_test, origin = _find_and_read(cfg, source)
+    splits = split(x_train, y_train, x_test, y_test, cfg, source)
+    splits.source = origin
+    return splits
+
+
+def split(x_train, y_train, x_test, y_test, cfg: DataConfig, source: str = "config") -> Splits:
+    """Geron's split: the first `validation_size` training examples validate, the rest train."""
+    n_val = cfg.validation_size
+    if n_val >= len(x_train):
+        raise DataError(
+            f"{source}: data.validation_size: {n_val} leaves no training examples "
+            f"(the training set has {len(x_train)})"
+        )
+    x_val, y_val = x_train[:n_val], y_train[:n_val]
+    x_train, y_train = x_train[n_val:][: cfg.limit], y_train[n_val:][: cfg.limit]
+    if cfg.batch_size > len(x_train):
+        raise DataError(
+            f"{source}: data.batch_size: {cfg.batch_size} is larger than the "
+            f"{len(x_train)} training examples"
+        )
+    x_test, y_test = x_test[: cfg.test_limit], y_test[: cfg.test_limit]
+    parts = [_images(x, cfg.pad_to) for x in (x_train, x_val, x_test)]
+    labels = [np.asarray(y, dtype=np.int32) for y in (y_train, y_val, y_test)]
+    return Splits(parts[0], labels[0], parts[1], labels[1], parts[2], labels[2], source="")
+
+
+def _images(x: np.ndarray, pad_to: int | None) -> np.ndarray:
+    """uint8 (N, 28, 28) -> float32 (N, H, W, 1) in [0, 1], zero-padded to pad_to."""
+    x = x.astype(np.float32) / 255.0  # every source stores uint8 pixels
+    x = x[..., None] if x.ndim == 3 else x
+    if pad_to:
+        before = (pad_to - x.shape[1]) // 2
+        after = pad_to - x.shape[1] - before
+        x = np.pad(x, ((0, 0), (before, after), (before, after), (0, 0)))
+    return x
+
+
+# ---------------------------------------------------------------- finding files
+
+
+def candidate_folders(cfg: DataConfig) -> list[Path]:
+    """Where the dataset's files are looked for, in order."""
+    if cfg.path:
+        return [Path(cfg.path).expanduser()]
+    names = FOLDER_NAMES[cfg.dataset]
+    folders = []
+    if os.environ.get("BNEXP_DATA_DIR"):
+        folders += [Path(os.environ["BNEXP_DATA_DIR"]) / n for n in names]
+    keras_home = Path(os.environ.get("KERAS_HOME", "~/.keras")).expanduser()
+    folders += [keras_home / "datasets" / n for n in names]
+    if cfg.dataset == "mnist":
+        folders.append(keras_home / "datasets")  # keras.datasets.mnist keeps mnist.npz here
+    folders += [Path("/usr/share/datasets") / n for n in names]
+    return folders
+
+
+def _find_and_read(cfg: DataConfig, source: str):
+    folders = candidate_folders(cfg)
+    for folder in folders:
+        found = _read_folder(folder, cfg.dataset)
+        if found is not None:
+            return (*found, str(folder))
+    if not cfg.path and not os.environ.get("BNEXP_NO_DOWNLOAD"):
+        arrays = _download(cfg.dataset)
+        if arrays is not None:
+            return (*arrays, "keras.datasets")
+    key = "data.path" if cfg.path else "data.dataset"
+    looked = ", ".join(str(f) for f in folders)
+    raise DataError(
+        f"{source}: {key}: no {cfg.dataset} files found (looked in {looked}); "
+        f"{INSTALL_HINT[cfg.dataset]}"
+    )
+
+
+def _read_folder(folder: Path, dataset: str):
+    """(x_train, y_train, x_test, y_test) from a folder, or None if it has no such files."""
+    if dataset == "mnist" and (folder / "mnist.npz").is_file():
+        return read_npz(folder / "mnist.npz")
+    paths = {k: _idx_path(folder, name) for k, name in IDX_FILES.items()}
+    if not any(paths.values()):
+        return None
+    missing = [IDX_FILES[k] + ".gz" for k, p in paths.items() if p is None]
+    if missing:
+        raise DataError(f"{folder}: incomplete {dataset} files, missing {missing}")
+    return (
+        read_idx(paths["train_images"], IDX_IMAGES),
+        read_idx(paths["train_labels"], IDX_LABELS),
+        read_idx(paths["test_images"], IDX_IMAGES),
+        read_idx(paths["test_labels"], IDX_LABELS),
+    )
+
+
+def _idx_path(folder: Path, name: str) -> Path | None:
+    for candidate in (folder / f"{name}.gz", folder / name):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def read_idx(path: Path, magic: int) -> np.ndarray:
+    """One IDX file (gzipped or not) as a uint8 array; DataError if it is not one whole."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as f:
+            data = f.read()
+    except (OSError, EOFError) as e:
+        raise DataError(f"{path}: cannot read: {e}") from None
+    if len(data) < 4 or int.from_bytes(data[:4], "big") != magic:
+        got = data[:4].hex() if len(data) >= 4 else "nothing"
+        raise DataError(f"{path}: not an IDX file of this kind (magic {got}, want {magic:08x})")
+    ndim = data[3]
+    shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    body = data[4 + 4 * ndim :]
+    if len(body) != int(np.prod(shape)):
+        raise DataError(
+            f"{path}: truncated or oversized: {len(body)} bytes of data for shape {shape}"
+        )
+    return np.frombuffer(body, dtype=np.uint8).reshape(shape)
+
+
+def read_npz(path: Path):
+    """Keras' mnist.npz cache: x_train, y_train, x_test, y_test."""
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            return f["x_train"], f["y_train"], f["x_test"], f["y_test"]
+    except (OSError, KeyError, ValueError) as e:
+        raise DataError(f"{path}: not a readable Keras mnist.npz: {e}") from None
+
+
+def _download(dataset: str):
+    """Last resort: keras.datasets (which downloads into the Keras cache). None on failure."""
+    try:
+        from tensorflow import keras
+
+        module = keras.datasets.fashion_mnist if dataset == "fashion_mnist" else keras.datasets.mnist
+        (x_train, y_train), (x_test, y_test) = module.load_data()
+        return x_train, y_train, x_test, y_test
+    except Exception:  # noqa: BLE001 - any failure means "not available here"
+        return None
+
+
+# ---------------------------------------------------------------- synthetic
+
+
+def synthetic(n_train: int = 1200, n_test: int = 300, seed: int = 1234):
+    """A tiny 28x28 10-class set for unit tests: a class-specific blob plus noise.
+
+    Learnable in a few steps, so a test can see training work; fixed seed so every
+    test sees the same data (the run's own seed only drives weights and order).
+    """
+    rng = np.random.default_rng(seed)
+    centres = rng.uniform(6, 22, size=(NUM_CLASSES, 2))
+    yy, xx = np.mgrid[0:28, 0:28]
+
+    def make(n):
+        y = rng.integers(0, NUM_CLASSES, size=n)
+        cy, cx = centres[y, 0, None, None], centres[y, 1, None, None]
+        blob = np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / 18.0)
+        x = np.clip(blob + rng.normal(0, 0.15, size=(n, 28, 28)), 0, 1)
+        return (x * 255).astype(np.uint8), y.astype(np.uint8)
+
+    x_train, y_train = make(n_train)
+    x_test, y_test = make(n_test)
+    return x_train, y_train, x_test, y_test

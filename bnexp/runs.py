@@ -1,0 +1,150 @@
+"""Run folders: created exclusively, metrics appended per epoch, summary replaced atomically.
+
+A run folder holds config.yaml (the resolved config), metrics.csv (one row per
+finished epoch, never rewritten), summary.json (always whole: written to a temp
+file and renamed over the old one) and train.log. No TensorFlow here: compare
+reads run folders through this module.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import tempfile
+import time
+from pathlib import Path
+
+from bnexp.errors import BadInput
+
+METRIC_COLUMNS = [
+    "epoch", "train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc",
+    "seconds", "samples_per_sec", "eval_seconds",
+]
+LOWER_IS_BETTER = {"train_loss", "val_loss", "test_loss"}
+STATUSES = ("running", "completed", "diverged", "failed", "interrupted")
+
+
+def ensure_writable(runs_dir: Path) -> None:
+    """BadInput unless `runs_dir` exists (or can be made) and a file can be created in it."""
+    try:
+        runs_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=runs_dir, prefix=".probe-"):
+            pass
+    except OSError as e:
+        raise BadInput(f"{runs_dir}: --runs-dir: cannot write run folders here ({e.strerror})")
+
+
+def create(runs_dir: Path, label: str) -> Path:
+    """A new, empty run folder `<label>_<timestamp>[-k]`; mkdir is exclusive, so never shared."""
+    base = f"{label}_{time.strftime('%Y%m%d-%H%M%S')}"
+    for k in range(10_000):
+        path = runs_dir / (base if k == 0 else f"{base}-{k}")
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue
+    raise RuntimeError(f"{runs_dir}: could not find a free run folder name for {base}")
+
+
+class RunFolder:
+    """Writes one run's files. Every write is flushed before the method returns."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.metrics_path = path / "metrics.csv"
+        self.summary_path = path / "summary.json"
+        self.log_path = path / "train.log"
+
+    def write_config(self, text: str) -> None:
+        _write_atomic(self.path / "config.yaml", text)
+
+    def append_metrics(self, row: dict) -> None:
+        """One epoch's row; the header goes first when the file is new."""
+        new = not self.metrics_path.exists()
+        with open(self.metrics_path, "a", newline="", encoding="utf-8") as f:
+            writer = csv.DictWriter(f, fieldnames=METRIC_COLUMNS, extrasaction="ignore")
+            if new:
+                writer.writeheader()
+            writer.writerow({k: _cell(row.get(k)) for k in METRIC_COLUMNS})
+            f.flush()
+            os.fsync(f.fileno())
+
+    def write_summary(self, summary: dict) -> None:
+        text = json.dumps(_finite_or_null(summary), indent=2, default=_json_default)
+        _write_atomic(self.summary_path, text)
+
+    def log(self, message: str) -> None:
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+        with open(self.log_path, "a", encoding="utf-8") as f:
+            f.write(f"{stamp} {message.rstrip()}\n")
+
+
+def read_summary(path: Path) -> dict:
+    return json.loads((path / "summary.json").read_text(encoding="utf-8"))
+
+
+def read_metrics(path: Path) -> list[dict]:
+    """metrics.csv rows as dicts of floats (epoch as int, blanks as NaN)."""
+    with open(path / "metrics.csv", newline="", encoding="utf-8") as f:
+        return [
+            {k: (int(v) if k == "epoch" else float(v) if v else math.nan) for k, v in row.items()}
+            for row in csv.DictReader(f)
+        ]
+
+
+def best_of(rows: list[dict]) -> dict:
+    """Per metric, its best value over epochs (max accuracy, min loss) and the epoch it came."""
+    best = {}
+    for key in METRIC_COLUMNS[1:7]:
+        values = [(r[key], r["epoch"]) for r in rows if _finite(r.get(key))]
+        if values:
+            pick = min if key in LOWER_IS_BETTER else max
+            value, epoch = pick(values, key=lambda v: v[0])
+            best[key] = value
+            best[f"{key}_epoch"] = epoch
+    return best
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _cell(value) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
+
+
+def _finite(value) -> bool:
+    return isinstance(value, int | float) and math.isfinite(value)
+
+
+def _finite_or_null(value):
+    """NaN and infinities become null: JSON has no spelling for them."""
+    if isinstance(value, dict):
+        return {k: _finite_or_null(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite_or_null(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _json_default(value):
+    if hasattr(value, "item"):  # NumPy scalars
+        return value.item()
+    raise TypeError(f"not JSON serializable: {type(value).__name__}")

@@ -1,0 +1,277 @@
+"""Training: a tf.function GradientTape step, an inference-mode evaluation, the epoch loop.
+
+The two modes are the whole point of BN experiments, so they are explicit:
+`train_step` calls the model with training=True (batch statistics, moving
+averages updated) and `evaluate` with training=False (moving statistics, nothing
+updated). train_* metrics are averaged over the epoch's steps in training mode;
+val_* and test_* are measured after the epoch, over the full sets, in inference
+mode. A NaN or infinite loss stops the run at once with status "diverged".
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+import socket
+import subprocess
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+from tensorflow import keras
+
+import bnexp
+from bnexp import config as config_mod
+from bnexp import data as data_mod
+from bnexp import models, runs
+from bnexp.config import Config, OptimizerConfig, RunSpec
+from bnexp.errors import BadInput
+
+EVAL_BATCH = 2000  # inference mode: batch size changes speed only, not results
+SYNC_EVERY = 20  # steps between reading the running loss back to Python (a host sync)
+
+
+@dataclass
+class Outcome:
+    """How one run ended: its folder and status (completed, diverged or failed)."""
+
+    path: Path
+    status: str
+
+
+class Steps:
+    """The compiled train and eval steps of one model, with on-device metric sums."""
+
+    def __init__(self, model: keras.Model, optimizer: keras.optimizers.Optimizer, input_shape):
+        self.model, self.optimizer = model, optimizer
+        self.loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        # [sum of loss * batch, correct predictions, examples] since the last reset
+        self.sums = tf.Variable(tf.zeros(3), trainable=False)
+        signature = [
+            tf.TensorSpec((None, *input_shape), tf.float32),
+            tf.TensorSpec((None,), tf.int32),
+        ]
+        self.train_step = tf.function(self.eager_train_step, input_signature=signature)
+        self.eval_step = tf.function(self.eager_eval_step, input_signature=signature)
+
+    def eager_train_step(self, x, y):
+        """One SGD step in training mode; returns the batch's mean loss."""
+        with tf.GradientTape() as tape:
+            logits = self.model(x, training=True)
+            loss = self.loss_fn(y, logits)
+            total = loss + tf.add_n(self.model.losses) if self.model.losses else loss
+        grads = tape.gradient(total, self.model.trainable_variables)
+        self.optimizer.apply_gradients(zip(grads, self.model.trainable_variables, strict=True))
+        self.sums.assign_add(_batch_sums(loss, logits, y))
+        return loss
+
+    def eager_eval_step(self, x, y):
+        """Loss and accuracy sums of one batch in inference mode; changes no variable."""
+        logits = self.model(x, training=False)
+        return _batch_sums(self.loss_fn(y, logits), logits, y)
+
+    def take_sums(self) -> tuple[float, float]:
+        """(mean loss, accuracy) since the last call, and reset."""
+        loss_sum, correct, n = self.sums.numpy()
+        self.sums.assign(tf.zeros(3))
+        return float(loss_sum / max(n, 1)), float(correct / max(n, 1))
+
+    def evaluate(self, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+        """(mean loss, accuracy) over a whole set in inference mode; NaN for an empty set."""
+        if len(x) == 0:
+            return math.nan, math.nan
+        total = np.zeros(3)
+        for i in range(0, len(x), EVAL_BATCH):
+            total += self.eval_step(x[i : i + EVAL_BATCH], y[i : i + EVAL_BATCH]).numpy()
+        return float(total[0] / total[2]), float(total[1] / total[2])
+
+
+def _batch_sums(mean_loss, logits, y):
+    n = tf.cast(tf.shape(y)[0], tf.float32)
+    hits = tf.cast(tf.equal(tf.argmax(logits, axis=-1, output_type=tf.int32), y), tf.float32)
+    return tf.stack([mean_loss * n, tf.reduce_sum(hits), n])
+
+
+def make_optimizer(cfg: OptimizerConfig) -> keras.optimizers.Optimizer:
+    if cfg.name == "sgd":
+        return keras.optimizers.SGD(learning_rate=cfg.learning_rate, momentum=cfg.momentum)
+    if cfg.name == "rmsprop":
+        return keras.optimizers.RMSprop(learning_rate=cfg.learning_rate, momentum=cfg.momentum)
+    return keras.optimizers.Adam(learning_rate=cfg.learning_rate)
+
+
+class Diverged(Exception):
+    """The loss became NaN or infinite: a result (e.g. too high a learning rate), not a crash."""
+
+    def __init__(self, epoch: int, step: int):
+        super().__init__(f"loss became non-finite at epoch {epoch}, step {step}")
+        self.epoch, self.step = epoch, step
+
+
+def fit(config: Config, splits: data_mod.Splits, on_epoch, reporter, model=None):
+    """Train `config` on `splits`; call on_epoch(row) after each epoch. Raises Diverged."""
+    keras.utils.set_random_seed(config.seed)
+    model = model or models.build(config.model, splits.input_shape)
+    steps = Steps(model, make_optimizer(config.optimizer), splits.input_shape)
+    order = np.random.default_rng(config.seed)  # the data order, one permutation per epoch
+    batch, n = config.data.batch_size, len(splits.x_train)
+    n_steps = math.ceil(n / batch)
+    for epoch in range(1, config.train.epochs + 1):
+        reporter.epoch_started(epoch, n_steps)
+        perm = order.permutation(n)
+        start = time.perf_counter()
+        for step in range(n_steps):
+            idx = perm[step * batch : (step + 1) * batch]
+            loss = steps.train_step(splits.x_train[idx], splits.y_train[idx])
+            if (step + 1) % SYNC_EVERY == 0 or step + 1 == n_steps:
+                value = float(loss)
+                if not math.isfinite(value):
+                    raise Diverged(epoch, step + 1)
+                reporter.step(epoch, step + 1, value)
+        train_loss, train_acc = steps.take_sums()
+        seconds = time.perf_counter() - start
+        if not math.isfinite(train_loss):
+            raise Diverged(epoch, n_steps)
+        start = time.perf_counter()
+        val_loss, val_acc = steps.evaluate(splits.x_val, splits.y_val)
+        test_loss, test_acc = steps.evaluate(splits.x_test, splits.y_test)
+        on_epoch({
+            "epoch": epoch, "train_loss": train_loss, "train_acc": train_acc,
+            "val_loss": val_loss, "val_acc": val_acc,
+            "test_loss": test_loss, "test_acc": test_acc,
+            "seconds": seconds, "samples_per_sec": n / seconds,
+            "eval_seconds": time.perf_counter() - start,
+        })
+    return model
+
+
+# ---------------------------------------------------------------- runs
+
+
+def run_all(specs: list[RunSpec], runs_dir: Path, reporter, source: str) -> list[Outcome]:
+    """Every run of a config, one after another. Bad input is caught before any folder exists."""
+    runs.ensure_writable(runs_dir)
+    datasets = {}
+    for spec in specs:  # load (and so check) every dataset before the first run starts
+        key = spec.config.data.model_dump_json()
+        if key not in datasets:
+            datasets[key] = data_mod.load(spec.config.data, source)
+    for spec in specs:
+        _check_buildable(spec.config, datasets[spec.config.data.model_dump_json()], source)
+    outcomes = []
+    for spec in specs:
+        splits = datasets[spec.config.data.model_dump_json()]
+        outcomes.append(run_one(spec, splits, runs_dir, reporter))
+    return outcomes
+
+
+def run_one(spec: RunSpec, splits: data_mod.Splits, runs_dir: Path, reporter) -> Outcome:
+    """One run in a new folder under runs_dir. Never raises for a failing run: it is recorded."""
+    config = spec.config
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(config.seed)
+    model = models.build(config.model, splits.input_shape)
+    path = runs.create(runs_dir, spec.label)
+    folder = runs.RunFolder(path)
+    folder.write_config(config_mod.to_yaml(config))
+    t0 = time.time()
+    summary = _initial_summary(spec, splits, model, path)
+    folder.write_summary(summary)
+    folder.log(f"started {path.name}: {splits.source}, {summary['data']}")
+    rows: list[dict] = []
+    reporter.run_started(path, config.train.epochs)
+
+    def on_epoch(row):
+        rows.append(row)
+        folder.append_metrics(row)
+        summary.update(epochs_done=row["epoch"], final=_metrics(row), best=runs.best_of(rows))
+        folder.write_summary(summary)
+        reporter.epoch_done(row)
+
+    try:
+        fit(config, splits, on_epoch, reporter, model=model)
+        summary["status"] = "completed"
+    except Diverged as e:
+        summary.update(status="diverged", diverged_at={"epoch": e.epoch, "step": e.step})
+        folder.log(str(e))
+    except Exception as e:  # noqa: BLE001 - a failing run is recorded, the sweep goes on
+        summary.update(status="failed", error=f"{type(e).__name__}: {e}")
+        folder.log("failed:\n" + traceback.format_exc())
+    except KeyboardInterrupt:
+        summary["status"] = "interrupted"
+        _finish(summary, folder, t0)
+        raise
+    _finish(summary, folder, t0)
+    reporter.run_done(path, summary)
+    return Outcome(path, summary["status"])
+
+
+def _check_buildable(config: Config, splits: data_mod.Splits, source: str) -> None:
+    try:
+        models.build(config.model, splits.input_shape)
+    except ValueError as e:
+        first = str(e).strip().splitlines()[0]
+        raise BadInput(
+            f"{source}: model: cannot build {config.model.arch} on inputs of shape "
+            f"{splits.input_shape} (check kernel_size, filters, data.pad_to): {first}"
+        ) from None
+    finally:
+        keras.backend.clear_session()
+
+
+def _initial_summary(spec: RunSpec, splits, model, path: Path) -> dict:
+    return {
+        "run_id": path.name,
+        "status": "running",
+        "epochs_done": 0,
+        "epochs": spec.config.train.epochs,
+        "seed": spec.config.seed,
+        "config_hash": config_mod.config_hash(spec.config),
+        "cell": spec.cell,
+        "params": models.param_counts(model),
+        "data": {"source": splits.source, "train": len(splits.x_train),
+                 "validation": len(splits.x_val), "test": len(splits.x_test)},
+        "final": {},
+        "best": {},
+        "started": _now(),
+        "ended": None,
+        "wall_seconds": None,
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "versions": {"bnexp": bnexp.__version__, "tensorflow": tf.__version__,
+                     "keras": keras.__version__, "python": platform.python_version(),
+                     "numpy": np.__version__},
+        "git_commit": _git_commit(),
+        "error": None,
+    }
+
+
+def _finish(summary: dict, folder: runs.RunFolder, t0: float) -> None:
+    summary["ended"] = _now()
+    summary["wall_seconds"] = round(time.time() - t0, 3)
+    folder.write_summary(summary)
+    folder.log(f"{summary['status']} after {summary['epochs_done']} epochs")
+
+
+def _metrics(row: dict) -> dict:
+    return {k: row[k] for k in runs.METRIC_COLUMNS if k != "epoch"}
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+def _git_commit() -> str | None:
+    """The commit of the bnexp source tree, where it is a git checkout."""
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(Path(__file__).parent), "rev-parse", "HEAD"],
+            capture_output=True, text=True, timeout=5, check=True,
+        )
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
