@@ -193,8 +193,8 @@ def _download(dataset: str):
     try:
         from tensorflow import keras
 
-        module = keras.datasets.fashion_mnist if dataset == "fashion_mnist" else keras.datasets.mnist
-        (x_train, y_train), (x_test, y_test) = module.load_data()
+        module = {"fashion_mnist": keras.datasets.fashion_mnist, "mnist": keras.datasets.mnist}
+        (x_train, y_train), (x_test, y_test) = module[dataset].load_data()
         return x_train, y_train, x_test, y_test
     except Exception:  # noqa: BLE001 - any failure means "not available here"
         return None

@@ -33,7 +33,9 @@ def ensure_writable(runs_dir: Path) -> None:
         with tempfile.NamedTemporaryFile(dir=runs_dir, prefix=".probe-"):
             pass
     except OSError as e:
-        raise BadInput(f"{runs_dir}: --runs-dir: cannot write run folders here ({e.strerror})")
+        raise BadInput(
+            f"{runs_dir}: --runs-dir: cannot write run folders here ({e.strerror})"
+        ) from None
 
 
 def create(runs_dir: Path, label: str) -> Path:

@@ -1,0 +1,135 @@
+"""The IDX / npz loaders, the search order, splits, limits and padding, and bad files."""
+
+import gzip
+
+import numpy as np
+import pytest
+
+from bnexp import data
+from bnexp.config import DataConfig
+from bnexp.errors import DataError
+from tests.conftest import FASHION_DIR, needs_fashion
+
+
+def idx_bytes(array: np.ndarray) -> bytes:
+    magic = data.IDX_IMAGES if array.ndim == 3 else data.IDX_LABELS
+    header = magic.to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in array.shape)
+    return header + array.astype(np.uint8).tobytes()
+
+
+def tiny_mnist(n_train=40, n_test=10, seed=0):
+    rng = np.random.default_rng(seed)
+    return (rng.integers(0, 256, (n_train, 28, 28)), rng.integers(0, 10, n_train),
+            rng.integers(0, 256, (n_test, 28, 28)), rng.integers(0, 10, n_test))
+
+
+def write_idx_folder(folder, arrays, gz=True):
+    folder.mkdir(parents=True, exist_ok=True)
+    for key, array in zip(data.IDX_FILES, arrays, strict=True):
+        name = data.IDX_FILES[key]
+        raw = idx_bytes(array)
+        if gz:
+            with gzip.open(folder / f"{name}.gz", "wb") as f:
+                f.write(raw)
+        else:
+            (folder / name).write_bytes(raw)
+
+
+def cfg(**kw):
+    base = dict(dataset="mnist", batch_size=4, validation_size=10)
+    return DataConfig(**{**base, **kw})
+
+
+@pytest.mark.parametrize("gz", [True, False])
+def test_mnist_from_idx_files_in_data_path(tmp_path, gz):
+    arrays = tiny_mnist()
+    write_idx_folder(tmp_path / "m", arrays, gz=gz)
+    s = data.load(cfg(path=str(tmp_path / "m")))
+    assert s.x_train.shape == (30, 28, 28, 1) and s.x_val.shape == (10, 28, 28, 1)
+    assert s.x_train.dtype == np.float32 and s.y_train.dtype == np.int32
+    np.testing.assert_allclose(s.x_val[..., 0], arrays[0][:10] / 255.0, rtol=1e-6)
+    np.testing.assert_array_equal(s.y_train, arrays[1][10:])
+    np.testing.assert_array_equal(s.y_test, arrays[3])
+    assert 0.0 <= s.x_train.min() and s.x_train.max() <= 1.0
+
+
+def test_mnist_from_keras_npz_cache(tmp_path, monkeypatch):
+    x, y, xt, yt = tiny_mnist()
+    (tmp_path / "datasets").mkdir()
+    np.savez(tmp_path / "datasets" / "mnist.npz", x_train=x.astype(np.uint8), y_train=y,
+             x_test=xt.astype(np.uint8), y_test=yt)
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    monkeypatch.delenv("BNEXP_DATA_DIR", raising=False)
+    s = data.load(cfg())
+    assert s.source == str(tmp_path / "datasets")
+    np.testing.assert_array_equal(s.y_test, yt)
+
+
+def test_search_order_prefers_bnexp_data_dir_over_keras_cache(tmp_path, monkeypatch):
+    write_idx_folder(tmp_path / "env" / "mnist", tiny_mnist(seed=1))
+    write_idx_folder(tmp_path / "keras" / "datasets" / "mnist", tiny_mnist(seed=2))
+    monkeypatch.setenv("BNEXP_DATA_DIR", str(tmp_path / "env"))
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    assert data.load(cfg()).source == str(tmp_path / "env" / "mnist")
+    monkeypatch.delenv("BNEXP_DATA_DIR")
+    assert data.load(cfg()).source == str(tmp_path / "keras" / "datasets" / "mnist")
+
+
+def test_missing_data_says_where_it_looked_and_how_to_install(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    monkeypatch.setenv("BNEXP_DATA_DIR", str(tmp_path / "nothing"))
+    with pytest.raises(DataError) as info:
+        data.load(cfg(), source="exp.yaml")
+    message = str(info.value)
+    assert message.startswith("exp.yaml: data.dataset: no mnist files found")
+    assert str(tmp_path / "nothing" / "mnist") in message and "/usr/share/datasets" in message
+    with pytest.raises(DataError, match="data.path.*apt-get install dataset-fashion-mnist"):
+        data.load(cfg(dataset="fashion_mnist", path=str(tmp_path / "empty")))
+
+
+def test_wrong_magic_truncated_and_incomplete_files_are_data_errors(tmp_path):
+    arrays = tiny_mnist()
+    write_idx_folder(tmp_path / "m", arrays, gz=False)
+    images = tmp_path / "m" / "train-images-idx3-ubyte"
+    good = images.read_bytes()
+    images.write_bytes(good[:-100])
+    with pytest.raises(DataError, match="truncated"):
+        data.load(cfg(path=str(tmp_path / "m")))
+    images.write_bytes(b"\x00\x00\x08\x01" + good[4:])
+    with pytest.raises(DataError, match="magic"):
+        data.load(cfg(path=str(tmp_path / "m")))
+    images.unlink()
+    with pytest.raises(DataError, match="missing"):
+        data.load(cfg(path=str(tmp_path / "m")))
+
+
+def test_limit_test_limit_and_padding(tmp_path):
+    write_idx_folder(tmp_path / "m", tiny_mnist())
+    s = data.load(cfg(path=str(tmp_path / "m"), limit=8, test_limit=3, pad_to=32))
+    assert s.x_train.shape == (8, 32, 32, 1) and s.x_test.shape == (3, 32, 32, 1)
+    assert np.all(s.x_train[:, :2] == 0) and np.all(s.x_train[:, :, -2:] == 0)
+
+
+def test_batch_larger_than_training_set_and_no_training_examples(tmp_path):
+    write_idx_folder(tmp_path / "m", tiny_mnist())
+    with pytest.raises(DataError, match="data.batch_size: 64 is larger than the 30"):
+        data.load(cfg(path=str(tmp_path / "m"), batch_size=64))
+    with pytest.raises(DataError, match="data.validation_size"):
+        data.load(cfg(path=str(tmp_path / "m"), validation_size=40))
+
+
+def test_synthetic_is_deterministic_and_learnable_shape():
+    a, b = data.load(DataConfig(dataset="synthetic", validation_size=0)), data.load(
+        DataConfig(dataset="synthetic", validation_size=0))
+    np.testing.assert_array_equal(a.x_train, b.x_train)
+    assert a.input_shape == (28, 28, 1) and set(np.unique(a.y_train)) == set(range(10))
+
+
+@needs_fashion
+def test_real_fashion_mnist_from_the_debian_package(monkeypatch, tmp_path):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    monkeypatch.delenv("BNEXP_DATA_DIR", raising=False)
+    s = data.load(DataConfig(limit=1000, test_limit=500))
+    assert s.source == str(FASHION_DIR)
+    assert s.x_train.shape == (1000, 28, 28, 1) and len(s.x_val) == 5000 and len(s.x_test) == 500
+    assert set(np.unique(s.y_val)) == set(range(10))
