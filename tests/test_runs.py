@@ -1,0 +1,51 @@
+"""Run folders: exclusive creation, append-only metrics, atomic summaries."""
+
+import json
+import math
+
+import pytest
+
+from bnexp import runs
+from bnexp.errors import BadInput
+
+
+def test_create_never_shares_a_folder(tmp_path):
+    paths = {runs.create(tmp_path, "exp_s0") for _ in range(5)}
+    assert len(paths) == 5 and all(p.is_dir() and p.name.startswith("exp_s0_") for p in paths)
+
+
+def test_metrics_are_appended_with_one_header_and_blank_nan(tmp_path):
+    folder = runs.RunFolder(tmp_path)
+    for epoch in (1, 2):
+        folder.append_metrics({"epoch": epoch, "train_loss": 1.0 / epoch, "val_loss": math.nan})
+    lines = (tmp_path / "metrics.csv").read_text().splitlines()
+    assert lines[0].split(",") == runs.METRIC_COLUMNS
+    assert len(lines) == 3 and lines[2].startswith("2,0.5,,")
+    rows = runs.read_metrics(tmp_path)
+    assert rows[1]["epoch"] == 2 and math.isnan(rows[1]["val_loss"])
+
+
+def test_summary_is_whole_json_with_nan_as_null_and_no_temp_files(tmp_path):
+    folder = runs.RunFolder(tmp_path)
+    folder.write_summary({"status": "running", "final": {"val_acc": math.nan}})
+    folder.write_summary({"status": "completed", "final": {"val_acc": 0.5}})
+    assert json.loads((tmp_path / "summary.json").read_text())["status"] == "completed"
+    folder.write_summary({"final": {"val_acc": float("nan")}})
+    assert json.loads((tmp_path / "summary.json").read_text())["final"]["val_acc"] is None
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["summary.json"]
+
+
+def test_best_of_takes_max_accuracy_and_min_loss():
+    rows = [{"epoch": 1, "train_loss": 2.0, "test_acc": 0.5},
+            {"epoch": 2, "train_loss": 1.0, "test_acc": 0.7},
+            {"epoch": 3, "train_loss": 1.5, "test_acc": 0.6}]
+    best = runs.best_of(rows)
+    assert (best["train_loss"], best["train_loss_epoch"]) == (1.0, 2)
+    assert (best["test_acc"], best["test_acc_epoch"]) == (0.7, 2)
+
+
+def test_unwritable_runs_dir_is_bad_input(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(BadInput, match="--runs-dir"):
+        runs.ensure_writable(blocker / "runs")

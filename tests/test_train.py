@@ -1,0 +1,95 @@
+"""The training loop on the synthetic set: steps, modes, metrics, divergence, failure."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from tensorflow import keras
+
+from bnexp import config, data, models, runs, train
+from bnexp.config import Config
+
+
+class Quiet:
+    def __getattr__(self, name):
+        return lambda *args, **kwargs: None
+
+
+def synthetic_config(**sections) -> Config:
+    raw = {"name": "t", "data": {"dataset": "synthetic", "batch_size": 50,
+                                 "validation_size": 200}, "train": {"epochs": 2}}
+    for key, value in sections.items():
+        raw.setdefault(key, {}).update(value)
+    return config.validate(raw, "test")
+
+
+def test_compiled_step_equals_eager_step():
+    cfg = synthetic_config(model={"bn": {"impl": "scratch"}})
+    splits = data.load(cfg.data)
+    x, y = splits.x_train[:50], splits.y_train[:50]
+    losses, weights = [], []
+    for compiled in (True, False):
+        keras.utils.set_random_seed(0)
+        model = models.build(cfg.model, splits.input_shape)
+        steps = train.Steps(model, train.make_optimizer(cfg.optimizer), splits.input_shape)
+        step = steps.train_step if compiled else steps.eager_train_step
+        losses.append([float(step(tf.constant(x), tf.constant(y))) for _ in range(3)])
+        weights.append([w.numpy() for w in model.weights])
+    np.testing.assert_allclose(losses[0], losses[1], rtol=1e-5)
+    for a, b in zip(*weights, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_evaluation_changes_no_variable_and_training_moves_bn_statistics():
+    cfg = synthetic_config()
+    splits = data.load(cfg.data)
+    model = models.build(cfg.model, splits.input_shape)
+    steps = train.Steps(model, train.make_optimizer(cfg.optimizer), splits.input_shape)
+    before = [w.numpy().copy() for w in model.weights]
+    steps.evaluate(splits.x_test, splits.y_test)
+    for a, w in zip(before, model.weights, strict=True):
+        np.testing.assert_array_equal(a, w.numpy())
+    steps.train_step(splits.x_train[:50], splits.y_train[:50])
+    moving = model.get_layer("conv1_bn").moving_mean.numpy()
+    assert not np.allclose(moving, 0.0)
+
+
+def test_fit_learns_and_reports_every_column():
+    cfg = synthetic_config(train={"epochs": 3})
+    rows = []
+    train.fit(cfg, data.load(cfg.data), rows.append, Quiet())
+    assert [r["epoch"] for r in rows] == [1, 2, 3]
+    assert set(runs.METRIC_COLUMNS) <= set(rows[-1])
+    assert rows[-1]["test_acc"] > 0.5 and rows[-1]["train_loss"] < rows[0]["train_loss"]
+
+
+def test_same_seed_same_metrics():
+    cfg = synthetic_config(train={"epochs": 1})
+    splits = data.load(cfg.data)
+    a, b = [], []
+    train.fit(cfg, splits, a.append, Quiet())
+    keras.backend.clear_session()
+    train.fit(cfg, splits, b.append, Quiet())
+    assert a[0]["train_loss"] == pytest.approx(b[0]["train_loss"], rel=1e-5)
+    assert a[0]["test_acc"] == b[0]["test_acc"]
+
+
+def test_divergence_stops_the_run_with_status_diverged(tmp_path):
+    cfg = synthetic_config(model={"arch": "mlp", "activation": "relu", "bn": {"placement": "none"}},
+                           optimizer={"learning_rate": 1.0e6}, train={"epochs": 3})
+    outcome = train.run_one(config.RunSpec(cfg), data.load(cfg.data), tmp_path, Quiet())
+    summary = runs.read_summary(outcome.path)
+    assert outcome.status == summary["status"] == "diverged"
+    assert summary["diverged_at"]["epoch"] == 1
+    assert summary["epochs_done"] == 0
+
+
+def test_a_run_that_raises_is_recorded_as_failed(tmp_path, monkeypatch):
+    def broken_fit(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(train, "fit", broken_fit)
+    cfg = synthetic_config()
+    outcome = train.run_one(config.RunSpec(cfg), data.load(cfg.data), tmp_path, Quiet())
+    summary = runs.read_summary(outcome.path)
+    assert summary["status"] == "failed" and summary["error"] == "RuntimeError: boom"
+    assert "Traceback" in (outcome.path / "train.log").read_text()
