@@ -107,11 +107,11 @@ def print_model_summary(name: str, rows: list[dict], counts: dict, console=None)
 
 def print_run_list(source: str, specs, console=None) -> None:
     """validate's answer: the config is valid and expands to these runs."""
-    console = console or Console()
-    console.print(f"{source}: valid, {len(specs)} run{'s' * (len(specs) != 1)}", highlight=False)
+    console = console or Console(soft_wrap=True, highlight=False)  # scripts read these lines
+    console.print(f"{source}: valid, {len(specs)} run{'s' * (len(specs) != 1)}")
     for spec in specs:
         cell = ", ".join(f"{k}={v}" for k, v in spec.cell.items())
-        console.print(f"  {spec.label}" + (f"  ({cell})" if cell else ""), highlight=False)
+        console.print(f"  {spec.label}" + (f"  ({cell})" if cell else ""))
 
 
 def print_error(message: str) -> None:

@@ -50,7 +50,7 @@ def test_mnist_from_idx_files_in_data_path(tmp_path, gz):
     np.testing.assert_allclose(s.x_val[..., 0], arrays[0][:10] / 255.0, rtol=1e-6)
     np.testing.assert_array_equal(s.y_train, arrays[1][10:])
     np.testing.assert_array_equal(s.y_test, arrays[3])
-    assert 0.0 <= s.x_train.min() and s.x_train.max() <= 1.0
+    assert s.x_train.min() >= 0.0 and s.x_train.max() <= 1.0
 
 
 def test_mnist_from_keras_npz_cache(tmp_path, monkeypatch):

@@ -1,0 +1,138 @@
+"""The CLI through Typer's CliRunner: exit codes, messages, files; and what it imports."""
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from bnexp.cli import app
+from tests.conftest import SYNTHETIC
+
+runner = CliRunner()
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def plain(text: str) -> str:
+    return re.sub(r"\x1b\[[0-9;]*m", "", text)
+
+
+def invoke(*args):
+    result = runner.invoke(app, [str(a) for a in args])
+    return result.exit_code, plain(result.output)
+
+
+def test_help_lists_the_commands():
+    code, out = invoke("--help")
+    assert code == 0
+    for command in ("train", "summary", "validate"):
+        assert command in out
+
+
+def test_validate_lists_the_runs_a_sweep_expands_to(write_config):
+    path = write_config(SYNTHETIC + "sweep:\n  grid:\n    model.bn.placement: [none, after]\n"
+                        "  seeds: [0, 1]\n")
+    code, out = invoke("validate", path)
+    assert code == 0
+    assert "valid, 4 runs" in out and "syn_placement=after_s1" in out
+
+
+@pytest.mark.parametrize("text,key", [
+    ("model:\n  bn:\n    placment: before\n", "model.bn.placment"),
+    ("optimizer:\n  learning_rate: -1\n", "optimizer.learning_rate"),
+    ("data:\n  dataset: imagenet\n", "data.dataset"),
+    ("train: {epochs: ten}\n", "train.epochs"),
+])
+@pytest.mark.parametrize("command", ["validate", "train", "summary"])
+def test_bad_config_exits_2_with_one_line_and_no_run_folder(write_config, tmp_path, text, key,
+                                                           command):
+    path = write_config(text)
+    runs_dir = tmp_path / "runs"
+    args = [command, path] + (["--runs-dir", runs_dir] if command == "train" else [])
+    code, out = invoke(*args)
+    assert code == 2
+    assert "Traceback" not in out
+    lines = [line for line in out.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith(f"error: {path}") and key in lines[0]
+    assert not runs_dir.exists() or not any(runs_dir.iterdir())
+
+
+def test_bad_set_and_missing_file_exit_2(write_config, tmp_path):
+    path = write_config(SYNTHETIC)
+    code, out = invoke("validate", path, "--set", "model.bn.placement")
+    assert code == 2 and "KEY=VALUE" in out
+    code, out = invoke("validate", tmp_path / "missing.yaml")
+    assert code == 2 and "no such file" in out
+
+
+def test_missing_dataset_exits_2_before_any_run_folder(write_config, tmp_path):
+    path = write_config(f"data:\n  dataset: mnist\n  path: {tmp_path / 'nothing'}\n")
+    code, out = invoke("train", path, "--runs-dir", tmp_path / "runs")
+    assert code == 2 and "data.path" in out and "no mnist files" in out
+    assert not any((tmp_path / "runs").iterdir())
+
+
+def test_unbuildable_model_exits_2(write_config, tmp_path):
+    path = write_config(SYNTHETIC + "model:\n  kernel_size: 15\n")
+    code, out = invoke("train", path, "--runs-dir", tmp_path / "runs")
+    assert code == 2 and "cannot build lenet" in out
+    assert not any((tmp_path / "runs").iterdir())
+
+
+def test_train_writes_the_run_folder_and_prints_it(write_config, tmp_path):
+    path = write_config(SYNTHETIC)
+    code, out = invoke("train", path, "--runs-dir", tmp_path / "runs", "--set", "seed=3")
+    assert code == 0, out
+    (run,) = list((tmp_path / "runs").iterdir())
+    assert str(run) in out.splitlines()
+    assert run.name.startswith("syn_s3_")
+    assert "epoch 2" in out  # the plain per-epoch line without a terminal
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["seed"] == 3
+    assert len((run / "metrics.csv").read_text().splitlines()) == 3
+
+
+def test_smoke_runs_each_cell_once(write_config, tmp_path):
+    path = write_config(SYNTHETIC + "sweep:\n  grid:\n    model.bn.impl: [keras, scratch]\n"
+                        "  seeds: [0, 1, 2]\n")
+    code, out = invoke("train", path, "--smoke", "--runs-dir", tmp_path / "runs")
+    assert code == 0, out
+    folders = sorted((tmp_path / "runs").iterdir())
+    assert [f.name.split("_s0_")[0] for f in folders] == ["syn_impl=keras", "syn_impl=scratch"]
+    for folder in folders:
+        assert len((folder / "metrics.csv").read_text().splitlines()) == 2
+
+
+def test_summary_prints_keras_totals(write_config):
+    code, out = invoke("summary", write_config(SYNTHETIC + "model:\n  bn: {impl: scratch}\n"))
+    assert code == 0
+    assert "Total params: 45,104" in out and "Trainable params: 44,652" in out
+    assert "Non-trainable params: 452" in out and "conv1_bn" in out and "(None, 4, 4, 16)" in out
+
+
+def test_unwritable_runs_dir_exits_2(write_config, tmp_path):
+    (tmp_path / "file").write_text("")
+    code, out = invoke("train", write_config(SYNTHETIC), "--runs-dir", tmp_path / "file" / "r")
+    assert code == 2 and "--runs-dir" in out
+
+
+def test_cli_import_help_and_validate_load_no_tensorflow(tmp_path):
+    config = tmp_path / "c.yaml"
+    config.write_text(SYNTHETIC)
+    probe = f"""
+import sys
+import bnexp.cli
+from typer.testing import CliRunner
+r = CliRunner().invoke(bnexp.cli.app, ["--help"])
+assert r.exit_code == 0
+r = CliRunner().invoke(bnexp.cli.app, ["validate", {str(config)!r}])
+assert r.exit_code == 0, r.output
+heavy = [m for m in ("tensorflow", "keras", "matplotlib") if m in sys.modules]
+print("heavy:", heavy)
+"""
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    assert "heavy: []" in out.stdout
