@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Set up bnexp on a fresh Debian machine, then run one job:
+#   bash scripts/bootstrap.sh experiment   # d2l BN-LeNet on the full Fashion-MNIST
+#   bash scripts/bootstrap.sh test         # lint and the whole test suite (what CI runs)
+# Installs what it needs: Debian's dataset-fashion-mnist (where apt is available), a
+# virtual environment in .venv, and bnexp with its dependencies. Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+job=${1:-test}
+
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+apt_updated=""
+apt_install() {
+  command -v apt-get >/dev/null 2>&1 || return 0
+  [ -n "$apt_updated" ] || { as_root apt-get update -qq; apt_updated=1; }
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "$@"
+}
+
+if [ ! -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then
+  apt_install dataset-fashion-mnist
+fi
+
+python=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$python" -c "import venv, ensurepip" 2>/dev/null || apt_install python3-venv
+  "$python" -m venv .venv
+fi
+.venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
+.venv/bin/python -m pip install -q --disable-pip-version-check -e ".[dev]"
+
+case "$job" in
+  experiment) exec .venv/bin/bnexp train configs/d2l_lenet_bn.yaml ;;
+  test) .venv/bin/ruff check . && exec .venv/bin/pytest -q ;;
+  *) echo "usage: bash scripts/bootstrap.sh experiment|test" >&2; exit 2 ;;
+esac

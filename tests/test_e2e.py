@@ -1,0 +1,102 @@
+"""End to end on real Fashion-MNIST: the real CLI, real training, assertions on the files."""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from bnexp import config, runs
+from bnexp.cli import app
+from tests.conftest import needs_fashion
+from tests.test_data import tiny_mnist, write_idx_folder
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = sorted(ROOT.glob("configs/*.yaml")) + sorted(ROOT.glob("configs/*/*.yaml"))
+pytestmark = [pytest.mark.e2e, needs_fashion]
+
+
+def bnexp(*args, cwd=ROOT):
+    """The installed console script, as a user runs it."""
+    exe = Path(sys.executable).with_name("bnexp")
+    env = {**os.environ, "BNEXP_NO_DOWNLOAD": "1"}
+    return subprocess.run([str(exe), *map(str, args)], capture_output=True, text=True, cwd=cwd,
+                          env=env, timeout=600)
+
+
+def only_run(runs_dir: Path) -> Path:
+    (path,) = [p for p in runs_dir.iterdir() if p.is_dir()]
+    return path
+
+
+def test_cli_trains_a_fashion_mnist_subset_and_writes_the_run_folder(tmp_path):
+    out = bnexp("train", "configs/smoke/lenet_bn.yaml", "--set", "train.epochs=2",
+                "--runs-dir", tmp_path)
+    assert out.returncode == 0, out.stderr
+    run = only_run(tmp_path)
+    assert out.stdout.strip().splitlines() == [str(run)]
+    with open(run / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == runs.METRIC_COLUMNS and [r["epoch"] for r in rows] == ["1", "2"]
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["epochs_done"] == 2
+    assert summary["data"] == {"source": "/usr/share/datasets/fashion-mnist", "train": 2000,
+                               "validation": 500, "test": 1000}
+    assert summary["final"]["test_acc"] == pytest.approx(float(rows[-1]["test_acc"]), abs=1e-5)
+    assert summary["final"]["test_acc"] > 0.5  # 10 classes: chance is 0.1
+    assert set(summary["versions"]) >= {"bnexp", "tensorflow", "python"}
+    # the summary's parameter counts are Keras' own (bnexp summary prints model.summary totals)
+    printed = bnexp("summary", run / "config.yaml").stdout
+    p = summary["params"]
+    assert f"Trainable params: {p['trainable']:,}" in printed
+    assert f"Non-trainable params: {p['non_trainable']:,}" in printed
+    # the resolved config reproduces the run
+    (spec,) = config.load(run / "config.yaml")
+    assert config.config_hash(spec.config) == summary["config_hash"]
+    again = bnexp("train", run / "config.yaml", "--runs-dir", tmp_path / "again")
+    assert again.returncode == 0, again.stderr
+    rerun = runs.read_metrics(only_run(tmp_path / "again"))
+    assert rerun[-1]["test_acc"] == pytest.approx(float(rows[-1]["test_acc"]), abs=2e-3)
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=[str(p.relative_to(ROOT)) for p in CONFIGS])
+def test_every_shipped_config_runs_under_smoke(path, tmp_path, monkeypatch):
+    # MNIST is not packaged: the MNIST configs run on small IDX files written here
+    write_idx_folder(tmp_path / "data" / "mnist", tiny_mnist(n_train=400, n_test=100))
+    monkeypatch.setenv("BNEXP_DATA_DIR", str(tmp_path / "data"))
+    result = CliRunner().invoke(app, ["train", str(path), "--smoke", "--runs-dir",
+                                      str(tmp_path / "runs")])
+    assert result.exit_code == 0, result.output
+    for run in (tmp_path / "runs").iterdir():
+        summary = runs.read_summary(run)
+        assert summary["status"] == "completed" and summary["epochs_done"] == 1
+        assert len(runs.read_metrics(run)) == 1
+
+
+def test_scratch_and_keras_bn_train_alike_on_real_data(tmp_path, write_config):
+    path = write_config("name: impl\ndata: {limit: 3000, validation_size: 1000, test_limit: 2000}\n"
+                        "train: {epochs: 2}\nsweep:\n  grid:\n    model.bn.impl: [keras, scratch]\n")
+    result = CliRunner().invoke(app, ["train", str(path), "--runs-dir", str(tmp_path / "r")])
+    assert result.exit_code == 0, result.output
+    finals = {}
+    for run in (tmp_path / "r").iterdir():
+        summary = runs.read_summary(run)
+        finals[summary["cell"]["model.bn.impl"]] = summary["final"]
+    assert finals["keras"]["train_loss"] == pytest.approx(finals["scratch"]["train_loss"],
+                                                          rel=0.02)
+    assert abs(finals["keras"]["test_acc"] - finals["scratch"]["test_acc"]) < 0.02
+
+
+def test_lenet_bn_on_full_fashion_mnist_two_epochs_beats_0_70(tmp_path):
+    """The issue's bar: BN momentum 0.9, lr 1.0, batch 256, 2 epochs, inference-mode test."""
+    out = bnexp("train", "configs/d2l_lenet_bn.yaml", "--set", "train.epochs=2",
+                "--runs-dir", tmp_path)
+    assert out.returncode == 0, out.stderr
+    summary = runs.read_summary(only_run(tmp_path))
+    assert summary["data"]["train"] == 60000 and summary["data"]["test"] == 10000
+    assert summary["final"]["test_acc"] > 0.70
+    assert summary["params"] == {"trainable": 44652, "non_trainable": 452}
