@@ -78,8 +78,10 @@ def test_every_shipped_config_runs_under_smoke(path, tmp_path, monkeypatch):
 
 
 def test_scratch_and_keras_bn_train_alike_on_real_data(tmp_path, write_config):
-    path = write_config("name: impl\ndata: {limit: 3000, validation_size: 1000, test_limit: 2000}\n"
-                        "train: {epochs: 2}\nsweep:\n  grid:\n    model.bn.impl: [keras, scratch]\n")
+    path = write_config(
+        "name: impl\ndata: {limit: 3000, validation_size: 1000, test_limit: 2000}\n"
+        "train: {epochs: 2}\nsweep:\n  grid:\n    model.bn.impl: [keras, scratch]\n"
+    )
     result = CliRunner().invoke(app, ["train", str(path), "--runs-dir", str(tmp_path / "r")])
     assert result.exit_code == 0, result.output
     finals = {}
