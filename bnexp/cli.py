@@ -7,7 +7,6 @@ answer at once.
 
 from __future__ import annotations
 
-import os
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
@@ -15,6 +14,7 @@ from typing import Annotated
 import typer
 
 from bnexp.errors import BadInput
+from bnexp.tfquiet import import_tensorflow
 
 app = typer.Typer(
     add_completion=False,
@@ -60,7 +60,7 @@ def train(
         specs = config_mod.load(config, set_ or [])
         if smoke:
             specs = config_mod.smoke_specs(specs)
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        import_tensorflow()
         from bnexp import report
         from bnexp import train as train_mod
 
@@ -76,7 +76,7 @@ def summary(config: ConfigArg, set_: SetOpt = None) -> None:
         from bnexp import config as config_mod
 
         spec = config_mod.load(config, set_ or [])[0]
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        import_tensorflow()
         from bnexp import models, report
 
         model = models.build(spec.config.model, config_mod.input_shape(spec.config.data))

@@ -41,7 +41,8 @@ class PlainReporter:
 
     def run_started(self, path: Path, epochs: int) -> None:
         self.name = path.name
-        self.console.print(f"{self.name}: training {epochs} epochs", highlight=False)
+        plural = "s" * (epochs != 1)
+        self.console.print(f"{self.name}: training {epochs} epoch{plural}", highlight=False)
 
     def epoch_started(self, epoch: int, n_steps: int) -> None:
         pass

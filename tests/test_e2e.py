@@ -39,6 +39,7 @@ def test_cli_trains_a_fashion_mnist_subset_and_writes_the_run_folder(tmp_path):
     assert out.returncode == 0, out.stderr
     run = only_run(tmp_path)
     assert out.stdout.strip().splitlines() == [str(run)]
+    assert "epoch 2" in out.stderr and "oneDNN" not in out.stderr  # quiet TF import, fd 2 back
     with open(run / "metrics.csv") as f:
         rows = list(csv.DictReader(f))
     assert list(rows[0]) == runs.METRIC_COLUMNS and [r["epoch"] for r in rows] == ["1", "2"]
