@@ -52,6 +52,12 @@ def train(
     smoke: Annotated[
         bool, typer.Option("--smoke", help="A few batches of one epoch, first seed only (CI).")
     ] = False,
+    jobs: Annotated[
+        int, typer.Option("--jobs", min=1, help="Runs at once, in separate processes.")
+    ] = 1,
+    force: Annotated[
+        bool, typer.Option("--force", help="Rerun runs that already finished under --runs-dir.")
+    ] = False,
 ) -> None:
     """Train CONFIG: one run, or one per sweep cell and seed. Prints each run folder."""
     with _exit_codes():
@@ -64,7 +70,12 @@ def train(
         from bnexp import report
         from bnexp import train as train_mod
 
-        outcomes = train_mod.run_all(specs, runs_dir, report.make_reporter(), source=str(config))
+        try:
+            outcomes = train_mod.run_all(specs, runs_dir, report.make_reporter(),
+                                         source=str(config), jobs=jobs, force=force)
+        except KeyboardInterrupt:
+            report.print_error("interrupted; the same command again finishes what is left")
+            raise typer.Exit(130) from None
     if any(o.status == "failed" for o in outcomes):
         raise typer.Exit(1)
 
@@ -91,6 +102,44 @@ def validate(config: ConfigArg, set_: SetOpt = None) -> None:
         from bnexp import report
 
         report.print_run_list(str(config), config_mod.load(config, set_ or []))
+
+
+@app.command()
+def compare(
+    runs_dir: Annotated[Path, typer.Argument(help="A folder of run folders, searched down.")],
+    by: Annotated[
+        list[str] | None, typer.Option("--by", help="Group by these config keys instead.")
+    ] = None,
+    metric: Annotated[str, typer.Option("--metric", help="A metrics.csv column.")] = "test_acc",
+    at: Annotated[str, typer.Option("--at", help="final (last epoch) or best.")] = "final",
+    baseline: Annotated[
+        str | None,
+        typer.Option("--baseline", help="KEY=VALUE: differences and p-values against it."),
+    ] = None,
+    runs: Annotated[bool, typer.Option("--runs", help="One row per run instead.")] = False,
+    fmt: Annotated[
+        str | None, typer.Option("--format", help="table, csv, markdown or json.")
+    ] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Write the table to this file.")] = None,
+    plot: Annotated[
+        Path | None, typer.Option("--plot", help="Learning curves per group, as a PNG.")
+    ] = None,
+) -> None:
+    """One row per group of runs that differ only by seed: counts, mean, std, 95% CI."""
+    with _exit_codes():
+        from bnexp import compare as compare_mod
+        from bnexp import report
+
+        found = compare_mod.load(runs_dir)
+        report.print_warnings(found.warnings)
+        if runs:
+            frame = compare_mod.run_rows(found, metric, at, by)
+        else:
+            frame = compare_mod.table(found, metric, at, by, baseline)
+        title = f"{runs_dir}: {metric} at {at} epoch, completed runs"
+        report.emit_table(frame, fmt, out, title)
+        if plot:
+            report.plot_curves(compare_mod.curves(found, metric, by), metric, plot)
 
 
 def main() -> None:

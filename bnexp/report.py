@@ -8,6 +8,7 @@ loss); without one (CI, pipes) one plain line per epoch.
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
 from rich.console import Console
@@ -32,12 +33,66 @@ def make_reporter(console: Console | None = None):
     return RichReporter(console) if console.is_terminal else PlainReporter(console)
 
 
+class SweepCounts:
+    """Runs done / running / failed of a parallel sweep, and the time left at this pace."""
+
+    def __init__(self, total: int, workers: int):
+        self.total, self.workers = total, workers
+        self.done = self.running = self.failed = 0
+        self.start = time.monotonic()
+
+    def line(self) -> str:
+        elapsed = time.monotonic() - self.start
+        eta = "?" if not self.done else _clock(elapsed / self.done * (self.total - self.done))
+        return (f"{self.done}/{self.total} done, {self.running} running, {self.failed} failed, "
+                f"elapsed {_clock(elapsed)}, ETA {eta}")
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
 class PlainReporter:
     """One line per epoch and one per finished run, for logs and CI."""
 
     def __init__(self, console: Console):
         self.console = console
         self.name = ""
+        self.sweep: SweepCounts | None = None
+
+    def say(self, text: str) -> None:
+        self.console.print(text, highlight=False, soft_wrap=True, markup=False)
+
+    def run_skipped(self, path: Path, status: str) -> None:
+        self.say(f"{path.name}: skipped, already {status} (--force reruns it)")
+        print(path, flush=True)
+
+    def sweep_started(self, total: int, workers: int) -> None:
+        self.sweep = SweepCounts(total, workers)
+        self.say(f"running {total} runs in {workers} processes")
+
+    def sweep_tick(self) -> None:
+        pass
+
+    def sweep_run_started(self, path: Path) -> None:
+        self.sweep.running += 1
+
+    def sweep_run_done(self, path: Path, summary: dict) -> None:
+        self.sweep.running -= 1
+        self.sweep.done += 1
+        self.sweep.failed += summary["status"] == "failed"
+        extra = f" ({summary['error']})" if summary.get("error") else ""
+        self.say(f"{path.name}: {summary['status']}{extra} | {self.sweep.line()}")
+        print(path, flush=True)
+
+    def sweep_run_error(self, label: str, message: str) -> None:
+        self.sweep.done += 1
+        self.sweep.failed += 1
+        self.say(f"{label}: failed before it started ({message}) | {self.sweep.line()}")
+
+    def sweep_finished(self) -> None:
+        pass
 
     def run_started(self, path: Path, epochs: int) -> None:
         self.name = path.name
@@ -51,12 +106,12 @@ class PlainReporter:
         pass
 
     def epoch_done(self, row: dict) -> None:
-        self.console.print(f"{self.name}: {epoch_line(row)}", highlight=False, soft_wrap=True)
+        self.say(f"{self.name}: {epoch_line(row)}")
 
     def run_done(self, path: Path, summary: dict) -> None:
         status = summary["status"]
         extra = f" ({summary['error']})" if summary.get("error") else ""
-        self.console.print(f"{path.name}: {status}{extra}", highlight=False, soft_wrap=True)
+        self.say(f"{path.name}: {status}{extra}")
         print(path, flush=True)
 
 
@@ -90,6 +145,30 @@ class RichReporter(PlainReporter):
         self.progress.stop()
         super().run_done(path, summary)
 
+    def sweep_started(self, total: int, workers: int) -> None:
+        super().sweep_started(total, workers)
+        self.progress.start()
+        self.runs = self.progress.add_task("runs", total=total, loss=self.sweep.line())
+
+    def sweep_tick(self) -> None:
+        self.progress.update(self.runs, completed=self.sweep.done, loss=self.sweep.line())
+
+    def sweep_run_started(self, path: Path) -> None:
+        super().sweep_run_started(path)
+        self.sweep_tick()
+
+    def sweep_run_done(self, path: Path, summary: dict) -> None:
+        super().sweep_run_done(path, summary)
+        self.sweep_tick()
+
+    def sweep_run_error(self, label: str, message: str) -> None:
+        super().sweep_run_error(label, message)
+        self.sweep_tick()
+
+    def sweep_finished(self) -> None:
+        self.sweep_tick()
+        self.progress.stop()
+
 
 def print_model_summary(name: str, rows: list[dict], counts: dict, console=None) -> None:
     """Layers, output shapes and parameter counts, with Keras' totals."""
@@ -118,3 +197,171 @@ def print_run_list(source: str, specs, console=None) -> None:
 def print_error(message: str) -> None:
     """Bad input: one line on stderr."""
     print(f"error: {message}", file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------- compare output
+
+FORMATS = ("table", "csv", "markdown", "json")
+SUFFIX_FORMATS = {".csv": "csv", ".md": "markdown", ".markdown": "markdown", ".json": "json"}
+
+
+def print_warnings(warnings: list[str]) -> None:
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr, flush=True)
+
+
+def emit_table(frame, fmt: str | None, out: Path | None, title: str = "") -> None:
+    """The compare table: a rich table on the terminal, or csv / markdown / json text.
+
+    With --out and no --format, the format follows the file's suffix (csv otherwise).
+    """
+    from bnexp.errors import BadInput
+    from bnexp.runs import write_text_atomic
+
+    if fmt is None:
+        fmt = SUFFIX_FORMATS.get(out.suffix.lower(), "csv") if out else "table"
+    if fmt not in FORMATS:
+        raise BadInput(f"--format {fmt}: expected one of {', '.join(FORMATS)}")
+    if fmt == "table" and out is None:
+        Console().print(rich_table(frame, title))
+        return
+    text = {
+        "table": lambda: to_markdown(frame),
+        "csv": lambda: frame.to_csv(index=False),
+        "markdown": lambda: to_markdown(frame),
+        "json": lambda: frame.to_json(orient="records", indent=2) + "\n",
+    }[fmt]()
+    if out is None:
+        sys.stdout.write(text)
+        return
+    try:
+        write_text_atomic(out, text)
+    except OSError as e:
+        raise BadInput(f"{out}: --out: cannot write ({e.strerror})") from None
+
+
+def _cell(value, column: str) -> str:
+    if isinstance(value, float):
+        if value != value:
+            return ""
+        if column == "p_value":
+            return f"{value:.3g}"
+        return f"{value:.4f}"
+    return str(value)
+
+
+def to_markdown(frame) -> str:
+    columns = list(frame.columns)
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for _, row in frame.iterrows():
+        lines.append("| " + " | ".join(_cell(row[c], c) for c in columns) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def rich_table(frame, title: str = "") -> Table:
+    """The compare table for a terminal: compact columns; diverged in yellow, failed in red."""
+    table = Table(title=title or None)
+    if frame.empty:
+        table.add_column("no runs found")
+        return table
+    view = terminal_view(frame)
+    for column in view.columns:
+        table.add_column(column, justify="left" if column in _LEFT else "right")
+    for _, row in view.iterrows():
+        table.add_row(*[_colour(column, str(row[column])) for column in view.columns])
+    return table
+
+
+_LEFT = set()
+
+
+def terminal_view(frame):
+    """Group keys under their last name, counts, then mean +- std, CI, range and baseline."""
+    import pandas as pd
+
+    from bnexp.compare import BASELINE_COLUMNS, COUNT_COLUMNS, STAT_COLUMNS
+
+    numeric = set(COUNT_COLUMNS + STAT_COLUMNS + BASELINE_COLUMNS)
+    keys = [c for c in frame.columns if c not in numeric and c != "run_id"]
+    short = {k: k.rsplit(".", 1)[-1] for k in keys}
+    if len(set(short.values())) < len(short):
+        short = {k: k for k in keys}
+    _LEFT.update(short.values(), {"run_id"})
+    view = pd.DataFrame({short[k]: frame[k].astype(str) for k in keys})
+    if "mean" not in frame:  # --runs: keys, seed, status, value, folder
+        metric = [c for c in frame.columns if c not in keys and c != "run_id"]
+        for column in metric:
+            view[column] = [_cell(v, column) for v in frame[column]]
+        view["run_id"] = frame["run_id"]
+        return view
+    view["n"] = frame["n"].astype(str)
+    for column in ("completed", "diverged", "failed", "interrupted", "running"):
+        if column == "completed" or frame[column].any():
+            view[column] = frame[column].astype(str)
+    metric = frame["metric"].iloc[0]
+    view[f"{metric} mean ± std"] = [
+        f"{_cell(m, 'mean')} ± {_cell(s, 'std') or '?'}" if m == m else ""
+        for m, s in zip(frame["mean"], frame["std"], strict=True)]
+    view["95% CI"] = [_interval(lo, hi) for lo, hi in zip(frame["ci95_low"], frame["ci95_high"],
+                                                         strict=True)]
+    view["min … max"] = [_interval(lo, hi, brackets=False) for lo, hi in
+                         zip(frame["min"], frame["max"], strict=True)]
+    if "delta" in frame:
+        view["Δ vs baseline [95% CI]"] = [
+            "baseline" if b == "(baseline)" else
+            "" if d != d else f"{d:+.4f} {_interval(lo, hi, signed=True)}"
+            for b, d, lo, hi in zip(frame["baseline"], frame["delta"], frame["delta_ci95_low"],
+                                    frame["delta_ci95_high"], strict=True)]
+        view["p"] = [_cell(p, "p_value") + (f" ({t})" if t else "")
+                     for p, t in zip(frame["p_value"], frame["test"], strict=True)]
+    return view
+
+
+def _interval(lo, hi, brackets=True, signed=False) -> str:
+    if lo != lo or hi != hi:
+        return ""
+    form = "{:+.4f}" if signed else "{:.4f}"
+    text = f"{form.format(lo)}, {form.format(hi)}" if brackets else f"{lo:.4f} … {hi:.4f}"
+    return f"[{text}]" if brackets else text
+
+
+def _colour(column: str, text: str) -> str:
+    if column == "diverged" and text not in ("0", "") or text == "diverged":
+        return f"[yellow]{text}[/]"
+    if column == "failed" and text not in ("0", "") or text == "failed":
+        return f"[red]{text}[/]"
+    return text
+
+
+def plot_curves(curves: dict, metric: str, out: Path) -> None:
+    """Learning curves: per group the mean over seeds and a shaded 95% band, one colour each."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from bnexp.errors import BadInput
+
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    for label, frame in curves.items():
+        line, = ax.plot(frame["epoch"], frame["mean"], marker="o", markersize=3,
+                        label=f"{label} (n={int(frame['n_used'].max())})")
+        band = frame.dropna(subset=["ci95_low", "ci95_high"])
+        ax.fill_between(band["epoch"], band["ci95_low"], band["ci95_high"],
+                        color=line.get_color(), alpha=0.2, linewidth=0)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(metric)
+    ax.set_title(f"{metric}: mean over seeds, shaded 95% confidence band")
+    ax.grid(alpha=0.3)
+    if curves:
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    tmp = out.with_name(f".{out.name}.tmp.png")
+    try:
+        fig.savefig(tmp)
+        tmp.replace(out)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise BadInput(f"{out}: --plot: cannot write ({e.strerror})") from None
+    finally:
+        plt.close(fig)

@@ -12,6 +12,7 @@ import csv
 import json
 import math
 import os
+import socket
 import tempfile
 import time
 from pathlib import Path
@@ -24,6 +25,7 @@ METRIC_COLUMNS = [
 ]
 LOWER_IS_BETTER = {"train_loss", "val_loss", "test_loss"}
 STATUSES = ("running", "completed", "diverged", "failed", "interrupted")
+FINISHED = ("completed", "diverged")  # results: a sweep re-run keeps them
 
 
 def ensure_writable(runs_dir: Path) -> None:
@@ -61,7 +63,7 @@ class RunFolder:
         self.log_path = path / "train.log"
 
     def write_config(self, text: str) -> None:
-        _write_atomic(self.path / "config.yaml", text)
+        write_text_atomic(self.path / "config.yaml", text)
 
     def append_metrics(self, row: dict) -> None:
         """One epoch's row; the header goes first when the file is new."""
@@ -76,7 +78,7 @@ class RunFolder:
 
     def write_summary(self, summary: dict) -> None:
         text = json.dumps(_finite_or_null(summary), indent=2, default=_json_default)
-        _write_atomic(self.summary_path, text)
+        write_text_atomic(self.summary_path, text)
 
     def log(self, message: str) -> None:
         stamp = time.strftime("%Y-%m-%d %H:%M:%S")
@@ -110,9 +112,51 @@ def best_of(rows: list[dict]) -> dict:
     return best
 
 
-def _write_atomic(path: Path, text: str) -> None:
+def effective_status(summary: dict) -> str:
+    """The recorded status, except that a "running" run whose process is gone is "interrupted".
+
+    A SIGKILLed run cannot write its own end: its summary still says running. The pid
+    and host it recorded tell: on this host, a pid that no longer exists means it died.
+    """
+    status = summary.get("status", "unknown")
+    here = summary.get("host") == socket.gethostname()
+    if status == "running" and here and not _process_alive(summary.get("pid")):
+        return "interrupted"
+    return status
+
+
+def find_finished(runs_dir: Path) -> dict[str, Path]:
+    """config_hash -> folder of a finished (completed or diverged) run anywhere under runs_dir."""
+    found: dict[str, tuple[str, Path]] = {}
+    for summary_path in runs_dir.rglob("summary.json"):
+        try:
+            summary = json.loads(summary_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        key = summary.get("config_hash") if isinstance(summary, dict) else None
+        if key and summary.get("status") in FINISHED:
+            started = str(summary.get("started") or "")
+            if key not in found or started > found[key][0]:
+                found[key] = (started, summary_path.parent)
+    return {key: path for key, (_, path) in found.items()}
+
+
+def _process_alive(pid) -> bool:
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def write_text_atomic(path: Path, text: str) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; a normal file follows the umask
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
             f.flush()
@@ -121,6 +165,12 @@ def _write_atomic(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _cell(value) -> str:

@@ -39,8 +39,9 @@ SYNC_EVERY = 20  # steps between reading the running loss back to Python (a host
 class Outcome:
     """How one run ended: its folder and status (completed, diverged or failed)."""
 
-    path: Path
+    path: Path | None  # None: the run died before it had a folder
     status: str
+    skipped: bool = False  # finished in an earlier invocation; not run again
 
 
 class Steps:
@@ -152,8 +153,13 @@ def fit(config: Config, splits: data_mod.Splits, on_epoch, reporter, model=None)
 # ---------------------------------------------------------------- runs
 
 
-def run_all(specs: list[RunSpec], runs_dir: Path, reporter, source: str) -> list[Outcome]:
-    """Every run of a config, one after another. Bad input is caught before any folder exists."""
+def run_all(
+    specs: list[RunSpec], runs_dir: Path, reporter, source: str, jobs: int = 1,
+    force: bool = False,
+) -> list[Outcome]:
+    """Every run of a config: bad input is caught before any folder exists; runs that already
+    finished under runs_dir (same config hash) are skipped unless `force`; `jobs` > 1 runs
+    that many at once in separate processes."""
     runs.ensure_writable(runs_dir)
     datasets = {}
     for spec in specs:  # load (and so check) every dataset before the first run starts
@@ -162,8 +168,21 @@ def run_all(specs: list[RunSpec], runs_dir: Path, reporter, source: str) -> list
             datasets[key] = data_mod.load(spec.config.data, source)
     for spec in specs:
         _check_buildable(spec.config, datasets[spec.config.data.model_dump_json()], source)
-    outcomes = []
+    finished = {} if force else runs.find_finished(runs_dir)
+    outcomes, todo = [], []
     for spec in specs:
+        path = finished.get(config_mod.config_hash(spec.config))
+        if path is None:
+            todo.append(spec)
+            continue
+        status = runs.read_summary(path)["status"]
+        outcomes.append(Outcome(path, status, skipped=True))
+        reporter.run_skipped(path, status)
+    if jobs > 1 and len(todo) > 1:
+        from bnexp import parallel
+
+        return outcomes + parallel.run(todo, runs_dir, jobs, reporter, source)
+    for spec in todo:
         splits = datasets[spec.config.data.model_dump_json()]
         outcomes.append(run_one(spec, splits, runs_dir, reporter))
     return outcomes
@@ -232,6 +251,7 @@ def _initial_summary(spec: RunSpec, splits, model, path: Path) -> dict:
         "seed": spec.config.seed,
         "config_hash": config_mod.config_hash(spec.config),
         "cell": spec.cell,
+        "config": spec.config.model_dump(exclude={"sweep"}),
         "params": models.param_counts(model),
         "data": {"source": splits.source, "train": len(splits.x_train),
                  "validation": len(splits.x_val), "test": len(splits.x_test)},
