@@ -15,6 +15,7 @@ from __future__ import annotations
 import difflib
 import json
 import math
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -208,7 +209,16 @@ def summarize(values) -> dict:
 
 
 def difference(x: dict, b: dict) -> dict:
-    """Group minus baseline. x, b: seed -> value. Paired over shared seeds, else Welch."""
+    """Group minus baseline. x, b: seed -> value. Paired over shared seeds, else Welch.
+
+    Identical differences (std 0) leave the p-value undefined: NaN, without scipy's warning.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return _difference(x, b)
+
+
+def _difference(x: dict, b: dict) -> dict:
     shared = sorted(set(x) & set(b))
     out = {"test": "", "n_pairs": len(shared), "delta": math.nan, "delta_ci95_low": math.nan,
            "delta_ci95_high": math.nan, "p_value": math.nan}

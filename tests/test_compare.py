@@ -1,0 +1,220 @@
+"""compare: statistics against scipy on fixed numbers; grouping, baselines, broken folders."""
+
+import json
+import math
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import stats
+from typer.testing import CliRunner
+
+from bnexp import compare, config, runs
+from bnexp.cli import app
+from bnexp.errors import BadInput
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def fake_run(runs_dir: Path, seed: int, test_accs, status="completed", name="exp", **keys):
+    """A run folder as bnexp writes it, with these config keys and per-epoch test_acc."""
+    raw = {"name": name, "seed": seed, "data": {"dataset": "synthetic", "batch_size": 50,
+                                                "validation_size": 200}}
+    for dotted, value in keys.items():
+        node = raw
+        *parents, leaf = dotted.split("__")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    cfg = config.validate(raw, "test")
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    path = runs.create(runs_dir, f"{name}_s{seed}")
+    folder = runs.RunFolder(path)
+    folder.write_config(config.to_yaml(cfg))
+    rows = [{"epoch": e, "train_loss": 1.0, "train_acc": a - 0.05, "test_acc": a}
+            for e, a in enumerate(test_accs, start=1)]
+    for row in rows:
+        folder.append_metrics(row)
+    folder.write_summary({
+        "status": status, "seed": seed, "config_hash": config.config_hash(cfg),
+        "config": cfg.model_dump(exclude={"sweep"}), "epochs_done": len(rows),
+        "final": {k: v for k, v in rows[-1].items() if k != "epoch"} if rows else {},
+        "best": runs.best_of(rows), "started": f"2026-01-01T00:00:{seed:02d}",
+        "pid": os.getpid(), "host": socket.gethostname(),
+    })
+    return path
+
+
+def test_summarize_equals_numpy_and_scipy_t_interval():
+    x = [0.80, 0.82, 0.85, 0.79]
+    s = compare.summarize(x)
+    assert s["mean"] == pytest.approx(np.mean(x)) and s["std"] == pytest.approx(np.std(x, ddof=1))
+    low, high = stats.t.interval(0.95, len(x) - 1, loc=np.mean(x), scale=stats.sem(x))
+    assert (s["ci95_low"], s["ci95_high"]) == (pytest.approx(low), pytest.approx(high))
+    assert (s["min"], s["max"], s["n_used"]) == (0.79, 0.85, 4)
+    one = compare.summarize([0.5, math.nan])
+    assert one["n_used"] == 1 and one["mean"] == 0.5 and math.isnan(one["ci95_low"])
+
+
+def test_paired_difference_equals_scipy_ttest_rel():
+    x, b = {0: 0.85, 1: 0.87, 2: 0.84, 3: 0.90}, {0: 0.80, 1: 0.83, 2: 0.81, 3: 0.82, 9: 0.5}
+    d = compare.difference(x, b)
+    seeds = [0, 1, 2, 3]
+    ref = stats.ttest_rel([x[s] for s in seeds], [b[s] for s in seeds])
+    ci = ref.confidence_interval()
+    assert d["test"] == "paired" and d["n_pairs"] == 4
+    assert d["p_value"] == pytest.approx(ref.pvalue)
+    assert d["delta"] == pytest.approx(np.mean([x[s] - b[s] for s in seeds]))
+    assert (d["delta_ci95_low"], d["delta_ci95_high"]) == (pytest.approx(ci.low),
+                                                           pytest.approx(ci.high))
+
+
+def test_welch_difference_where_seeds_are_not_shared():
+    x, b = {0: 0.85, 1: 0.87, 2: 0.84}, {10: 0.80, 11: 0.83, 12: 0.81, 13: 0.78}
+    d = compare.difference(x, b)
+    ref = stats.ttest_ind(list(x.values()), list(b.values()), equal_var=False)
+    ci = ref.confidence_interval()
+    assert d["test"] == "welch" and d["p_value"] == pytest.approx(ref.pvalue)
+    assert (d["delta_ci95_low"], d["delta_ci95_high"]) == (pytest.approx(ci.low),
+                                                           pytest.approx(ci.high))
+
+
+def test_groups_differ_only_by_seed_and_count_statuses(tmp_path):
+    for seed, acc in enumerate([0.80, 0.82, 0.84]):
+        fake_run(tmp_path, seed, [0.5, acc], model__bn__placement="before")
+    for seed, acc in enumerate([0.70, 0.74]):
+        fake_run(tmp_path, seed, [0.5, acc], model__bn__placement="none")
+    fake_run(tmp_path, 2, [0.1], status="diverged", model__bn__placement="none")
+    fake_run(tmp_path, 3, [0.2], status="failed", model__bn__placement="none")
+    found = compare.load(tmp_path)
+    assert found.warnings == [] and compare.differing_keys(found) == ["model.bn.placement"]
+    t = compare.table(found).set_index("model.bn.placement")
+    assert t.loc["before", "n"] == 3 and t.loc["before", "mean"] == pytest.approx(0.82)
+    none = t.loc["none"]
+    assert (none["n"], none["completed"], none["diverged"], none["failed"]) == (4, 2, 1, 1)
+    assert none["n_used"] == 2 and none["mean"] == pytest.approx(0.72)  # diverged excluded
+    best = compare.table(found, metric="train_acc", at="best").set_index("model.bn.placement")
+    assert best.loc["before", "mean"] == pytest.approx(0.77)
+
+
+def test_baseline_pairs_each_group_with_its_match_on_the_other_keys(tmp_path):
+    for lr in (0.1, 1.0):
+        for seed in range(3):
+            fake_run(tmp_path, seed, [0.6 + lr / 10 + seed / 100], model__bn__placement="none",
+                     optimizer__learning_rate=lr)
+            fake_run(tmp_path, seed, [0.8 + seed / 50], model__bn__placement="after",
+                     optimizer__learning_rate=lr)
+    t = compare.table(compare.load(tmp_path), baseline="model.bn.placement=none")
+    row = t[(t["model.bn.placement"] == "after") & (t["optimizer.learning_rate"] == 1.0)].iloc[0]
+    diffs = [0.8 + s / 50 - (0.7 + s / 100) for s in range(3)]
+    assert row["test"] == "paired" and row["n_pairs"] == 3
+    assert row["delta"] == pytest.approx(np.mean(diffs))
+    assert row["p_value"] == pytest.approx(stats.ttest_rel(
+        [0.8 + s / 50 for s in range(3)], [0.7 + s / 100 for s in range(3)]).pvalue)
+    assert set(t[t["model.bn.placement"] == "none"]["baseline"]) == {"(baseline)"}
+    with pytest.raises(BadInput, match="no group has"):
+        compare.table(compare.load(tmp_path), baseline="model.bn.placement=before")
+    with pytest.raises(BadInput, match="grouping keys"):
+        compare.table(compare.load(tmp_path), baseline="model.arch=mlp")
+
+
+def test_broken_partial_and_foreign_folders_are_warned_and_skipped(tmp_path):
+    fake_run(tmp_path, 0, [0.8])
+    bad = tmp_path / "broken_run"
+    bad.mkdir()
+    (bad / "summary.json").write_text("{ not json")
+    partial = tmp_path / "partial"
+    partial.mkdir()
+    (partial / "config.yaml").write_text("seed: 1\n")
+    foreign = tmp_path / "notes"
+    foreign.mkdir()
+    (foreign / "todo.txt").write_text("hello")
+    (tmp_path / "other.json").write_text("{}")
+    empty = tmp_path / "nested" / "deeper"
+    empty.mkdir(parents=True)
+    (empty / "summary.json").write_text('["a list"]')
+    found = compare.load(tmp_path)
+    assert len(found.table) == 1
+    text = "\n".join(found.warnings)
+    assert len(found.warnings) == 4
+    for fragment in ("broken_run: unreadable", "partial: a partial run", "notes: not a bnexp",
+                     "deeper: summary.json is not"):
+        assert fragment in text
+
+
+def test_a_rerun_supersedes_the_failed_attempt_and_dead_running_is_interrupted(tmp_path):
+    failed = fake_run(tmp_path, 0, [0.3], status="failed")
+    completed = fake_run(tmp_path, 0, [0.8], status="completed")
+    dead = fake_run(tmp_path, 1, [0.5], status="running")
+    summary = runs.read_summary(dead)
+    summary["pid"] = 2**22 + 12345  # beyond pid_max: no such process
+    runs.RunFolder(dead).write_summary(summary)
+    found = compare.load(tmp_path)
+    assert sorted(found.table["status"]) == ["completed", "interrupted"]
+    assert any("earlier attempt" in w for w in found.warnings)
+    seed0 = runs.read_summary(failed)["config_hash"]
+    assert runs.find_finished(tmp_path) == {seed0: completed}  # what a sweep re-run skips
+
+
+def test_by_and_metric_errors_suggest_names(tmp_path):
+    fake_run(tmp_path, 0, [0.8])
+    found = compare.load(tmp_path)
+    with pytest.raises(BadInput, match="did you mean 'model.bn.placement'"):
+        compare.table(found, by=["model.bn.placment"])
+    with pytest.raises(BadInput, match="did you mean 'test_acc'"):
+        compare.table(found, metric="test_accuracy")
+    with pytest.raises(BadInput, match="no such folder"):
+        compare.load(tmp_path / "nope")
+
+
+def invoke(*args):
+    result = CliRunner().invoke(app, [str(a) for a in args])
+    return result.exit_code, result.output
+
+
+def test_cli_formats_out_file_runs_and_plot(tmp_path):
+    runs_dir = tmp_path / "runs"
+    for seed in range(3):
+        for placement, base in (("none", 0.6), ("before", 0.8)):
+            fake_run(runs_dir, seed, [base - 0.1, base + seed / 100],
+                     model__bn__placement=placement)
+    code, out = invoke("compare", runs_dir, "--format", "json", "--baseline",
+                       "model.bn.placement=none")
+    assert code == 0, out
+    rows = {r["model.bn.placement"]: r for r in json.loads(out)}
+    assert rows["before"]["delta"] == pytest.approx(0.2) and rows["before"]["n"] == 3
+    code, out = invoke("compare", runs_dir, "--format", "markdown")
+    assert code == 0 and out.splitlines()[0].startswith("| model.bn.placement | n |")
+    code, out = invoke("compare", runs_dir, "--out", tmp_path / "t.csv", "--plot",
+                       tmp_path / "c.png", "--metric", "test_acc")
+    assert code == 0, out
+    header = (tmp_path / "t.csv").read_text().splitlines()[0].split(",")
+    assert header == ["model.bn.placement", *compare.COUNT_COLUMNS, *compare.STAT_COLUMNS]
+    assert (tmp_path / "c.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    code, out = invoke("compare", runs_dir, "--runs", "--format", "csv")
+    assert code == 0 and len(out.strip().splitlines()) == 7
+    code, out = invoke("compare", runs_dir)
+    assert code == 0 and "95% CI" in out
+    code, out = invoke("compare", runs_dir, "--format", "xml")
+    assert code == 2 and "--format xml" in out
+    code, out = invoke("compare", tmp_path / "missing")
+    assert code == 2 and "no such folder" in out
+
+
+def test_compare_loads_no_tensorflow(tmp_path):
+    fake_run(tmp_path / "runs", 0, [0.8])
+    probe = f"""
+import sys
+from typer.testing import CliRunner
+import bnexp.cli
+r = CliRunner().invoke(bnexp.cli.app, ["compare", {str(tmp_path / "runs")!r}, "--format", "csv"])
+assert r.exit_code == 0, r.output
+print("heavy:", [m for m in ("tensorflow", "keras") if m in sys.modules])
+"""
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    assert "heavy: []" in out.stdout
