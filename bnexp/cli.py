@@ -67,12 +67,13 @@ def train(
         if smoke:
             specs = config_mod.smoke_specs(specs)
         import_tensorflow()
-        from bnexp import report
+        from bnexp import report, stop
         from bnexp import train as train_mod
 
         try:
-            outcomes = train_mod.run_all(specs, runs_dir, report.make_reporter(),
-                                         source=str(config), jobs=jobs, force=force)
+            with stop.handling():
+                outcomes = train_mod.run_all(specs, runs_dir, report.make_reporter(),
+                                             source=str(config), jobs=jobs, force=force)
         except KeyboardInterrupt:
             report.print_error("interrupted; the same command again finishes what is left")
             raise typer.Exit(130) from None

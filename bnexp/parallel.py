@@ -2,8 +2,8 @@
 
 Workers are spawned (not forked: TensorFlow's threads do not survive a fork), pull
 runs from a queue and report back through another. Workers ignore SIGINT: on Ctrl-C
-the parent sends each a SIGTERM, which a worker turns into KeyboardInterrupt so the
-run in hand records status "interrupted" before the worker exits.
+the parent sends each a SIGTERM, which (bnexp.stop) stops the run in hand after its
+current step with status "interrupted", and the worker takes no further run.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import queue
 import signal
 from pathlib import Path
 
+from bnexp import stop
 from bnexp.config import RunSpec
 
 
@@ -49,6 +50,7 @@ def run(specs: list[RunSpec], runs_dir: Path, jobs: int, reporter, source: str) 
     reporter.sweep_started(len(specs), n_workers)
     try:
         while len(outcomes) < len(specs):
+            stop.check()
             try:
                 kind, index, *rest = events.get(timeout=0.5)
             except queue.Empty:
@@ -83,10 +85,6 @@ def _stop(workers) -> None:
         worker.join(timeout=60)
 
 
-def _interrupt(signum, frame):
-    raise KeyboardInterrupt
-
-
 class _Events:
     """A reporter that forwards a run's start and end to the parent."""
 
@@ -104,8 +102,8 @@ class _Events:
 
 
 def _worker(tasks, events, threads: int) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides; it sends SIGTERM
+    signal.signal(signal.SIGTERM, stop.request)
     from bnexp.tfquiet import import_tensorflow
 
     tf = import_tensorflow()
@@ -115,7 +113,7 @@ def _worker(tasks, events, threads: int) -> None:
 
     cached_key, splits = None, None
     try:
-        while (item := tasks.get()) is not None:
+        while not stop.requested() and (item := tasks.get()) is not None:
             index, spec, runs_dir, source = item
             try:
                 key = spec.config.data.model_dump_json()

@@ -27,7 +27,7 @@ from tensorflow import keras
 import bnexp
 from bnexp import config as config_mod
 from bnexp import data as data_mod
-from bnexp import models, runs
+from bnexp import models, runs, stop
 from bnexp.config import Config, OptimizerConfig, RunSpec
 from bnexp.errors import BadInput
 
@@ -128,6 +128,7 @@ def fit(config: Config, splits: data_mod.Splits, on_epoch, reporter, model=None)
         for step in range(n_steps):
             idx = perm[step * batch : (step + 1) * batch]
             loss = steps.train_step(splits.x_train[idx], splits.y_train[idx])
+            stop.check()
             if (step + 1) % SYNC_EVERY == 0 or step + 1 == n_steps:
                 value = float(loss)
                 if not math.isfinite(value):
@@ -183,6 +184,7 @@ def run_all(
 
         return outcomes + parallel.run(todo, runs_dir, jobs, reporter, source)
     for spec in todo:
+        stop.check()
         splits = datasets[spec.config.data.model_dump_json()]
         outcomes.append(run_one(spec, splits, runs_dir, reporter))
     return outcomes

@@ -1,5 +1,6 @@
 """End to end on real Fashion-MNIST: the real CLI, real training, assertions on the files."""
 
+import contextlib
 import csv
 import json
 import os
@@ -103,3 +104,71 @@ def test_lenet_bn_on_full_fashion_mnist_two_epochs_beats_0_70(tmp_path):
     assert summary["data"]["train"] == 60000 and summary["data"]["test"] == 10000
     assert summary["final"]["test_acc"] > 0.70
     assert summary["params"] == {"trainable": 44652, "non_trainable": 452}
+
+
+def test_sweep_interrupted_then_finished_and_compared_against_independent_stats(tmp_path):
+    import signal
+    import time
+
+    import numpy as np
+    import yaml
+    from scipy import stats
+
+    small = ["--set", "data.limit=2000", "--set", "data.test_limit=2000", "--set",
+             "train.epochs=2", "--jobs", "2", "--runs-dir", tmp_path]
+    exe = Path(sys.executable).with_name("bnexp")
+    args = [str(exe), "train", "configs/placement_study.yaml", *map(str, small)]
+    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+
+    def statuses():
+        found = []
+        for path in tmp_path.glob("*/summary.json"):
+            with contextlib.suppress(OSError, ValueError):  # a summary mid-replace
+                found.append(json.loads(path.read_text())["status"])
+        return found
+
+    deadline = time.monotonic() + 300
+    while statuses().count("completed") < 2 and proc.poll() is None:
+        assert time.monotonic() < deadline, "the sweep made no progress"
+        time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C: the whole process group
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    first = statuses()
+    assert "running" not in first and first.count("completed") < 9
+    assert "interrupted" in first
+    done_before = {p: p.read_text() for p in tmp_path.glob("*/summary.json")
+                   if json.loads(p.read_text())["status"] == "completed"}
+
+    again = bnexp("train", "configs/placement_study.yaml", *small)
+    assert again.returncode == 0, again.stderr
+    assert len(again.stdout.split()) == 9
+    assert again.stderr.count("skipped, already completed") == len(done_before)
+    for path, text in done_before.items():  # finished runs were not redone
+        assert path.read_text() == text
+    assert statuses().count("completed") == 9
+
+    out = bnexp("compare", tmp_path, "--format", "csv", "--out", tmp_path / "table.csv")
+    assert out.returncode == 0, out.stderr
+    import pandas as pd
+
+    table = pd.read_csv(tmp_path / "table.csv").set_index("model.bn.placement")
+    finals: dict[str, list[float]] = {}
+    for run in tmp_path.glob("*/metrics.csv"):
+        summary = json.loads((run.parent / "summary.json").read_text())
+        if summary["status"] != "completed":
+            continue
+        placement = yaml.safe_load((run.parent / "config.yaml").read_text())["model"]["bn"][
+            "placement"]
+        with open(run) as f:
+            finals.setdefault(placement, []).append(float(list(csv.DictReader(f))[-1]["test_acc"]))
+    assert sorted(table.index) == sorted(finals) == ["after", "before", "none"]
+    for placement, values in finals.items():
+        row = table.loc[placement]
+        assert (row["n"], row["completed"], row["n_used"]) == (3, 3, 3)
+        assert row["mean"] == pytest.approx(np.mean(values), abs=1e-6)
+        assert row["std"] == pytest.approx(np.std(values, ddof=1), abs=1e-6)
+        low, high = stats.t.interval(0.95, 2, loc=np.mean(values), scale=stats.sem(values))
+        assert row["ci95_low"] == pytest.approx(low, abs=1e-6)
+        assert row["ci95_high"] == pytest.approx(high, abs=1e-6)

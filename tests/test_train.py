@@ -93,3 +93,20 @@ def test_a_run_that_raises_is_recorded_as_failed(tmp_path, monkeypatch):
     summary = runs.read_summary(outcome.path)
     assert summary["status"] == "failed" and summary["error"] == "RuntimeError: boom"
     assert "Traceback" in (outcome.path / "train.log").read_text()
+
+
+def test_a_stop_request_interrupts_the_run_and_handlers_are_restored(tmp_path):
+    import signal
+
+    from bnexp import stop
+
+    before = signal.getsignal(signal.SIGINT)
+    cfg = synthetic_config()
+    with stop.handling():
+        stop.request(signal.SIGTERM)
+        with pytest.raises(KeyboardInterrupt):
+            train.run_one(config.RunSpec(cfg), data.load(cfg.data), tmp_path, Quiet())
+    assert signal.getsignal(signal.SIGINT) is before and not stop.requested()
+    (run,) = list(tmp_path.iterdir())
+    summary = runs.read_summary(run)
+    assert summary["status"] == "interrupted" and summary["epochs_done"] == 0
