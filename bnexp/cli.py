@@ -66,13 +66,11 @@ def train(
         specs = config_mod.load(config, set_ or [])
         if smoke:
             specs = config_mod.smoke_specs(specs)
-        import_tensorflow()
-        from bnexp import report, stop
-        from bnexp import train as train_mod
+        from bnexp import report, stop, sweep
 
         try:
             with stop.handling():
-                outcomes = train_mod.run_all(specs, runs_dir, report.make_reporter(),
+                outcomes = sweep.run_all(specs, runs_dir, report.make_reporter(),
                                              source=str(config), jobs=jobs, force=force)
         except KeyboardInterrupt:
             report.print_error("interrupted; the same command again finishes what is left")

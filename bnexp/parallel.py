@@ -1,9 +1,11 @@
 """Several runs at once, each in its own process, the machine's cores split between them.
 
 Workers are spawned (not forked: TensorFlow's threads do not survive a fork), pull
-runs from a queue and report back through another. Workers ignore SIGINT: on Ctrl-C
-the parent sends each a SIGTERM, which (bnexp.stop) stops the run in hand after its
-current step with status "interrupted", and the worker takes no further run.
+tasks from a queue and report back through another. They start at once, so their
+TensorFlow imports overlap the parent's checks. Workers ignore SIGINT: on Ctrl-C the
+parent sends each a SIGTERM, which (bnexp.stop) ends the run in hand after its
+current step with status "interrupted"; the worker then takes no further task.
+This module imports no TensorFlow; only the workers do.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from pathlib import Path
 
 from bnexp import stop
 from bnexp.config import RunSpec
+from bnexp.errors import BadInput
+from bnexp.runs import Outcome
 
 
 def threads_per_job(jobs: int) -> int:
@@ -30,59 +34,73 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
-def run(specs: list[RunSpec], runs_dir: Path, jobs: int, reporter, source: str) -> list:
-    """Run `specs` in `jobs` worker processes; one Outcome per spec, in order."""
-    from bnexp.train import Outcome
+class Pool:
+    """`n` worker processes with `threads` TensorFlow threads each; close() always."""
 
-    ctx = mp.get_context("spawn")
-    tasks, events = ctx.Queue(), ctx.Queue()
-    for index, spec in enumerate(specs):
-        tasks.put((index, spec, runs_dir, source))
-    n_workers = min(jobs, len(specs))
-    workers = [
-        ctx.Process(target=_worker, args=(tasks, events, threads_per_job(jobs)), daemon=True)
-        for _ in range(n_workers)
-    ]
-    for worker in workers:
-        tasks.put(None)
-        worker.start()
-    outcomes: dict[int, Outcome] = {}
-    reporter.sweep_started(len(specs), n_workers)
-    try:
-        while len(outcomes) < len(specs):
+    def __init__(self, n: int, threads: int):
+        ctx = mp.get_context("spawn")
+        self.tasks, self.events = ctx.Queue(), ctx.Queue()
+        self.workers = [
+            ctx.Process(target=_worker, args=(self.tasks, self.events, threads), daemon=True)
+            for _ in range(n)
+        ]
+        for worker in self.workers:
+            worker.start()
+
+    def check_buildable(self, models_and_shapes, source: str) -> None:
+        """BadInput if a model cannot be built; checked by a worker (this process has no TF)."""
+        self.tasks.put(("check", models_and_shapes, source))
+        kind, _, error = self._next_event()
+        if kind == "checked" and error:
+            raise BadInput(error)
+
+    def run(self, specs: list[RunSpec], runs_dir: Path, reporter, source: str) -> list[Outcome]:
+        """One Outcome per spec, in order; a run whose worker died is "failed"."""
+        for index, spec in enumerate(specs):
+            self.tasks.put(("run", index, spec, runs_dir, source))
+        outcomes: dict[int, Outcome] = {}
+        reporter.sweep_started(len(specs), len(self.workers))
+        try:
+            while len(outcomes) < len(specs):
+                try:
+                    kind, index, *rest = self._next_event(tick=reporter.sweep_tick)
+                except RuntimeError:
+                    break  # every worker is gone; the rest are marked failed below
+                if kind == "started":
+                    reporter.sweep_run_started(Path(rest[0]))
+                elif kind == "done":
+                    path, summary = Path(rest[0]), rest[1]
+                    outcomes[index] = Outcome(path, summary["status"])
+                    reporter.sweep_run_done(path, summary)
+                elif kind == "error":  # the worker could not even start the run
+                    outcomes[index] = Outcome(None, "failed")
+                    reporter.sweep_run_error(specs[index].label, rest[0])
+        finally:
+            reporter.sweep_finished()
+        return [outcomes.get(i, Outcome(None, "failed")) for i in range(len(specs))]
+
+    def _next_event(self, tick=None):
+        """The next worker event; KeyboardInterrupt on a stop request; RuntimeError if all died."""
+        while True:
             stop.check()
             try:
-                kind, index, *rest = events.get(timeout=0.5)
+                return self.events.get(timeout=0.5)
             except queue.Empty:
-                if not any(w.is_alive() for w in workers):
-                    break  # a worker died hard; its runs are marked failed below
-                reporter.sweep_tick()
-                continue
-            if kind == "started":
-                reporter.sweep_run_started(Path(rest[0]))
-            elif kind == "done":
-                path, summary = Path(rest[0]), rest[1]
-                outcomes[index] = Outcome(path, summary["status"])
-                reporter.sweep_run_done(path, summary)
-            else:  # "error": the worker could not even start the run
-                outcomes[index] = Outcome(None, "failed")
-                reporter.sweep_run_error(specs[index].label, rest[0])
-    except KeyboardInterrupt:
-        _stop(workers)
-        raise
-    finally:
-        reporter.sweep_finished()
-    for worker in workers:
-        worker.join(timeout=30)
-    return [outcomes.get(i, Outcome(None, "failed")) for i in range(len(specs))]
+                if not any(w.is_alive() for w in self.workers):
+                    raise RuntimeError("every worker process has exited") from None
+                if tick:
+                    tick()
 
-
-def _stop(workers) -> None:
-    for worker in workers:
-        if worker.is_alive():
-            worker.terminate()  # SIGTERM: the worker records "interrupted" and exits
-    for worker in workers:
-        worker.join(timeout=60)
+    def close(self) -> None:
+        """Stop the workers: those mid-run record "interrupted"; idle ones just exit."""
+        for worker in self.workers:
+            if worker.is_alive():
+                worker.terminate()  # SIGTERM -> stop request in the worker
+            self.tasks.put(None)  # wakes a worker waiting for a task
+        for worker in self.workers:
+            worker.join(timeout=60)
+            if worker.is_alive():
+                worker.kill()
 
 
 class _Events:
@@ -112,17 +130,24 @@ def _worker(tasks, events, threads: int) -> None:
     from bnexp import data, train
 
     cached_key, splits = None, None
-    try:
-        while not stop.requested() and (item := tasks.get()) is not None:
-            index, spec, runs_dir, source = item
+    while True:
+        task = tasks.get()
+        if task is None or stop.requested():  # a stop may come while waiting for a task
+            return
+        if task[0] == "check":
             try:
-                key = spec.config.data.model_dump_json()
-                if key != cached_key:  # sweeps usually share one dataset: load it once
-                    cached_key, splits = key, data.load(spec.config.data, source)
-                train.run_one(spec, splits, runs_dir, _Events(events, index))
-            except KeyboardInterrupt:
-                raise
-            except BaseException as e:  # noqa: BLE001 - report, and take the next run
-                events.put(("error", index, f"{type(e).__name__}: {e}"))
-    except KeyboardInterrupt:
-        return
+                train.check_buildable(task[1], task[2])
+                events.put(("checked", -1, None))
+            except BadInput as e:
+                events.put(("checked", -1, str(e)))
+            continue
+        _, index, spec, runs_dir, source = task
+        try:
+            key = spec.config.data.model_dump_json()
+            if key != cached_key:  # sweeps usually share one dataset: load it once
+                cached_key, splits = key, data.load(spec.config.data, source)
+            train.run_one(spec, splits, runs_dir, _Events(events, index))
+        except KeyboardInterrupt:
+            return  # run_one has recorded "interrupted"
+        except BaseException as e:  # noqa: BLE001 - report, and take the next run
+            events.put(("error", index, f"{type(e).__name__}: {e}"))

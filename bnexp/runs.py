@@ -15,6 +15,7 @@ import os
 import socket
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from bnexp.errors import BadInput
@@ -26,6 +27,15 @@ METRIC_COLUMNS = [
 LOWER_IS_BETTER = {"train_loss", "val_loss", "test_loss"}
 STATUSES = ("running", "completed", "diverged", "failed", "interrupted")
 FINISHED = ("completed", "diverged")  # results: a sweep re-run keeps them
+
+
+@dataclass
+class Outcome:
+    """How one run ended: its folder and status (completed, diverged, failed, interrupted)."""
+
+    path: Path | None  # None: the run died before it had a folder
+    status: str
+    skipped: bool = False  # finished in an earlier invocation; not run again
 
 
 def ensure_writable(runs_dir: Path) -> None:

@@ -17,7 +17,6 @@ import socket
 import subprocess
 import time
 import traceback
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -30,18 +29,10 @@ from bnexp import data as data_mod
 from bnexp import models, runs, stop
 from bnexp.config import Config, OptimizerConfig, RunSpec
 from bnexp.errors import BadInput
+from bnexp.runs import Outcome
 
 EVAL_BATCH = 2000  # inference mode: batch size changes speed only, not results
 SYNC_EVERY = 20  # steps between reading the running loss back to Python (a host sync)
-
-
-@dataclass
-class Outcome:
-    """How one run ended: its folder and status (completed, diverged or failed)."""
-
-    path: Path | None  # None: the run died before it had a folder
-    status: str
-    skipped: bool = False  # finished in an earlier invocation; not run again
 
 
 class Steps:
@@ -154,42 +145,6 @@ def fit(config: Config, splits: data_mod.Splits, on_epoch, reporter, model=None)
 # ---------------------------------------------------------------- runs
 
 
-def run_all(
-    specs: list[RunSpec], runs_dir: Path, reporter, source: str, jobs: int = 1,
-    force: bool = False,
-) -> list[Outcome]:
-    """Every run of a config: bad input is caught before any folder exists; runs that already
-    finished under runs_dir (same config hash) are skipped unless `force`; `jobs` > 1 runs
-    that many at once in separate processes."""
-    runs.ensure_writable(runs_dir)
-    datasets = {}
-    for spec in specs:  # load (and so check) every dataset before the first run starts
-        key = spec.config.data.model_dump_json()
-        if key not in datasets:
-            datasets[key] = data_mod.load(spec.config.data, source)
-    for spec in specs:
-        _check_buildable(spec.config, datasets[spec.config.data.model_dump_json()], source)
-    finished = {} if force else runs.find_finished(runs_dir)
-    outcomes, todo = [], []
-    for spec in specs:
-        path = finished.get(config_mod.config_hash(spec.config))
-        if path is None:
-            todo.append(spec)
-            continue
-        status = runs.read_summary(path)["status"]
-        outcomes.append(Outcome(path, status, skipped=True))
-        reporter.run_skipped(path, status)
-    if jobs > 1 and len(todo) > 1:
-        from bnexp import parallel
-
-        return outcomes + parallel.run(todo, runs_dir, jobs, reporter, source)
-    for spec in todo:
-        stop.check()
-        splits = datasets[spec.config.data.model_dump_json()]
-        outcomes.append(run_one(spec, splits, runs_dir, reporter))
-    return outcomes
-
-
 def run_one(spec: RunSpec, splits: data_mod.Splits, runs_dir: Path, reporter) -> Outcome:
     """One run in a new folder under runs_dir. Never raises for a failing run: it is recorded."""
     config = spec.config
@@ -231,17 +186,19 @@ def run_one(spec: RunSpec, splits: data_mod.Splits, runs_dir: Path, reporter) ->
     return Outcome(path, summary["status"])
 
 
-def _check_buildable(config: Config, splits: data_mod.Splits, source: str) -> None:
-    try:
-        models.build(config.model, splits.input_shape)
-    except ValueError as e:
-        first = str(e).strip().splitlines()[0]
-        raise BadInput(
-            f"{source}: model: cannot build {config.model.arch} on inputs of shape "
-            f"{splits.input_shape} (check kernel_size, filters, data.pad_to): {first}"
-        ) from None
-    finally:
-        keras.backend.clear_session()
+def check_buildable(models_and_shapes, source: str) -> None:
+    """BadInput if a (ModelConfig, input shape) cannot be built, e.g. a kernel too big."""
+    for model_cfg, shape in models_and_shapes:
+        try:
+            models.build(model_cfg, shape)
+        except ValueError as e:
+            first = str(e).strip().splitlines()[0]
+            raise BadInput(
+                f"{source}: model: cannot build {model_cfg.arch} on inputs of shape "
+                f"{tuple(shape)} (check kernel_size, filters, data.pad_to): {first}"
+            ) from None
+        finally:
+            keras.backend.clear_session()
 
 
 def _initial_summary(spec: RunSpec, splits, model, path: Path) -> dict:
