@@ -339,6 +339,7 @@ def plot_curves(curves: dict, metric: str, out: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     from bnexp.errors import BadInput
 
@@ -349,6 +350,7 @@ def plot_curves(curves: dict, metric: str, out: Path) -> None:
         band = frame.dropna(subset=["ci95_low", "ci95_high"])
         ax.fill_between(band["epoch"], band["ci95_low"], band["ci95_high"],
                         color=line.get_color(), alpha=0.2, linewidth=0)
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
     ax.set_ylabel(metric)
     ax.set_title(f"{metric}: mean over seeds, shaded 95% confidence band")
