@@ -44,7 +44,9 @@ def _exit_codes():
 
 @app.command()
 def train(
-    config: ConfigArg,
+    config: Annotated[
+        Path | None, typer.Argument(help="The experiment's YAML config.", show_default=False)
+    ] = None,
     set_: SetOpt = None,
     runs_dir: Annotated[Path, typer.Option("--runs-dir", help="Where run folders go.")] = Path(
         "runs"
@@ -58,19 +60,28 @@ def train(
     force: Annotated[
         bool, typer.Option("--force", help="Rerun runs that already finished under --runs-dir.")
     ] = False,
+    resume: Annotated[
+        Path | None,
+        typer.Option("--resume", help="Continue this interrupted run from its last epoch."),
+    ] = None,
 ) -> None:
     """Train CONFIG: one run, or one per sweep cell and seed. Prints each run folder."""
     with _exit_codes():
         from bnexp import config as config_mod
 
-        specs = config_mod.load(config, set_ or [])
-        if smoke:
+        if (config is None) == (resume is None):
+            raise BadInput("bnexp train: give either CONFIG or --resume RUN_DIR")
+        specs = [] if resume else config_mod.load(config, set_ or [])
+        if smoke and specs:
             specs = config_mod.smoke_specs(specs)
         from bnexp import report, stop, sweep
 
         try:
             with stop.handling():
-                outcomes = sweep.run_all(specs, runs_dir, report.make_reporter(),
+                if resume:
+                    outcomes = [sweep.resume(resume, report.make_reporter())]
+                else:
+                    outcomes = sweep.run_all(specs, runs_dir, report.make_reporter(),
                                              source=str(config), jobs=jobs, force=force)
         except KeyboardInterrupt:
             report.print_error("interrupted; the same command again finishes what is left")

@@ -58,6 +58,10 @@ def load(runs_dir: Path) -> Runs:
             rows.append(_read_run(folder))
         except ValueError as e:
             warnings.append(f"skipped {folder}: {e}")
+            continue
+        if runs.torn_metrics(folder):
+            warnings.append(f"{folder}: metrics.csv ends in a torn line (a kill mid-write); "
+                            "that line is ignored")
     warnings += _foreign_folders(runs_dir, set(run_dirs))
     rows, superseded = _latest_per_config(rows)
     if superseded:

@@ -137,6 +137,10 @@ class TrainConfig(_Section):
     """The training budget."""
 
     epochs: int = Field(10, gt=0)
+    """Passes over the training set."""
+    deterministic: bool = False
+    """TensorFlow op determinism: a resumed run then ends bit-identical to an uninterrupted
+    one. Costs some speed."""
 
 
 class SweepConfig(_Section):
@@ -306,7 +310,8 @@ def smoke(config: Config) -> Config:
             "test_limit": min(config.data.test_limit or batch, batch),
         }
     )
-    return config.model_copy(update={"data": data, "train": TrainConfig(epochs=1)})
+    train = config.train.model_copy(update={"epochs": 1})
+    return config.model_copy(update={"data": data, "train": train})
 
 
 # ---------------------------------------------------------------- helpers

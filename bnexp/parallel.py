@@ -54,10 +54,13 @@ class Pool:
         if kind == "checked" and error:
             raise BadInput(error)
 
-    def run(self, specs: list[RunSpec], runs_dir: Path, reporter, source: str) -> list[Outcome]:
-        """One Outcome per spec, in order; a run whose worker died is "failed"."""
-        for index, spec in enumerate(specs):
-            self.tasks.put(("run", index, spec, runs_dir, source))
+    def run(self, todo: list[tuple[RunSpec, Path | None]], runs_dir: Path, reporter,
+            source: str) -> list[Outcome]:
+        """todo: (spec, folder to resume or None). One Outcome each, in order; a run whose
+        worker died is "failed"."""
+        specs = [spec for spec, _ in todo]
+        for index, (spec, resume_path) in enumerate(todo):
+            self.tasks.put(("run", index, spec, runs_dir, source, resume_path))
         outcomes: dict[int, Outcome] = {}
         reporter.sweep_started(len(specs), len(self.workers))
         try:
@@ -141,12 +144,15 @@ def _worker(tasks, events, threads: int) -> None:
             except BadInput as e:
                 events.put(("checked", -1, str(e)))
             continue
-        _, index, spec, runs_dir, source = task
+        _, index, spec, runs_dir, source, resume_path = task
         try:
             key = spec.config.data.model_dump_json()
             if key != cached_key:  # sweeps usually share one dataset: load it once
                 cached_key, splits = key, data.load(spec.config.data, source)
-            train.run_one(spec, splits, runs_dir, _Events(events, index))
+            if resume_path:
+                train.resume_run(resume_path, splits, _Events(events, index))
+            else:
+                train.run_one(spec, splits, runs_dir, _Events(events, index))
         except KeyboardInterrupt:
             return  # run_one has recorded "interrupted"
         except BaseException as e:  # noqa: BLE001 - report, and take the next run

@@ -65,7 +65,10 @@ class PlainReporter:
         self.console.print(text, highlight=False, soft_wrap=True, markup=False)
 
     def run_skipped(self, path: Path, status: str) -> None:
-        self.say(f"{path.name}: skipped, already {status} (--force reruns it)")
+        if status == "running":
+            self.say(f"{path.name}: skipped, still running in another process")
+        else:
+            self.say(f"{path.name}: skipped, already {status} (--force reruns it)")
         print(path, flush=True)
 
     def sweep_started(self, total: int, workers: int) -> None:

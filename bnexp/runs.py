@@ -9,6 +9,7 @@ reads run folders through this module.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import os
@@ -75,9 +76,17 @@ class RunFolder:
     def write_config(self, text: str) -> None:
         write_text_atomic(self.path / "config.yaml", text)
 
+    def start_metrics(self) -> None:
+        """metrics.csv with its header and no rows yet: a run that ends early still has one."""
+        if not self.metrics_path.exists() or self.metrics_path.stat().st_size == 0:
+            with open(self.metrics_path, "w", newline="", encoding="utf-8") as f:
+                csv.writer(f).writerow(METRIC_COLUMNS)
+                f.flush()
+                os.fsync(f.fileno())
+
     def append_metrics(self, row: dict) -> None:
         """One epoch's row; the header goes first when the file is new."""
-        new = not self.metrics_path.exists()
+        new = not self.metrics_path.exists() or self.metrics_path.stat().st_size == 0
         with open(self.metrics_path, "a", newline="", encoding="utf-8") as f:
             writer = csv.DictWriter(f, fieldnames=METRIC_COLUMNS, extrasaction="ignore")
             if new:
@@ -101,12 +110,47 @@ def read_summary(path: Path) -> dict:
 
 
 def read_metrics(path: Path) -> list[dict]:
-    """metrics.csv rows as dicts of floats (epoch as int, blanks as NaN)."""
-    with open(path / "metrics.csv", newline="", encoding="utf-8") as f:
-        return [
-            {k: (int(v) if k == "epoch" else float(v) if v else math.nan) for k, v in row.items()}
-            for row in csv.DictReader(f)
-        ]
+    """metrics.csv rows as dicts of floats (epoch as int, blanks as NaN).
+
+    A last line without its newline (a write cut short by a kill) is not a row: ignored.
+    """
+    text = (path / "metrics.csv").read_text(encoding="utf-8")
+    if not text.endswith("\n"):
+        text = text[: text.rfind("\n") + 1]
+    return [
+        {k: (int(v) if k == "epoch" else float(v) if v else math.nan) for k, v in row.items()}
+        for row in csv.DictReader(io.StringIO(text))
+    ]
+
+
+def torn_metrics(path: Path) -> bool:
+    """True if metrics.csv ends in a line cut short (a kill in the middle of a write)."""
+    file = path / "metrics.csv"
+    try:
+        with open(file, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            if f.tell() == 0:
+                return False
+            f.seek(-1, os.SEEK_END)
+            return f.read(1) != b"\n"
+    except OSError:
+        return False
+
+
+def repair_metrics(path: Path, rows: list[dict]) -> None:
+    """Make metrics.csv hold the header and exactly `rows` (a checkpoint's finished epochs).
+
+    Complete rows already there are kept untouched; a torn last line and any row past
+    the checkpoint are cut off; rows the file lacks are appended.
+    """
+    folder = RunFolder(path)
+    file = folder.metrics_path
+    lines = file.read_bytes().split(b"\n") if file.exists() else [b""]
+    keep = lines[:-1][: 1 + len(rows)]  # complete lines only: the header, then rows
+    with open(file, "ab") as f:
+        f.truncate(sum(len(line) + 1 for line in keep))
+    for row in rows[max(len(keep) - 1, 0) :]:
+        folder.append_metrics(row)
 
 
 def best_of(rows: list[dict]) -> dict:
@@ -135,20 +179,30 @@ def effective_status(summary: dict) -> str:
     return status
 
 
-def find_finished(runs_dir: Path) -> dict[str, Path]:
-    """config_hash -> folder of a finished (completed or diverged) run anywhere under runs_dir."""
-    found: dict[str, tuple[str, Path]] = {}
+def latest_attempts(runs_dir: Path) -> dict[str, tuple[str, Path]]:
+    """config_hash -> (status, folder) of the attempt that counts for each config and seed
+    under runs_dir: a finished one (completed or diverged) if any, else the latest started.
+    Status is effective_status: a dead "running" run reads "interrupted"."""
+    found: dict[str, tuple[tuple, str, Path]] = {}
     for summary_path in runs_dir.rglob("summary.json"):
         try:
             summary = json.loads(summary_path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             continue
         key = summary.get("config_hash") if isinstance(summary, dict) else None
-        if key and summary.get("status") in FINISHED:
-            started = str(summary.get("started") or "")
-            if key not in found or started > found[key][0]:
-                found[key] = (started, summary_path.parent)
-    return {key: path for key, (_, path) in found.items()}
+        if not key:
+            continue
+        status = effective_status(summary)
+        rank = (status in FINISHED, str(summary.get("started") or ""))
+        if key not in found or rank > found[key][0]:
+            found[key] = (rank, status, summary_path.parent)
+    return {key: (status, path) for key, (_, status, path) in found.items()}
+
+
+def find_finished(runs_dir: Path) -> dict[str, Path]:
+    """config_hash -> folder of a finished (completed or diverged) run under runs_dir."""
+    return {k: path for k, (status, path) in latest_attempts(runs_dir).items()
+            if status in FINISHED}
 
 
 def _process_alive(pid) -> bool:

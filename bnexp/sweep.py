@@ -2,10 +2,13 @@
 
 Order matters for "nothing half-done": every dataset is loaded and every model built
 once before the first run folder is created, so bad input exits 2 with nothing
-written. Runs that already finished under the runs folder with the same config hash
-(config and seed) are skipped, unless `force`. With jobs > 1 this process never
-imports TensorFlow: the worker processes are started first, so their slow TensorFlow
-imports overlap the checks here, and one of them checks that the models build.
+written. For each config and seed, the latest attempt under the runs folder (found by
+the config hash in summary.json) decides what happens: finished (completed or
+diverged) is skipped, still running elsewhere is left alone, interrupted is resumed
+in its own folder from its last checkpoint; failed or missing runs start afresh.
+`force` starts every run afresh. With jobs > 1 this process never imports
+TensorFlow: the workers start first, so their slow imports overlap the checks here,
+and one of them checks that the models build.
 """
 
 from __future__ import annotations
@@ -17,11 +20,12 @@ from bnexp import data as data_mod
 from bnexp import runs, stop
 from bnexp.config import RunSpec
 from bnexp.runs import Outcome
+from bnexp.tfquiet import import_tensorflow
 
 
 def run_all(specs: list[RunSpec], runs_dir: Path, reporter, source: str, jobs: int = 1,
             force: bool = False) -> list[Outcome]:
-    """Check, skip what is finished, and train the rest; one Outcome per run."""
+    """Check, skip or resume what exists, and train the rest; one Outcome per run."""
     runs.ensure_writable(runs_dir)
     pool = None
     if jobs > 1 and len(specs) > 1:
@@ -34,23 +38,36 @@ def run_all(specs: list[RunSpec], runs_dir: Path, reporter, source: str, jobs: i
         if pool:
             pool.check_buildable(models, source)
         else:
-            from bnexp.tfquiet import import_tensorflow
-
             import_tensorflow()
             from bnexp import train
 
             train.check_buildable(models, source)
-        outcomes, todo = _skip_finished(specs, runs_dir, force, reporter)
+        outcomes, todo = _plan(specs, runs_dir, force, reporter)
         if pool:
             return outcomes + pool.run(todo, runs_dir, reporter, source)
-        for spec in todo:
+        for spec, resume_path in todo:
             stop.check()
             splits = datasets[_data_key(spec)]
-            outcomes.append(train.run_one(spec, splits, runs_dir, reporter))
+            if resume_path:
+                outcomes.append(train.resume_run(resume_path, splits, reporter))
+            else:
+                outcomes.append(train.run_one(spec, splits, runs_dir, reporter))
         return outcomes
     finally:
         if pool:
             pool.close()
+
+
+def resume(path: Path, reporter) -> Outcome:
+    """`bnexp train --resume RUN_DIR`: continue the run; a finished run is left as it is."""
+    import_tensorflow()
+    from bnexp import train
+
+    summary, _ = train.resumable(Path(path))
+    if summary["status"] in runs.FINISHED:
+        reporter.run_skipped(Path(path), summary["status"])
+        return Outcome(Path(path), summary["status"], skipped=True)
+    return train.resume_run(Path(path), None, reporter)
 
 
 def _data_key(spec: RunSpec) -> str:
@@ -75,16 +92,15 @@ def _distinct_models(specs, datasets) -> list:
     return list(seen.values())
 
 
-def _skip_finished(specs, runs_dir: Path, force: bool, reporter):
-    """(outcomes of runs already finished, specs still to run)."""
-    finished = {} if force else runs.find_finished(runs_dir)
+def _plan(specs, runs_dir: Path, force: bool, reporter):
+    """(outcomes of runs left as they are, [(spec, folder to resume or None)] to run)."""
+    attempts = {} if force else runs.latest_attempts(runs_dir)
     outcomes, todo = [], []
     for spec in specs:
-        path = finished.get(config_mod.config_hash(spec.config))
-        if path is None:
-            todo.append(spec)
-            continue
-        status = runs.read_summary(path)["status"]
-        outcomes.append(Outcome(path, status, skipped=True))
-        reporter.run_skipped(path, status)
+        status, path = attempts.get(config_mod.config_hash(spec.config), (None, None))
+        if status in runs.FINISHED or status == "running":
+            outcomes.append(Outcome(path, status, skipped=True))
+            reporter.run_skipped(path, status)
+        else:
+            todo.append((spec, path if status == "interrupted" else None))
     return outcomes, todo

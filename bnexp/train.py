@@ -24,9 +24,9 @@ import tensorflow as tf
 from tensorflow import keras
 
 import bnexp
+from bnexp import checkpoint, models, runs, stop
 from bnexp import config as config_mod
 from bnexp import data as data_mod
-from bnexp import models, runs, stop
 from bnexp.config import Config, OptimizerConfig, RunSpec
 from bnexp.errors import BadInput
 from bnexp.runs import Outcome
@@ -43,6 +43,8 @@ class Steps:
         self.loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
         # [sum of loss * batch, correct predictions, examples] since the last reset
         self.sums = tf.Variable(tf.zeros(3), trainable=False)
+        # the optimizer iteration at which the loss first became NaN or infinite; -1: never
+        self.first_bad = tf.Variable(tf.constant(-1, tf.int64), trainable=False)
         signature = [
             tf.TensorSpec((None, *input_shape), tf.float32),
             tf.TensorSpec((None,), tf.int32),
@@ -56,6 +58,9 @@ class Steps:
             logits = self.model(x, training=True)
             loss = self.loss_fn(y, logits)
             total = loss + tf.add_n(self.model.losses) if self.model.losses else loss
+        bad = tf.logical_and(tf.logical_not(tf.math.is_finite(total)), self.first_bad < 0)
+        iteration = tf.cast(tf.convert_to_tensor(self.optimizer.iterations), tf.int64)
+        self.first_bad.assign(tf.where(bad, iteration, self.first_bad))
         grads = tape.gradient(total, self.model.trainable_variables)
         self.optimizer.apply_gradients(zip(grads, self.model.trainable_variables, strict=True))
         self.sums.assign_add(_batch_sums(loss, logits, y))
@@ -104,41 +109,53 @@ class Diverged(Exception):
         self.epoch, self.step = epoch, step
 
 
-def fit(config: Config, splits: data_mod.Splits, on_epoch, reporter, model=None):
-    """Train `config` on `splits`; call on_epoch(row) after each epoch. Raises Diverged."""
+def fit(config: Config, splits: data_mod.Splits, on_epoch, reporter, model=None,
+        checkpoint_path: Path | None = None):
+    """Train `config` on `splits`; call on_epoch(row) after each epoch. Raises Diverged.
+
+    With checkpoint_path, the state is saved there after every epoch (before on_epoch),
+    and if a checkpoint is already there, training continues from it.
+    """
+    if config.train.deterministic:
+        tf.config.experimental.enable_op_determinism()
     keras.utils.set_random_seed(config.seed)
     model = model or models.build(config.model, splits.input_shape)
     steps = Steps(model, make_optimizer(config.optimizer), splits.input_shape)
     order = np.random.default_rng(config.seed)  # the data order, one permutation per epoch
+    rows = []
+    if checkpoint_path is not None and checkpoint_path.exists():
+        rows = checkpoint.restore(checkpoint_path, model, steps.optimizer, order)
     batch, n = config.data.batch_size, len(splits.x_train)
     n_steps = math.ceil(n / batch)
-    for epoch in range(1, config.train.epochs + 1):
+    for epoch in range(len(rows) + 1, config.train.epochs + 1):
         reporter.epoch_started(epoch, n_steps)
         perm = order.permutation(n)
+        first_iteration = int(steps.optimizer.iterations.numpy())
         start = time.perf_counter()
         for step in range(n_steps):
             idx = perm[step * batch : (step + 1) * batch]
             loss = steps.train_step(splits.x_train[idx], splits.y_train[idx])
             stop.check()
             if (step + 1) % SYNC_EVERY == 0 or step + 1 == n_steps:
-                value = float(loss)
-                if not math.isfinite(value):
-                    raise Diverged(epoch, step + 1)
-                reporter.step(epoch, step + 1, value)
+                bad = int(steps.first_bad.numpy())
+                if bad >= 0:
+                    raise Diverged(epoch, bad - first_iteration + 1)
+                reporter.step(epoch, step + 1, float(loss))
         train_loss, train_acc = steps.take_sums()
         seconds = time.perf_counter() - start
-        if not math.isfinite(train_loss):
-            raise Diverged(epoch, n_steps)
         start = time.perf_counter()
         val_loss, val_acc = steps.evaluate(splits.x_val, splits.y_val)
         test_loss, test_acc = steps.evaluate(splits.x_test, splits.y_test)
-        on_epoch({
+        rows.append({
             "epoch": epoch, "train_loss": train_loss, "train_acc": train_acc,
             "val_loss": val_loss, "val_acc": val_acc,
             "test_loss": test_loss, "test_acc": test_acc,
             "seconds": seconds, "samples_per_sec": n / seconds,
             "eval_seconds": time.perf_counter() - start,
         })
+        if checkpoint_path is not None:
+            checkpoint.save(checkpoint_path, model, steps.optimizer, order, rows)
+        on_epoch(rows[-1])
     return model
 
 
@@ -154,12 +171,59 @@ def run_one(spec: RunSpec, splits: data_mod.Splits, runs_dir: Path, reporter) ->
     path = runs.create(runs_dir, spec.label)
     folder = runs.RunFolder(path)
     folder.write_config(config_mod.to_yaml(config))
-    t0 = time.time()
+    folder.start_metrics()
     summary = _initial_summary(spec, splits, model, path)
     folder.write_summary(summary)
     folder.log(f"started {path.name}: {splits.source}, {summary['data']}")
-    rows: list[dict] = []
-    reporter.run_started(path, config.train.epochs)
+    return _execute(config, splits, folder, summary, model, [], reporter)
+
+
+def resume_run(path: Path, splits: data_mod.Splits | None, reporter) -> Outcome:
+    """Continue an interrupted or failed run in its own folder from its last checkpoint.
+
+    metrics.csv is first made to agree with the checkpoint: a torn last line, or a row
+    written after the checkpoint's epoch, goes; rows the checkpoint has and the file
+    lacks are appended. So the file ends with no gap and no duplicate.
+    """
+    folder = runs.RunFolder(path)
+    summary, config = resumable(path)
+    if splits is None:
+        splits = data_mod.load(config.data, str(path / "config.yaml"))
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(config.seed)
+    model = models.build(config.model, splits.input_shape)
+    ckpt = path / checkpoint.FILENAME
+    rows = checkpoint.rows(ckpt) if ckpt.exists() else []
+    runs.repair_metrics(path, rows)
+    summary.update(status="running", error=None, pid=os.getpid(), host=socket.gethostname(),
+                   epochs_done=len(rows))
+    summary.setdefault("resumed", []).append({"at": _now(), "from_epoch": len(rows)})
+    folder.write_summary(summary)
+    folder.log(f"resumed after epoch {len(rows)}")
+    return _execute(config, splits, folder, summary, model, rows, reporter)
+
+
+def resumable(path: Path) -> tuple[dict, Config]:
+    """(summary, config) of a run that can be resumed; BadInput saying why one cannot."""
+    if not (path / "summary.json").is_file():
+        raise BadInput(f"{path}: --resume: not a run folder (no summary.json)")
+    summary = runs.read_summary(path)
+    status = runs.effective_status(summary)
+    if status == "running":
+        raise BadInput(f"{path}: --resume: still running (pid {summary.get('pid')} on "
+                       f"{summary.get('host')})")
+    (spec,) = config_mod.load(path / "config.yaml")
+    if config_mod.config_hash(spec.config) != summary.get("config_hash"):
+        raise BadInput(f"{path}/config.yaml: --resume: the config changed since the run "
+                       "started; start a new run instead")
+    return summary, spec.config
+
+
+def _execute(config, splits, folder: runs.RunFolder, summary: dict, model, rows: list[dict],
+             reporter) -> Outcome:
+    """Train to the end, keeping metrics.csv, checkpoint and summary.json up to date."""
+    t0 = time.time() - (summary.get("wall_seconds") or 0.0)
+    reporter.run_started(folder.path, config.train.epochs)
 
     def on_epoch(row):
         rows.append(row)
@@ -169,7 +233,8 @@ def run_one(spec: RunSpec, splits: data_mod.Splits, runs_dir: Path, reporter) ->
         reporter.epoch_done(row)
 
     try:
-        fit(config, splits, on_epoch, reporter, model=model)
+        fit(config, splits, on_epoch, reporter, model=model,
+            checkpoint_path=folder.path / checkpoint.FILENAME)
         summary["status"] = "completed"
     except Diverged as e:
         summary.update(status="diverged", diverged_at={"epoch": e.epoch, "step": e.step})
@@ -182,8 +247,8 @@ def run_one(spec: RunSpec, splits: data_mod.Splits, runs_dir: Path, reporter) ->
         _finish(summary, folder, t0)
         raise
     _finish(summary, folder, t0)
-    reporter.run_done(path, summary)
-    return Outcome(path, summary["status"])
+    reporter.run_done(folder.path, summary)
+    return Outcome(folder.path, summary["status"])
 
 
 def check_buildable(models_and_shapes, source: str) -> None:

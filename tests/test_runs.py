@@ -49,3 +49,55 @@ def test_unwritable_runs_dir_is_bad_input(tmp_path):
     blocker.write_text("")
     with pytest.raises(BadInput, match="--runs-dir"):
         runs.ensure_writable(blocker / "runs")
+
+
+def write_rows(folder, n):
+    rows = [{"epoch": e, "train_loss": 1.0 / e, "test_acc": 0.1 * e} for e in range(1, n + 1)]
+    for row in rows:
+        folder.append_metrics(row)
+    return rows
+
+
+def test_a_torn_last_line_is_ignored_and_detected(tmp_path):
+    folder = runs.RunFolder(tmp_path)
+    write_rows(folder, 2)
+    assert not runs.torn_metrics(tmp_path)
+    with open(folder.metrics_path, "a") as f:
+        f.write("3,0.33")  # a kill in the middle of a write
+    assert runs.torn_metrics(tmp_path)
+    assert [r["epoch"] for r in runs.read_metrics(tmp_path)] == [1, 2]
+
+
+def test_repair_makes_metrics_agree_with_the_checkpoint(tmp_path):
+    folder = runs.RunFolder(tmp_path)
+    rows = write_rows(folder, 3)
+    original = folder.metrics_path.read_bytes()
+    with open(folder.metrics_path, "a") as f:
+        f.write("4,0.2")  # torn line past the checkpoint
+    runs.repair_metrics(tmp_path, rows)
+    assert folder.metrics_path.read_bytes() == original  # finished rows untouched
+    runs.repair_metrics(tmp_path, rows[:2])  # a row written after the checkpoint goes
+    assert [r["epoch"] for r in runs.read_metrics(tmp_path)] == [1, 2]
+    folder.metrics_path.write_text("")  # killed before even the header
+    runs.repair_metrics(tmp_path, rows)
+    assert folder.metrics_path.read_bytes() == original
+
+
+def test_latest_attempts_prefers_finished_then_latest(tmp_path):
+    import os
+    import socket
+
+    def attempt(name, status, started, pid=None):
+        path = tmp_path / name
+        path.mkdir()
+        runs.RunFolder(path).write_summary({
+            "status": status, "config_hash": "h", "started": started,
+            "pid": pid or os.getpid(), "host": socket.gethostname()})
+        return path
+
+    attempt("a", "failed", "2026-01-01T00:00:01")
+    b = attempt("b", "running", "2026-01-01T00:00:02", pid=2**22 + 7)  # process gone
+    assert runs.latest_attempts(tmp_path) == {"h": ("interrupted", b)}
+    c = attempt("c", "completed", "2026-01-01T00:00:00")
+    assert runs.latest_attempts(tmp_path) == {"h": ("completed", c)}
+    assert runs.find_finished(tmp_path) == {"h": c}
