@@ -234,18 +234,20 @@ def read_yaml(path: Path) -> dict[str, Any]:
     return raw
 
 
-def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+def apply_overrides(raw: dict[str, Any], overrides: list[str], source: str = "config"
+                    ) -> dict[str, Any]:
     """A copy of `raw` with each ``KEY=VALUE`` set; VALUE is read as YAML (0.1, true, [1, 2])."""
     out = copy.deepcopy(raw)
     for item in overrides:
         key, sep, text = item.partition("=")
         if not sep or not key.strip():
-            raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. model.bn.placement=after")
+            raise ConfigError(f"{source} (--set {item!r}): expected KEY=VALUE, "
+                              "e.g. model.bn.placement=after")
         try:
             value = parse_yaml(text)
         except yaml.YAMLError:
-            raise ConfigError(f"--set {key}: cannot read value {text!r}") from None
-        _set_dotted(out, key.strip(), value, source=f"--set {key}")
+            raise ConfigError(f"{source} (--set {key}): cannot read value {text!r}") from None
+        _set_dotted(out, key.strip(), value, source=f"{source} (--set {key})")
     return out
 
 
@@ -254,7 +256,7 @@ def load(path: str | Path, overrides: list[str] | None = None) -> list[RunSpec]:
     path = Path(path)
     raw = read_yaml(path)
     raw.setdefault("name", _default_name(path))
-    raw = apply_overrides(raw, overrides or [])
+    raw = apply_overrides(raw, overrides or [], str(path))
     return expand(raw, source=str(path), overrides=overrides or [])
 
 
@@ -375,7 +377,9 @@ def _all_leaf_keys(model: type[BaseModel] = Config, prefix: str = "") -> list[st
 
 
 def _did_you_mean(word: str, candidates: list[str]) -> str:
-    close = difflib.get_close_matches(word, candidates, n=1, cutoff=0.6)
+    """A near name: one the word begins (batch -> batch_size), else the closest by difflib."""
+    prefixed = sorted((c for c in candidates if c.startswith(word) and word), key=len)
+    close = prefixed[:1] or difflib.get_close_matches(word, candidates, n=1, cutoff=0.6)
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
