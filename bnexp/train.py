@@ -170,10 +170,10 @@ def run_one(spec: RunSpec, splits: data_mod.Splits, runs_dir: Path, reporter) ->
     model = models.build(config.model, splits.input_shape)
     path = runs.create(runs_dir, spec.label)
     folder = runs.RunFolder(path)
+    summary = _initial_summary(spec, splits, model, path)
+    folder.write_summary(summary)  # first: a reader never sees a run folder without one
     folder.write_config(config_mod.to_yaml(config))
     folder.start_metrics()
-    summary = _initial_summary(spec, splits, model, path)
-    folder.write_summary(summary)
     folder.log(f"started {path.name}: {splits.source}, {summary['data']}")
     return _execute(config, splits, folder, summary, model, [], reporter)
 

@@ -1,0 +1,59 @@
+"""Real processes side by side: shared runs folders, and compare while runs are written."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from bnexp import runs
+from bnexp.cli import app
+from tests.conftest import SYNTHETIC
+
+ROOT = Path(__file__).resolve().parents[1]
+EXE = str(Path(sys.executable).with_name("bnexp"))
+
+
+def start(config: Path, runs_dir: Path, *args) -> subprocess.Popen:
+    env = {**os.environ, "BNEXP_NO_DOWNLOAD": "1"}
+    return subprocess.Popen([EXE, "train", str(config), "--runs-dir", str(runs_dir), *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+def test_two_processes_in_one_runs_folder_never_share_a_run_folder(write_config, tmp_path):
+    config = write_config(SYNTHETIC)
+    procs = [start(config, tmp_path / "runs", "--force") for _ in range(2)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    printed = [Path(out.strip()) for out, _ in outs]
+    assert printed[0] != printed[1]
+    assert sorted(printed) == sorted((tmp_path / "runs").iterdir())
+    for path in printed:
+        summary = runs.read_summary(path)
+        assert summary["status"] == "completed" and summary["pid"] in {p.pid for p in procs}
+        assert [r["epoch"] for r in runs.read_metrics(path)] == [1, 2]
+        assert not runs.torn_metrics(path)
+    assert len({runs.read_summary(p)["pid"] for p in printed}) == 2
+
+
+def test_compare_reads_runs_while_they_are_written(write_config, tmp_path):
+    config = write_config(SYNTHETIC.replace("epochs: 2", "epochs: 12"))
+    proc = start(config, tmp_path / "runs")
+    seen, attempts = set(), 0
+    while proc.poll() is None:
+        if not (tmp_path / "runs").exists():
+            continue
+        result = CliRunner().invoke(app, ["compare", str(tmp_path / "runs"), "--runs",
+                                          "--format", "json"])
+        attempts += 1
+        assert result.exit_code == 0, result.output
+        assert "warning" not in result.output  # never a half-written summary.json
+        rows = json.loads(result.output[result.output.index("["):])
+        seen.update(row["status"] for row in rows)
+    assert proc.returncode == 0, proc.stderr.read()
+    assert "running" in seen, (attempts, seen)
+    final = CliRunner().invoke(app, ["compare", str(tmp_path / "runs"), "--runs", "--format",
+                                     "json"])
+    assert json.loads(final.output)[0]["status"] == "completed"
