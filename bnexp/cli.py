@@ -146,7 +146,8 @@ def compare(
             frame = compare_mod.run_rows(found, metric, at, by)
         else:
             frame = compare_mod.table(found, metric, at, by, baseline)
-        title = f"{runs_dir}: {metric} at {at} epoch, completed runs"
+        title = (f"{runs_dir}: {metric} at {at} epoch; statistics over completed runs "
+                 "(diverged, failed, interrupted: counted, not averaged)")
         report.emit_table(frame, fmt, out, title)
         if plot:
             report.plot_curves(compare_mod.curves(found, metric, by), metric, plot)
