@@ -11,11 +11,11 @@ resume the checkpoint is the truth and metrics.csv is made to agree with it.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from bnexp.runs import replace_atomically
 
 FILENAME = "checkpoint.npz"
 
@@ -27,16 +27,7 @@ def save(path: Path, model, optimizer, order: np.random.Generator, rows: list[di
     meta = {"rows": rows, "order": order.bit_generator.state,
             "n_model": len(model.weights), "n_optimizer": len(optimizer.variables)}
     arrays["meta"] = np.array(json.dumps(meta))
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".npz")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    replace_atomically(path, lambda f: np.savez(f, **arrays))
 
 
 def rows(path: Path) -> list[dict]:

@@ -361,12 +361,11 @@ def plot_curves(curves: dict, metric: str, out: Path) -> None:
     if curves:
         ax.legend(fontsize=8)
     fig.tight_layout()
-    tmp = out.with_name(f".{out.name}.tmp.png")
+    from bnexp.runs import replace_atomically
+
     try:
-        fig.savefig(tmp)
-        tmp.replace(out)
+        replace_atomically(out, lambda f: fig.savefig(f, format="png"))
     except OSError as e:
-        tmp.unlink(missing_ok=True)
         raise BadInput(f"{out}: --plot: cannot write ({e.strerror})") from None
     finally:
         plt.close(fig)

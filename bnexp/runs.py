@@ -217,18 +217,27 @@ def _process_alive(pid) -> bool:
     return True
 
 
-def write_text_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+def replace_atomically(path: Path, write) -> None:
+    """Write a file so that a reader or a kill sees the old file or the new one, never half.
+
+    write(f) fills a binary file object; it goes to a temp file in the same folder,
+    is fsynced and renamed over `path`.
+    """
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
     try:
         os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; a normal file follows the umask
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb") as f:
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    replace_atomically(path, lambda f: f.write(text.encode("utf-8")))
 
 
 def _umask() -> int:
