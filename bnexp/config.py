@@ -141,6 +141,12 @@ class TrainConfig(_Section):
     deterministic: bool = False
     """TensorFlow op determinism: a resumed run then ends bit-identical to an uninterrupted
     one. Costs some speed."""
+    jit_compile: Literal["auto", True, False] = "auto"
+    """XLA-compile the training and evaluation steps. auto: on for mlp, off for lenet (XLA's
+    CPU convolutions were slower: benchmarks/throughput.py). Falls back if XLA fails."""
+    steps_per_call: int = Field(16, gt=0)
+    """Training steps per compiled call: fewer Python round trips; Ctrl-C and the progress
+    bar react once per call."""
 
 
 class SweepConfig(_Section):

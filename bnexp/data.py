@@ -1,6 +1,8 @@
 """Datasets: MNIST and Fashion-MNIST from IDX files (or Keras' mnist.npz), and a synthetic set.
 
-Arrays come back as float32 NHWC images in [0, 1] and int32 labels. Where the
+Images come back as uint8 NHWC pixels (0-255, as the files store them: a quarter of
+the memory of float32) and labels as int32; the training and evaluation steps scale
+each batch to [0, 1] on the device (`to_unit` does the same in NumPy). Where the
 files are looked for, in order: `data.path` (when set, only there),
 `$BNEXP_DATA_DIR/<name>`, the Keras cache (`$KERAS_HOME` or `~/.keras`,
 `datasets/...`), `/usr/share/datasets/<name>`; then `keras.datasets` is asked to
@@ -37,7 +39,10 @@ NUM_CLASSES = 10
 
 @dataclass
 class Splits:
-    """Train / validation / test arrays. x: float32 (N, H, W, 1) in [0, 1]; y: int32 (N,)."""
+    """Train / validation / test arrays. x: uint8 (N, H, W, 1) pixels; y: int32 (N,).
+
+    The trap: x is not yet scaled; models expect to_unit(x), floats in [0, 1].
+    """
 
     x_train: np.ndarray
     y_train: np.ndarray
@@ -86,14 +91,19 @@ def split(x_train, y_train, x_test, y_test, cfg: DataConfig, source: str = "conf
 
 
 def _images(x: np.ndarray, pad_to: int | None) -> np.ndarray:
-    """uint8 (N, 28, 28) -> float32 (N, H, W, 1) in [0, 1], zero-padded to pad_to."""
-    x = x.astype(np.float32) / 255.0  # every source stores uint8 pixels
+    """uint8 (N, 28, 28) -> uint8 (N, H, W, 1), zero-padded to pad_to."""
+    x = np.asarray(x, dtype=np.uint8)
     x = x[..., None] if x.ndim == 3 else x
     if pad_to:
         before = (pad_to - x.shape[1]) // 2
         after = pad_to - x.shape[1] - before
         x = np.pad(x, ((0, 0), (before, after), (before, after), (0, 0)))
     return x
+
+
+def to_unit(x: np.ndarray) -> np.ndarray:
+    """uint8 pixels -> float32 in [0, 1]: what the models are fed."""
+    return x.astype(np.float32) / 255.0
 
 
 # ---------------------------------------------------------------- finding files

@@ -64,6 +64,9 @@ class PlainReporter:
     def say(self, text: str) -> None:
         self.console.print(text, highlight=False, soft_wrap=True, markup=False)
 
+    def note(self, text: str) -> None:
+        self.say(f"{self.name}: {text}" if self.name else text)
+
     def run_skipped(self, path: Path, status: str) -> None:
         if status == "running":
             self.say(f"{path.name}: skipped, still running in another process")

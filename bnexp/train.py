@@ -32,28 +32,43 @@ from bnexp.errors import BadInput
 from bnexp.runs import Outcome
 
 EVAL_BATCH = 2000  # inference mode: batch size changes speed only, not results
-SYNC_EVERY = 20  # steps between reading the running loss back to Python (a host sync)
+XLA_BY_DEFAULT = {"mlp": True, "lenet": False}  # measured: benchmarks/throughput.py
 
 
 class Steps:
-    """The compiled train and eval steps of one model, with on-device metric sums."""
+    """The compiled train and eval steps of one model, with on-device metric sums.
 
-    def __init__(self, model: keras.Model, optimizer: keras.optimizers.Optimizer, input_shape):
+    Data stays on the device as uint8 pixels; a call gathers its batches by index and
+    scales them to [0, 1] there. `train_many` runs several steps per call: Python and
+    the TensorFlow runtime are paid once per call, not once per step. With jit_compile
+    the steps are XLA-compiled; where XLA cannot compile them, they fall back to plain
+    tf.function (recorded in `self.fallback`).
+    """
+
+    def __init__(self, model: keras.Model, optimizer: keras.optimizers.Optimizer, input_shape,
+                 jit_compile: bool = False):
         self.model, self.optimizer = model, optimizer
         self.loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
         # [sum of loss * batch, correct predictions, examples] since the last reset
         self.sums = tf.Variable(tf.zeros(3), trainable=False)
         # the optimizer iteration at which the loss first became NaN or infinite; -1: never
         self.first_bad = tf.Variable(tf.constant(-1, tf.int64), trainable=False)
-        signature = [
-            tf.TensorSpec((None, *input_shape), tf.float32),
-            tf.TensorSpec((None,), tf.int32),
-        ]
-        self.train_step = tf.function(self.eager_train_step, input_signature=signature)
-        self.eval_step = tf.function(self.eager_eval_step, input_signature=signature)
+        self.input_shape, self.fallback = tuple(input_shape), None
+        self._compile(jit_compile)
+
+    def _compile(self, jit_compile: bool) -> None:
+        self.jit_compile = jit_compile
+        images = tf.TensorSpec((None, *self.input_shape), tf.uint8)
+        labels = tf.TensorSpec((None,), tf.int32)
+        chunk = tf.TensorSpec((None, None), tf.int32)
+        self._train_many = tf.function(self.eager_train_many, jit_compile=jit_compile,
+                                       input_signature=[images, labels, chunk])
+        self._eval_step = tf.function(self.eager_eval_step, jit_compile=jit_compile,
+                                      input_signature=[images, labels])
 
     def eager_train_step(self, x, y):
-        """One SGD step in training mode; returns the batch's mean loss."""
+        """One SGD step in training mode on uint8 pixels x; returns the batch's mean loss."""
+        x = tf.cast(x, tf.float32) / 255.0
         with tf.GradientTape() as tape:
             logits = self.model(x, training=True)
             loss = self.loss_fn(y, logits)
@@ -66,9 +81,33 @@ class Steps:
         self.sums.assign_add(_batch_sums(loss, logits, y))
         return loss
 
+    def eager_train_many(self, x_all, y_all, chunk):
+        """One training step per row of `chunk` (indices into x_all); the last step's loss."""
+        loss = tf.constant(0.0)
+        for i in tf.range(tf.shape(chunk)[0]):
+            loss = self.eager_train_step(tf.gather(x_all, chunk[i]), tf.gather(y_all, chunk[i]))
+        return loss
+
+    def train_many(self, x_all, y_all, chunk):
+        """The compiled train_many; on its first XLA failure, the same without XLA."""
+        try:
+            return self._train_many(x_all, y_all, chunk)
+        except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError) as e:
+            if not self.jit_compile or int(self.optimizer.iterations.numpy()) > 0:
+                raise
+            self.fallback = f"XLA could not compile the step ({type(e).__name__}); without XLA"
+            self._compile(False)
+            return self._train_many(x_all, y_all, chunk)
+
+    def train_step(self, x, y):
+        """One compiled training step on a single batch (uint8 pixels)."""
+        x = tf.convert_to_tensor(x, tf.uint8)
+        index = tf.range(tf.shape(x)[0])[None]
+        return self.train_many(x, tf.convert_to_tensor(y, tf.int32), index)
+
     def eager_eval_step(self, x, y):
         """Loss and accuracy sums of one batch in inference mode; changes no variable."""
-        logits = self.model(x, training=False)
+        logits = self.model(tf.cast(x, tf.float32) / 255.0, training=False)
         return _batch_sums(self.loss_fn(y, logits), logits, y)
 
     def take_sums(self) -> tuple[float, float]:
@@ -77,14 +116,27 @@ class Steps:
         self.sums.assign(tf.zeros(3))
         return float(loss_sum / max(n, 1)), float(correct / max(n, 1))
 
-    def evaluate(self, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    def evaluate(self, x, y) -> tuple[float, float]:
         """(mean loss, accuracy) over a whole set in inference mode; NaN for an empty set."""
         if len(x) == 0:
             return math.nan, math.nan
-        total = np.zeros(3)
-        for i in range(0, len(x), EVAL_BATCH):
-            total += self.eval_step(x[i : i + EVAL_BATCH], y[i : i + EVAL_BATCH]).numpy()
-        return float(total[0] / total[2]), float(total[1] / total[2])
+        x, y = tf.convert_to_tensor(x, tf.uint8), tf.convert_to_tensor(y, tf.int32)
+        total = tf.zeros(3)
+        for i in range(0, int(x.shape[0]), EVAL_BATCH):
+            total += self._eval_step(x[i : i + EVAL_BATCH], y[i : i + EVAL_BATCH])
+        loss_sum, correct, n = total.numpy()
+        return float(loss_sum / n), float(correct / n)
+
+
+def batch_chunks(perm: np.ndarray, batch: int, per_call: int) -> list[np.ndarray]:
+    """An epoch's order cut into (steps, batch) index arrays of up to per_call steps each;
+    a last partial batch gets a chunk of its own."""
+    full = len(perm) // batch
+    batches = perm[: full * batch].reshape(full, batch).astype(np.int32)
+    chunks = [batches[i : i + per_call] for i in range(0, full, per_call)]
+    if len(perm) % batch:
+        chunks.append(perm[full * batch :].astype(np.int32)[None])
+    return chunks
 
 
 def _batch_sums(mean_loss, logits, y):
@@ -120,32 +172,36 @@ def fit(config: Config, splits: data_mod.Splits, on_epoch, reporter, model=None,
         tf.config.experimental.enable_op_determinism()
     keras.utils.set_random_seed(config.seed)
     model = model or models.build(config.model, splits.input_shape)
-    steps = Steps(model, make_optimizer(config.optimizer), splits.input_shape)
+    steps = Steps(model, make_optimizer(config.optimizer), splits.input_shape,
+                  jit_compile=use_xla(config))
     order = np.random.default_rng(config.seed)  # the data order, one permutation per epoch
     rows = []
     if checkpoint_path is not None and checkpoint_path.exists():
         rows = checkpoint.restore(checkpoint_path, model, steps.optimizer, order)
+    # on the device once per run, as uint8: a quarter of the float32 dataset
+    x_train = tf.convert_to_tensor(splits.x_train, tf.uint8)
+    y_train = tf.convert_to_tensor(splits.y_train, tf.int32)
+    x_val, x_test = (tf.convert_to_tensor(x, tf.uint8) for x in (splits.x_val, splits.x_test))
     batch, n = config.data.batch_size, len(splits.x_train)
-    n_steps = math.ceil(n / batch)
     for epoch in range(len(rows) + 1, config.train.epochs + 1):
-        reporter.epoch_started(epoch, n_steps)
         perm = order.permutation(n)
-        first_iteration = int(steps.optimizer.iterations.numpy())
+        chunks = batch_chunks(perm, batch, config.train.steps_per_call)
+        reporter.epoch_started(epoch, sum(len(c) for c in chunks))
+        first_iteration, done = int(steps.optimizer.iterations.numpy()), 0
         start = time.perf_counter()
-        for step in range(n_steps):
-            idx = perm[step * batch : (step + 1) * batch]
-            loss = steps.train_step(splits.x_train[idx], splits.y_train[idx])
+        for chunk in chunks:
+            loss = steps.train_many(x_train, y_train, chunk)
+            done += len(chunk)
             stop.check()
-            if (step + 1) % SYNC_EVERY == 0 or step + 1 == n_steps:
-                bad = int(steps.first_bad.numpy())
-                if bad >= 0:
-                    raise Diverged(epoch, bad - first_iteration + 1)
-                reporter.step(epoch, step + 1, float(loss))
+            bad = int(steps.first_bad.numpy())  # one host sync per call, not per step
+            if bad >= 0:
+                raise Diverged(epoch, bad - first_iteration + 1)
+            reporter.step(epoch, done, float(loss))
         train_loss, train_acc = steps.take_sums()
         seconds = time.perf_counter() - start
         start = time.perf_counter()
-        val_loss, val_acc = steps.evaluate(splits.x_val, splits.y_val)
-        test_loss, test_acc = steps.evaluate(splits.x_test, splits.y_test)
+        val_loss, val_acc = steps.evaluate(x_val, splits.y_val)
+        test_loss, test_acc = steps.evaluate(x_test, splits.y_test)
         rows.append({
             "epoch": epoch, "train_loss": train_loss, "train_acc": train_acc,
             "val_loss": val_loss, "val_acc": val_acc,
@@ -156,7 +212,16 @@ def fit(config: Config, splits: data_mod.Splits, on_epoch, reporter, model=None,
         if checkpoint_path is not None:
             checkpoint.save(checkpoint_path, model, steps.optimizer, order, rows)
         on_epoch(rows[-1])
+    if steps.fallback:
+        reporter.note(steps.fallback)
     return model
+
+
+def use_xla(config: Config) -> bool:
+    """train.jit_compile: auto picks what was measured faster for the architecture."""
+    if config.train.jit_compile == "auto":
+        return XLA_BY_DEFAULT[config.model.arch]
+    return config.train.jit_compile
 
 
 # ---------------------------------------------------------------- runs
@@ -297,8 +362,16 @@ def _initial_summary(spec: RunSpec, splits, model, path: Path) -> dict:
 def _finish(summary: dict, folder: runs.RunFolder, t0: float) -> None:
     summary["ended"] = _now()
     summary["wall_seconds"] = round(time.time() - t0, 3)
+    summary["peak_rss_mb"] = peak_rss_mb()
     folder.write_summary(summary)
     folder.log(f"{summary['status']} after {summary['epochs_done']} epochs")
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory so far, in MiB (Linux reports KiB)."""
+    import resource
+
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
 def _metrics(row: dict) -> dict:

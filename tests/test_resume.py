@@ -91,7 +91,7 @@ def test_a_sweep_rerun_resumes_an_interrupted_run_in_its_own_folder(write_config
 
 def test_divergence_is_reported_at_the_exact_step(write_config, tmp_path):
     text = SYNTHETIC + ("model: {arch: mlp, activation: relu, bn: {placement: none}}\n"
-                        "optimizer: {learning_rate: 300.0}\n")  # NaN at step 5: between two syncs
+                        "optimizer: {learning_rate: 300.0}\n")  # NaN at step 5: inside a call of 16
     (spec,) = config.load(write_config(text))
     cfg, splits = spec.config, data.load(spec.config.data)
     outcome = train.run_one(spec, splits, tmp_path, Quiet())
@@ -113,7 +113,7 @@ def test_divergence_is_reported_at_the_exact_step(write_config, tmp_path):
                 break
         if first:
             break
-    assert summary["diverged_at"] == first and first["step"] % train.SYNC_EVERY != 0
+    assert summary["diverged_at"] == first and first["step"] % cfg.train.steps_per_call != 0
     assert len(runs.read_metrics(outcome.path)) == summary["epochs_done"] == first["epoch"] - 1
 
 

@@ -110,3 +110,34 @@ def test_a_stop_request_interrupts_the_run_and_handlers_are_restored(tmp_path):
     (run,) = list(tmp_path.iterdir())
     summary = runs.read_summary(run)
     assert summary["status"] == "interrupted" and summary["epochs_done"] == 0
+
+
+def test_batch_chunks_cover_the_epoch_once_in_order():
+    perm = np.random.default_rng(0).permutation(1000)
+    chunks = train.batch_chunks(perm, 64, 4)
+    assert [c.shape for c in chunks] == [(4, 64)] * 3 + [(3, 64), (1, 40)]
+    np.testing.assert_array_equal(np.concatenate([c.ravel() for c in chunks]), perm)
+    assert train.batch_chunks(perm[:128], 64, 16)[0].shape == (2, 64)
+
+
+def test_xla_steps_match_plain_steps_within_float_noise():
+    cfg = synthetic_config(model={"arch": "mlp", "activation": "relu"})
+    splits = data.load(cfg.data)
+    chunk = np.arange(150, dtype=np.int32).reshape(3, 50)
+    losses = []
+    for jit in (False, True):
+        keras.utils.set_random_seed(0)
+        model = models.build(cfg.model, splits.input_shape)
+        steps = train.Steps(model, train.make_optimizer(cfg.optimizer), splits.input_shape,
+                            jit_compile=jit)
+        losses.append([float(steps.train_many(splits.x_train, splits.y_train, chunk[i:i + 1]))
+                       for i in range(3)])
+        assert steps.fallback is None
+    np.testing.assert_allclose(losses[0], losses[1], rtol=1e-4)
+
+
+def test_jit_compile_auto_follows_the_measured_choice():
+    assert train.use_xla(synthetic_config(model={"arch": "mlp"})) is True
+    assert train.use_xla(synthetic_config(model={"arch": "lenet"})) is False
+    assert train.use_xla(synthetic_config(model={"arch": "lenet"},
+                                          train={"jit_compile": True})) is True

@@ -1,0 +1,184 @@
+"""Training throughput of bnexp's loop against Keras model.fit and a bare tf.function step.
+
+    python benchmarks/throughput.py [--examples 20000] [--epochs 3] [--cases lenet-256 ...]
+
+Same model (bnexp's builder), same Fashion-MNIST examples, batch size and threads
+for every loop. Each loop runs `--epochs` epochs; the first (tracing, compiling) is
+dropped and the median samples/s of the rest is reported: training only, evaluation
+excluded (bnexp's own evaluation cost is reported separately, as a share of an epoch).
+  bnexp  train.fit with every default metric and the run's evaluation
+  fit    model.compile(metrics=["accuracy"]) + model.fit (Keras picks XLA when it can)
+  bare   a tf.function GradientTape step fed NumPy batches, nothing else
+Each case is measured --repeats times, the three loops interleaved, so the machine's
+drift hits all alike; the table gives medians of samples/s and the median of the
+per-repeat ratios. --threads INTRA INTER applies to every loop alike.
+Prints a table and CSV with bnexp/fit and bnexp/bare ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from bnexp.tfquiet import import_tensorflow  # noqa: E402
+
+tf = import_tensorflow()
+from tensorflow import keras  # noqa: E402
+
+from bnexp import config, data, models, train  # noqa: E402
+
+CASES = {
+    "lenet-256": {"model": {"arch": "lenet"}, "data": {"batch_size": 256}},
+    "lenet-32": {"model": {"arch": "lenet"}, "data": {"batch_size": 32}},
+    "mlp-256": {"model": {"arch": "mlp", "activation": "relu", "bn": {"placement": "after",
+                                                                     "input": True}},
+                "data": {"batch_size": 256}, "optimizer": {"learning_rate": 0.01}},
+    "mlp-32": {"model": {"arch": "mlp", "activation": "relu", "bn": {"placement": "after",
+                                                                    "input": True}},
+               "data": {"batch_size": 32}, "optimizer": {"learning_rate": 0.01}},
+}
+
+
+class Quiet:
+    def __getattr__(self, name):
+        return lambda *args, **kwargs: None
+
+
+def case_config(name: str, examples: int, epochs: int, sets: list[str]) -> config.Config:
+    raw = {"name": name, "data": {"validation_size": 5000, "limit": examples},
+           "train": {"epochs": epochs}}
+    for section, values in CASES[name].items():
+        raw.setdefault(section, {}).update(values)
+    raw = config.apply_overrides(raw, sets, "benchmark")
+    return config.validate(raw, "benchmark")
+
+
+def bnexp_loop(cfg, splits) -> tuple[float, float]:
+    """(median samples/s after the first epoch, evaluation seconds / training seconds)."""
+    rows = []
+    keras.backend.clear_session()
+    train.fit(cfg, splits, rows.append, Quiet())
+    later = rows[1:] or rows
+    eval_share = statistics.median(r["eval_seconds"] / r["seconds"] for r in later)
+    return statistics.median(r["samples_per_sec"] for r in later), eval_share
+
+
+class EpochTimer(keras.callbacks.Callback):
+    def on_epoch_begin(self, epoch, logs=None):
+        self.start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seconds.append(time.perf_counter() - self.start)
+
+
+def keras_fit(cfg, splits) -> float:
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(cfg.seed)
+    model = models.build(cfg.model, splits.input_shape)
+    model.compile(optimizer=train.make_optimizer(cfg.optimizer), metrics=["accuracy"],
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    timer = EpochTimer()
+    timer.seconds = []
+    model.fit(data.to_unit(splits.x_train), splits.y_train, batch_size=cfg.data.batch_size,
+              epochs=cfg.train.epochs, shuffle=True, verbose=0, callbacks=[timer])
+    return len(splits.x_train) / statistics.median(timer.seconds[1:] or timer.seconds)
+
+
+def bare_step(cfg, splits) -> float:
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(cfg.seed)
+    model = models.build(cfg.model, splits.input_shape)
+    optimizer = train.make_optimizer(cfg.optimizer)
+    loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+    @tf.function
+    def step(x, y):
+        with tf.GradientTape() as tape:
+            loss = loss_fn(y, model(x, training=True))
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
+        return loss
+
+    batch, n = cfg.data.batch_size, len(splits.x_train)
+    rng, seconds, x_train = np.random.default_rng(0), [], data.to_unit(splits.x_train)
+    for _ in range(cfg.train.epochs):
+        perm = rng.permutation(n)
+        start = time.perf_counter()
+        for i in range(0, n, batch):
+            idx = perm[i : i + batch]
+            loss = step(x_train[idx], splits.y_train[idx])
+        float(loss)
+        seconds.append(time.perf_counter() - start)
+    return n / statistics.median(seconds[1:] or seconds)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--examples", type=int, default=20000)
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
+    parser.add_argument("--set", dest="sets", action="append", default=[],
+                        help="config override for bnexp's loop, e.g. train.jit_compile=false")
+    parser.add_argument("--loops", nargs="+", default=["bnexp", "fit", "bare"])
+    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--threads", type=int, nargs=2, metavar=("INTRA", "INTER"))
+    args = parser.parse_args()
+    if args.threads:
+        tf.config.threading.set_intra_op_parallelism_threads(args.threads[0])
+        tf.config.threading.set_inter_op_parallelism_threads(args.threads[1])
+    results = []
+    for name in args.cases:
+        cfg = case_config(name, args.examples, args.epochs, args.sets)
+        splits = data.load(cfg.data)
+        runs: list[dict] = []
+        for _ in range(args.repeats):
+            one = {}
+            if "bnexp" in args.loops:
+                one["bnexp"], one["eval_share"] = bnexp_loop(cfg, splits)
+            if "fit" in args.loops:
+                one["fit"] = keras_fit(cfg, splits)
+            if "bare" in args.loops:
+                one["bare"] = bare_step(cfg, splits)
+            runs.append(one)
+            print(name, one, file=sys.stderr, flush=True)
+        row = {"case": name}
+        for key in runs[0]:
+            row[key] = statistics.median(r[key] for r in runs)
+        for other in ("fit", "bare"):
+            if "bnexp" in runs[0] and other in runs[0]:
+                row[f"over_{other}"] = statistics.median(r["bnexp"] / r[other] for r in runs)
+        results.append(row)
+    print(f"medians of {args.repeats} repeat(s), {args.examples:,} training examples, "
+          f"epochs 2..{args.epochs} timed")
+    print(f"threads: intra {tf.config.threading.get_intra_op_parallelism_threads()} "
+          f"inter {tf.config.threading.get_inter_op_parallelism_threads()} (0 = TF default), "
+          f"cores {os.cpu_count()}, TensorFlow {tf.__version__}, Keras {keras.__version__}")
+    print(f"{'case':<10} {'bnexp':>9} {'fit':>9} {'bare':>9} {'bnexp/fit':>9} "
+          f"{'bnexp/bare':>10} {'eval/epoch':>10}")
+    for r in results:
+        def show(key, width=9, form="{:,.0f}", r=r):
+            return (form.format(r[key]) if key in r else "-").rjust(width)
+        ratio_fit = f"{r['over_fit']:.2f}x" if "over_fit" in r else "-"
+        ratio_bare = f"{r['over_bare']:.2f}x" if "over_bare" in r else "-"
+        print(f"{r['case']:<10} {show('bnexp')} {show('fit')} {show('bare')} {ratio_fit:>9} "
+              f"{ratio_bare:>10} {show('eval_share', 10, '{:.1%}')}")
+    print("\ncase,bnexp_samples_per_sec,fit_samples_per_sec,bare_samples_per_sec,"
+          "bnexp_over_fit,bnexp_over_bare,eval_share_of_epoch")
+    for r in results:
+        cells = [r.get(k, float("nan")) for k in ("bnexp", "fit", "bare")]
+        ratios = [r.get("over_fit", float("nan")), r.get("over_bare", float("nan"))]
+        print(f"{r['case']}," + ",".join(f"{c:.1f}" for c in cells) + ","
+              + ",".join(f"{x:.3f}" for x in ratios) + f",{r.get('eval_share', float('nan')):.4f}")
+
+
+if __name__ == "__main__":
+    main()
