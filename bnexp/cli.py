@@ -55,8 +55,10 @@ def train(
         bool, typer.Option("--smoke", help="A few batches of one epoch, first seed only (CI).")
     ] = False,
     jobs: Annotated[
-        int, typer.Option("--jobs", min=1, help="Runs at once, in separate processes.")
-    ] = 1,
+        int,
+        typer.Option("--jobs", min=0, help="Runs at once, in separate processes; "
+                     "0 = one per core, up to the number of runs."),
+    ] = 0,
     force: Annotated[
         bool, typer.Option("--force", help="Rerun runs that already finished under --runs-dir.")
     ] = False,

@@ -25,13 +25,16 @@ from bnexp.tfquiet import import_tensorflow
 
 def run_all(specs: list[RunSpec], runs_dir: Path, reporter, source: str, jobs: int = 1,
             force: bool = False) -> list[Outcome]:
-    """Check, skip or resume what exists, and train the rest; one Outcome per run."""
-    runs.ensure_writable(runs_dir)
-    pool = None
-    if jobs > 1 and len(specs) > 1:
-        from bnexp import parallel
+    """Check, skip or resume what exists, and train the rest; one Outcome per run.
 
-        pool = parallel.Pool(min(jobs, len(specs)), parallel.threads_per_job(jobs))
+    jobs: processes at once (0 = one per core); a single job trains in this process."""
+    runs.ensure_writable(runs_dir)
+    from bnexp import parallel
+
+    jobs = min(jobs or parallel.usable_cores(), len(specs))  # 0: one per core (measured)
+    pool = None
+    if jobs > 1:
+        pool = parallel.Pool(jobs, parallel.threads_per_job(jobs))
     try:
         datasets = _load_datasets(specs, source)
         models = _distinct_models(specs, datasets)

@@ -70,8 +70,8 @@ def test_every_shipped_config_runs_under_smoke(path, tmp_path, monkeypatch):
     # MNIST is not packaged: the MNIST configs run on small IDX files written here
     write_idx_folder(tmp_path / "data" / "mnist", tiny_mnist(n_train=400, n_test=100))
     monkeypatch.setenv("BNEXP_DATA_DIR", str(tmp_path / "data"))
-    result = CliRunner().invoke(app, ["train", str(path), "--smoke", "--runs-dir",
-                                      str(tmp_path / "runs")])
+    result = CliRunner().invoke(app, ["train", str(path), "--smoke", "--jobs", "1",
+                                      "--runs-dir", str(tmp_path / "runs")])
     assert result.exit_code == 0, result.output
     for run in (tmp_path / "runs").iterdir():
         summary = runs.read_summary(run)
@@ -84,7 +84,8 @@ def test_scratch_and_keras_bn_train_alike_on_real_data(tmp_path, write_config):
         "name: impl\ndata: {limit: 3000, validation_size: 1000, test_limit: 2000}\n"
         "train: {epochs: 2}\nsweep:\n  grid:\n    model.bn.impl: [keras, scratch]\n"
     )
-    result = CliRunner().invoke(app, ["train", str(path), "--runs-dir", str(tmp_path / "r")])
+    result = CliRunner().invoke(app, ["train", str(path), "--jobs", "1", "--runs-dir",
+                                      str(tmp_path / "r")])
     assert result.exit_code == 0, result.output
     finals = {}
     for run in (tmp_path / "r").iterdir():
