@@ -437,6 +437,8 @@ def _kind(value: Any) -> str:
 
 
 def _slug(value: Any) -> str:
+    if isinstance(value, bool):
+        value = str(value).lower()  # as YAML writes it
     return re.sub(r"[^A-Za-z0-9.-]+", "-", str(value)).strip("-") or "x"
 
 
