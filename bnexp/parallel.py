@@ -23,7 +23,11 @@ from bnexp.runs import Outcome
 
 
 def threads_per_job(jobs: int) -> int:
-    """TensorFlow intra- and inter-op threads for each of `jobs` processes."""
+    """TensorFlow intra- and inter-op threads for each of `jobs` processes: the cores split
+    evenly (measured against oversubscribing: benchmarks/jobs.py --threads-per-job).
+    $BNEXP_THREADS_PER_JOB overrides it."""
+    if os.environ.get("BNEXP_THREADS_PER_JOB"):
+        return max(1, int(os.environ["BNEXP_THREADS_PER_JOB"]))
     return max(1, usable_cores() // jobs)
 
 
