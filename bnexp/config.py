@@ -149,6 +149,16 @@ class TrainConfig(_Section):
     bar react once per call."""
 
 
+class DiagnosticsConfig(_Section):
+    """What bnexp measures besides the metrics; off where it costs time."""
+
+    batch_stats_eval: bool = False
+    """Also evaluate the test set with batch statistics (BN in training mode, batches of
+    data.batch_size) each epoch, leaving the moving statistics untouched: metrics.csv's
+    test_*_batchstats. A large gap to test_* means the moving averages have not caught up
+    (momentum 0.99 on a short run) or BN is broken."""
+
+
 class SweepConfig(_Section):
     """A grid of dotted keys to lists of values, run for each seed (a paired design)."""
 
@@ -177,6 +187,7 @@ class Config(_Section):
     model: ModelConfig = ModelConfig()
     optimizer: OptimizerConfig = OptimizerConfig()
     train: TrainConfig = TrainConfig()
+    diagnostics: DiagnosticsConfig = DiagnosticsConfig()
     sweep: SweepConfig | None = None
 
 

@@ -23,9 +23,11 @@ from bnexp.errors import BadInput
 
 METRIC_COLUMNS = [
     "epoch", "train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc",
-    "seconds", "samples_per_sec", "eval_seconds",
+    "seconds", "samples_per_sec", "eval_seconds", "test_loss_batchstats", "test_acc_batchstats",
 ]
-LOWER_IS_BETTER = {"train_loss", "val_loss", "test_loss"}
+LOWER_IS_BETTER = {"train_loss", "val_loss", "test_loss", "test_loss_batchstats"}
+QUALITY_COLUMNS = ["train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc",
+                   "test_loss_batchstats", "test_acc_batchstats"]
 STATUSES = ("running", "completed", "diverged", "failed", "interrupted")
 FINISHED = ("completed", "diverged")  # results: a sweep re-run keeps them
 
@@ -156,7 +158,7 @@ def repair_metrics(path: Path, rows: list[dict]) -> None:
 def best_of(rows: list[dict]) -> dict:
     """Per metric, its best value over epochs (max accuracy, min loss) and the epoch it came."""
     best = {}
-    for key in METRIC_COLUMNS[1:7]:
+    for key in QUALITY_COLUMNS:
         values = [(r[key], r["epoch"]) for r in rows if _finite(r.get(key))]
         if values:
             pick = min if key in LOWER_IS_BETTER else max

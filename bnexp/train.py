@@ -65,6 +65,9 @@ class Steps:
                                        input_signature=[images, labels, chunk])
         self._eval_step = tf.function(self.eager_eval_step, jit_compile=jit_compile,
                                       input_signature=[images, labels])
+        self._batch_stats_step = tf.function(self.eager_batch_stats_step,
+                                             jit_compile=jit_compile,
+                                             input_signature=[images, labels])
 
     def eager_train_step(self, x, y):
         """One SGD step in training mode on uint8 pixels x; returns the batch's mean loss."""
@@ -109,6 +112,30 @@ class Steps:
         """Loss and accuracy sums of one batch in inference mode; changes no variable."""
         logits = self.model(tf.cast(x, tf.float32) / 255.0, training=False)
         return _batch_sums(self.loss_fn(y, logits), logits, y)
+
+    def eager_batch_stats_step(self, x, y):
+        """Loss and accuracy sums of one batch with BN on its batch statistics (training
+        mode). The trap: that also moves the moving statistics; evaluate_batch_stats puts
+        them back."""
+        logits = self.model(tf.cast(x, tf.float32) / 255.0, training=True)
+        return _batch_sums(self.loss_fn(y, logits), logits, y)
+
+    def evaluate_batch_stats(self, x, y, batch: int) -> tuple[float, float]:
+        """(mean loss, accuracy) over a set with batch statistics, in batches of `batch`;
+        every non-trainable variable (the moving statistics) is restored bit for bit."""
+        if len(x) == 0:
+            return math.nan, math.nan
+        saved = [v.numpy() for v in self.model.non_trainable_weights]
+        x, y = tf.convert_to_tensor(x, tf.uint8), tf.convert_to_tensor(y, tf.int32)
+        total = tf.zeros(3)
+        try:
+            for i in range(0, int(x.shape[0]), batch):
+                total += self._batch_stats_step(x[i : i + batch], y[i : i + batch])
+        finally:
+            for variable, value in zip(self.model.non_trainable_weights, saved, strict=True):
+                variable.assign(value)
+        loss_sum, correct, n = total.numpy()
+        return float(loss_sum / n), float(correct / n)
 
     def take_sums(self) -> tuple[float, float]:
         """(mean loss, accuracy) since the last call, and reset."""
@@ -202,12 +229,16 @@ def fit(config: Config, splits: data_mod.Splits, on_epoch, reporter, model=None,
         start = time.perf_counter()
         val_loss, val_acc = steps.evaluate(x_val, splits.y_val)
         test_loss, test_acc = steps.evaluate(x_test, splits.y_test)
+        gap = {}
+        if config.diagnostics.batch_stats_eval:
+            loss_b, acc_b = steps.evaluate_batch_stats(x_test, splits.y_test, batch)
+            gap = {"test_loss_batchstats": loss_b, "test_acc_batchstats": acc_b}
         rows.append({
             "epoch": epoch, "train_loss": train_loss, "train_acc": train_acc,
             "val_loss": val_loss, "val_acc": val_acc,
             "test_loss": test_loss, "test_acc": test_acc,
             "seconds": seconds, "samples_per_sec": n / seconds,
-            "eval_seconds": time.perf_counter() - start,
+            "eval_seconds": time.perf_counter() - start, **gap,
         })
         if checkpoint_path is not None:
             checkpoint.save(checkpoint_path, model, steps.optimizer, order, rows)
@@ -293,7 +324,8 @@ def _execute(config, splits, folder: runs.RunFolder, summary: dict, model, rows:
     def on_epoch(row):
         rows.append(row)
         folder.append_metrics(row)
-        summary.update(epochs_done=row["epoch"], final=_metrics(row), best=runs.best_of(rows))
+        summary.update(epochs_done=row["epoch"], final=_metrics(row), best=runs.best_of(rows),
+                       bn_gap=bn_gap(row))
         folder.write_summary(summary)
         reporter.epoch_done(row)
 
@@ -367,6 +399,24 @@ def _finish(summary: dict, folder: runs.RunFolder, t0: float) -> None:
     folder.log(f"{summary['status']} after {summary['epochs_done']} epochs")
 
 
+GAP_WARNING = 0.05  # test accuracy points between batch and moving statistics
+
+
+def bn_gap(row: dict) -> dict | None:
+    """The train/inference gap of the last epoch, with a note when it is large."""
+    batch_acc = row.get("test_acc_batchstats")
+    if batch_acc is None or not math.isfinite(batch_acc):
+        return None
+    gap = batch_acc - row["test_acc"]
+    note = None
+    if gap > GAP_WARNING:
+        note = (f"test accuracy is {gap:.3f} higher with batch statistics than with the "
+                "moving statistics: the moving averages lag (lower model.bn.momentum or "
+                "train longer)")
+    return {"test_acc_batchstats": batch_acc, "test_acc": row["test_acc"], "gap": gap,
+            "note": note}
+
+
 def peak_rss_mb() -> float:
     """This process's peak resident memory so far, in MiB (Linux reports KiB)."""
     import resource
@@ -375,7 +425,7 @@ def peak_rss_mb() -> float:
 
 
 def _metrics(row: dict) -> dict:
-    return {k: row[k] for k in runs.METRIC_COLUMNS if k != "epoch"}
+    return {k: row.get(k) for k in runs.METRIC_COLUMNS if k != "epoch"}
 
 
 def _now() -> str:

@@ -1,0 +1,74 @@
+"""Diagnostics: the train/inference gap (test metrics with batch statistics)."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from tensorflow import keras
+from typer.testing import CliRunner
+
+from bnexp import config, data, models, runs, train
+from bnexp.cli import app
+from tests.conftest import needs_fashion
+
+
+def steps_for(impl: str, momentum: float):
+    cfg = config.validate({"name": "d", "data": {"dataset": "synthetic", "batch_size": 50,
+                                                 "validation_size": 200},
+                           "model": {"bn": {"impl": impl, "momentum": momentum}}}, "t")
+    splits = data.load(cfg.data)
+    keras.utils.set_random_seed(0)
+    model = models.build(cfg.model, splits.input_shape)
+    return train.Steps(model, train.make_optimizer(cfg.optimizer), splits.input_shape), splits
+
+
+@pytest.mark.parametrize("impl", ["keras", "scratch"])
+def test_batch_stats_eval_leaves_moving_statistics_bit_for_bit(impl):
+    steps, splits = steps_for(impl, 0.9)
+    steps.train_step(splits.x_train[:50], splits.y_train[:50])  # non-trivial moving stats
+    before = [v.numpy().copy() for v in steps.model.non_trainable_weights]
+    assert len(before) == 8  # four BN layers, mean and variance each
+    steps.evaluate_batch_stats(splits.x_test, splits.y_test, 50)
+    for a, v in zip(before, steps.model.non_trainable_weights, strict=True):
+        np.testing.assert_array_equal(a, v.numpy())
+
+
+@pytest.mark.parametrize("impl", ["keras", "scratch"])
+def test_batch_stats_eval_equals_inference_once_moving_stats_are_that_batch(impl):
+    """With momentum 0, one training-mode call on a batch sets every moving statistic to
+    that batch's statistics; inference mode on it must then equal batch-stats mode."""
+    steps, splits = steps_for(impl, 0.0)
+    x, y = splits.x_test[:100], splits.y_test[:100]
+    loss_b, acc_b = steps.evaluate_batch_stats(x, y, 100)
+    steps.model(tf.cast(x, tf.float32) / 255.0, training=True)
+    loss_i, acc_i = steps.evaluate(x, y)
+    assert loss_b == pytest.approx(loss_i, rel=1e-4) and acc_b == acc_i
+    fresh, _ = steps_for(impl, 0.0)  # a fresh model: moving stats still 0 / 1
+    assert fresh.evaluate(x, y)[0] != pytest.approx(loss_b, rel=1e-2)
+
+
+def test_off_by_default_and_blank_columns(write_config, tmp_path):
+    from tests.conftest import SYNTHETIC
+
+    code = CliRunner().invoke(app, ["train", str(write_config(SYNTHETIC)), "--runs-dir",
+                                    str(tmp_path / "runs")])
+    assert code.exit_code == 0
+    (run,) = list((tmp_path / "runs").iterdir())
+    rows = runs.read_metrics(run)
+    assert np.isnan(rows[-1]["test_acc_batchstats"])
+    assert runs.read_summary(run)["bn_gap"] is None
+
+
+@pytest.mark.e2e
+@needs_fashion
+def test_momentum_099_on_a_short_run_shows_a_large_gap_and_says_so(write_config, tmp_path):
+    path = write_config("name: gap\ndata: {batch_size: 128, validation_size: 0, limit: 2048, "
+                        "test_limit: 2000}\nmodel: {bn: {momentum: 0.99}}\n"
+                        "train: {epochs: 1}\ndiagnostics: {batch_stats_eval: true}\n")
+    result = CliRunner().invoke(app, ["train", str(path), "--runs-dir", str(tmp_path / "r")])
+    assert result.exit_code == 0, result.output
+    (run,) = list((tmp_path / "r").iterdir())
+    row = runs.read_metrics(run)[-1]
+    assert row["test_acc_batchstats"] > row["test_acc"] + 0.1  # 16 steps: averages lag
+    gap = runs.read_summary(run)["bn_gap"]
+    assert gap["gap"] == pytest.approx(row["test_acc_batchstats"] - row["test_acc"], abs=1e-5)
+    assert "moving averages lag" in gap["note"]
