@@ -144,6 +144,10 @@ class TrainConfig(_Section):
     jit_compile: Literal["auto", True, False] = "auto"
     """XLA-compile the training and evaluation steps. auto: on for mlp, off for lenet (XLA's
     CPU convolutions were slower: benchmarks/throughput.py). Falls back if XLA fails."""
+    precise_bn: int = Field(0, ge=0)
+    """Precise BN (Wu & Johnson 2021): before every evaluation, recompute each BN layer's
+    moving statistics over the first N training examples with the weights fixed. 0 = off
+    (plain moving averages)."""
     steps_per_call: int = Field(16, gt=0)
     """Training steps per compiled call: fewer Python round trips; Ctrl-C and the progress
     bar react once per call."""

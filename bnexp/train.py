@@ -27,6 +27,7 @@ import bnexp
 from bnexp import checkpoint, models, runs, stop
 from bnexp import config as config_mod
 from bnexp import data as data_mod
+from bnexp.bn import BatchNorm
 from bnexp.config import Config, OptimizerConfig, RunSpec
 from bnexp.errors import BadInput
 from bnexp.runs import Outcome
@@ -227,6 +228,8 @@ def fit(config: Config, splits: data_mod.Splits, on_epoch, reporter, model=None,
         train_loss, train_acc = steps.take_sums()
         seconds = time.perf_counter() - start
         start = time.perf_counter()
+        if config.train.precise_bn:
+            precise_bn(model, x_train[: config.train.precise_bn])
         val_loss, val_acc = steps.evaluate(x_val, splits.y_val)
         test_loss, test_acc = steps.evaluate(x_test, splits.y_test)
         gap = {}
@@ -246,6 +249,26 @@ def fit(config: Config, splits: data_mod.Splits, on_epoch, reporter, model=None,
     if steps.fallback:
         reporter.note(steps.fallback)
     return model
+
+
+def precise_bn(model: keras.Model, x) -> None:
+    """Set every BN layer's moving statistics to the population statistics of its input
+    over the examples x (uint8 pixels), the weights fixed (Wu & Johnson 2021).
+
+    Layer by layer in inference mode, so each BN layer sees the output of the earlier
+    ones with their statistics already recomputed. Mean and biased variance, as Keras'
+    moving variance, accumulated in float64.
+    """
+    h = tf.cast(x, tf.float32) / 255.0
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization | BatchNorm):
+            axes = list(range(len(h.shape) - 1))
+            h64 = tf.cast(h, tf.float64)
+            mean = tf.reduce_mean(h64, axis=axes)
+            variance = tf.reduce_mean(tf.square(h64 - mean), axis=axes)
+            layer.moving_mean.assign(tf.cast(mean, tf.float32))
+            layer.moving_variance.assign(tf.cast(variance, tf.float32))
+        h = layer(h, training=False)
 
 
 def use_xla(config: Config) -> bool:

@@ -72,3 +72,44 @@ def test_momentum_099_on_a_short_run_shows_a_large_gap_and_says_so(write_config,
     gap = runs.read_summary(run)["bn_gap"]
     assert gap["gap"] == pytest.approx(row["test_acc_batchstats"] - row["test_acc"], abs=1e-5)
     assert "moving averages lag" in gap["note"]
+
+
+@pytest.mark.parametrize("arch,impl", [("lenet", "keras"), ("mlp", "scratch")])
+def test_precise_bn_statistics_equal_numpy_over_the_same_examples(arch, impl):
+    cfg = config.validate({"name": "p", "data": {"dataset": "synthetic", "batch_size": 50,
+                                                 "validation_size": 200},
+                           "model": {"arch": arch, "bn": {"impl": impl, "input": True}}}, "t")
+    splits = data.load(cfg.data)
+    keras.utils.set_random_seed(0)
+    model = models.build(cfg.model, splits.input_shape)
+    steps = train.Steps(model, train.make_optimizer(cfg.optimizer), splits.input_shape)
+    for i in range(3):  # trained weights, moving stats that are only EMAs
+        steps.train_step(splits.x_train[i * 50:(i + 1) * 50], splits.y_train[i * 50:(i + 1) * 50])
+    sample = splits.x_train[:300]
+    train.precise_bn(model, sample)
+    h, checked = data.to_unit(sample).astype(np.float64), 0
+    for layer in model.layers:  # an independent pass: NumPy statistics of each BN's input
+        if "_bn" in layer.name:
+            axes = tuple(range(h.ndim - 1))
+            np.testing.assert_allclose(layer.moving_mean.numpy(), h.mean(axis=axes),
+                                       rtol=1e-4, atol=1e-5)
+            np.testing.assert_allclose(layer.moving_variance.numpy(), h.var(axis=axes),
+                                       rtol=1e-4, atol=1e-5)
+            checked += 1
+        h = layer(h.astype(np.float32), training=False).numpy().astype(np.float64)
+    assert checked == (5 if arch == "lenet" else 3)
+
+
+@pytest.mark.e2e
+@needs_fashion
+def test_precise_bn_closes_the_gap_of_a_short_run(write_config, tmp_path):
+    path = write_config("name: pbn\ndata: {batch_size: 128, validation_size: 0, limit: 2048, "
+                        "test_limit: 2000}\nmodel: {bn: {momentum: 0.99}}\n"
+                        "train: {epochs: 1, precise_bn: 2048}\n"
+                        "diagnostics: {batch_stats_eval: true}\n")
+    result = CliRunner().invoke(app, ["train", str(path), "--runs-dir", str(tmp_path / "r")])
+    assert result.exit_code == 0, result.output
+    (run,) = list((tmp_path / "r").iterdir())
+    row = runs.read_metrics(run)[-1]
+    assert row["test_acc"] > 0.4  # plain moving averages (momentum 0.99): 0.10
+    assert abs(row["test_acc_batchstats"] - row["test_acc"]) < 0.1
