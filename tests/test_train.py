@@ -54,7 +54,7 @@ def test_evaluation_changes_no_variable_and_training_moves_bn_statistics():
 
 
 def test_fit_learns_and_reports_every_column():
-    cfg = synthetic_config(train={"epochs": 3})
+    cfg = synthetic_config(train={"epochs": 3}, diagnostics={"batch_stats_eval": True})
     rows = []
     train.fit(cfg, data.load(cfg.data), rows.append, Quiet())
     assert [r["epoch"] for r in rows] == [1, 2, 3]
