@@ -272,13 +272,15 @@ def rich_table(frame, title: str = "") -> Table:
         return table
     view = terminal_view(frame)
     for column in view.columns:
-        table.add_column(column, justify="left" if column in _LEFT else "right")
+        numeric = all(_looks_numeric(v) for v in view[column])
+        table.add_column(column, justify="right" if numeric else "left")
     for _, row in view.iterrows():
         table.add_row(*[_colour(column, str(row[column])) for column in view.columns])
     return table
 
 
-_LEFT = set()
+def _looks_numeric(text) -> bool:
+    return str(text).lstrip("+-").replace(".", "", 1).replace(",", "").isdigit() or text == ""
 
 
 def terminal_view(frame):
@@ -292,7 +294,6 @@ def terminal_view(frame):
     short = {k: k.rsplit(".", 1)[-1] for k in keys}
     if len(set(short.values())) < len(short):
         short = {k: k for k in keys}
-    _LEFT.update(short.values(), {"run_id"})
     view = pd.DataFrame({short[k]: frame[k].astype(str) for k in keys})
     if "mean" not in frame:  # --runs: keys, seed, status, value, folder
         metric = [c for c in frame.columns if c not in keys and c != "run_id"]
