@@ -27,7 +27,6 @@ from bnexp import runs
 from bnexp.errors import BadInput
 
 METRICS = runs.METRIC_COLUMNS[1:]
-RUN_COLUMNS = ["run_id", "path", "status", "seed", "config_hash", "epochs_done", "started"]
 COUNT_COLUMNS = ["n", "completed", "diverged", "failed", "interrupted", "running"]
 STAT_COLUMNS = ["metric", "at", "n_used", "mean", "std", "min", "max", "ci95_low", "ci95_high"]
 BASELINE_COLUMNS = ["baseline", "test", "n_pairs", "delta", "delta_ci95_low", "delta_ci95_high",

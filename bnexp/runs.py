@@ -28,7 +28,6 @@ METRIC_COLUMNS = [
 LOWER_IS_BETTER = {"train_loss", "val_loss", "test_loss", "test_loss_batchstats"}
 QUALITY_COLUMNS = ["train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc",
                    "test_loss_batchstats", "test_acc_batchstats"]
-STATUSES = ("running", "completed", "diverged", "failed", "interrupted")
 FINISHED = ("completed", "diverged")  # results: a sweep re-run keeps them
 
 
