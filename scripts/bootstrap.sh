@@ -2,6 +2,7 @@
 # Set up bnexp on a fresh Debian machine, then run one job:
 #   bash scripts/bootstrap.sh experiment   # d2l BN-LeNet on the full Fashion-MNIST
 #   bash scripts/bootstrap.sh test         # lint and the whole test suite (what CI runs)
+#   bash scripts/bootstrap.sh setup        # only install
 # Installs what it needs: Debian's dataset-fashion-mnist (where apt is available), a
 # virtual environment in .venv, and bnexp with its dependencies. Safe to run again.
 set -euo pipefail
@@ -28,8 +29,19 @@ fi
 .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
 .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[dev]"
 
+# Put `bnexp` on PATH: a link in /usr/local/bin where we may write there (root), without
+# replacing a different bnexp; otherwise say how to reach it.
+link=/usr/local/bin/bnexp
+target="$(pwd)/.venv/bin/bnexp"
+if [ -w /usr/local/bin ] && { [ ! -e "$link" ] || [ -L "$link" ]; }; then
+  ln -sfn "$target" "$link"
+elif ! command -v bnexp >/dev/null 2>&1; then
+  echo "bnexp is installed in .venv: run 'source .venv/bin/activate' to put it on PATH" >&2
+fi
+
 case "$job" in
+  setup) exit 0 ;;
   experiment) exec .venv/bin/bnexp train configs/d2l_lenet_bn.yaml ;;
   test) .venv/bin/ruff check . && exec .venv/bin/pytest -q ;;
-  *) echo "usage: bash scripts/bootstrap.sh experiment|test" >&2; exit 2 ;;
+  *) echo "usage: bash scripts/bootstrap.sh experiment|test|setup" >&2; exit 2 ;;
 esac
