@@ -151,6 +151,9 @@ class TrainConfig(_Section):
     steps_per_call: int = Field(16, gt=0)
     """Training steps per compiled call: fewer Python round trips; Ctrl-C and the progress
     bar react once per call."""
+    tensorboard: bool = False
+    """Also write TensorBoard event files to the run folder's tensorboard/: the epoch
+    metrics as scalars, each BN layer's gamma, beta and moving statistics as histograms."""
 
 
 class DiagnosticsConfig(_Section):
@@ -161,6 +164,27 @@ class DiagnosticsConfig(_Section):
     data.batch_size) each epoch, leaving the moving statistics untouched: metrics.csv's
     test_*_batchstats. A large gap to test_* means the moving averages have not caught up
     (momentum 0.99 on a short run) or BN is broken."""
+    drift: int = Field(0, ge=0)
+    """N > 0: drift.csv, per epoch and BN layer, how far the moving mean and variance are
+    from the population statistics of the current weights over the first N training
+    examples (what precise BN would set), as relative errors. 0 = off."""
+    step_metrics: bool = False
+    """steps.csv: the training loss and accuracy of every step (training mode, on that
+    step's batch) and, every `every_steps` steps, the test loss and accuracy in inference
+    mode: curves in steps, as Ioffe & Szegedy's Fig. 1(a)."""
+    activations: bool = False
+    """activations.csv: every `every_steps` steps, the 15th/50th/85th percentiles of the
+    input to each hidden activation on a fixed probe batch (the first `probe_size` test
+    examples), in inference mode; per unit for the first `activation_units` units of each
+    layer (a conv unit is a channel) and over the whole layer (unit "all"). Ioffe &
+    Szegedy's Fig. 1(b, c)."""
+    every_steps: int = Field(100, gt=0)
+    """Steps between the probes of step_metrics (test metrics) and activations; also taken
+    at step 0."""
+    probe_size: int = Field(1000, gt=0)
+    """Examples in the activations' probe batch."""
+    activation_units: int = Field(3, ge=0)
+    """Units per layer with their own percentiles in activations.csv."""
 
 
 class SweepConfig(_Section):

@@ -154,6 +154,32 @@ def repair_metrics(path: Path, rows: list[dict]) -> None:
         folder.append_metrics(row)
 
 
+def append_csv(path: Path, columns: list[str], rows: list[dict]) -> None:
+    """Append rows to a diagnostics CSV (header first when new); flushed, not fsynced:
+    a resumed run cuts these files back to its checkpoint anyway (`cut_csv`)."""
+    new = not path.exists() or path.stat().st_size == 0
+    with open(path, "a", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
+        if new:
+            writer.writeheader()
+        writer.writerows({k: _cell(row.get(k)) for k in columns} for row in rows)
+
+
+def cut_csv(path: Path, keep) -> None:
+    """Rewrite a diagnostics CSV with only the complete rows for which keep(row) is true."""
+    if not path.exists():
+        return
+    text = path.read_text(encoding="utf-8")
+    text = text[: text.rfind("\n") + 1]  # a torn last line is not a row
+    reader = csv.DictReader(io.StringIO(text))
+    rows = [row for row in reader if keep(row)]
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=reader.fieldnames or [], lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text_atomic(path, out.getvalue())
+
+
 def best_of(rows: list[dict]) -> dict:
     """Per metric, its best value over epochs (max accuracy, min loss) and the epoch it came."""
     best = {}

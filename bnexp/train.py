@@ -24,10 +24,9 @@ import tensorflow as tf
 from tensorflow import keras
 
 import bnexp
-from bnexp import checkpoint, models, runs, stop
+from bnexp import checkpoint, diagnostics, models, runs, stop
 from bnexp import config as config_mod
 from bnexp import data as data_mod
-from bnexp.bn import BatchNorm
 from bnexp.config import Config, OptimizerConfig, RunSpec
 from bnexp.errors import BadInput
 from bnexp.runs import Outcome
@@ -71,7 +70,8 @@ class Steps:
                                              input_signature=[images, labels])
 
     def eager_train_step(self, x, y):
-        """One SGD step in training mode on uint8 pixels x; returns the batch's mean loss."""
+        """One SGD step in training mode on uint8 pixels x; returns the batch's
+        [mean loss, accuracy] (training mode: as the model was before the update)."""
         x = tf.cast(x, tf.float32) / 255.0
         with tf.GradientTape() as tape:
             logits = self.model(x, training=True)
@@ -82,15 +82,19 @@ class Steps:
         self.first_bad.assign(tf.where(bad, iteration, self.first_bad))
         grads = tape.gradient(total, self.model.trainable_variables)
         self.optimizer.apply_gradients(zip(grads, self.model.trainable_variables, strict=True))
-        self.sums.assign_add(_batch_sums(loss, logits, y))
-        return loss
+        sums = _batch_sums(loss, logits, y)
+        self.sums.assign_add(sums)
+        return tf.stack([loss, sums[1] / sums[2]])
 
     def eager_train_many(self, x_all, y_all, chunk):
-        """One training step per row of `chunk` (indices into x_all); the last step's loss."""
-        loss = tf.constant(0.0)
-        for i in tf.range(tf.shape(chunk)[0]):
-            loss = self.eager_train_step(tf.gather(x_all, chunk[i]), tf.gather(y_all, chunk[i]))
-        return loss
+        """One training step per row of `chunk` (indices into x_all); returns the (steps, 2)
+        [mean loss, accuracy] of each step's batch."""
+        n = tf.shape(chunk)[0]
+        per_step = tf.TensorArray(tf.float32, size=n, element_shape=(2,))
+        for i in tf.range(n):
+            per_step = per_step.write(
+                i, self.eager_train_step(tf.gather(x_all, chunk[i]), tf.gather(y_all, chunk[i])))
+        return per_step.stack()
 
     def train_many(self, x_all, y_all, chunk):
         """The compiled train_many; on its first XLA failure, the same without XLA."""
@@ -104,10 +108,10 @@ class Steps:
             return self._train_many(x_all, y_all, chunk)
 
     def train_step(self, x, y):
-        """One compiled training step on a single batch (uint8 pixels)."""
+        """One compiled training step on a single batch (uint8 pixels): [loss, accuracy]."""
         x = tf.convert_to_tensor(x, tf.uint8)
         index = tf.range(tf.shape(x)[0])[None]
-        return self.train_many(x, tf.convert_to_tensor(y, tf.int32), index)
+        return self.train_many(x, tf.convert_to_tensor(y, tf.int32), index)[0]
 
     def eager_eval_step(self, x, y):
         """Loss and accuracy sums of one batch in inference mode; changes no variable."""
@@ -156,12 +160,21 @@ class Steps:
         return float(loss_sum / n), float(correct / n)
 
 
-def batch_chunks(perm: np.ndarray, batch: int, per_call: int) -> list[np.ndarray]:
+def batch_chunks(perm: np.ndarray, batch: int, per_call: int, first_step: int = 0,
+                 every: int = 0) -> list[np.ndarray]:
     """An epoch's order cut into (steps, batch) index arrays of up to per_call steps each;
-    a last partial batch gets a chunk of its own."""
+    a last partial batch gets a chunk of its own. With `every`, a chunk also ends at each
+    global step that is a multiple of it (the epoch starts after step first_step), so a
+    probe can run there."""
     full = len(perm) // batch
     batches = perm[: full * batch].reshape(full, batch).astype(np.int32)
-    chunks = [batches[i : i + per_call] for i in range(0, full, per_call)]
+    chunks, i = [], 0
+    while i < full:
+        end = min(i + per_call, full)
+        if every:
+            end = min(end, ((first_step + i) // every + 1) * every - first_step)
+        chunks.append(batches[i:end])
+        i = end
     if len(perm) % batch:
         chunks.append(perm[full * batch :].astype(np.int32)[None])
     return chunks
@@ -190,11 +203,12 @@ class Diverged(Exception):
 
 
 def fit(config: Config, splits: data_mod.Splits, on_epoch, reporter, model=None,
-        checkpoint_path: Path | None = None):
+        folder: Path | None = None):
     """Train `config` on `splits`; call on_epoch(row) after each epoch. Raises Diverged.
 
-    With checkpoint_path, the state is saved there after every epoch (before on_epoch),
-    and if a checkpoint is already there, training continues from it.
+    With a run folder, the state is saved to its checkpoint after every epoch (before
+    on_epoch), training continues from a checkpoint already there, and the diagnostics
+    the config asks for are written there.
     """
     if config.train.deterministic:
         tf.config.experimental.enable_op_determinism()
@@ -204,32 +218,63 @@ def fit(config: Config, splits: data_mod.Splits, on_epoch, reporter, model=None,
                   jit_compile=use_xla(config))
     order = np.random.default_rng(config.seed)  # the data order, one permutation per epoch
     rows = []
+    checkpoint_path = folder / checkpoint.FILENAME if folder is not None else None
     if checkpoint_path is not None and checkpoint_path.exists():
         rows = checkpoint.restore(checkpoint_path, model, steps.optimizer, order)
     # on the device once per run, as uint8: a quarter of the float32 dataset
     x_train = tf.convert_to_tensor(splits.x_train, tf.uint8)
     y_train = tf.convert_to_tensor(splits.y_train, tf.int32)
     x_val, x_test = (tf.convert_to_tensor(x, tf.uint8) for x in (splits.x_val, splits.x_test))
+    recorder = None
+    if folder is not None:
+        recorder = diagnostics.Recorder(config, folder, model, x_train, x_test, splits.y_test,
+                                        steps.evaluate)
+        recorder.cut_to(int(steps.optimizer.iterations.numpy()), len(rows))
+    try:
+        _epochs(config, splits, steps, order, rows, on_epoch, reporter, recorder,
+                x_train, y_train, x_val, x_test)
+    finally:
+        if recorder is not None:
+            recorder.close()
+    if steps.fallback:
+        reporter.note(steps.fallback)
+    return model
+
+
+def _epochs(config, splits, steps, order, rows, on_epoch, reporter, recorder,
+            x_train, y_train, x_val, x_test):
+    """fit's epoch loop, from the epoch after the last of `rows`."""
+    model, folder = steps.model, recorder.folder if recorder else None
+    every = recorder.every if recorder else 0
     batch, n = config.data.batch_size, len(splits.x_train)
     for epoch in range(len(rows) + 1, config.train.epochs + 1):
         perm = order.permutation(n)
-        chunks = batch_chunks(perm, batch, config.train.steps_per_call)
-        reporter.epoch_started(epoch, sum(len(c) for c in chunks))
         first_iteration, done = int(steps.optimizer.iterations.numpy()), 0
+        chunks = batch_chunks(perm, batch, config.train.steps_per_call, first_iteration, every)
+        reporter.epoch_started(epoch, sum(len(c) for c in chunks))
+        if every and first_iteration == 0:
+            recorder.probe(0)
         start = time.perf_counter()
         for chunk in chunks:
-            loss = steps.train_many(x_train, y_train, chunk)
-            done += len(chunk)
+            per_step = steps.train_many(x_train, y_train, chunk)
             stop.check()
             bad = int(steps.first_bad.numpy())  # one host sync per call, not per step
             if bad >= 0:
                 raise Diverged(epoch, bad - first_iteration + 1)
-            reporter.step(epoch, done, float(loss))
+            if every:
+                at = first_iteration + done + len(chunk)
+                if at % every == 0:
+                    recorder.probe(at)
+                recorder.steps(epoch, first_iteration + done, per_step.numpy().tolist())
+            done += len(chunk)
+            reporter.step(epoch, done, float(per_step[-1, 0]))
         train_loss, train_acc = steps.take_sums()
         seconds = time.perf_counter() - start
         start = time.perf_counter()
+        if recorder is not None:
+            recorder.epoch_drift(epoch)
         if config.train.precise_bn:
-            precise_bn(model, x_train[: config.train.precise_bn])
+            diagnostics.precise_bn(model, x_train[: config.train.precise_bn])
         val_loss, val_acc = steps.evaluate(x_val, splits.y_val)
         test_loss, test_acc = steps.evaluate(x_test, splits.y_test)
         gap = {}
@@ -243,32 +288,10 @@ def fit(config: Config, splits: data_mod.Splits, on_epoch, reporter, model=None,
             "seconds": seconds, "samples_per_sec": n / seconds,
             "eval_seconds": time.perf_counter() - start, **gap,
         })
-        if checkpoint_path is not None:
-            checkpoint.save(checkpoint_path, model, steps.optimizer, order, rows)
+        if folder is not None:
+            checkpoint.save(folder / checkpoint.FILENAME, model, steps.optimizer, order, rows)
+            recorder.epoch_done(rows[-1])
         on_epoch(rows[-1])
-    if steps.fallback:
-        reporter.note(steps.fallback)
-    return model
-
-
-def precise_bn(model: keras.Model, x) -> None:
-    """Set every BN layer's moving statistics to the population statistics of its input
-    over the examples x (uint8 pixels), the weights fixed (Wu & Johnson 2021).
-
-    Layer by layer in inference mode, so each BN layer sees the output of the earlier
-    ones with their statistics already recomputed. Mean and biased variance, as Keras'
-    moving variance, accumulated in float64.
-    """
-    h = tf.cast(x, tf.float32) / 255.0
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.BatchNormalization | BatchNorm):
-            axes = list(range(len(h.shape) - 1))
-            h64 = tf.cast(h, tf.float64)
-            mean = tf.reduce_mean(h64, axis=axes)
-            variance = tf.reduce_mean(tf.square(h64 - mean), axis=axes)
-            layer.moving_mean.assign(tf.cast(mean, tf.float32))
-            layer.moving_variance.assign(tf.cast(variance, tf.float32))
-        h = layer(h, training=False)
 
 
 def use_xla(config: Config) -> bool:
@@ -353,8 +376,7 @@ def _execute(config, splits, folder: runs.RunFolder, summary: dict, model, rows:
         reporter.epoch_done(row)
 
     try:
-        fit(config, splits, on_epoch, reporter, model=model,
-            checkpoint_path=folder.path / checkpoint.FILENAME)
+        fit(config, splits, on_epoch, reporter, model=model, folder=folder.path)
         summary["status"] = "completed"
     except Diverged as e:
         summary.update(status="diverged", diverged_at={"epoch": e.epoch, "step": e.step})

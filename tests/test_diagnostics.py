@@ -6,7 +6,7 @@ import tensorflow as tf
 from tensorflow import keras
 from typer.testing import CliRunner
 
-from bnexp import config, data, models, runs, train
+from bnexp import config, data, diagnostics, models, runs, train
 from bnexp.cli import app
 from tests.conftest import needs_fashion
 
@@ -86,7 +86,7 @@ def test_precise_bn_statistics_equal_numpy_over_the_same_examples(arch, impl):
     for i in range(3):  # trained weights, moving stats that are only EMAs
         steps.train_step(splits.x_train[i * 50:(i + 1) * 50], splits.y_train[i * 50:(i + 1) * 50])
     sample = splits.x_train[:300]
-    train.precise_bn(model, sample)
+    diagnostics.precise_bn(model, sample)
     h, checked = data.to_unit(sample).astype(np.float64), 0
     for layer in model.layers:  # an independent pass: NumPy statistics of each BN's input
         if "_bn" in layer.name:

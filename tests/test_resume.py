@@ -108,7 +108,7 @@ def test_divergence_is_reported_at_the_exact_step(write_config, tmp_path):
         for step in range(math.ceil(n / batch)):
             idx = perm[step * batch : (step + 1) * batch]
             if not math.isfinite(float(steps.train_step(splits.x_train[idx],
-                                                        splits.y_train[idx]))):
+                                                        splits.y_train[idx])[0])):
                 first = {"epoch": epoch, "step": step + 1}
                 break
         if first:

@@ -32,7 +32,7 @@ def test_compiled_step_equals_eager_step():
         model = models.build(cfg.model, splits.input_shape)
         steps = train.Steps(model, train.make_optimizer(cfg.optimizer), splits.input_shape)
         step = steps.train_step if compiled else steps.eager_train_step
-        losses.append([float(step(tf.constant(x), tf.constant(y))) for _ in range(3)])
+        losses.append([float(step(tf.constant(x), tf.constant(y))[0]) for _ in range(3)])
         weights.append([w.numpy() for w in model.weights])
     np.testing.assert_allclose(losses[0], losses[1], rtol=1e-5)
     for a, b in zip(*weights, strict=True):
@@ -130,7 +130,7 @@ def test_xla_steps_match_plain_steps_within_float_noise():
         model = models.build(cfg.model, splits.input_shape)
         steps = train.Steps(model, train.make_optimizer(cfg.optimizer), splits.input_shape,
                             jit_compile=jit)
-        losses.append([float(steps.train_many(splits.x_train, splits.y_train, chunk[i:i + 1]))
+        losses.append([float(steps.train_many(splits.x_train, splits.y_train, chunk[i:i + 1])[0, 0])
                        for i in range(3)])
         assert steps.fallback is None
     np.testing.assert_allclose(losses[0], losses[1], rtol=1e-4)

@@ -1,0 +1,216 @@
+"""What BN is doing inside a run: population statistics and precise BN, moving-statistics
+drift, activation percentiles, per-step curves, feature maps, TensorBoard.
+
+Everything here looks at the model in inference mode (training=False) and changes no
+variable, except `precise_bn`, whose job is to set the moving statistics. The trap the
+functions avoid: calling a BN layer with training=True to "measure" it also moves its
+moving averages.
+
+The files (steps.csv, activations.csv, drift.csv) are appended as training goes; a
+resumed run first cuts them back to its checkpoint (`Recorder.cut_to`).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+from tensorflow import keras
+
+from bnexp import runs
+from bnexp.bn import BatchNorm
+from bnexp.config import Config
+
+PERCENTILES = (15, 50, 85)
+STEP_COLUMNS = ["step", "epoch", "train_loss", "train_acc", "test_loss", "test_acc"]
+ACTIVATION_COLUMNS = ["step", "layer", "unit", "p15", "p50", "p85"]
+DRIFT_COLUMNS = ["epoch", "layer", "mean_error", "variance_error"]
+
+
+def is_bn(layer) -> bool:
+    return isinstance(layer, keras.layers.BatchNormalization | BatchNorm)
+
+
+def to_unit(x) -> tf.Tensor:
+    """uint8 pixels (as stored on the device) -> float32 in [0, 1], as the training step."""
+    return tf.cast(x, tf.float32) / 255.0
+
+
+def population_stats(model: keras.Model, x, keep: bool = False) -> dict[str, tuple]:
+    """Each BN layer's population (mean, biased variance) of its input over the examples x
+    (uint8 pixels), the weights fixed, as float64 NumPy arrays keyed by layer name.
+
+    Layer by layer in inference mode, each BN layer normalizing with its population
+    statistics before the next one is measured: the statistics precise BN sets. With
+    keep=False the moving statistics are put back afterwards, bit for bit.
+    """
+    saved = [(v, v.numpy()) for v in model.non_trainable_weights]
+    stats = {}
+    h = to_unit(x)
+    try:
+        for layer in model.layers:
+            if is_bn(layer):
+                axes = list(range(len(h.shape) - 1))
+                h64 = tf.cast(h, tf.float64)
+                mean = tf.reduce_mean(h64, axis=axes)
+                variance = tf.reduce_mean(tf.square(h64 - mean), axis=axes)
+                stats[layer.name] = (mean.numpy(), variance.numpy())
+                layer.moving_mean.assign(tf.cast(mean, tf.float32))
+                layer.moving_variance.assign(tf.cast(variance, tf.float32))
+            h = layer(h, training=False)
+    finally:
+        if not keep:
+            for variable, value in saved:
+                variable.assign(value)
+    return stats
+
+
+def precise_bn(model: keras.Model, x) -> None:
+    """Set every BN layer's moving statistics to its population statistics over x
+    (Wu & Johnson 2021): see `population_stats`."""
+    population_stats(model, x, keep=True)
+
+
+def drift(model: keras.Model, x) -> list[dict]:
+    """Per BN layer, how far its moving statistics are from the population statistics of
+    the current weights over x (uint8 pixels).
+
+    mean_error: RMS over units of (moving_mean - mean) / sqrt(variance + eps), the shift
+    of the layer's normalized output in units of its population standard deviation.
+    variance_error: RMS over units of (moving_variance - variance) / (variance + eps).
+    Both 0 when the moving statistics are exact.
+    """
+    population = population_stats(model, x)
+    rows = []
+    for layer in model.layers:
+        if not is_bn(layer):
+            continue
+        mean, variance = population[layer.name]
+        eps = float(layer.epsilon)
+        moving_mean = layer.moving_mean.numpy().astype(np.float64)
+        moving_variance = layer.moving_variance.numpy().astype(np.float64)
+        mean_error = _rms((moving_mean - mean) / np.sqrt(variance + eps))
+        variance_error = _rms((moving_variance - variance) / (variance + eps))
+        rows.append({"layer": layer.name, "mean_error": mean_error,
+                     "variance_error": variance_error})
+    return rows
+
+
+def activation_inputs(model: keras.Model, x) -> dict[str, np.ndarray]:
+    """The input of every Activation layer on x (uint8 pixels) in inference mode, as a
+    (values, units) array: a conv layer's positions count as values of its channels."""
+    inputs = {}
+    h = to_unit(x)
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Activation):
+            inputs[layer.name] = h.numpy().reshape(-1, h.shape[-1])
+        h = layer(h, training=False)
+    return inputs
+
+
+def percentile_rows(step: int, inputs: dict[str, np.ndarray], units: int) -> list[dict]:
+    """p15/p50/p85 per layer for its first `units` units and over all its values."""
+    rows = []
+    for layer, values in inputs.items():
+        columns = [(str(u), values[:, u]) for u in range(min(units, values.shape[1]))]
+        for unit, column in [*columns, ("all", values.ravel())]:
+            p = np.percentile(column, PERCENTILES)
+            rows.append({"step": step, "layer": layer, "unit": unit,
+                         "p15": p[0], "p50": p[1], "p85": p[2]})
+    return rows
+
+
+def layer_outputs(model: keras.Model, image: np.ndarray, upto: int) -> list[tuple[str, np.ndarray]]:
+    """(layer name, output) of the model's first `upto` layers on one uint8 image, in
+    inference mode: the feature maps of conv -> BN -> activation -> pool."""
+    h = to_unit(image[None])
+    outputs = []
+    for layer in model.layers[:upto]:
+        h = layer(h, training=False)
+        outputs.append((layer.name, h.numpy()[0]))
+    return outputs
+
+
+class Recorder:
+    """Writes the diagnostics a config asks for into a run folder while `fit` trains.
+
+    fit calls: `probe(step)` when the global step is a multiple of every_steps,
+    `steps(...)` after each compiled call, `epoch_drift(epoch)` after an epoch's training
+    (before precise BN or evaluation touch anything), `epoch_done(row)` after its row.
+    """
+
+    def __init__(self, config: Config, folder: Path, model: keras.Model, x_train, x_test,
+                 y_test, evaluate):
+        d = config.diagnostics
+        self.cfg, self.folder, self.model = d, folder, model
+        self.every = d.every_steps if (d.step_metrics or d.activations) else 0
+        self.x_test, self.y_test, self.evaluate = x_test, y_test, evaluate
+        self.probe_x = x_test[: d.probe_size]
+        self.drift_x = x_train[: d.drift] if d.drift else None
+        self.writer = None
+        if config.train.tensorboard:
+            self.writer = tf.summary.create_file_writer(str(folder / "tensorboard"))
+        self._test_at: dict[int, tuple[float, float]] = {}
+
+    def cut_to(self, steps_done: int, epochs_done: int) -> None:
+        """Drop rows written after the checkpoint a resumed run starts from."""
+        runs.cut_csv(self.folder / "steps.csv", lambda r: int(r["step"]) <= steps_done)
+        runs.cut_csv(self.folder / "activations.csv", lambda r: int(r["step"]) <= steps_done)
+        runs.cut_csv(self.folder / "drift.csv", lambda r: int(r["epoch"]) <= epochs_done)
+
+    def probe(self, step: int) -> None:
+        if self.cfg.step_metrics:
+            self._test_at[step] = self.evaluate(self.x_test, self.y_test)
+            if step == 0:
+                self._write_steps([{"step": 0, "epoch": 0}])
+        if self.cfg.activations:
+            rows = percentile_rows(step, activation_inputs(self.model, self.probe_x),
+                                   self.cfg.activation_units)
+            runs.append_csv(self.folder / "activations.csv", ACTIVATION_COLUMNS, rows)
+
+    def steps(self, epoch: int, first_step: int, per_step: np.ndarray) -> None:
+        """per_step: (steps, 2) training loss and accuracy of the steps first_step + 1, ..."""
+        if not self.cfg.step_metrics:
+            return
+        rows = [{"step": first_step + i + 1, "epoch": epoch, "train_loss": loss,
+                 "train_acc": acc} for i, (loss, acc) in enumerate(per_step)]
+        self._write_steps(rows)
+
+    def _write_steps(self, rows: list[dict]) -> None:
+        for row in rows:
+            if row["step"] in self._test_at:
+                row["test_loss"], row["test_acc"] = self._test_at.pop(row["step"])
+        runs.append_csv(self.folder / "steps.csv", STEP_COLUMNS, rows)
+
+    def epoch_drift(self, epoch: int) -> None:
+        if self.drift_x is not None:
+            rows = [{"epoch": epoch, **row} for row in drift(self.model, self.drift_x)]
+            runs.append_csv(self.folder / "drift.csv", DRIFT_COLUMNS, rows)
+
+    def epoch_done(self, row: dict) -> None:
+        if self.writer is None:
+            return
+        epoch = row["epoch"]
+        with self.writer.as_default():
+            for key, value in row.items():
+                if key != "epoch" and value is not None and math.isfinite(value):
+                    tf.summary.scalar(key, value, step=epoch)
+            for layer in self.model.layers:
+                if is_bn(layer):
+                    for weight in layer.weights:
+                        tf.summary.histogram(f"{layer.name}/{_short(weight)}", weight, step=epoch)
+        self.writer.flush()
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+def _short(weight) -> str:
+    return weight.path.rsplit("/", 1)[-1] if hasattr(weight, "path") else weight.name
+
+
+def _rms(values: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(np.square(values))))

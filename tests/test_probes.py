@@ -1,0 +1,165 @@
+"""Diagnostics written during training: steps.csv, activations.csv, drift.csv, TensorBoard.
+
+Each is checked against an independent computation (NumPy, the epoch metrics) on
+synthetic data, so a wrong step index, a percentile of the wrong tensor or a drift that
+touches the moving statistics fails here.
+"""
+
+import numpy as np
+import pandas as pd
+import pytest
+import tensorflow as tf
+from tensorflow import keras
+
+from bnexp import config, data, diagnostics, models, runs, train
+from tests.test_train import Quiet, synthetic_config
+
+
+def mlp_config(**diag):
+    return synthetic_config(model={"arch": "mlp", "hidden": [20, 10]},
+                            diagnostics=diag)
+
+
+def trained(cfg, steps_done=3):
+    splits = data.load(cfg.data)
+    keras.utils.set_random_seed(0)
+    model = models.build(cfg.model, splits.input_shape)
+    steps = train.Steps(model, train.make_optimizer(cfg.optimizer), splits.input_shape)
+    for i in range(steps_done):
+        steps.train_step(splits.x_train[i * 50:(i + 1) * 50], splits.y_train[i * 50:(i + 1) * 50])
+    return model, splits
+
+
+def numpy_bn_mlp_preactivations(model, x_uint8):
+    """Inputs of the sigmoids of a BN-before MLP, computed with NumPy from the weights."""
+    h = x_uint8.reshape(len(x_uint8), -1).astype(np.float64) / 255.0
+    out = {}
+    for i in (1, 2):
+        z = h @ model.get_layer(f"dense{i}").kernel.numpy()
+        bn = model.get_layer(f"dense{i}_bn")
+        z = (bn.gamma.numpy() * (z - bn.moving_mean.numpy())
+             / np.sqrt(bn.moving_variance.numpy() + bn.epsilon) + bn.beta.numpy())
+        out[f"dense{i}_sigmoid"] = z
+        h = 1 / (1 + np.exp(-z))
+    return out
+
+
+def test_batch_chunks_end_at_every_probe_step():
+    perm = np.arange(1000)
+    chunks = train.batch_chunks(perm, 50, 16, first_step=17, every=10)
+    ends = np.cumsum([len(c) for c in chunks]) + 17
+    assert {20, 30} <= set(ends.tolist()) and ends[-1] == 37
+    assert max(len(c) for c in chunks) <= 10
+    np.testing.assert_array_equal(np.concatenate([c.ravel() for c in chunks]), perm)
+
+
+def test_percentiles_equal_numpy_percentile_of_the_same_activations():
+    model, splits = trained(mlp_config())
+    probe = splits.x_test[:200]
+    expected = numpy_bn_mlp_preactivations(model, probe)
+    inputs = diagnostics.activation_inputs(model, probe)
+    assert list(inputs) == ["dense1_sigmoid", "dense2_sigmoid"]
+    rows = diagnostics.percentile_rows(7, inputs, units=2)
+    assert len(rows) == 2 * 3
+    for row in rows:
+        values = expected[row["layer"]]
+        column = values.ravel() if row["unit"] == "all" else values[:, int(row["unit"])]
+        np.testing.assert_allclose([row["p15"], row["p50"], row["p85"]],
+                                   np.percentile(column, [15, 50, 85]), rtol=1e-4, atol=1e-5)
+        assert row["step"] == 7
+
+
+def test_drift_equals_numpy_and_leaves_moving_statistics_bit_for_bit():
+    model, splits = trained(mlp_config())
+    sample = splits.x_train[:300]
+    before = [v.numpy().copy() for v in model.non_trainable_weights]
+    rows = diagnostics.drift(model, sample)
+    for a, v in zip(before, model.non_trainable_weights, strict=True):
+        np.testing.assert_array_equal(a, v.numpy())
+    # NumPy: dense1's input is the pixels, so its population statistics are direct
+    bn = model.get_layer("dense1_bn")
+    z = (sample.reshape(300, -1) / 255.0) @ model.get_layer("dense1").kernel.numpy()
+    mean, var = z.mean(axis=0), z.var(axis=0)
+    eps = bn.epsilon
+    mean_error = np.sqrt(np.mean(((bn.moving_mean.numpy() - mean) / np.sqrt(var + eps)) ** 2))
+    var_error = np.sqrt(np.mean(((bn.moving_variance.numpy() - var) / (var + eps)) ** 2))
+    assert rows[0]["layer"] == "dense1_bn"
+    assert rows[0]["mean_error"] == pytest.approx(mean_error, rel=1e-4)
+    assert rows[0]["variance_error"] == pytest.approx(var_error, rel=1e-4)
+    assert rows[0]["variance_error"] > 0.1  # three steps at momentum 0.9: far from converged
+    diagnostics.precise_bn(model, sample)
+    for row in diagnostics.drift(model, sample):
+        assert row["mean_error"] < 1e-5 and row["variance_error"] < 1e-5
+
+
+def run(cfg, tmp_path):
+    outcome = train.run_one(config.RunSpec(cfg), data.load(cfg.data), tmp_path, Quiet())
+    assert outcome.status == "completed"
+    return outcome.path
+
+
+def test_steps_csv_holds_every_step_and_agrees_with_the_epoch_metrics(tmp_path):
+    cfg = mlp_config(step_metrics=True, every_steps=20)  # 20 steps per epoch
+    path = run(cfg, tmp_path)
+    steps = pd.read_csv(path / "steps.csv")
+    metrics = pd.DataFrame(runs.read_metrics(path))
+    assert steps["step"].tolist() == list(range(41))
+    assert steps.loc[steps.step > 0, "epoch"].tolist() == [1] * 20 + [2] * 20
+    probed = steps.dropna(subset=["test_acc"])
+    assert probed["step"].tolist() == [0, 20, 40]
+    # the probe after an epoch's last step sees the same weights as the epoch's evaluation
+    np.testing.assert_allclose(probed["test_acc"].iloc[1:], metrics["test_acc"], atol=1e-6)
+    # equal batches: the epoch's training accuracy is the mean of its steps'
+    by_epoch = steps[steps.step > 0].groupby("epoch")[["train_acc", "train_loss"]].mean()
+    np.testing.assert_allclose(by_epoch["train_acc"], metrics["train_acc"], atol=1e-5)
+    np.testing.assert_allclose(by_epoch["train_loss"], metrics["train_loss"], rtol=1e-4)
+
+
+def test_activations_csv_every_k_steps_on_the_probe_batch(tmp_path):
+    cfg = mlp_config(activations=True, every_steps=8, probe_size=100, activation_units=2)
+    path = run(cfg, tmp_path)
+    acts = pd.read_csv(path / "activations.csv", dtype={"unit": str})
+    assert sorted(set(acts["step"])) == [0, 8, 16, 24, 32, 40]
+    last = acts[acts.step == 40]
+    assert set(zip(last.layer, last.unit, strict=True)) == {
+        (f"dense{i}_sigmoid", u) for i in (1, 2) for u in ("0", "1", "all")}
+    assert (acts.p15 <= acts.p50).all() and (acts.p50 <= acts.p85).all()
+
+
+def test_drift_csv_per_epoch_and_bn_layer_and_precise_bn_measured_before(tmp_path):
+    cfg = synthetic_config(model={"arch": "mlp", "hidden": [20, 10]},
+                           diagnostics={"drift": 500}, train={"precise_bn": 500})
+    path = run(cfg, tmp_path)
+    drift = pd.read_csv(path / "drift.csv")
+    assert list(zip(drift.epoch, drift.layer, strict=True)) == [
+        (e, f"dense{i}_bn") for e in (1, 2) for i in (1, 2)]
+    # measured on the moving averages training left, not after precise BN zeroed them
+    assert (drift.variance_error > 1e-4).all()
+
+
+def test_tensorboard_event_files_hold_the_metrics_and_bn_histograms(tmp_path):
+    cfg = mlp_config()
+    cfg = cfg.model_copy(update={"train": cfg.train.model_copy(update={"tensorboard": True})})
+    path = run(cfg, tmp_path)
+    scalars, histograms = {}, set()
+    for event_file in (path / "tensorboard").glob("events.out.tfevents.*"):
+        for event in tf.compat.v1.train.summary_iterator(str(event_file)):
+            for value in event.summary.value:
+                kind = value.metadata.plugin_data.plugin_name
+                if kind == "histograms":
+                    histograms.add(value.tag)
+                elif kind == "scalars":
+                    scalars[(value.tag, event.step)] = float(tf.make_ndarray(value.tensor))
+    metrics = runs.read_metrics(path)
+    for row in metrics:
+        assert scalars[("test_acc", row["epoch"])] == pytest.approx(row["test_acc"], rel=1e-6)
+    assert {"dense1_bn/gamma", "dense1_bn/moving_mean", "dense2_bn/moving_variance"} <= histograms
+
+
+def test_cut_csv_keeps_only_rows_up_to_the_checkpoint(tmp_path):
+    file = tmp_path / "steps.csv"
+    runs.append_csv(file, ["step", "x"], [{"step": s, "x": s * 0.5} for s in range(6)])
+    with open(file, "a") as f:
+        f.write("6,3.")  # torn by a kill
+    runs.cut_csv(file, lambda r: int(r["step"]) <= 3)
+    assert file.read_text() == "step,x\n0,0\n1,0.5\n2,1\n3,1.5\n"
