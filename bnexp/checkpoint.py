@@ -50,3 +50,13 @@ def restore(path: Path, model, optimizer, order: np.random.Generator) -> list[di
             variable.assign(f[f"optimizer_{i}"])
     order.bit_generator.state = meta["order"]
     return meta["rows"]
+
+
+def load_weights(path: Path, model) -> None:
+    """Put the saved model weights (moving statistics included) into model; no optimizer."""
+    with np.load(path, allow_pickle=False) as f:
+        meta = json.loads(str(f["meta"]))
+        if meta["n_model"] != len(model.weights):
+            raise ValueError(f"{path}: checkpoint does not fit this model")
+        for i, variable in enumerate(model.weights):
+            variable.assign(f[f"model_{i}"])

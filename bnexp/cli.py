@@ -155,5 +155,66 @@ def compare(
             report.plot_curves(compare_mod.curves(found, metric, by), metric, plot)
 
 
+@app.command()
+def plot(
+    targets: Annotated[
+        list[str],
+        typer.Argument(help="RUN_DIR or RUNS_DIR: the standard figures; or: features RUN_DIR.",
+                       show_default=False),
+    ],
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Folder for the PNGs (default: the folder plotted); "
+                     "for features, the PNG (default RUN_DIR/features.png)."),
+    ] = None,
+    by: Annotated[
+        list[str] | None, typer.Option("--by", help="Group by these config keys instead.")
+    ] = None,
+    layer: Annotated[
+        str | None, typer.Option("--layer", help="activations.png: the layer (default: last).")
+    ] = None,
+    unit: Annotated[str, typer.Option("--unit", help="activations.png: unit or 'all'.")] = "0",
+    image: Annotated[int, typer.Option("--image", help="features: which test image.")] = 0,
+    channels: Annotated[int, typer.Option("--channels", min=1,
+                                          help="features: channels per layer.")] = 6,
+) -> None:
+    """Draw learning curves, the train/inference gap, steps and activation percentiles
+    (Ioffe & Szegedy Fig. 1), drift; or a run's feature maps. PNG files."""
+    with _exit_codes():
+        from bnexp import report
+
+        if targets[0] == "features" and len(targets) == 2:
+            run_dir = Path(targets[1])
+            import_tensorflow()
+            from bnexp import diagnostics
+
+            picture, label, outputs = diagnostics.feature_maps(run_dir, image)
+            target = out or run_dir / "features.png"
+            report.plot_features(picture, label, outputs, channels, target)
+            print(target)
+            return
+        if len(targets) != 1:
+            raise BadInput("bnexp plot: give one RUN_DIR or RUNS_DIR, or: features RUN_DIR")
+        from bnexp import compare as compare_mod
+
+        folder = Path(targets[0])
+        found = compare_mod.load(folder)
+        report.print_warnings(found.warnings)
+        out_dir = out or folder
+        _make_folder(out_dir)
+        written = report.plot_all(found, out_dir, by, layer, unit)
+        if not written:
+            raise BadInput(f"{folder}: nothing to plot (no completed run with metrics)")
+        for path in written:
+            print(path)
+
+
+def _make_folder(path: Path) -> None:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise BadInput(f"{path}: --out: cannot create the folder ({e.strerror})") from None
+
+
 def main() -> None:
     app()

@@ -13,6 +13,7 @@ No TensorFlow here: compare must answer in a blink over a thousand runs.
 from __future__ import annotations
 
 import difflib
+import io
 import json
 import math
 import warnings
@@ -326,20 +327,82 @@ def run_rows(found: Runs, metric: str = "test_acc", at: str = "final",
 def curves(found: Runs, metric: str = "test_acc", by: list[str] | None = None) -> dict:
     """Per group label, a DataFrame of epoch, mean, ci95_low, ci95_high, n (completed runs)."""
     check_metric(metric, "final")
-    if found.table.empty:
-        return {}
-    keys = group_keys(found, by)
+    return _series(found, by, lambda path: pd.DataFrame(runs.read_metrics(path)), "epoch",
+                   metric)
+
+
+def step_curves(found: Runs, metric: str = "test_acc", by: list[str] | None = None) -> dict:
+    """As `curves`, over steps, from the runs' steps.csv (diagnostics.step_metrics)."""
+    return _series(found, by, lambda path: read_diagnostic(path, "steps.csv"), "step", metric)
+
+
+def activation_bands(found: Runs, layer: str | None = None, unit: str = "0",
+                     by: list[str] | None = None) -> tuple[str | None, dict]:
+    """(layer, {group label: DataFrame step, p15, p50, p85}) from activations.csv: one
+    unit of one layer (default: the last layer, "a typical sigmoid of the last hidden
+    layer") in each group's run with the lowest seed, as Ioffe & Szegedy's Fig. 1(b, c)."""
     out = {}
+    for label, group in _groups(found, by):
+        frame = read_diagnostic(Path(group.sort_values("seed")["path"].iloc[0]),
+                                "activations.csv")
+        if frame.empty:
+            continue
+        layer = layer or frame["layer"].iloc[-1]
+        rows = frame[(frame["layer"] == layer) & (frame["unit"].astype(str) == unit)]
+        if not rows.empty:
+            out[label] = rows[["step", "p15", "p50", "p85"]].reset_index(drop=True)
+    return layer, out
+
+
+def drift_curves(found: Runs, by: list[str] | None = None) -> dict:
+    """Per group label, drift.csv's mean_error and variance_error per epoch and layer,
+    averaged over the group's runs."""
+    out = {}
+    for label, group in _groups(found, by):
+        frames = [read_diagnostic(Path(p), "drift.csv") for p in group["path"]]
+        frames = [f for f in frames if not f.empty]
+        if frames:
+            both = pd.concat(frames)
+            out[label] = both.groupby(["layer", "epoch"], sort=False, as_index=False)[
+                ["mean_error", "variance_error"]].mean()
+    return out
+
+
+def read_diagnostic(path: Path, name: str) -> pd.DataFrame:
+    """A diagnostics CSV of a run folder (empty if absent); a torn last line is dropped."""
+    file = path / name
+    if not file.exists():
+        return pd.DataFrame()
+    text = file.read_text(encoding="utf-8")
+    text = text[: text.rfind("\n") + 1]
+    return pd.read_csv(io.StringIO(text), dtype={"unit": str}) if text else pd.DataFrame()
+
+
+def _groups(found: Runs, by: list[str] | None):
+    """(label, completed runs) per group, in the order groups first appear."""
+    if found.table.empty:
+        return
+    keys = group_keys(found, by)
     done = found.table[found.table["status"] == "completed"]
     for values, group in done.groupby(keys, sort=False, dropna=False):
         values = values if isinstance(values, tuple) else (values,)
-        label = ", ".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in zip(keys, values, strict=True))
-        per_epoch: dict[int, list[float]] = {}
+        yield ", ".join(f"{k.rsplit('.', 1)[-1]}={v}"
+                        for k, v in zip(keys, values, strict=True)), group
+
+
+def _series(found: Runs, by, read, x: str, metric: str) -> dict:
+    """Per group, `metric` summarized over the runs at each value of x (epoch, step)."""
+    out = {}
+    for label, group in _groups(found, by):
+        per_x: dict[int, list[float]] = {}
         for path in group["path"]:
-            for row in runs.read_metrics(Path(path)):
-                per_epoch.setdefault(row["epoch"], []).append(row[metric])
-        rows = [{"epoch": e, **summarize(v)} for e, v in sorted(per_epoch.items())]
-        frame = pd.DataFrame(rows)
+            frame = read(Path(path))
+            if metric not in frame:
+                continue
+            for at, value in zip(frame[x], frame[metric], strict=True):
+                if np.isfinite(value):
+                    per_x.setdefault(int(at), []).append(float(value))
+        frame = pd.DataFrame([{x: at, **summarize(v)} for at, v in sorted(per_x.items())])
         if not frame.empty:
             out[label] = frame
     return out

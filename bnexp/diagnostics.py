@@ -133,6 +133,33 @@ def layer_outputs(model: keras.Model, image: np.ndarray, upto: int) -> list[tupl
     return outputs
 
 
+def feature_maps(run_dir: Path, image: int = 0) -> tuple[np.ndarray, int, list]:
+    """(test image, its label, [(layer, output)]) of a finished run's conv layers, from
+    its config.yaml and checkpoint.npz: every layer before `flatten`, inference mode.
+    BadInput if the run has no checkpoint or no convolutions."""
+    from bnexp import checkpoint, models
+    from bnexp import config as config_mod
+    from bnexp import data as data_mod
+    from bnexp.errors import BadInput
+
+    source = run_dir / "config.yaml"
+    if not (run_dir / checkpoint.FILENAME).is_file() or not source.is_file():
+        raise BadInput(f"{run_dir}: RUN_DIR: not a run folder with a checkpoint (config.yaml "
+                       "and checkpoint.npz: the run must have finished an epoch)")
+    (spec,) = config_mod.load(source)
+    if spec.config.model.arch != "lenet":
+        raise BadInput(f"{source}: model.arch: feature maps need convolutions (lenet), "
+                       f"this run is {spec.config.model.arch}")
+    splits = data_mod.load(spec.config.data, str(source))
+    if not 0 <= image < len(splits.x_test):
+        raise BadInput(f"--image {image}: the test set has {len(splits.x_test)} images")
+    model = models.build(spec.config.model, splits.input_shape)
+    checkpoint.load_weights(run_dir / checkpoint.FILENAME, model)
+    upto = [layer.name for layer in model.layers].index("flatten")
+    x = splits.x_test[image]
+    return x[..., 0], int(splits.y_test[image]), layer_outputs(model, x, upto)
+
+
 class Recorder:
     """Writes the diagnostics a config asks for into a run folder while `fit` trains.
 

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# The README's Results: run the studies in configs/studies/ and regenerate docs/results/.
+#   bash scripts/studies.sh run [STUDY ...]      train (skips finished runs; resumes)
+#   bash scripts/studies.sh results [STUDY ...]  compare tables and plots -> docs/results/
+#   bash scripts/studies.sh [STUDY ...]          both
+# STUDY is a folder name under configs/studies (default: all). Runs go to
+# runs/studies/STUDY. The whole set takes about an hour on 2 cores.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ -x .venv/bin/bnexp ] && PATH="$PWD/.venv/bin:$PATH"
+phase=all
+case "${1:-}" in run|results) phase=$1; shift ;; esac
+studies=("$@")
+[ ${#studies[@]} -eq 0 ] && studies=(ioffe geron d2l lr momentum use_bias)
+jobs=${BNEXP_JOBS:-0}
+
+run() {
+  for config in configs/studies/"$1"/*.yaml; do
+    bnexp train "$config" --runs-dir "runs/studies/$1" --jobs "$jobs"
+  done
+}
+
+results() {
+  local runs="runs/studies/$1" out="docs/results/$1"
+  mkdir -p "$out"
+  case $1 in
+    d2l)      args=(--baseline model.bn.placement=none) ;;
+    geron)    args=(--metric val_acc --baseline model.bn.placement=none) ;;
+    ioffe)    args=(--baseline model.bn.placement=none) ;;
+    lr)       args=(--by model.bn.placement --by optimizer.learning_rate) ;;
+    momentum) args=(--metric test_acc) ;;
+    use_bias) args=(--baseline model.use_bias=true) ;;
+  esac
+  bnexp compare "$runs" "${args[@]}" --format csv --out "$out/compare.csv"
+  bnexp compare "$runs" "${args[@]}" --format markdown --out "$out/compare.md"
+  bnexp plot "$runs" --out "$out"
+}
+
+for study in "${studies[@]}"; do
+  [ -d "configs/studies/$study" ] || { echo "no such study: configs/studies/$study" >&2; exit 2; }
+  if [ "$phase" != results ]; then run "$study"; fi
+  if [ "$phase" != run ]; then results "$study"; fi
+done

@@ -1,0 +1,95 @@
+"""`bnexp plot`: the standard figures from real (synthetic-data) runs, feature maps, errors."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from bnexp import compare
+from bnexp.cli import app
+from tests.conftest import SYNTHETIC
+
+ROOT = Path(__file__).resolve().parents[1]
+PNG = b"\x89PNG\r\n\x1a\n"
+
+DIAGNOSED = SYNTHETIC + """
+diagnostics: {batch_stats_eval: true, drift: 300, step_metrics: true, activations: true,
+              every_steps: 10, probe_size: 100}
+sweep: {grid: {model.bn.placement: [before, none]}, seeds: [0, 1]}
+"""
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    """A 2 x 2 sweep with every diagnostic on, trained once for this module."""
+    folder = tmp_path_factory.mktemp("study")
+    config = folder / "study.yaml"
+    config.write_text(DIAGNOSED)
+    result = CliRunner().invoke(app, ["train", str(config), "--runs-dir", str(folder / "runs"),
+                                      "--jobs", "1"])
+    assert result.exit_code == 0, result.output
+    return folder / "runs"
+
+
+def test_plot_draws_every_standard_figure_of_a_runs_folder(study, tmp_path):
+    result = CliRunner().invoke(app, ["plot", str(study), "--out", str(tmp_path / "figs")])
+    assert result.exit_code == 0, result.output
+    names = {"curves.png", "gap.png", "steps.png", "activations.png", "drift.png"}
+    assert {p.name for p in (tmp_path / "figs").iterdir()} == names
+    for name in names:
+        assert (tmp_path / "figs" / name).read_bytes()[:8] == PNG
+
+
+def test_plot_data_follows_the_csvs(study):
+    found = compare.load(study)
+    steps = compare.step_curves(found, "test_acc")
+    assert set(steps) == {"placement=before", "placement=none"}
+    assert steps["placement=before"]["step"].tolist()[0] == 0
+    assert (steps["placement=before"]["n_used"] == 2).all()
+    layer, bands = compare.activation_bands(found)
+    assert layer == "dense2_sigmoid"
+    assert set(bands) == {"placement=before", "placement=none"}
+    drift = compare.drift_curves(found)
+    assert set(drift) == {"placement=before"}  # no BN, no drift rows
+
+
+def test_plot_of_one_run_writes_into_its_folder(study):
+    run = sorted(p for p in study.iterdir() if p.is_dir())[0]
+    result = CliRunner().invoke(app, ["plot", str(run)])
+    assert result.exit_code == 0, result.output
+    assert (run / "curves.png").read_bytes()[:8] == PNG
+
+
+def test_feature_maps_of_a_lenet_run(study, tmp_path):
+    run = next(p for p in study.iterdir() if "before" in p.name)
+    out = tmp_path / "f.png"
+    result = CliRunner().invoke(app, ["plot", "features", str(run), "--out", str(out),
+                                      "--image", "3", "--channels", "4"])
+    assert result.exit_code == 0, result.output
+    assert out.read_bytes()[:8] == PNG
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["plot", "nowhere"], "no such folder"),
+    (["plot", "features", "nowhere"], "not a run folder"),
+    (["plot", "a", "b"], "give one RUN_DIR"),
+])
+def test_plot_bad_input_exits_2(args, needle):
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2 and needle in result.output
+
+
+def test_plot_loads_no_tensorflow(study, tmp_path):
+    probe = f"""
+import sys
+from typer.testing import CliRunner
+import bnexp.cli
+r = CliRunner().invoke(bnexp.cli.app, ["plot", {str(study)!r}, "--out", {str(tmp_path)!r}])
+assert r.exit_code == 0, r.output
+print("heavy:", [m for m in ("tensorflow", "keras") if m in sys.modules])
+"""
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    assert "heavy: []" in out.stdout
