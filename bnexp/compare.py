@@ -368,6 +368,13 @@ def drift_curves(found: Runs, by: list[str] | None = None) -> dict:
     return out
 
 
+def long_table(series: dict) -> pd.DataFrame:
+    """{group label: frame} as one frame with a `group` column first."""
+    frames = [frame.assign(group=label) for label, frame in series.items()]
+    table = pd.concat(frames, ignore_index=True)
+    return table[["group", *[c for c in table.columns if c != "group"]]]
+
+
 def read_diagnostic(path: Path, name: str) -> pd.DataFrame:
     """A diagnostics CSV of a run folder (empty if absent); a torn last line is dropped."""
     file = path / name

@@ -357,9 +357,10 @@ GROUP_NOTE = "mean over seeds, shaded 95% band"
 def plot_all(found, out_dir: Path, by=None, layer=None, unit: str = "0") -> list[Path]:
     """The standard figures of a run or a folder of runs, as far as their files allow:
     curves.png (learning curves), gap.png (train/inference gap), steps.png (test accuracy
-    over steps), activations.png (Fig. 1 b, c percentile bands), drift.png. Returns the
-    files written."""
+    over steps, with its numbers in steps.csv), activations.png (Fig. 1 b, c percentile
+    bands), drift.png. Returns the files written."""
     from bnexp import compare
+    from bnexp.runs import write_text_atomic
 
     plt = _pyplot()
     written = []
@@ -386,6 +387,9 @@ def plot_all(found, out_dir: Path, by=None, layer=None, unit: str = "0") -> list
         _bands(ax, steps, "step", "test_acc")
         ax.set_title(f"test accuracy over steps (Ioffe & Szegedy Fig. 1a)\n{GROUP_NOTE}")
         save(fig, "steps.png")
+        table = compare.long_table(steps)
+        write_text_atomic(out_dir / "steps.csv", table.to_csv(index=False, float_format="%.4f"))
+        written.append(out_dir / "steps.csv")
     layer, bands = compare.activation_bands(found, layer, unit, by)
     if bands:
         fig = _percentile_bands(plt, layer, unit, bands)

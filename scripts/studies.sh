@@ -21,19 +21,25 @@ run() {
 }
 
 results() {
-  local runs="runs/studies/$1" out="docs/results/$1"
-  mkdir -p "$out"
+  local runs="runs/studies/$1" out="docs/results/$1" by=() args=() metrics=(test_acc)
   case $1 in
-    d2l)      args=(--baseline model.bn.placement=none) ;;
-    geron)    args=(--metric val_acc --baseline model.bn.placement=none) ;;
+    d2l)      by=(--by model.bn.impl --by model.bn.placement) ;;
+    geron)    by=(--by model.bn.placement); args=(--baseline model.bn.placement=none)
+              metrics=(val_acc test_acc) ;;
     ioffe)    args=(--baseline model.bn.placement=none) ;;
-    lr)       args=(--by model.bn.placement --by optimizer.learning_rate) ;;
-    momentum) args=(--metric test_acc) ;;
+    lr)       by=(--by model.bn.placement --by optimizer.learning_rate)
+              args=(--baseline model.bn.placement=none) ;;
+    momentum) metrics=(test_acc test_acc_batchstats) ;;
     use_bias) args=(--baseline model.use_bias=true) ;;
   esac
-  bnexp compare "$runs" "${args[@]}" --format csv --out "$out/compare.csv"
-  bnexp compare "$runs" "${args[@]}" --format markdown --out "$out/compare.md"
-  bnexp plot "$runs" --out "$out"
+  mkdir -p "$out"
+  for metric in "${metrics[@]}"; do
+    for fmt in csv markdown; do
+      bnexp compare "$runs" "${by[@]}" "${args[@]}" --metric "$metric" --format "$fmt" \
+        --out "$out/$metric.${fmt/markdown/md}"
+    done
+  done
+  bnexp plot "$runs" "${by[@]}" --out "$out"
 }
 
 for study in "${studies[@]}"; do

@@ -36,10 +36,11 @@ def study(tmp_path_factory):
 def test_plot_draws_every_standard_figure_of_a_runs_folder(study, tmp_path):
     result = CliRunner().invoke(app, ["plot", str(study), "--out", str(tmp_path / "figs")])
     assert result.exit_code == 0, result.output
-    names = {"curves.png", "gap.png", "steps.png", "activations.png", "drift.png"}
+    names = {"curves.png", "gap.png", "steps.png", "steps.csv", "activations.png", "drift.png"}
     assert {p.name for p in (tmp_path / "figs").iterdir()} == names
     for name in names:
-        assert (tmp_path / "figs" / name).read_bytes()[:8] == PNG
+        if name.endswith(".png"):
+            assert (tmp_path / "figs" / name).read_bytes()[:8] == PNG
 
 
 def test_plot_data_follows_the_csvs(study):
