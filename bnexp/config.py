@@ -82,6 +82,21 @@ class BNConfig(_Section):
     """Learn the shift beta."""
     scale: bool = True
     """Learn the scale gamma."""
+    synchronized: bool = False
+    """With several replicas (train.strategy: mirrored): true normalizes with the global
+    batch's statistics (all-reduced), false with each replica's slice (ghost batches)."""
+    virtual_batch_size: int | None = Field(None, gt=0)
+    """Ghost BN on one device (scratch impl): normalize each run of N examples of a batch
+    by its own statistics, as unsynchronized BN on batch/N replicas. null = off."""
+
+    @model_validator(mode="after")
+    def _ghost_needs_scratch(self) -> BNConfig:
+        if self.virtual_batch_size is not None and self.impl != "scratch":
+            raise ValueError("virtual_batch_size needs impl: scratch (Keras 3's "
+                             "BatchNormalization has no ghost batches)")
+        if self.virtual_batch_size is not None and self.synchronized:
+            raise ValueError("virtual_batch_size and synchronized exclude each other")
+        return self
 
 
 class ModelConfig(_Section):

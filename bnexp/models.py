@@ -80,10 +80,11 @@ def _block(core, kind: str, name: str, cfg: ModelConfig) -> list[keras.layers.La
 
 def _bn(cfg: BNConfig, name: str) -> keras.layers.Layer:
     """Keras' BatchNormalization or bnexp's own, with the configured hyperparameters."""
-    args = dict(momentum=cfg.momentum, epsilon=cfg.epsilon, center=cfg.center, scale=cfg.scale)
+    args = dict(momentum=cfg.momentum, epsilon=cfg.epsilon, center=cfg.center, scale=cfg.scale,
+                synchronized=cfg.synchronized)
     if cfg.impl == "keras":
         return keras.layers.BatchNormalization(name=name, **args)
-    return BatchNorm(name=name, **args)
+    return BatchNorm(name=name, virtual_batch_size=cfg.virtual_batch_size, **args)
 
 
 def param_counts(model: keras.Model) -> dict[str, int]:

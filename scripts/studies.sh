@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 phase=all
 case "${1:-}" in run|results) phase=$1; shift ;; esac
 studies=("$@")
-[ ${#studies[@]} -eq 0 ] && studies=(ioffe geron d2l lr momentum use_bias)
+[ ${#studies[@]} -eq 0 ] && studies=(ioffe geron d2l lr momentum use_bias ghost)
 jobs=${BNEXP_JOBS:-0}
 
 run() {
@@ -31,6 +31,7 @@ results() {
               args=(--baseline model.bn.placement=none) ;;
     momentum) metrics=(test_acc test_acc_batchstats) ;;
     use_bias) args=(--baseline model.use_bias=true) ;;
+    ghost)    args=(--baseline model.bn.virtual_batch_size=256) ;;
   esac
   mkdir -p "$out"
   for metric in "${metrics[@]}"; do
