@@ -26,6 +26,7 @@ from bnexp.errors import ConfigError
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
 DEFAULT_HIDDEN = {"lenet": [120, 84], "mlp": [300, 100]}
+DEFAULT_CPU_REPLICAS = 2  # train.strategy: mirrored without GPUs
 
 
 class _Section(BaseModel):
@@ -166,9 +167,22 @@ class TrainConfig(_Section):
     steps_per_call: int = Field(16, gt=0)
     """Training steps per compiled call: fewer Python round trips; Ctrl-C and the progress
     bar react once per call."""
+    strategy: Literal["none", "mirrored"] = "none"
+    """mirrored: data-parallel over the GPUs, or without GPUs over `replicas` logical CPU
+    devices (tf.distribute.MirroredStrategy); each replica trains on its slice of the
+    batch. BN per slice or global: model.bn.synchronized. No XLA."""
+    replicas: int | None = Field(None, gt=0)
+    """mirrored: how many replicas (devices). null = every GPU, or 2 CPU devices."""
     tensorboard: bool = False
     """Also write TensorBoard event files to the run folder's tensorboard/: the epoch
     metrics as scalars, each BN layer's gamma, beta and moving statistics as histograms."""
+
+    @model_validator(mode="after")
+    def _xla_not_mirrored(self) -> TrainConfig:
+        if self.strategy == "mirrored" and self.jit_compile is True:
+            raise ValueError("jit_compile: true does not work with strategy: mirrored "
+                             "(use auto or false)")
+        return self
 
 
 class DiagnosticsConfig(_Section):
@@ -360,6 +374,12 @@ def config_hash(config: Config) -> str:
     """A short digest of the resolved config (seed included): equal hashes, equal runs."""
     text = json.dumps(config.model_dump(exclude={"sweep"}), sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def cpu_devices_needed(configs: list[Config]) -> int:
+    """Logical CPU devices the mirrored runs among configs need without GPUs (0: none)."""
+    return max((c.train.replicas or DEFAULT_CPU_REPLICAS for c in configs
+                if c.train.strategy == "mirrored"), default=0)
 
 
 def smoke(config: Config) -> Config:

@@ -41,11 +41,12 @@ def usable_cores() -> int:
 class Pool:
     """`n` worker processes with `threads` TensorFlow threads each; close() always."""
 
-    def __init__(self, n: int, threads: int):
+    def __init__(self, n: int, threads: int, cpu_devices: int = 0):
         ctx = mp.get_context("spawn")
         self.tasks, self.events = ctx.Queue(), ctx.Queue()
         self.workers = [
-            ctx.Process(target=_worker, args=(self.tasks, self.events, threads), daemon=True)
+            ctx.Process(target=_worker, args=(self.tasks, self.events, threads, cpu_devices),
+                        daemon=True)
             for _ in range(n)
         ]
         for worker in self.workers:
@@ -126,7 +127,7 @@ class _Events:
         return lambda *args, **kwargs: None
 
 
-def _worker(tasks, events, threads: int) -> None:
+def _worker(tasks, events, threads: int, cpu_devices: int = 0) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides; it sends SIGTERM
     signal.signal(signal.SIGTERM, stop.request)
     from bnexp.tfquiet import import_tensorflow
@@ -134,7 +135,9 @@ def _worker(tasks, events, threads: int) -> None:
     tf = import_tensorflow()
     tf.config.threading.set_intra_op_parallelism_threads(threads)
     tf.config.threading.set_inter_op_parallelism_threads(threads)
-    from bnexp import data, train
+    from bnexp import data, distribute, train
+
+    distribute.prepare_devices(cpu_devices)  # before TensorFlow runs its first op
 
     cached_key, splits = None, None
     while True:

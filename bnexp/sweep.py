@@ -33,8 +33,9 @@ def run_all(specs: list[RunSpec], runs_dir: Path, reporter, source: str, jobs: i
 
     jobs = min(jobs or parallel.usable_cores(), len(specs))  # 0: one per core (measured)
     pool = None
+    devices = config_mod.cpu_devices_needed([spec.config for spec in specs])
     if jobs > 1:
-        pool = parallel.Pool(jobs, parallel.threads_per_job(jobs))
+        pool = parallel.Pool(jobs, parallel.threads_per_job(jobs), devices)
     try:
         datasets = _load_datasets(specs, source)
         models = _distinct_models(specs, datasets)
@@ -42,8 +43,9 @@ def run_all(specs: list[RunSpec], runs_dir: Path, reporter, source: str, jobs: i
             pool.check_buildable(models, source)
         else:
             import_tensorflow()
-            from bnexp import train
+            from bnexp import distribute, train
 
+            distribute.prepare_devices(devices)  # before TensorFlow runs its first op
             train.check_buildable(models, source)
         outcomes, todo = _plan(specs, runs_dir, force, reporter)
         if pool:
@@ -64,9 +66,10 @@ def run_all(specs: list[RunSpec], runs_dir: Path, reporter, source: str, jobs: i
 def resume(path: Path, reporter) -> Outcome:
     """`bnexp train --resume RUN_DIR`: continue the run; a finished run is left as it is."""
     import_tensorflow()
-    from bnexp import train
+    from bnexp import distribute, train
 
-    summary, _ = train.resumable(Path(path))
+    summary, config = train.resumable(Path(path))
+    distribute.prepare_devices(config_mod.cpu_devices_needed([config]))
     if summary["status"] in runs.FINISHED:
         reporter.run_skipped(Path(path), summary["status"])
         return Outcome(Path(path), summary["status"], skipped=True)

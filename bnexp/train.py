@@ -24,7 +24,7 @@ import tensorflow as tf
 from tensorflow import keras
 
 import bnexp
-from bnexp import checkpoint, diagnostics, models, runs, stop
+from bnexp import checkpoint, diagnostics, distribute, models, runs, stop
 from bnexp import config as config_mod
 from bnexp import data as data_mod
 from bnexp.config import Config, OptimizerConfig, RunSpec
@@ -160,6 +160,60 @@ class Steps:
         return float(loss_sum / n), float(correct / n)
 
 
+class MirroredSteps(Steps):
+    """Steps whose training step splits each batch across a MirroredStrategy's replicas.
+
+    Every replica receives the whole gathered batch and takes its own slice by replica
+    id (an uneven batch splits as evenly as it can); its loss is the sum over its slice
+    divided by the global batch size, and the optimizer sums the replicas' gradients:
+    the one-device update. Evaluation and the diagnostics run the model outside the
+    replicas, on the mirrored weights, as on one device.
+    """
+
+    def __init__(self, model, optimizer, input_shape, strategy: tf.distribute.Strategy):
+        self.strategy = strategy
+        self.per_example_loss = keras.losses.SparseCategoricalCrossentropy(
+            from_logits=True, reduction=None)
+        super().__init__(model, optimizer, input_shape, jit_compile=False)
+
+    def eager_train_step(self, x, y):
+        x = tf.cast(x, tf.float32) / 255.0
+        per_replica = self.strategy.run(self._replica_step, args=(x, y))
+        sums = self.strategy.reduce("SUM", per_replica, axis=None)  # [loss sum, hits, n]
+        loss = sums[0] / sums[2]
+        bad = tf.logical_and(tf.logical_not(tf.math.is_finite(loss)), self.first_bad < 0)
+        iteration = tf.cast(tf.convert_to_tensor(self.optimizer.iterations), tf.int64) - 1
+        self.first_bad.assign(tf.where(bad, iteration, self.first_bad))
+        self.sums.assign_add(sums)
+        return tf.stack([loss, sums[1] / sums[2]])
+
+    def _replica_step(self, x, y):
+        context = tf.distribute.get_replica_context()
+        i, k = context.replica_id_in_sync_group, context.num_replicas_in_sync
+        n = tf.shape(x)[0]
+        start, end = n * i // k, n * (i + 1) // k
+        xs, ys = x[start:end], y[start:end]
+        with tf.GradientTape() as tape:
+            logits = self.model(xs, training=True)
+            per_example = self.per_example_loss(ys, logits)
+            total = tf.reduce_sum(per_example) / tf.cast(n, tf.float32)
+            if self.model.losses:
+                total += tf.add_n(self.model.losses) / k
+        grads = tape.gradient(total, self.model.trainable_variables)
+        self.optimizer.apply_gradients(zip(grads, self.model.trainable_variables, strict=True))
+        hits = tf.equal(tf.argmax(logits, axis=-1, output_type=tf.int32), ys)
+        return tf.stack([tf.reduce_sum(per_example), tf.reduce_sum(tf.cast(hits, tf.float32)),
+                         tf.cast(end - start, tf.float32)])
+
+
+def make_steps(config: Config, model, input_shape, strategy=None) -> Steps:
+    """The Steps of a run: on one device, or split across the strategy's replicas."""
+    optimizer = make_optimizer(config.optimizer)
+    if strategy is not None:
+        return MirroredSteps(model, optimizer, input_shape, strategy)
+    return Steps(model, optimizer, input_shape, jit_compile=use_xla(config))
+
+
 def batch_chunks(perm: np.ndarray, batch: int, per_call: int, first_step: int = 0,
                  every: int = 0) -> list[np.ndarray]:
     """An epoch's order cut into (steps, batch) index arrays of up to per_call steps each;
@@ -203,19 +257,27 @@ class Diverged(Exception):
 
 
 def fit(config: Config, splits: data_mod.Splits, on_epoch, reporter, model=None,
-        folder: Path | None = None):
+        folder: Path | None = None, strategy=None):
     """Train `config` on `splits`; call on_epoch(row) after each epoch. Raises Diverged.
 
     With a run folder, the state is saved to its checkpoint after every epoch (before
     on_epoch), training continues from a checkpoint already there, and the diagnostics
-    the config asks for are written there.
+    the config asks for are written there. A model given with a strategy (mirrored) must
+    have been built in its scope.
     """
     if config.train.deterministic:
         tf.config.experimental.enable_op_determinism()
     keras.utils.set_random_seed(config.seed)
-    model = model or models.build(config.model, splits.input_shape)
-    steps = Steps(model, make_optimizer(config.optimizer), splits.input_shape,
-                  jit_compile=use_xla(config))
+    if model is None:
+        strategy = distribute.strategy_for(config)
+        with distribute.scope(strategy):
+            model = models.build(config.model, splits.input_shape)
+    with distribute.scope(strategy):
+        return _fit(config, splits, on_epoch, reporter, model, folder,
+                    make_steps(config, model, splits.input_shape, strategy))
+
+
+def _fit(config, splits, on_epoch, reporter, model, folder, steps):
     order = np.random.default_rng(config.seed)  # the data order, one permutation per epoch
     rows = []
     checkpoint_path = folder / checkpoint.FILENAME if folder is not None else None
@@ -295,7 +357,10 @@ def _epochs(config, splits, steps, order, rows, on_epoch, reporter, recorder,
 
 
 def use_xla(config: Config) -> bool:
-    """train.jit_compile: auto picks what was measured faster for the architecture."""
+    """train.jit_compile: auto picks what was measured faster for the architecture (and
+    never XLA for a mirrored run)."""
+    if config.train.strategy == "mirrored":
+        return False
     if config.train.jit_compile == "auto":
         return XLA_BY_DEFAULT[config.model.arch]
     return config.train.jit_compile
@@ -309,7 +374,9 @@ def run_one(spec: RunSpec, splits: data_mod.Splits, runs_dir: Path, reporter) ->
     config = spec.config
     keras.backend.clear_session()
     keras.utils.set_random_seed(config.seed)
-    model = models.build(config.model, splits.input_shape)
+    strategy = distribute.strategy_for(config)
+    with distribute.scope(strategy):
+        model = models.build(config.model, splits.input_shape)
     path = runs.create(runs_dir, spec.label)
     folder = runs.RunFolder(path)
     summary = _initial_summary(spec, splits, model, path)
@@ -317,7 +384,7 @@ def run_one(spec: RunSpec, splits: data_mod.Splits, runs_dir: Path, reporter) ->
     folder.write_config(config_mod.to_yaml(config))
     folder.start_metrics()
     folder.log(f"started {path.name}: {splits.source}, {summary['data']}")
-    return _execute(config, splits, folder, summary, model, [], reporter)
+    return _execute(config, splits, folder, summary, model, [], reporter, strategy)
 
 
 def resume_run(path: Path, splits: data_mod.Splits | None, reporter) -> Outcome:
@@ -333,7 +400,9 @@ def resume_run(path: Path, splits: data_mod.Splits | None, reporter) -> Outcome:
         splits = data_mod.load(config.data, str(path / "config.yaml"))
     keras.backend.clear_session()
     keras.utils.set_random_seed(config.seed)
-    model = models.build(config.model, splits.input_shape)
+    strategy = distribute.strategy_for(config)
+    with distribute.scope(strategy):
+        model = models.build(config.model, splits.input_shape)
     ckpt = path / checkpoint.FILENAME
     rows = checkpoint.rows(ckpt) if ckpt.exists() else []
     runs.repair_metrics(path, rows)
@@ -342,7 +411,7 @@ def resume_run(path: Path, splits: data_mod.Splits | None, reporter) -> Outcome:
     summary.setdefault("resumed", []).append({"at": _now(), "from_epoch": len(rows)})
     folder.write_summary(summary)
     folder.log(f"resumed after epoch {len(rows)}")
-    return _execute(config, splits, folder, summary, model, rows, reporter)
+    return _execute(config, splits, folder, summary, model, rows, reporter, strategy)
 
 
 def resumable(path: Path) -> tuple[dict, Config]:
@@ -362,7 +431,7 @@ def resumable(path: Path) -> tuple[dict, Config]:
 
 
 def _execute(config, splits, folder: runs.RunFolder, summary: dict, model, rows: list[dict],
-             reporter) -> Outcome:
+             reporter, strategy=None) -> Outcome:
     """Train to the end, keeping metrics.csv, checkpoint and summary.json up to date."""
     t0 = time.time() - (summary.get("wall_seconds") or 0.0)
     reporter.run_started(folder.path, config.train.epochs)
@@ -376,7 +445,8 @@ def _execute(config, splits, folder: runs.RunFolder, summary: dict, model, rows:
         reporter.epoch_done(row)
 
     try:
-        fit(config, splits, on_epoch, reporter, model=model, folder=folder.path)
+        fit(config, splits, on_epoch, reporter, model=model, folder=folder.path,
+            strategy=strategy)
         summary["status"] = "completed"
     except Diverged as e:
         summary.update(status="diverged", diverged_at={"epoch": e.epoch, "step": e.step})

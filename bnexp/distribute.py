@@ -1,0 +1,56 @@
+"""Data-parallel training: `train.strategy: mirrored` with tf.distribute.MirroredStrategy.
+
+Each replica gets a slice of the global batch; the loss is summed per replica and
+divided by the global batch size, and Keras' optimizer sums the replicas' gradients,
+so the update is the one-device update on the whole batch, except for BN: with
+`model.bn.synchronized: false` each replica normalizes its slice by the slice's own
+statistics (ghost batches), with true by the global batch's.
+
+Without GPUs the CPU is split into `train.replicas` logical devices. The trap:
+TensorFlow fixes its devices when it runs its first op, so `prepare_devices` must run
+before anything else touches TensorFlow in the process (sweep.run_all and the
+workers call it first).
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import tensorflow as tf
+
+from bnexp.config import DEFAULT_CPU_REPLICAS, Config
+from bnexp.errors import BadInput
+
+
+def prepare_devices(cpu_devices: int) -> None:
+    """Split the CPU into cpu_devices logical devices (no-op with GPUs or for 0/1)."""
+    if cpu_devices <= 1 or tf.config.list_physical_devices("GPU"):
+        return
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    # RuntimeError: TensorFlow already started; strategy_for then checks the devices
+    with contextlib.suppress(RuntimeError):
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration()] * cpu_devices)
+
+
+def strategy_for(config: Config) -> tf.distribute.Strategy | None:
+    """The MirroredStrategy of a mirrored run (None otherwise), over its GPUs or the
+    logical CPU devices; BadInput if the process has fewer devices than it asks for."""
+    if config.train.strategy != "mirrored":
+        return None
+    gpus = tf.config.list_logical_devices("GPU")
+    if gpus:
+        devices = [d.name for d in gpus][: config.train.replicas or None]
+        return tf.distribute.MirroredStrategy(devices)
+    wanted = config.train.replicas or DEFAULT_CPU_REPLICAS
+    cpus = [d.name for d in tf.config.list_logical_devices("CPU")]
+    if len(cpus) < wanted:
+        raise BadInput(f"train.replicas: {wanted} replicas, but TensorFlow already started "
+                       f"with {len(cpus)} CPU device(s) in this process")
+    return tf.distribute.MirroredStrategy(
+        cpus[:wanted], cross_device_ops=tf.distribute.ReductionToOneDevice())
+
+
+def scope(strategy: tf.distribute.Strategy | None):
+    """strategy.scope(), or a no-op without a strategy: build model and optimizer in it."""
+    return strategy.scope() if strategy is not None else contextlib.nullcontext()
