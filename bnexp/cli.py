@@ -66,6 +66,19 @@ def train(
         Path | None,
         typer.Option("--resume", help="Continue this interrupted run from its last epoch."),
     ] = None,
+    backend: Annotated[
+        str, typer.Option("--backend", help="local (processes here) or ray (Ray tasks).")
+    ] = "local",
+    address: Annotated[
+        str | None,
+        typer.Option("--address", help="ray: the cluster ('auto': the running one); "
+                     "default: start a local Ray for the sweep."),
+    ] = None,
+    copy_back: Annotated[
+        bool, typer.Option("--copy-back", help="ray: workers share no file system; they "
+                           "send each run folder back to be written here."),
+    ] = False,
+    cpus: Annotated[int, typer.Option("--cpus", min=1, help="ray: CPUs per run.")] = 1,
 ) -> None:
     """Train CONFIG: one run, or one per sweep cell and seed. Prints each run folder."""
     with _exit_codes():
@@ -73,6 +86,11 @@ def train(
 
         if (config is None) == (resume is None):
             raise BadInput("bnexp train: give either CONFIG or --resume RUN_DIR")
+        if backend not in ("local", "ray"):
+            raise BadInput(f"--backend {backend}: expected local or ray")
+        ray = {"address": address, "copy_back": copy_back, "cpus": cpus}
+        if backend == "local" and (address or copy_back):
+            raise BadInput("--address and --copy-back need --backend ray")
         specs = [] if resume else config_mod.load(config, set_ or [])
         if smoke and specs:
             specs = config_mod.smoke_specs(specs)
@@ -84,7 +102,8 @@ def train(
                     outcomes = [sweep.resume(resume, report.make_reporter())]
                 else:
                     outcomes = sweep.run_all(specs, runs_dir, report.make_reporter(),
-                                             source=str(config), jobs=jobs, force=force)
+                                             source=str(config), jobs=jobs, force=force,
+                                             ray=ray if backend == "ray" else None)
         except KeyboardInterrupt:
             report.print_error("interrupted; the same command again finishes what is left")
             raise typer.Exit(130) from None

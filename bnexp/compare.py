@@ -165,9 +165,12 @@ def _latest_per_config(rows: list[dict]) -> tuple[list[dict], int]:
 
 
 def differing_keys(found: Runs) -> list[str]:
-    """Config keys (seed aside) whose values differ between runs: what a group is."""
+    """Config keys (seed aside) whose values differ between runs: what a group is.
+
+    A key missing from some runs' config.yaml (a key newer than the bnexp that ran them)
+    differs only if the runs that have it disagree."""
     table = found.table
-    return [k for k in found.config_keys if table[k].astype(str).nunique(dropna=False) > 1]
+    return [k for k in found.config_keys if table[k].dropna().astype(str).nunique() > 1]
 
 
 def group_keys(found: Runs, by: list[str] | None) -> list[str]:

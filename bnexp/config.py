@@ -371,8 +371,13 @@ def to_yaml(config: Config) -> str:
 
 
 def config_hash(config: Config) -> str:
-    """A short digest of the resolved config (seed included): equal hashes, equal runs."""
-    text = json.dumps(config.model_dump(exclude={"sweep"}), sort_keys=True)
+    """A short digest of the resolved config (seed included): equal hashes, equal runs.
+
+    Keys at their default values are left out, so a key added to the schema later (with
+    a default that keeps the old behaviour) does not change the hash of earlier runs: a
+    re-run of a sweep still finds them finished."""
+    text = json.dumps(config.model_dump(exclude={"sweep"}, exclude_defaults=True),
+                      sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 

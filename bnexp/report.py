@@ -409,6 +409,9 @@ def _gap(ax, moving: dict, batch: dict) -> None:
             m = moving[label]
             ax.plot(m["epoch"], m["mean"], color=line.get_color(), marker="o", markersize=3,
                     label=f"{label}: moving statistics")
+    import matplotlib.ticker
+
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
     ax.set_ylabel("test_acc")
     ax.set_title("train/inference gap: test accuracy with batch vs moving statistics")
@@ -435,20 +438,26 @@ def _percentile_bands(plt, layer: str, unit: str, bands: dict):
 
 
 def _drift(plt, drift: dict):
+    import matplotlib.ticker
+
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.2), dpi=110)
-    for label, frame in drift.items():
-        for layer, rows in frame.groupby("layer", sort=False):
+    styles = ["-", "--", ":", "-."]
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for g, (label, frame) in enumerate(drift.items()):
+        for i, (layer, rows) in enumerate(frame.groupby("layer", sort=False)):
             for ax, column in zip(axes, ("mean_error", "variance_error"), strict=True):
                 ax.plot(rows["epoch"], rows[column], marker="o", markersize=3,
+                        color=colours[g % len(colours)], linestyle=styles[i % len(styles)],
                         label=f"{label}: {layer}" if label else layer)
     for ax, column in zip(axes, ("mean_error", "variance_error"), strict=True):
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
         ax.set_xlabel("epoch")
         ax.set_ylabel(column)
         ax.set_yscale("log")
         ax.grid(alpha=0.3)
     axes[1].legend(fontsize=6)
     fig.suptitle("moving statistics vs population statistics of the current weights "
-                 "(relative error, mean over seeds)")
+                 "(relative error, mean over seeds; colour: group, line style: layer)")
     fig.tight_layout()
     return fig
 

@@ -24,13 +24,19 @@ from bnexp.tfquiet import import_tensorflow
 
 
 def run_all(specs: list[RunSpec], runs_dir: Path, reporter, source: str, jobs: int = 1,
-            force: bool = False) -> list[Outcome]:
+            force: bool = False, ray: dict | None = None) -> list[Outcome]:
     """Check, skip or resume what exists, and train the rest; one Outcome per run.
 
-    jobs: processes at once (0 = one per core); a single job trains in this process."""
+    jobs: processes at once (0 = one per core); a single job trains in this process.
+    ray: the options of ray_backend.run (address, copy_back, cpus): the runs go to Ray."""
     runs.ensure_writable(runs_dir)
     from bnexp import parallel
 
+    if ray is not None:
+        from bnexp import ray_backend
+
+        ray_backend.require_ray()
+        jobs = 1  # the checks run here; the training in Ray's workers
     jobs = min(jobs or parallel.usable_cores(), len(specs))  # 0: one per core (measured)
     pool = None
     devices = config_mod.cpu_devices_needed([spec.config for spec in specs])
@@ -48,6 +54,8 @@ def run_all(specs: list[RunSpec], runs_dir: Path, reporter, source: str, jobs: i
             distribute.prepare_devices(devices)  # before TensorFlow runs its first op
             train.check_buildable(models, source)
         outcomes, todo = _plan(specs, runs_dir, force, reporter)
+        if ray is not None:
+            return outcomes + ray_backend.run(todo, runs_dir, reporter, source, **ray)
         if pool:
             return outcomes + pool.run(todo, runs_dir, reporter, source)
         for spec, resume_path in todo:

@@ -23,7 +23,8 @@ run() {
 results() {
   local runs="runs/studies/$1" out="docs/results/$1" by=() args=() metrics=(test_acc)
   case $1 in
-    d2l)      by=(--by model.bn.impl --by model.bn.placement) ;;
+    d2l)      by=(--by model.bn.impl --by model.bn.placement)
+              metrics=(test_acc train_acc train_loss) ;;
     geron)    by=(--by model.bn.placement); args=(--baseline model.bn.placement=none)
               metrics=(val_acc test_acc) ;;
     ioffe)    args=(--baseline model.bn.placement=none) ;;

@@ -133,3 +133,14 @@ def test_missing_file_and_folder_are_bad_input(tmp_path):
         config.load(tmp_path / "nope.yaml")
     with pytest.raises(ConfigError, match="is a folder"):
         config.load(tmp_path)
+
+
+def test_config_hash_ignores_keys_left_at_their_defaults():
+    """A key added to the schema later must not change earlier runs' hashes (re-runs of a
+    sweep skip them); setting a key to its default is the same run."""
+    plain = config.validate({"name": "h"}, "t")
+    explicit = config.validate({"name": "h", "train": {"strategy": "none"},
+                                "model": {"bn": {"synchronized": False}}}, "t")
+    other = config.validate({"name": "h", "model": {"bn": {"synchronized": True}}}, "t")
+    assert config.config_hash(plain) == config.config_hash(explicit)
+    assert config.config_hash(plain) != config.config_hash(other)
