@@ -32,7 +32,8 @@ results() {
               args=(--baseline model.bn.placement=none) ;;
     momentum) metrics=(test_acc test_acc_batchstats) ;;
     use_bias) args=(--baseline model.use_bias=true) ;;
-    ghost)    args=(--baseline model.bn.virtual_batch_size=256) ;;
+    ghost)    args=(--baseline model.bn.virtual_batch_size=256)
+              metrics=(test_acc train_acc train_loss) ;;
   esac
   mkdir -p "$out"
   for metric in "${metrics[@]}"; do
