@@ -64,6 +64,8 @@ class Pool:
         """todo: (spec, folder to resume or None). One Outcome each, in order; a run whose
         worker died is "failed"."""
         specs = [spec for spec, _ in todo]
+        if not specs:
+            return []
         for index, (spec, resume_path) in enumerate(todo):
             self.tasks.put(("run", index, spec, runs_dir, source, resume_path))
         outcomes: dict[int, Outcome] = {}

@@ -163,3 +163,28 @@ def test_cut_csv_keeps_only_rows_up_to_the_checkpoint(tmp_path):
         f.write("6,3.")  # torn by a kill
     runs.cut_csv(file, lambda r: int(r["step"]) <= 3)
     assert file.read_text() == "step,x\n0,0\n1,0.5\n2,1\n3,1.5\n"
+
+
+def test_an_interrupted_run_resumes_its_diagnostics_without_gap_or_duplicate(tmp_path):
+    import signal
+
+    from bnexp import stop
+
+    class StopMidEpoch2(Quiet):
+        def step(self, epoch, step, loss):
+            if epoch == 2 and step >= 10:
+                stop.request(signal.SIGTERM)
+
+    cfg = mlp_config(step_metrics=True, activations=True, every_steps=5, probe_size=50)
+    splits = data.load(cfg.data)
+    with stop.handling(), pytest.raises(KeyboardInterrupt):
+        train.run_one(config.RunSpec(cfg), splits, tmp_path, StopMidEpoch2())
+    (path,) = list(tmp_path.iterdir())
+    assert pd.read_csv(path / "steps.csv")["step"].max() > 20  # rows past the checkpoint
+    assert train.resume_run(path, splits, Quiet()).status == "completed"
+    steps = pd.read_csv(path / "steps.csv")
+    assert steps["step"].tolist() == list(range(41))
+    assert steps.dropna(subset=["test_acc"])["step"].tolist() == list(range(0, 41, 5))
+    acts = pd.read_csv(path / "activations.csv", dtype={"unit": str})
+    assert sorted(set(acts["step"])) == list(range(0, 41, 5))
+    assert not acts.duplicated(subset=["step", "layer", "unit"]).any()
