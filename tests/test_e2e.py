@@ -17,7 +17,7 @@ from tests.conftest import needs_fashion
 from tests.test_data import tiny_mnist, write_idx_folder
 
 ROOT = Path(__file__).resolve().parents[1]
-CONFIGS = sorted(ROOT.glob("configs/*.yaml")) + sorted(ROOT.glob("configs/*/*.yaml"))
+CONFIGS = sorted(ROOT.glob("configs/**/*.yaml"))
 pytestmark = [pytest.mark.e2e, needs_fashion]
 
 

@@ -123,7 +123,7 @@ def weights(bn, **train_keys):
                                  "validation_size": 200},
            "model": {"arch": "lenet", "bn": bn},
            "optimizer": {"learning_rate": 0.5, "momentum": 0.9},
-           "train": {"epochs": 2, "jit_compile": False, **train_keys}}
+           "train": {"epochs": 1, "jit_compile": False, **train_keys}}
     cfg = config.validate(raw, "t")
     outcome = train.run_one(config.RunSpec(cfg), data.load(cfg.data), Path(sys.argv[1]), Quiet())
     assert outcome.status == "completed", (outcome.path / "train.log").read_text()
@@ -152,7 +152,7 @@ print("ok differs")
 
 
 def test_mirrored_training_equals_one_device_training(tmp_path):
-    """Two epochs on 2 logical CPU replicas end with the weights (BN moving statistics
+    """An epoch (20 steps) on 2 logical CPU replicas end with the weights (BN moving statistics
     included) of one device on the whole batch (synchronized BN) or with ghost batches of
     half the batch (per-replica BN)."""
     out = subprocess.run([sys.executable, "-c", TRAINING, str(tmp_path)], capture_output=True,
