@@ -94,3 +94,25 @@ print("heavy:", [m for m in ("tensorflow", "keras") if m in sys.modules])
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 0, out.stderr
     assert "heavy: []" in out.stdout
+
+
+def test_feature_maps_equal_the_convolution_of_the_checkpoint_weights(study):
+    """conv1's map is the image convolved with the saved kernel; conv1_bn's is BN in
+    inference mode with the saved moving statistics (NumPy)."""
+    import numpy as np
+    import tensorflow as tf
+
+    from bnexp import diagnostics
+
+    run = next(p for p in sorted(study.iterdir()) if "before" in p.name)
+    image, label, outputs = diagnostics.feature_maps(run, image=5)
+    names = [name for name, _ in outputs]
+    assert names[:4] == ["conv1", "conv1_bn", "conv1_sigmoid", "pool1"]
+    with np.load(run / "checkpoint.npz") as f:
+        kernel, gamma, beta, mean, var = (f[f"model_{i}"] for i in range(5))
+    x = image[None, :, :, None].astype(np.float32) / 255.0
+    conv = tf.nn.conv2d(x, kernel, strides=1, padding="VALID").numpy()[0]
+    np.testing.assert_allclose(outputs[0][1], conv, rtol=1e-5, atol=1e-5)
+    bn = gamma * (conv - mean) / np.sqrt(var + 1e-5) + beta
+    np.testing.assert_allclose(outputs[1][1], bn, rtol=1e-4, atol=1e-4)
+    assert 0 <= label < 10 and outputs[3][1].shape == (12, 12, 6)
