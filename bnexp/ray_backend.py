@@ -75,6 +75,13 @@ def run(todo: list[tuple[RunSpec, Path | None]], runs_dir: Path, reporter, sourc
             ray.shutdown()
 
 
+def check(address: str | None = None, **_) -> None:
+    """Before any work: BadInput if Ray is missing or an explicit address is unreachable."""
+    require_ray()
+    if address and address != "auto":
+        _reachable(address)
+
+
 def _connect(ray, address: str | None) -> None:
     options = {"include_dashboard": False, "log_to_driver": False,
                "logging_level": logging.WARNING}
@@ -87,6 +94,21 @@ def _connect(ray, address: str | None) -> None:
         where = address or "a local instance"
         raise BadInput(f"--address {where}: cannot connect to Ray: "
                        f"{str(e).strip().splitlines()[0]}") from None
+
+
+def _reachable(address: str, seconds: float = 5.0) -> None:
+    """BadInput unless HOST:PORT accepts a TCP connection: Ray itself retries an
+    unreachable head for minutes before it gives up."""
+    import socket
+
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=seconds):
+            pass
+    except (OSError, ValueError) as e:
+        reason = getattr(e, "strerror", None) or str(e)
+        raise BadInput(f"--address {address}: no Ray head answers there ({reason}); "
+                       "start one with `ray start --head` or use --address auto") from None
 
 
 def _collect(ray, pending: dict, runs_dir: Path, reporter, slots: int) -> list[Outcome]:

@@ -35,7 +35,7 @@ def run_all(specs: list[RunSpec], runs_dir: Path, reporter, source: str, jobs: i
     if ray is not None:
         from bnexp import ray_backend
 
-        ray_backend.require_ray()
+        ray_backend.check(**ray)
         jobs = 1  # the checks run here; the training in Ray's workers
     jobs = min(jobs or parallel.usable_cores(), len(specs))  # 0: one per core (measured)
     pool = None

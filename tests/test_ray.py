@@ -80,3 +80,19 @@ def test_without_ray_the_message_says_how_to_install(monkeypatch, tmp_path):
         sweep.run_all(specs, tmp_path / "r", Quiet(), "sweep.yaml",
                       ray={"address": None, "copy_back": False, "cpus": 1})
     assert not list((tmp_path / "r").glob("*/"))
+
+
+def test_an_unreachable_address_is_bad_input_not_a_hang(tmp_path):
+    from typer.testing import CliRunner
+
+    from bnexp.cli import app
+
+    config_file = tmp_path / "s.yaml"
+    config_file.write_text(json.dumps(SWEEP))  # JSON is YAML
+    runner = CliRunner()
+    result = runner.invoke(app, ["train", str(config_file), "--backend", "ray", "--address",
+                                 "127.0.0.1:1", "--runs-dir", str(tmp_path / "r")])
+    assert result.exit_code == 2 and "no Ray head answers" in result.output
+    assert not [p for p in (tmp_path / "r").iterdir() if p.is_dir()]
+    result = runner.invoke(app, ["train", str(config_file), "--copy-back"])
+    assert result.exit_code == 2 and "need --backend ray" in result.output
