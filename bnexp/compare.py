@@ -141,7 +141,8 @@ def _foreign_folders(runs_dir: Path, run_dirs: set[Path]) -> list[str]:
             continue
         if any(part.startswith(".") for part in folder.relative_to(runs_dir).parts):
             continue
-        files = {p.name for p in folder.iterdir() if p.is_file()}
+        # hidden files are temp files mid-rename (the first summary.json of a new run)
+        files = {p.name for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")}
         if files & {"config.yaml", "metrics.csv"}:
             warnings.append(f"skipped {folder}: a partial run folder (no summary.json)")
         elif files:

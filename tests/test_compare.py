@@ -134,6 +134,9 @@ def test_broken_partial_and_foreign_folders_are_warned_and_skipped(tmp_path):
     foreign.mkdir()
     (foreign / "todo.txt").write_text("hello")
     (tmp_path / "other.json").write_text("{}")
+    starting = tmp_path / "run_being_created"  # its first summary.json mid-rename
+    starting.mkdir()
+    (starting / ".summary.json.k2j4.json").write_text('{"status": "run')
     empty = tmp_path / "nested" / "deeper"
     empty.mkdir(parents=True)
     (empty / "summary.json").write_text('["a list"]')
