@@ -19,9 +19,12 @@ import numpy as np
 import tensorflow as tf
 from tensorflow import keras
 
-from bnexp import runs
+from bnexp import checkpoint, models, runs
+from bnexp import config as config_mod
+from bnexp import data as data_mod
 from bnexp.bn import BatchNorm
 from bnexp.config import Config
+from bnexp.errors import BadInput
 
 PERCENTILES = (15, 50, 85)
 STEP_COLUMNS = ["step", "epoch", "train_loss", "train_acc", "test_loss", "test_acc"]
@@ -137,11 +140,6 @@ def feature_maps(run_dir: Path, image: int = 0) -> tuple[np.ndarray, int, list]:
     """(test image, its label, [(layer, output)]) of a finished run's conv layers, from
     its config.yaml and checkpoint.npz: every layer before `flatten`, inference mode.
     BadInput if the run has no checkpoint or no convolutions."""
-    from bnexp import checkpoint, models
-    from bnexp import config as config_mod
-    from bnexp import data as data_mod
-    from bnexp.errors import BadInput
-
     source = run_dir / "config.yaml"
     if not (run_dir / checkpoint.FILENAME).is_file() or not source.is_file():
         raise BadInput(f"{run_dir}: RUN_DIR: not a run folder with a checkpoint (config.yaml "

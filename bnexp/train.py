@@ -318,16 +318,16 @@ def _epochs(config, splits, steps, order, rows, on_epoch, reporter, recorder,
             recorder.probe(0)
         start = time.perf_counter()
         for chunk in chunks:
-            per_step = steps.train_many(x_train, y_train, chunk)
+            per_step = steps.train_many(x_train, y_train, chunk).numpy()  # (steps, 2)
             stop.check()
-            bad = int(steps.first_bad.numpy())  # one host sync per call, not per step
+            bad = int(steps.first_bad.numpy())  # host syncs once per call, not per step
             if bad >= 0:
                 raise Diverged(epoch, bad - first_iteration + 1)
             if every:
                 at = first_iteration + done + len(chunk)
                 if at % every == 0:
                     recorder.probe(at)
-                recorder.steps(epoch, first_iteration + done, per_step.numpy().tolist())
+                recorder.steps(epoch, first_iteration + done, per_step.tolist())
             done += len(chunk)
             reporter.step(epoch, done, float(per_step[-1, 0]))
         train_loss, train_acc = steps.take_sums()
