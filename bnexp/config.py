@@ -157,9 +157,12 @@ class TrainConfig(_Section):
     deterministic: bool = False
     """TensorFlow op determinism: a resumed run then ends bit-identical to an uninterrupted
     one. Costs some speed."""
-    jit_compile: Literal["auto", True, False] = "auto"
-    """XLA-compile the training and evaluation steps. auto: on for mlp, off for lenet (XLA's
-    CPU convolutions were slower: benchmarks/throughput.py). Falls back if XLA fails."""
+    jit_compile: Literal["auto", True, False, "except_conv"] = "auto"
+    """XLA-compile the training and evaluation steps. true: the whole steps; except_conv:
+    every layer but the convolutions, each run of layers between convolutions one XLA
+    cluster, the convolutions on TensorFlow's own (oneDNN) kernels, which beat XLA's on
+    CPU. auto: true for mlp, except_conv for lenet (benchmarks/throughput.py). Falls back
+    to no XLA if XLA fails."""
     precise_bn: int = Field(0, ge=0)
     """Precise BN (Wu & Johnson 2021): before every evaluation, recompute each BN layer's
     moving statistics over the first N training examples with the weights fixed. 0 = off
@@ -179,9 +182,9 @@ class TrainConfig(_Section):
 
     @model_validator(mode="after")
     def _xla_not_mirrored(self) -> TrainConfig:
-        if self.strategy == "mirrored" and self.jit_compile is True:
-            raise ValueError("jit_compile: true does not work with strategy: mirrored "
-                             "(use auto or false)")
+        if self.strategy == "mirrored" and self.jit_compile in (True, "except_conv"):
+            raise ValueError(f"jit_compile: {str(self.jit_compile).lower()} does not work "
+                             "with strategy: mirrored (use auto or false)")
         return self
 
 

@@ -24,7 +24,7 @@ import tensorflow as tf
 from tensorflow import keras
 
 import bnexp
-from bnexp import checkpoint, diagnostics, distribute, models, runs, stop
+from bnexp import checkpoint, diagnostics, distribute, models, runs, stop, xla
 from bnexp import config as config_mod
 from bnexp import data as data_mod
 from bnexp.config import Config, OptimizerConfig, RunSpec
@@ -32,7 +32,7 @@ from bnexp.errors import BadInput
 from bnexp.runs import Outcome
 
 EVAL_BATCH = 2000  # inference mode: batch size changes speed only, not results
-XLA_BY_DEFAULT = {"mlp": True, "lenet": False}  # measured: benchmarks/throughput.py
+XLA_BY_DEFAULT = {"mlp": True, "lenet": "except_conv"}  # measured: benchmarks/throughput.py
 
 
 class Steps:
@@ -40,13 +40,14 @@ class Steps:
 
     Data stays on the device as uint8 pixels; a call gathers its batches by index and
     scales them to [0, 1] there. `train_many` runs several steps per call: Python and
-    the TensorFlow runtime are paid once per call, not once per step. With jit_compile
-    the steps are XLA-compiled; where XLA cannot compile them, they fall back to plain
+    the TensorFlow runtime are paid once per call, not once per step. jit_compile True
+    XLA-compiles the whole steps; "except_conv" compiles the model's layers between its
+    convolutions (bnexp/xla.py). Where XLA cannot compile them, they fall back to plain
     tf.function (recorded in `self.fallback`).
     """
 
     def __init__(self, model: keras.Model, optimizer: keras.optimizers.Optimizer, input_shape,
-                 jit_compile: bool = False):
+                 jit_compile: bool | str = False):
         self.model, self.optimizer = model, optimizer
         self.loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
         # [sum of loss * batch, correct predictions, examples] since the last reset
@@ -56,8 +57,11 @@ class Steps:
         self.input_shape, self.fallback = tuple(input_shape), None
         self._compile(jit_compile)
 
-    def _compile(self, jit_compile: bool) -> None:
+    def _compile(self, jit_compile: bool | str) -> None:
         self.jit_compile = jit_compile
+        self.forward = (xla.forward_except_conv(self.model) if jit_compile == "except_conv"
+                        else self._plain_forward)
+        jit_compile = jit_compile is True
         images = tf.TensorSpec((None, *self.input_shape), tf.uint8)
         labels = tf.TensorSpec((None,), tf.int32)
         chunk = tf.TensorSpec((None, None), tf.int32)
@@ -69,12 +73,15 @@ class Steps:
                                              jit_compile=jit_compile,
                                              input_signature=[images, labels])
 
+    def _plain_forward(self, x, training: bool):
+        return self.model(x, training=training)
+
     def eager_train_step(self, x, y):
         """One SGD step in training mode on uint8 pixels x; returns the batch's
         [mean loss, accuracy] (training mode: as the model was before the update)."""
         x = tf.cast(x, tf.float32) / 255.0
         with tf.GradientTape() as tape:
-            logits = self.model(x, training=True)
+            logits = self.forward(x, True)
             loss = self.loss_fn(y, logits)
             total = loss + tf.add_n(self.model.losses) if self.model.losses else loss
         bad = tf.logical_and(tf.logical_not(tf.math.is_finite(total)), self.first_bad < 0)
@@ -115,14 +122,14 @@ class Steps:
 
     def eager_eval_step(self, x, y):
         """Loss and accuracy sums of one batch in inference mode; changes no variable."""
-        logits = self.model(tf.cast(x, tf.float32) / 255.0, training=False)
+        logits = self.forward(tf.cast(x, tf.float32) / 255.0, False)
         return _batch_sums(self.loss_fn(y, logits), logits, y)
 
     def eager_batch_stats_step(self, x, y):
         """Loss and accuracy sums of one batch with BN on its batch statistics (training
         mode). The trap: that also moves the moving statistics; evaluate_batch_stats puts
         them back."""
-        logits = self.model(tf.cast(x, tf.float32) / 255.0, training=True)
+        logits = self.forward(tf.cast(x, tf.float32) / 255.0, True)
         return _batch_sums(self.loss_fn(y, logits), logits, y)
 
     def evaluate_batch_stats(self, x, y, batch: int) -> tuple[float, float]:
@@ -211,7 +218,7 @@ def make_steps(config: Config, model, input_shape, strategy=None) -> Steps:
     optimizer = make_optimizer(config.optimizer)
     if strategy is not None:
         return MirroredSteps(model, optimizer, input_shape, strategy)
-    return Steps(model, optimizer, input_shape, jit_compile=use_xla(config))
+    return Steps(model, optimizer, input_shape, jit_compile=xla_mode(config))
 
 
 def batch_chunks(perm: np.ndarray, batch: int, per_call: int, first_step: int = 0,
@@ -356,9 +363,9 @@ def _epochs(config, splits, steps, order, rows, on_epoch, reporter, recorder,
         on_epoch(rows[-1])
 
 
-def use_xla(config: Config) -> bool:
-    """train.jit_compile: auto picks what was measured faster for the architecture (and
-    never XLA for a mirrored run)."""
+def xla_mode(config: Config) -> bool | str:
+    """train.jit_compile resolved: True, False or "except_conv". auto picks what was
+    measured faster for the architecture, and never XLA for a mirrored run."""
     if config.train.strategy == "mirrored":
         return False
     if config.train.jit_compile == "auto":

@@ -137,7 +137,7 @@ def test_xla_steps_match_plain_steps_within_float_noise():
 
 
 def test_jit_compile_auto_follows_the_measured_choice():
-    assert train.use_xla(synthetic_config(model={"arch": "mlp"})) is True
-    assert train.use_xla(synthetic_config(model={"arch": "lenet"})) is False
-    assert train.use_xla(synthetic_config(model={"arch": "lenet"},
+    assert train.xla_mode(synthetic_config(model={"arch": "mlp"})) is True
+    assert train.xla_mode(synthetic_config(model={"arch": "lenet"})) == "except_conv"
+    assert train.xla_mode(synthetic_config(model={"arch": "lenet"},
                                           train={"jit_compile": True})) is True

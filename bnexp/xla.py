@@ -1,0 +1,58 @@
+"""XLA for everything but the convolutions: the `except_conv` mode of train.jit_compile.
+
+Measured on a 2-core CPU (benchmarks/throughput.py): XLA-compiling LeNet's whole step
+makes it slower, because XLA's CPU convolutions are slower than TensorFlow's oneDNN
+ones; not compiling it leaves BN as a dozen separate kernels (moments, normalize, and
+twice as many in the gradient), each a pass over a (batch, 24, 24, 6) tensor, which
+costs more than the convolutions themselves. The middle way: cut the Sequential
+model at its convolutions and XLA-compile each run of layers between them
+(BN -> activation -> pooling -> ... -> dense layers) as one cluster, forward and
+backward; the convolutions stay on oneDNN. Same layers, same weights, same ops:
+only how they are compiled changes (results within float noise: tests/test_xla.py).
+
+The trap: the pieces must be created once per model and reused, or every call
+retraces and recompiles them.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+from tensorflow import keras
+
+
+def segments(model: keras.Sequential) -> list[list[keras.layers.Layer]]:
+    """The model's layers cut into runs: each convolution alone, the layers between
+    convolutions together, in order."""
+    runs: list[list[keras.layers.Layer]] = []
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Conv2D):
+            runs.append([layer])
+        elif runs and not isinstance(runs[-1][0], keras.layers.Conv2D):
+            runs[-1].append(layer)
+        else:
+            runs.append([layer])
+    return runs
+
+
+def forward_except_conv(model: keras.Sequential):
+    """A function (x, training) -> logits equal to model(x, training=training), with each
+    run of layers between convolutions one XLA cluster and the convolutions left out."""
+    pieces = [_piece(run) for run in segments(model)]
+
+    def forward(x, training):
+        for piece in pieces:
+            x = piece(x, training)
+        return x
+
+    return forward
+
+
+def _piece(run: list[keras.layers.Layer]):
+    def apply(x, training):
+        for layer in run:
+            x = layer(x, training=training)
+        return x
+
+    if isinstance(run[0], keras.layers.Conv2D):
+        return apply
+    return tf.function(apply, jit_compile=True)

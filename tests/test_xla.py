@@ -1,0 +1,97 @@
+"""train.jit_compile: except_conv: XLA on the layers between convolutions, not on them."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from tensorflow import keras
+
+from bnexp import data, models, train, xla
+from tests.test_train import synthetic_config
+
+LENET = {"arch": "lenet", "bn": {"input": True}}
+
+
+def test_segments_cut_lenet_at_its_convolutions():
+    cfg = synthetic_config(model=LENET)
+    model = models.build(cfg.model, data.load(cfg.data).input_shape)
+    names = [[layer.name for layer in run] for run in xla.segments(model)]
+    assert names[:4] == [["input_bn"], ["conv1"], ["conv1_bn", "conv1_sigmoid", "pool1"],
+                         ["conv2"]]
+    assert names[4][:4] == ["conv2_bn", "conv2_sigmoid", "pool2", "flatten"]
+    assert names[4][-1] == "logits"
+    assert sum(names, []) == [layer.name for layer in model.layers]  # each once, in order
+
+
+@pytest.mark.parametrize("impl", ["keras", "scratch"])
+def test_forward_except_conv_equals_the_model_in_both_modes(impl):
+    cfg = synthetic_config(model={**LENET, "bn": {"input": True, "impl": impl}})
+    splits = data.load(cfg.data)
+    x = tf.constant(splits.x_train[:64].astype("float32") / 255.0)
+    outputs, moving = [], []
+    for compiled in (False, True):
+        keras.utils.set_random_seed(0)
+        model = models.build(cfg.model, splits.input_shape)
+        forward = xla.forward_except_conv(model) if compiled else (
+            lambda x, training, model=model: model(x, training=training))
+        train_out = forward(x, True)  # batch statistics; moves the moving statistics
+        outputs.append([train_out.numpy(), forward(x, False).numpy()])
+        moving.append([w.numpy() for w in model.non_trainable_weights])
+    for a, b in zip(outputs[0], outputs[1], strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    for a, b in zip(*moving, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(moving[1][0], 0.0)  # the moving statistics did move
+
+
+def _xla_functions(concrete) -> list[str]:
+    """Names of the functions in a traced graph's library that XLA must compile."""
+    library = concrete.graph.as_graph_def().library.function
+    return [f.signature.name for f in library
+            if f.attr["_XlaMustCompile"].b]
+
+
+def test_except_conv_steps_compile_the_pieces_and_train_like_plain_steps():
+    cfg = synthetic_config(model=LENET)
+    splits = data.load(cfg.data)
+    chunk = np.arange(150, dtype=np.int32).reshape(3, 50)
+    losses, weights = [], []
+    for mode in (False, "except_conv"):
+        keras.utils.set_random_seed(0)
+        model = models.build(cfg.model, splits.input_shape)
+        steps = train.Steps(model, train.make_optimizer(cfg.optimizer), splits.input_shape,
+                            jit_compile=mode)
+        losses.append(steps.train_many(splits.x_train, splits.y_train, chunk).numpy()[:, 0])
+        weights.append([w.numpy() for w in model.weights])
+        assert steps.fallback is None
+        concrete = steps._train_many.get_concrete_function(
+            tf.constant(splits.x_train), tf.constant(splits.y_train), tf.constant(chunk))
+        pieces = _xla_functions(concrete)
+        if mode:  # forward and backward of the three pieces between convolutions
+            assert len(pieces) >= 6
+        else:
+            assert pieces == []
+    np.testing.assert_allclose(losses[0], losses[1], rtol=1e-4)
+    for a, b in zip(*weights, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4)
+
+
+def test_except_conv_evaluates_like_the_plain_model():
+    cfg = synthetic_config(model=LENET)
+    splits = data.load(cfg.data)
+    results = []
+    for mode in (False, "except_conv"):
+        keras.utils.set_random_seed(0)
+        model = models.build(cfg.model, splits.input_shape)
+        steps = train.Steps(model, train.make_optimizer(cfg.optimizer), splits.input_shape,
+                            jit_compile=mode)
+        steps.train_many(splits.x_train, splits.y_train, np.arange(100, dtype=np.int32)[None])
+        results.append(steps.evaluate(splits.x_test, splits.y_test)
+                       + steps.evaluate_batch_stats(splits.x_test, splits.y_test, 50))
+    np.testing.assert_allclose(results[0], results[1], rtol=1e-4)
+
+
+def test_lenet_defaults_to_except_conv_and_mirrored_runs_refuse_it():
+    assert train.xla_mode(synthetic_config(model={"arch": "lenet"})) == "except_conv"
+    assert train.xla_mode(synthetic_config(train={"strategy": "mirrored"})) is False
+    with pytest.raises(Exception, match="except_conv does not work with strategy: mirrored"):
+        synthetic_config(train={"strategy": "mirrored", "jit_compile": "except_conv"})
