@@ -53,8 +53,9 @@ class Quiet:
         return lambda *args, **kwargs: None
 
 
-def case_config(name: str, examples: int, epochs: int, sets: list[str]) -> config.Config:
-    raw = {"name": name, "data": {"validation_size": 5000, "limit": examples},
+def case_config(name: str, examples: int, epochs: int, sets: list[str],
+                validation: int = 5000) -> config.Config:
+    raw = {"name": name, "data": {"validation_size": validation, "limit": examples},
            "train": {"epochs": epochs}}
     for section, values in CASES[name].items():
         raw.setdefault(section, {}).update(values)
@@ -130,6 +131,8 @@ def main() -> None:
                         help="config override for bnexp's loop, e.g. train.jit_compile=false")
     parser.add_argument("--loops", nargs="+", default=["bnexp", "fit", "bare"])
     parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--validation-size", type=int, default=5000,
+                        help="0: evaluation is the test set alone (eval/epoch = its share)")
     parser.add_argument("--threads", type=int, nargs=2, metavar=("INTRA", "INTER"))
     args = parser.parse_args()
     if args.threads:
@@ -137,7 +140,7 @@ def main() -> None:
         tf.config.threading.set_inter_op_parallelism_threads(args.threads[1])
     results = []
     for name in args.cases:
-        cfg = case_config(name, args.examples, args.epochs, args.sets)
+        cfg = case_config(name, args.examples, args.epochs, args.sets, args.validation_size)
         splits = data.load(cfg.data)
         runs: list[dict] = []
         for _ in range(args.repeats):

@@ -141,3 +141,18 @@ def test_jit_compile_auto_follows_the_measured_choice():
     assert train.xla_mode(synthetic_config(model={"arch": "lenet"})) == "except_conv"
     assert train.xla_mode(synthetic_config(model={"arch": "lenet"},
                                           train={"jit_compile": True})) is True
+
+
+def test_eval_batch_follows_the_widest_layer_and_does_not_change_results():
+    mlp = models.build(synthetic_config(model={"arch": "mlp"}).model, (28, 28, 1))
+    lenet = models.build(synthetic_config().model, (28, 28, 1))
+    assert train.eval_batch_size(mlp) == 10_000  # widest: 784 pixels, 31 MB at 10,000
+    assert train.eval_batch_size(lenet) == train.EVAL_BYTES // (4 * 24 * 24 * 6)
+    cfg = synthetic_config()
+    splits = data.load(cfg.data)
+    model = models.build(cfg.model, splits.input_shape)
+    steps = train.Steps(model, train.make_optimizer(cfg.optimizer), splits.input_shape)
+    steps.train_step(splits.x_train[:50], splits.y_train[:50])
+    whole = steps.evaluate(splits.x_test, splits.y_test)
+    steps.eval_batch = 7
+    np.testing.assert_allclose(steps.evaluate(splits.x_test, splits.y_test), whole, rtol=1e-5)
