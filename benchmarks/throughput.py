@@ -7,7 +7,9 @@ for every loop. Each loop runs `--epochs` epochs; the first (tracing, compiling)
 dropped and the median samples/s of the rest is reported: training only, evaluation
 excluded (bnexp's own evaluation cost is reported separately, as a share of an epoch).
   bnexp  train.fit with every default metric and the run's evaluation
-  fit    model.compile(metrics=["accuracy"]) + model.fit (Keras picks XLA when it can)
+  fit    model.compile(metrics=["accuracy"]) + model.fit; jit_compile "auto", which
+         Keras 3 resolves to no XLA on a machine without GPU
+  fit_xla  the same with jit_compile=True (not run unless asked: --loops ... fit_xla)
   bare   a tf.function GradientTape step fed NumPy batches, nothing else
 Each case is measured --repeats times, the three loops interleaved, so the machine's
 drift hits all alike; the table gives medians of samples/s and the median of the
@@ -81,12 +83,13 @@ class EpochTimer(keras.callbacks.Callback):
         self.seconds.append(time.perf_counter() - self.start)
 
 
-def keras_fit(cfg, splits) -> float:
+def keras_fit(cfg, splits, jit_compile="auto") -> float:
     keras.backend.clear_session()
     keras.utils.set_random_seed(cfg.seed)
     model = models.build(cfg.model, splits.input_shape)
     model.compile(optimizer=train.make_optimizer(cfg.optimizer), metrics=["accuracy"],
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  jit_compile=jit_compile)
     timer = EpochTimer()
     timer.seconds = []
     model.fit(data.to_unit(splits.x_train), splits.y_train, batch_size=cfg.data.batch_size,
@@ -129,7 +132,8 @@ def main() -> None:
     parser.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
     parser.add_argument("--set", dest="sets", action="append", default=[],
                         help="config override for bnexp's loop, e.g. train.jit_compile=false")
-    parser.add_argument("--loops", nargs="+", default=["bnexp", "fit", "bare"])
+    parser.add_argument("--loops", nargs="+", default=["bnexp", "fit", "bare"],
+                        choices=["bnexp", "fit", "fit_xla", "bare"])
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--validation-size", type=int, default=5000,
                         help="0: evaluation is the test set alone (eval/epoch = its share)")
@@ -149,6 +153,8 @@ def main() -> None:
                 one["bnexp"], one["eval_share"] = bnexp_loop(cfg, splits)
             if "fit" in args.loops:
                 one["fit"] = keras_fit(cfg, splits)
+            if "fit_xla" in args.loops:
+                one["fit_xla"] = keras_fit(cfg, splits, jit_compile=True)
             if "bare" in args.loops:
                 one["bare"] = bare_step(cfg, splits)
             runs.append(one)
@@ -156,7 +162,7 @@ def main() -> None:
         row = {"case": name}
         for key in runs[0]:
             row[key] = statistics.median(r[key] for r in runs)
-        for other in ("fit", "bare"):
+        for other in ("fit", "fit_xla", "bare"):
             if "bnexp" in runs[0] and other in runs[0]:
                 row[f"over_{other}"] = statistics.median(r["bnexp"] / r[other] for r in runs)
         results.append(row)
@@ -165,22 +171,30 @@ def main() -> None:
     print(f"threads: intra {tf.config.threading.get_intra_op_parallelism_threads()} "
           f"inter {tf.config.threading.get_inter_op_parallelism_threads()} (0 = TF default), "
           f"cores {os.cpu_count()}, TensorFlow {tf.__version__}, Keras {keras.__version__}")
-    print(f"{'case':<10} {'bnexp':>9} {'fit':>9} {'bare':>9} {'bnexp/fit':>9} "
-          f"{'bnexp/bare':>10} {'eval/epoch':>10}")
+    report(results)
+
+
+LOOPS = ("bnexp", "fit", "fit_xla", "bare")
+
+
+def report(results: list[dict]) -> None:
+    """The table, then the same as CSV, with a column per loop that ran."""
+    loops = [k for k in LOOPS if any(k in r for r in results)]
+    others = [k for k in LOOPS[1:] if any(f"over_{k}" in r for r in results)]
+    heads = [*loops, *(f"bnexp/{k}" for k in others), "eval/epoch"]
+    print(f"{'case':<10} " + " ".join(f"{h:>10}" for h in heads))
     for r in results:
-        def show(key, width=9, form="{:,.0f}", r=r):
-            return (form.format(r[key]) if key in r else "-").rjust(width)
-        ratio_fit = f"{r['over_fit']:.2f}x" if "over_fit" in r else "-"
-        ratio_bare = f"{r['over_bare']:.2f}x" if "over_bare" in r else "-"
-        print(f"{r['case']:<10} {show('bnexp')} {show('fit')} {show('bare')} {ratio_fit:>9} "
-              f"{ratio_bare:>10} {show('eval_share', 10, '{:.1%}')}")
-    print("\ncase,bnexp_samples_per_sec,fit_samples_per_sec,bare_samples_per_sec,"
-          "bnexp_over_fit,bnexp_over_bare,eval_share_of_epoch")
+        cells = [f"{r[k]:,.0f}" if k in r else "-" for k in loops]
+        cells += [f"{r[f'over_{k}']:.2f}x" if f"over_{k}" in r else "-" for k in others]
+        cells.append(f"{r['eval_share']:.1%}" if "eval_share" in r else "-")
+        print(f"{r['case']:<10} " + " ".join(f"{c:>10}" for c in cells))
+    print("\ncase," + ",".join(f"{k}_samples_per_sec" for k in loops) + ","
+          + ",".join(f"bnexp_over_{k}" for k in others) + ",eval_share_of_epoch")
+    nan = float("nan")
     for r in results:
-        cells = [r.get(k, float("nan")) for k in ("bnexp", "fit", "bare")]
-        ratios = [r.get("over_fit", float("nan")), r.get("over_bare", float("nan"))]
-        print(f"{r['case']}," + ",".join(f"{c:.1f}" for c in cells) + ","
-              + ",".join(f"{x:.3f}" for x in ratios) + f",{r.get('eval_share', float('nan')):.4f}")
+        cells = [f"{r.get(k, nan):.1f}" for k in loops]
+        cells += [f"{r.get(f'over_{k}', nan):.3f}" for k in others]
+        print(f"{r['case']}," + ",".join(cells) + f",{r.get('eval_share', nan):.4f}")
 
 
 if __name__ == "__main__":

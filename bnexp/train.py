@@ -56,6 +56,7 @@ class Steps:
         self.first_bad = tf.Variable(tf.constant(-1, tf.int64), trainable=False)
         self.input_shape, self.fallback = tuple(input_shape), None
         self.eval_batch = eval_batch_size(model)
+        self._xla_ran = False  # the first train_many call with XLA succeeded
         self._compile(jit_compile)
 
     def _compile(self, jit_compile: bool | str) -> None:
@@ -105,15 +106,27 @@ class Steps:
         return per_step.stack()
 
     def train_many(self, x_all, y_all, chunk):
-        """The compiled train_many; on its first XLA failure, the same without XLA."""
-        try:
+        """The compiled train_many. If XLA fails in the first call, the variables that call
+        may already have changed are put back and the steps recompiled without XLA.
+
+        The trap: with except_conv, a failing piece stops the call part way, after other
+        pieces ran (input BN moved its statistics, the iteration count went up), so
+        "nothing happened yet" must be restored, not assumed."""
+        if not self.jit_compile or self._xla_ran:
             return self._train_many(x_all, y_all, chunk)
+        self.optimizer.build(self.model.trainable_variables)  # its variables exist now
+        state = [*self.model.variables, *self.optimizer.variables, self.sums, self.first_bad]
+        saved = [v.numpy() for v in state]
+        try:
+            result = self._train_many(x_all, y_all, chunk)
         except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError) as e:
-            if not self.jit_compile or int(self.optimizer.iterations.numpy()) > 0:
-                raise
+            for variable, value in zip(state, saved, strict=True):
+                variable.assign(value)
             self.fallback = f"XLA could not compile the step ({type(e).__name__}); without XLA"
             self._compile(False)
             return self._train_many(x_all, y_all, chunk)
+        self._xla_ran = True
+        return result
 
     def train_step(self, x, y):
         """One compiled training step on a single batch (uint8 pixels): [loss, accuracy]."""

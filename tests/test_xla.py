@@ -95,3 +95,47 @@ def test_lenet_defaults_to_except_conv_and_mirrored_runs_refuse_it():
     assert train.xla_mode(synthetic_config(train={"strategy": "mirrored"})) is False
     with pytest.raises(Exception, match="except_conv does not work with strategy: mirrored"):
         synthetic_config(train={"strategy": "mirrored", "jit_compile": "except_conv"})
+
+
+class HostIdentity(keras.layers.Layer):
+    """An identity that runs on the host through tf.numpy_function: XLA cannot compile it."""
+
+    def call(self, x):
+        y = tf.numpy_function(lambda a: a, [x], tf.float32)
+        return tf.ensure_shape(y, x.shape)
+
+
+@pytest.mark.filterwarnings("ignore:Gradients do not exist")  # numpy_function has none
+def test_a_piece_xla_cannot_compile_falls_back_to_no_xla():
+    cfg = synthetic_config()
+    splits = data.load(cfg.data)
+    model = keras.Sequential([keras.Input(splits.input_shape), keras.layers.Conv2D(4, 3),
+                              HostIdentity(), keras.layers.Flatten(), keras.layers.Dense(10)])
+    steps = train.Steps(model, train.make_optimizer(cfg.optimizer), splits.input_shape,
+                        jit_compile="except_conv")
+    per_step = steps.train_many(splits.x_train, splits.y_train,
+                                np.arange(100, dtype=np.int32).reshape(2, 50))
+    assert per_step.shape == (2, 2) and np.isfinite(per_step.numpy()).all()
+    assert steps.jit_compile is False and "XLA could not compile" in steps.fallback
+
+
+@pytest.mark.filterwarnings("ignore:Gradients do not exist")
+def test_the_fallback_undoes_what_the_failed_call_changed():
+    """Input BN (a piece that compiles) runs before the failing piece: its moving
+    statistics and the iteration count must be as after one clean no-XLA call."""
+    cfg = synthetic_config()
+    splits = data.load(cfg.data)
+    chunk = np.arange(100, dtype=np.int32).reshape(2, 50)
+    weights = []
+    for mode in ("except_conv", False):
+        keras.utils.set_random_seed(0)
+        model = keras.Sequential([keras.Input(splits.input_shape),
+                                  keras.layers.BatchNormalization(), keras.layers.Conv2D(4, 3),
+                                  HostIdentity(), keras.layers.Flatten(), keras.layers.Dense(10)])
+        steps = train.Steps(model, train.make_optimizer(cfg.optimizer), splits.input_shape,
+                            jit_compile=mode)
+        steps.train_many(splits.x_train, splits.y_train, chunk)
+        assert int(steps.optimizer.iterations.numpy()) == 2
+        weights.append([w.numpy() for w in model.weights] + [steps.sums.numpy()])
+    for a, b in zip(*weights, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
