@@ -11,7 +11,7 @@ excluded (bnexp's own evaluation cost is reported separately, as a share of an e
          Keras 3 resolves to no XLA on a machine without GPU
   fit_xla  the same with jit_compile=True (not run unless asked: --loops ... fit_xla)
   bare   a tf.function GradientTape step fed NumPy batches, nothing else
-Each case is measured --repeats times, the three loops interleaved, so the machine's
+Each case is measured --repeats times, the loops interleaved, so the machine's
 drift hits all alike; the table gives medians of samples/s and the median of the
 per-repeat ratios. --threads INTRA INTER applies to every loop alike.
 Prints a table and CSV with bnexp/fit and bnexp/bare ratios.
