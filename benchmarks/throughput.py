@@ -6,7 +6,7 @@ Same model (bnexp's builder), same Fashion-MNIST examples, batch size and thread
 for every loop. Each loop runs `--epochs` epochs; the first (tracing, compiling) is
 dropped and the median samples/s of the rest is reported: training only, evaluation
 excluded (bnexp's own evaluation cost is reported separately, as a share of an epoch).
-  bnexp  train.fit with every default metric and the run's evaluation
+  bnexp  loop.fit with every default metric and the run's evaluation
   fit    model.compile(metrics=["accuracy"]) + model.fit; jit_compile "auto", which
          Keras 3 resolves to no XLA on a machine without GPU
   fit_xla  the same with jit_compile=True (not run unless asked: --loops ... fit_xla)
@@ -36,7 +36,10 @@ from bnexp.tfquiet import import_tensorflow  # noqa: E402
 tf = import_tensorflow()
 from tensorflow import keras  # noqa: E402
 
-from bnexp import config, data, models, train  # noqa: E402
+from bnexp import config, data  # noqa: E402
+from bnexp.model import build as models  # noqa: E402
+from bnexp.reporter import NullReporter as Quiet  # noqa: E402
+from bnexp.training import loop, steps  # noqa: E402
 
 CASES = {
     "lenet-256": {"model": {"arch": "lenet"}, "data": {"batch_size": 256}},
@@ -48,11 +51,6 @@ CASES = {
                                                                     "input": True}},
                "data": {"batch_size": 32}, "optimizer": {"learning_rate": 0.01}},
 }
-
-
-class Quiet:
-    def __getattr__(self, name):
-        return lambda *args, **kwargs: None
 
 
 def case_config(name: str, examples: int, epochs: int, sets: list[str],
@@ -69,7 +67,7 @@ def bnexp_loop(cfg, splits) -> tuple[float, float]:
     """(median samples/s after the first epoch, evaluation seconds / training seconds)."""
     rows = []
     keras.backend.clear_session()
-    train.fit(cfg, splits, rows.append, Quiet())
+    loop.fit(cfg, splits, rows.append, Quiet())
     later = rows[1:] or rows
     eval_share = statistics.median(r["eval_seconds"] / r["seconds"] for r in later)
     return statistics.median(r["samples_per_sec"] for r in later), eval_share
@@ -87,7 +85,7 @@ def keras_fit(cfg, splits, jit_compile="auto") -> float:
     keras.backend.clear_session()
     keras.utils.set_random_seed(cfg.seed)
     model = models.build(cfg.model, splits.input_shape)
-    model.compile(optimizer=train.make_optimizer(cfg.optimizer), metrics=["accuracy"],
+    model.compile(optimizer=steps.make_optimizer(cfg.optimizer), metrics=["accuracy"],
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   jit_compile=jit_compile)
     timer = EpochTimer()
@@ -101,7 +99,7 @@ def bare_step(cfg, splits) -> float:
     keras.backend.clear_session()
     keras.utils.set_random_seed(cfg.seed)
     model = models.build(cfg.model, splits.input_shape)
-    optimizer = train.make_optimizer(cfg.optimizer)
+    optimizer = steps.make_optimizer(cfg.optimizer)
     loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
     @tf.function

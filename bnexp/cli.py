@@ -1,33 +1,92 @@
 """The `bnexp` command: parse arguments, call one function per verb, map errors to exit codes.
 
-No logic and no heavy imports here: TensorFlow is imported only inside the
-commands that train or build a model, so `bnexp --help` and `bnexp validate`
-answer at once.
+No logic and no heavy imports here: TensorFlow is imported only inside the commands
+that train or build a model, so `bnexp --help`, `validate`, `compare` and `plot`
+answer at once. Bad input (BadInput) is one line on stderr and exit code 2.
 """
 
 from __future__ import annotations
 
+import sys
 from contextlib import contextmanager
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from typer.core import TyperGroup
+
+try:  # newer typer vendors click as typer._click
+    from typer._click.exceptions import ClickException
+except ImportError:  # pragma: no cover - older typer on click itself
+    from click.exceptions import ClickException
 
 from bnexp.errors import BadInput
 from bnexp.tfquiet import import_tensorflow
 
+
+class _OneLineErrors(TyperGroup):
+    """Usage errors (a bad --format choice, a missing argument) as one line on stderr with
+    exit code 2, like every other bad input, instead of click's boxed multi-line message."""
+
+    def main(self, *args, standalone_mode: bool = True, **kwargs):
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            code = super().main(*args, standalone_mode=False, **kwargs)
+        except ClickException as e:
+            ctx = getattr(e, "ctx", None)
+            if type(e).__name__ == "NoArgsIsHelpError":  # bare `bnexp`: the help, as click does
+                print(ctx.get_help())
+                sys.exit(e.exit_code)
+            where = f"{ctx.command_path}: " if ctx else ""
+            message = e.format_message().replace("Value error, ", "")
+            print(f"error: {where}{message}", file=sys.stderr, flush=True)
+            sys.exit(e.exit_code)
+        except typer.Abort:
+            print("error: aborted", file=sys.stderr, flush=True)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
 app = typer.Typer(
+    cls=_OneLineErrors,
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     help="bnexp: batch-normalization experiments in TensorFlow, from a YAML config.",
 )
+plot_app = typer.Typer(no_args_is_help=True,
+                       help="Draw figures of finished runs as PNG files (no TensorFlow, "
+                       "except for feature maps).")
+app.add_typer(plot_app, name="plot")
 
-ConfigArg = Annotated[Path, typer.Argument(help="The experiment's YAML config.")]
-SetOpt = Annotated[
-    list[str] | None,
-    typer.Option("--set", help="Override a config key: --set model.bn.placement=after."),
-]
+
+class Backend(StrEnum):
+    local = "local"
+    ray = "ray"
+
+
+class Format(StrEnum):
+    table = "table"
+    csv = "csv"
+    markdown = "markdown"
+    json = "json"
+
+
+class At(StrEnum):
+    final = "final"
+    best = "best"
+
+
+ConfigArg = Annotated[Path, typer.Argument(help="The experiment's YAML config.",
+                                           show_default=False)]
+SetOpt = Annotated[list[str] | None, typer.Option(
+    "--set", help="Override a config key: --set model.bn.placement=after.", show_default=False)]
+ByOpt = Annotated[list[str] | None, typer.Option(
+    "--by", help="Group by these config keys instead of the keys that differ.",
+    show_default=False)]
+SWEEP, RAY = "Sweeps", "Ray (--backend ray)"
 
 
 @contextmanager
@@ -36,7 +95,7 @@ def _exit_codes():
     try:
         yield
     except BadInput as e:
-        from bnexp.report import print_error
+        from bnexp.views.tables import print_error
 
         print_error(str(e))
         raise typer.Exit(2) from None
@@ -44,41 +103,35 @@ def _exit_codes():
 
 @app.command()
 def train(
-    config: Annotated[
-        Path | None, typer.Argument(help="The experiment's YAML config.", show_default=False)
-    ] = None,
+    config: Annotated[Path | None, typer.Argument(
+        help="The experiment's YAML config.", show_default=False)] = None,
     set_: SetOpt = None,
+    name: Annotated[str | None, typer.Option(
+        "--name", help="The runs' name (their folder names start with it).",
+        show_default=False)] = None,
     runs_dir: Annotated[Path, typer.Option("--runs-dir", help="Where run folders go.")] = Path(
-        "runs"
-    ),
-    smoke: Annotated[
-        bool, typer.Option("--smoke", help="A few batches of one epoch, first seed only (CI).")
-    ] = False,
-    jobs: Annotated[
-        int,
-        typer.Option("--jobs", min=0, help="Runs at once, in separate processes; "
-                     "0 = one per core, up to the number of runs."),
-    ] = 0,
-    force: Annotated[
-        bool, typer.Option("--force", help="Rerun runs that already finished under --runs-dir.")
-    ] = False,
-    resume: Annotated[
-        Path | None,
-        typer.Option("--resume", help="Continue this interrupted run from its last epoch."),
-    ] = None,
-    backend: Annotated[
-        str, typer.Option("--backend", help="local (processes here) or ray (Ray tasks).")
-    ] = "local",
-    address: Annotated[
-        str | None,
-        typer.Option("--address", help="ray: the cluster ('auto': the running one); "
-                     "default: start a local Ray for the sweep."),
-    ] = None,
-    copy_back: Annotated[
-        bool, typer.Option("--copy-back", help="ray: workers share no file system; they "
-                           "send each run folder back to be written here."),
-    ] = False,
-    cpus: Annotated[int, typer.Option("--cpus", min=1, help="ray: CPUs per run.")] = 1,
+        "runs"),
+    smoke: Annotated[bool, typer.Option(
+        "--smoke", help="A few batches of one epoch, first seed only (CI).")] = False,
+    resume: Annotated[Path | None, typer.Option(
+        "--resume", help="Continue this interrupted run from its last epoch.",
+        show_default=False)] = None,
+    jobs: Annotated[int, typer.Option(
+        "--jobs", min=0, rich_help_panel=SWEEP,
+        help="Runs at once, in separate processes; 0 = one per core.")] = 0,
+    force: Annotated[bool, typer.Option(
+        "--force", rich_help_panel=SWEEP,
+        help="Rerun runs that already finished under --runs-dir.")] = False,
+    backend: Annotated[Backend, typer.Option(
+        "--backend", rich_help_panel=SWEEP, help="Where runs train.")] = Backend.local,
+    address: Annotated[str | None, typer.Option(
+        "--address", rich_help_panel=RAY, show_default=False,
+        help="The cluster ('auto': the running one); default: a local Ray.")] = None,
+    copy_back: Annotated[bool, typer.Option(
+        "--copy-back", rich_help_panel=RAY,
+        help="Workers share no file system: they send each run folder back.")] = False,
+    cpus: Annotated[int, typer.Option("--cpus", min=1, rich_help_panel=RAY,
+                                      help="CPUs per run.")] = 1,
 ) -> None:
     """Train CONFIG: one run, or one per sweep cell and seed. Prints each run folder."""
     with _exit_codes():
@@ -86,27 +139,40 @@ def train(
 
         if (config is None) == (resume is None):
             raise BadInput("bnexp train: give either CONFIG or --resume RUN_DIR")
-        if backend not in ("local", "ray"):
-            raise BadInput(f"--backend {backend}: expected local or ray")
-        ray = {"address": address, "copy_back": copy_back, "cpus": cpus}
-        if backend == "local" and (address or copy_back):
+        if backend is Backend.local and (address or copy_back):
             raise BadInput("--address and --copy-back need --backend ray")
-        specs = [] if resume else config_mod.load(config, set_ or [])
+        overrides = [*(set_ or []), *([f"name={name}"] if name is not None else [])]
+        specs = [] if resume else config_mod.load(config, overrides)
         if smoke and specs:
             specs = config_mod.smoke_specs(specs)
-        from bnexp import report, stop, sweep
+        _train(specs, resume, runs_dir, str(config), jobs, force,
+               _ray_options(backend, address, copy_back, cpus))
 
-        try:
-            with stop.handling():
-                if resume:
-                    outcomes = [sweep.resume(resume, report.make_reporter())]
-                else:
-                    outcomes = sweep.run_all(specs, runs_dir, report.make_reporter(),
-                                             source=str(config), jobs=jobs, force=force,
-                                             ray=ray if backend == "ray" else None)
-        except KeyboardInterrupt:
-            report.print_error("interrupted; the same command again finishes what is left")
-            raise typer.Exit(130) from None
+
+def _ray_options(backend: Backend, address, copy_back, cpus):
+    if backend is not Backend.ray:
+        return None
+    from bnexp.backends.ray import RayOptions
+
+    return RayOptions(address=address, copy_back=copy_back, cpus=cpus)
+
+
+def _train(specs, resume, runs_dir, source, jobs, force, ray) -> None:
+    from bnexp import sweep
+    from bnexp.training import stop
+    from bnexp.views.progress import make_reporter
+    from bnexp.views.tables import print_error
+
+    try:
+        with stop.handling():
+            if resume:
+                outcomes = [sweep.resume(resume, make_reporter())]
+            else:
+                outcomes = sweep.run_all(specs, runs_dir, make_reporter(), source=source,
+                                         jobs=jobs, force=force, ray=ray)
+    except KeyboardInterrupt:
+        print_error("interrupted; the same command again finishes what is left")
+        raise typer.Exit(130) from None
     if any(o.status == "failed" for o in outcomes):
         raise typer.Exit(1)
 
@@ -119,10 +185,11 @@ def summary(config: ConfigArg, set_: SetOpt = None) -> None:
 
         spec = config_mod.load(config, set_ or [])[0]
         import_tensorflow()
-        from bnexp import models, report
+        from bnexp.model.build import build, layer_rows, param_counts
+        from bnexp.views.tables import print_model_summary
 
-        model = models.build(spec.config.model, config_mod.input_shape(spec.config.data))
-        report.print_model_summary(model.name, models.layer_rows(model), models.param_counts(model))
+        model = build(spec.config.model, config_mod.input_shape(spec.config.data))
+        print_model_summary(model.name, layer_rows(model), param_counts(model))
 
 
 @app.command()
@@ -130,102 +197,97 @@ def validate(config: ConfigArg, set_: SetOpt = None) -> None:
     """Check CONFIG and list the runs it expands to, without training (no TensorFlow)."""
     with _exit_codes():
         from bnexp import config as config_mod
-        from bnexp import report
+        from bnexp.views.tables import print_run_list
 
-        report.print_run_list(str(config), config_mod.load(config, set_ or []))
+        print_run_list(str(config), config_mod.load(config, set_ or []))
 
 
 @app.command()
 def compare(
     runs_dir: Annotated[Path, typer.Argument(help="A folder of run folders, searched down.")],
-    by: Annotated[
-        list[str] | None, typer.Option("--by", help="Group by these config keys instead.")
-    ] = None,
+    by: ByOpt = None,
     metric: Annotated[str, typer.Option("--metric", help="A metrics.csv column.")] = "test_acc",
-    at: Annotated[str, typer.Option("--at", help="final (last epoch) or best.")] = "final",
-    baseline: Annotated[
-        str | None,
-        typer.Option("--baseline", help="KEY=VALUE: differences and p-values against it."),
-    ] = None,
+    at: Annotated[At, typer.Option("--at", help="The last epoch or the best one.")] = At.final,
+    baseline: Annotated[str | None, typer.Option(
+        "--baseline", help="KEY=VALUE: differences and p-values against that group.",
+        show_default=False)] = None,
     runs: Annotated[bool, typer.Option("--runs", help="One row per run instead.")] = False,
-    fmt: Annotated[
-        str | None, typer.Option("--format", help="table, csv, markdown or json.")
-    ] = None,
-    out: Annotated[Path | None, typer.Option("--out", help="Write the table to this file.")] = None,
-    plot: Annotated[
-        Path | None, typer.Option("--plot", help="Learning curves per group, as a PNG.")
-    ] = None,
+    fmt: Annotated[Format | None, typer.Option(
+        "--format", help="Default: table, or from --out's suffix.", show_default=False)] = None,
+    out: Annotated[Path | None, typer.Option(
+        "--out", help="Write the table to this file.", show_default=False)] = None,
+    plot: Annotated[Path | None, typer.Option(
+        "--plot", help="Learning curves per group, as a PNG.", show_default=False)] = None,
 ) -> None:
     """One row per group of runs that differ only by seed: counts, mean, std, 95% CI."""
     with _exit_codes():
-        from bnexp import compare as compare_mod
-        from bnexp import report
+        from bnexp.analysis import compare as compare_mod
+        from bnexp.analysis import series
+        from bnexp.views import plots, tables
 
         found = compare_mod.load(runs_dir)
-        report.print_warnings(found.warnings)
+        tables.print_warnings(found.warnings)
         if runs:
-            frame = compare_mod.run_rows(found, metric, at, by)
+            frame = compare_mod.run_rows(found, metric, at.value, by)
         else:
-            frame = compare_mod.table(found, metric, at, by, baseline)
-        title = (f"{runs_dir}: {metric} at {at} epoch; statistics over completed runs "
+            frame = compare_mod.table(found, metric, at.value, by, baseline)
+        title = (f"{runs_dir}: {metric} at {at.value} epoch; statistics over completed runs "
                  "(diverged, failed, interrupted: counted, not averaged)")
-        report.emit_table(frame, fmt, out, title)
+        curves = series.curves(found, metric, by) if plot else None
+        tables.emit_table(frame, fmt and fmt.value, out, title)
         if plot:
-            report.plot_curves(compare_mod.curves(found, metric, by), metric, plot)
+            plots.plot_curves(curves, metric, plot)
 
 
-@app.command()
-def plot(
-    targets: Annotated[
-        list[str],
-        typer.Argument(help="RUN_DIR or RUNS_DIR: the standard figures; or: features RUN_DIR.",
-                       show_default=False),
-    ],
-    out: Annotated[
-        Path | None,
-        typer.Option("--out", help="Folder for the PNGs (default: the folder plotted); "
-                     "for features, the PNG (default RUN_DIR/features.png)."),
-    ] = None,
-    by: Annotated[
-        list[str] | None, typer.Option("--by", help="Group by these config keys instead.")
-    ] = None,
-    layer: Annotated[
-        str | None, typer.Option("--layer", help="activations.png: the layer (default: last).")
-    ] = None,
+@plot_app.command("runs")
+def plot_runs(
+    folder: Annotated[Path, typer.Argument(help="A run folder or a folder of runs.")],
+    out: Annotated[Path | None, typer.Option(
+        "--out", help="Folder for the PNGs (default: FOLDER).", show_default=False)] = None,
+    by: ByOpt = None,
+    layer: Annotated[str | None, typer.Option(
+        "--layer", help="activations.png: the layer (default: the last).",
+        show_default=False)] = None,
     unit: Annotated[str, typer.Option("--unit", help="activations.png: unit or 'all'.")] = "0",
-    image: Annotated[int, typer.Option("--image", help="features: which test image.")] = 0,
-    channels: Annotated[int, typer.Option("--channels", min=1,
-                                          help="features: channels per layer.")] = 6,
 ) -> None:
-    """Draw learning curves, the train/inference gap, steps and activation percentiles
-    (Ioffe & Szegedy Fig. 1), drift; or a run's feature maps. PNG files."""
+    """Learning curves, the train/inference gap, steps, activation percentiles (Ioffe &
+    Szegedy Fig. 1) and drift, as far as the runs' files allow."""
     with _exit_codes():
-        from bnexp import report
+        from bnexp.analysis import compare as compare_mod
+        from bnexp.analysis import series
+        from bnexp.views import plots, tables
 
-        if targets[0] == "features" and len(targets) == 2:
-            run_dir = Path(targets[1])
-            import_tensorflow()
-            from bnexp import diagnostics
-
-            picture, label, outputs = diagnostics.feature_maps(run_dir, image)
-            target = out or run_dir / "features.png"
-            report.plot_features(picture, label, outputs, channels, target)
-            print(target)
-            return
-        if len(targets) != 1:
-            raise BadInput("bnexp plot: give one RUN_DIR or RUNS_DIR, or: features RUN_DIR")
-        from bnexp import compare as compare_mod
-
-        folder = Path(targets[0])
         found = compare_mod.load(folder)
-        report.print_warnings(found.warnings)
+        tables.print_warnings(found.warnings)
+        figures = series.standard(found, by, layer, unit)
+        if not figures.any():
+            raise BadInput(f"{folder}: nothing to plot (no completed run with metrics)")
         out_dir = out or folder
         _make_folder(out_dir)
-        written = report.plot_all(found, out_dir, by, layer, unit)
-        if not written:
-            raise BadInput(f"{folder}: nothing to plot (no completed run with metrics)")
-        for path in written:
+        for path in plots.plot_all(figures, out_dir):
             print(path)
+
+
+@plot_app.command("features")
+def plot_features(
+    run_dir: Annotated[Path, typer.Argument(help="A run folder with a checkpoint.")],
+    out: Annotated[Path | None, typer.Option(
+        "--out", help="The PNG (default: RUN_DIR/features.png).", show_default=False)] = None,
+    image: Annotated[int, typer.Option("--image", help="Which test image.")] = 0,
+    channels: Annotated[int, typer.Option("--channels", min=1,
+                                          help="Channels per layer.")] = 6,
+) -> None:
+    """A test image's feature maps through the convolutional layers, inference mode."""
+    with _exit_codes():
+        from bnexp.views import plots
+
+        import_tensorflow()
+        from bnexp.analysis import features
+
+        picture, label, outputs = features.feature_maps(run_dir, image)
+        target = out or run_dir / "features.png"
+        plots.plot_features(picture, label, outputs, channels, target)
+        print(target)
 
 
 def _make_folder(path: Path) -> None:

@@ -1,4 +1,9 @@
-"""Errors that mean "the user's input is wrong" (exit code 2), as opposed to bugs."""
+"""Errors that mean "the user's input is wrong" (exit code 2), as opposed to bugs, and
+the "did you mean" hint their messages share."""
+
+from __future__ import annotations
+
+import difflib
 
 
 class BadInput(Exception):
@@ -11,3 +16,11 @@ class ConfigError(BadInput):
 
 class DataError(BadInput):
     """Dataset files that are missing, truncated or not in the expected format."""
+
+
+def did_you_mean(word: str, candidates: list[str]) -> str:
+    """' (did you mean 'x'?)' for a near name, else ''. A candidate the word begins comes
+    first (batch -> batch_size), else the closest by difflib."""
+    prefixed = sorted((c for c in candidates if word and c.startswith(word)), key=len)
+    close = prefixed[:1] or difflib.get_close_matches(word, candidates, n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""

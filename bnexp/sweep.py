@@ -1,4 +1,5 @@
-"""Running every run a config expands to: checks first, finished runs skipped, then train.
+"""A sweep: every run a config expands to, checked first, finished runs skipped, the rest
+given to a backend (local, pool or Ray).
 
 Order matters for "nothing half-done": every dataset is loaded and every model built
 once before the first run folder is created, so bad input exits 2 with nothing
@@ -17,71 +18,73 @@ from pathlib import Path
 
 from bnexp import config as config_mod
 from bnexp import data as data_mod
-from bnexp import runs, stop
+from bnexp import runs
+from bnexp.backends import Todo
+from bnexp.backends.pool import PoolBackend, threads_per_job, usable_cores
 from bnexp.config import RunSpec
+from bnexp.reporter import Reporter
 from bnexp.runs import Outcome
 from bnexp.tfquiet import import_tensorflow
 
 
-def run_all(specs: list[RunSpec], runs_dir: Path, reporter, source: str, jobs: int = 1,
-            force: bool = False, ray: dict | None = None) -> list[Outcome]:
+def run_all(specs: list[RunSpec], runs_dir: Path, reporter: Reporter, source: str,
+            jobs: int = 1, force: bool = False, ray=None) -> list[Outcome]:
     """Check, skip or resume what exists, and train the rest; one Outcome per run.
 
     jobs: processes at once (0 = one per core); a single job trains in this process.
-    ray: the options of ray_backend.run (address, copy_back, cpus): the runs go to Ray."""
+    ray: a backends.ray.RayOptions: the runs go to Ray tasks (the checks run here)."""
     runs.ensure_writable(runs_dir)
-    from bnexp import parallel
-
+    backend = None
     if ray is not None:
-        from bnexp import ray_backend
+        from bnexp.backends.ray import RayBackend
 
-        ray_backend.check(**ray)
-        jobs = 1  # the checks run here; the training in Ray's workers
-    jobs = min(jobs or parallel.usable_cores(), len(specs))  # 0: one per core (measured)
-    pool = None
+        backend = RayBackend(ray, source)
+        backend.check()
+        jobs = 1
+    jobs = min(jobs or usable_cores(), len(specs))  # 0: one per core (measured)
     devices = config_mod.cpu_devices_needed([spec.config for spec in specs])
-    if jobs > 1:
-        pool = parallel.Pool(jobs, parallel.threads_per_job(jobs), devices)
+    pool = PoolBackend(jobs, threads_per_job(jobs), devices, source) if jobs > 1 else None
     try:
         datasets = _load_datasets(specs, source)
         models = _distinct_models(specs, datasets)
         if pool:
             pool.check_buildable(models, source)
         else:
-            import_tensorflow()
-            from bnexp import distribute, train
-
-            distribute.prepare_devices(devices)  # before TensorFlow runs its first op
-            train.check_buildable(models, source)
+            _check_here(models, source, devices)
         outcomes, todo = _plan(specs, runs_dir, force, reporter)
-        if ray is not None:
-            return outcomes + ray_backend.run(todo, runs_dir, reporter, source, **ray)
-        if pool:
-            return outcomes + pool.run(todo, runs_dir, reporter, source)
-        for spec, resume_path in todo:
-            stop.check()
-            splits = datasets[_data_key(spec)]
-            if resume_path:
-                outcomes.append(train.resume_run(resume_path, splits, reporter))
-            else:
-                outcomes.append(train.run_one(spec, splits, runs_dir, reporter))
-        return outcomes
+        if backend is None:
+            backend = pool or _local(source, datasets)
+        return outcomes + backend.run(todo, runs_dir, reporter)
     finally:
         if pool:
             pool.close()
 
 
-def resume(path: Path, reporter) -> Outcome:
+def _check_here(models, source: str, devices: int) -> None:
+    import_tensorflow()
+    from bnexp.training import distribute, lifecycle
+
+    distribute.prepare_devices(devices)  # before TensorFlow runs its first op
+    lifecycle.check_buildable(models, source)
+
+
+def _local(source: str, datasets: dict):
+    from bnexp.backends.local import LocalBackend
+
+    return LocalBackend(source, datasets)
+
+
+def resume(path: Path, reporter: Reporter) -> Outcome:
     """`bnexp train --resume RUN_DIR`: continue the run; a finished run is left as it is."""
     import_tensorflow()
-    from bnexp import distribute, train
+    from bnexp.training import distribute, lifecycle
 
-    summary, config = train.resumable(Path(path))
+    summary, config = lifecycle.resumable(Path(path))
     distribute.prepare_devices(config_mod.cpu_devices_needed([config]))
     if summary["status"] in runs.FINISHED:
         reporter.run_skipped(Path(path), summary["status"])
         return Outcome(Path(path), summary["status"], skipped=True)
-    return train.resume_run(Path(path), None, reporter)
+    return lifecycle.resume_run(Path(path), None, reporter)
 
 
 def _data_key(spec: RunSpec) -> str:
@@ -116,5 +119,5 @@ def _plan(specs, runs_dir: Path, force: bool, reporter):
             outcomes.append(Outcome(path, status, skipped=True))
             reporter.run_skipped(path, status)
         else:
-            todo.append((spec, path if status == "interrupted" else None))
+            todo.append(Todo(spec, path if status == "interrupted" else None))
     return outcomes, todo

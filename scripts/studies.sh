@@ -42,7 +42,7 @@ results() {
         --out "$out/$metric.${fmt/markdown/md}"
     done
   done
-  bnexp plot "$runs" "${by[@]}" --out "$out"
+  bnexp plot runs "$runs" "${by[@]}" --out "$out"
 }
 
 for study in "${studies[@]}"; do

@@ -9,13 +9,6 @@ import pytest
 os.environ["BNEXP_NO_DOWNLOAD"] = "1"  # never download during tests
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
-needs_fashion = pytest.mark.skipif(
-    not (FASHION_DIR / "train-images-idx3-ubyte.gz").exists(),
-    reason="Debian's dataset-fashion-mnist is not installed",
-)
-
-
 @pytest.fixture(autouse=True)
 def _fresh_keras_session():
     yield
@@ -33,14 +26,3 @@ def write_config(tmp_path):
         return path
 
     return write
-
-
-SYNTHETIC = """
-name: syn
-data:
-  dataset: synthetic
-  batch_size: 50
-  validation_size: 200
-train:
-  epochs: 2
-"""

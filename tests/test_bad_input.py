@@ -8,8 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from bnexp.cli import app
-from tests.test_compare import fake_run
-from tests.test_data import tiny_mnist, write_idx_folder
+from tests.helpers import fake_run, tiny_mnist, write_idx_folder
 
 OK = "data: {dataset: synthetic, batch_size: 50, validation_size: 200}\ntrain: {epochs: 1}\n"
 MNIST = "data: {dataset: mnist, path: '{ws}/FOLDER', batch_size: 8, validation_size: 10}\n"

@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 from tensorflow import keras
 
-from bnexp.bn import BatchNorm, batch_norm_numpy
+from bnexp.model.bn import BatchNorm, batch_norm_numpy
 
 TOL = dict(rtol=1e-5, atol=1e-5)
 

@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from bnexp.cli import app
-from tests.conftest import SYNTHETIC
+from tests.helpers import SYNTHETIC
 
 runner = CliRunner()
 ROOT = Path(__file__).resolve().parents[1]

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from bnexp import runs
 from bnexp.cli import app
-from tests.conftest import SYNTHETIC
+from tests.helpers import SYNTHETIC
 
 ROOT = Path(__file__).resolve().parents[1]
 EXE = str(Path(sys.executable).with_name("bnexp"))

@@ -1,6 +1,5 @@
 """The IDX / npz loaders, the search order, splits, limits and padding, and bad files."""
 
-import gzip
 
 import numpy as np
 import pytest
@@ -8,31 +7,7 @@ import pytest
 from bnexp import data
 from bnexp.config import DataConfig
 from bnexp.errors import DataError
-from tests.conftest import FASHION_DIR, needs_fashion
-
-
-def idx_bytes(array: np.ndarray) -> bytes:
-    magic = data.IDX_IMAGES if array.ndim == 3 else data.IDX_LABELS
-    header = magic.to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in array.shape)
-    return header + array.astype(np.uint8).tobytes()
-
-
-def tiny_mnist(n_train=40, n_test=10, seed=0):
-    rng = np.random.default_rng(seed)
-    return (rng.integers(0, 256, (n_train, 28, 28)), rng.integers(0, 10, n_train),
-            rng.integers(0, 256, (n_test, 28, 28)), rng.integers(0, 10, n_test))
-
-
-def write_idx_folder(folder, arrays, gz=True):
-    folder.mkdir(parents=True, exist_ok=True)
-    for key, array in zip(data.IDX_FILES, arrays, strict=True):
-        name = data.IDX_FILES[key]
-        raw = idx_bytes(array)
-        if gz:
-            with gzip.open(folder / f"{name}.gz", "wb") as f:
-                f.write(raw)
-        else:
-            (folder / name).write_bytes(raw)
+from tests.helpers import FASHION_DIR, needs_fashion, tiny_mnist, write_idx_folder
 
 
 def cfg(**kw):

@@ -6,9 +6,12 @@ import tensorflow as tf
 from tensorflow import keras
 from typer.testing import CliRunner
 
-from bnexp import config, data, diagnostics, models, runs, train
+from bnexp import config, data, runs
 from bnexp.cli import app
-from tests.conftest import needs_fashion
+from bnexp.model import build as models
+from bnexp.training import recorders as diagnostics
+from tests import helpers
+from tests.helpers import needs_fashion
 
 
 def steps_for(impl: str, momentum: float):
@@ -18,7 +21,7 @@ def steps_for(impl: str, momentum: float):
     splits = data.load(cfg.data)
     keras.utils.set_random_seed(0)
     model = models.build(cfg.model, splits.input_shape)
-    return train.Steps(model, train.make_optimizer(cfg.optimizer), splits.input_shape), splits
+    return helpers.steps_for(cfg, model, splits.input_shape), splits
 
 
 @pytest.mark.parametrize("impl", ["keras", "scratch"])
@@ -47,7 +50,7 @@ def test_batch_stats_eval_equals_inference_once_moving_stats_are_that_batch(impl
 
 
 def test_off_by_default_and_blank_columns(write_config, tmp_path):
-    from tests.conftest import SYNTHETIC
+    from tests.helpers import SYNTHETIC
 
     code = CliRunner().invoke(app, ["train", str(write_config(SYNTHETIC)), "--runs-dir",
                                     str(tmp_path / "runs")])
@@ -82,7 +85,7 @@ def test_precise_bn_statistics_equal_numpy_over_the_same_examples(arch, impl):
     splits = data.load(cfg.data)
     keras.utils.set_random_seed(0)
     model = models.build(cfg.model, splits.input_shape)
-    steps = train.Steps(model, train.make_optimizer(cfg.optimizer), splits.input_shape)
+    steps = steps_for(cfg, model, splits.input_shape)
     for i in range(3):  # trained weights, moving stats that are only EMAs
         steps.train_step(splits.x_train[i * 50:(i + 1) * 50], splits.y_train[i * 50:(i + 1) * 50])
     sample = splits.x_train[:300]

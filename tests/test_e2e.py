@@ -13,8 +13,7 @@ from typer.testing import CliRunner
 
 from bnexp import config, runs
 from bnexp.cli import app
-from tests.conftest import needs_fashion
-from tests.test_data import tiny_mnist, write_idx_folder
+from tests.helpers import needs_fashion, tiny_mnist, write_idx_folder
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = sorted(ROOT.glob("configs/**/*.yaml"))

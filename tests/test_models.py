@@ -2,8 +2,8 @@
 
 import pytest
 
-from bnexp import models
 from bnexp.config import BNConfig, ModelConfig
+from bnexp.model import build as models
 
 # d2l BN-LeNet with use_bias auto: convs and hidden denses feed BN, so no bias there.
 D2L_BN_LENET = {"trainable": 150 + 12 + 2400 + 32 + 30720 + 240 + 10080 + 168 + 850,

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from bnexp import compare
+from bnexp.analysis import compare, series
 from bnexp.cli import app
-from tests.conftest import SYNTHETIC
+from tests.helpers import SYNTHETIC
 
 ROOT = Path(__file__).resolve().parents[1]
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -34,7 +34,7 @@ def study(tmp_path_factory):
 
 
 def test_plot_draws_every_standard_figure_of_a_runs_folder(study, tmp_path):
-    result = CliRunner().invoke(app, ["plot", str(study), "--out", str(tmp_path / "figs")])
+    result = CliRunner().invoke(app, ["plot", "runs", str(study), "--out", str(tmp_path / "figs")])
     assert result.exit_code == 0, result.output
     names = {"curves.png", "gap.png", "steps.png", "steps.csv", "activations.png", "drift.png"}
     assert {p.name for p in (tmp_path / "figs").iterdir()} == names
@@ -45,20 +45,20 @@ def test_plot_draws_every_standard_figure_of_a_runs_folder(study, tmp_path):
 
 def test_plot_data_follows_the_csvs(study):
     found = compare.load(study)
-    steps = compare.step_curves(found, "test_acc")
+    steps = series.step_curves(found, "test_acc")
     assert set(steps) == {"placement=before", "placement=none"}
     assert steps["placement=before"]["step"].tolist()[0] == 0
     assert (steps["placement=before"]["n_used"] == 2).all()
-    layer, bands = compare.activation_bands(found)
+    layer, bands = series.activation_bands(found)
     assert layer == "dense2_sigmoid"
     assert set(bands) == {"placement=before", "placement=none"}
-    drift = compare.drift_curves(found)
+    drift = series.drift_curves(found)
     assert set(drift) == {"placement=before"}  # no BN, no drift rows
 
 
 def test_plot_of_one_run_writes_into_its_folder(study):
     run = sorted(p for p in study.iterdir() if p.is_dir())[0]
-    result = CliRunner().invoke(app, ["plot", str(run)])
+    result = CliRunner().invoke(app, ["plot", "runs", str(run)])
     assert result.exit_code == 0, result.output
     assert (run / "curves.png").read_bytes()[:8] == PNG
 
@@ -73,9 +73,10 @@ def test_feature_maps_of_a_lenet_run(study, tmp_path):
 
 
 @pytest.mark.parametrize("args, needle", [
-    (["plot", "nowhere"], "no such folder"),
+    (["plot", "runs", "nowhere"], "no such folder"),
     (["plot", "features", "nowhere"], "not a run folder"),
-    (["plot", "a", "b"], "give one RUN_DIR"),
+    (["plot", "a", "b"], "No such command"),
+    (["plot", "runs", "a", "b"], "unexpected extra argument"),
 ])
 def test_plot_bad_input_exits_2(args, needle):
     result = CliRunner().invoke(app, args)
@@ -87,7 +88,7 @@ def test_plot_loads_no_tensorflow(study, tmp_path):
 import sys
 from typer.testing import CliRunner
 import bnexp.cli
-r = CliRunner().invoke(bnexp.cli.app, ["plot", {str(study)!r}, "--out", {str(tmp_path)!r}])
+r = CliRunner().invoke(bnexp.cli.app, ["plot", "runs", {str(study)!r}, "--out", {str(tmp_path)!r}])
 assert r.exit_code == 0, r.output
 print("heavy:", [m for m in ("tensorflow", "keras") if m in sys.modules])
 """
@@ -102,10 +103,10 @@ def test_feature_maps_equal_the_convolution_of_the_checkpoint_weights(study):
     import numpy as np
     import tensorflow as tf
 
-    from bnexp import diagnostics
+    from bnexp.analysis import features
 
     run = next(p for p in sorted(study.iterdir()) if "before" in p.name)
-    image, label, outputs = diagnostics.feature_maps(run, image=5)
+    image, label, outputs = features.feature_maps(run, image=5)
     names = [name for name, _ in outputs]
     assert names[:4] == ["conv1", "conv1_bn", "conv1_sigmoid", "pool1"]
     with np.load(run / "checkpoint.npz") as f:

@@ -11,8 +11,12 @@ import pytest
 import tensorflow as tf
 from tensorflow import keras
 
-from bnexp import config, data, diagnostics, models, runs, train
-from tests.test_train import Quiet, synthetic_config
+from bnexp import config, data, runs
+from bnexp.model import build as models
+from bnexp.training import lifecycle
+from bnexp.training import loop as train_loop
+from bnexp.training import recorders as diagnostics
+from tests.helpers import Quiet, steps_for, synthetic_config
 
 
 def mlp_config(**diag):
@@ -24,7 +28,7 @@ def trained(cfg, steps_done=3):
     splits = data.load(cfg.data)
     keras.utils.set_random_seed(0)
     model = models.build(cfg.model, splits.input_shape)
-    steps = train.Steps(model, train.make_optimizer(cfg.optimizer), splits.input_shape)
+    steps = steps_for(cfg, model, splits.input_shape)
     for i in range(steps_done):
         steps.train_step(splits.x_train[i * 50:(i + 1) * 50], splits.y_train[i * 50:(i + 1) * 50])
     return model, splits
@@ -46,7 +50,7 @@ def numpy_bn_mlp_preactivations(model, x_uint8):
 
 def test_batch_chunks_end_at_every_probe_step():
     perm = np.arange(1000)
-    chunks = train.batch_chunks(perm, 50, 16, first_step=17, every=10)
+    chunks = train_loop.batch_chunks(perm, 50, 16, first_step=17, every=10)
     ends = np.cumsum([len(c) for c in chunks]) + 17
     assert {20, 30} <= set(ends.tolist()) and ends[-1] == 37
     assert max(len(c) for c in chunks) <= 10
@@ -93,7 +97,7 @@ def test_drift_equals_numpy_and_leaves_moving_statistics_bit_for_bit():
 
 
 def run(cfg, tmp_path):
-    outcome = train.run_one(config.RunSpec(cfg), data.load(cfg.data), tmp_path, Quiet())
+    outcome = lifecycle.run_one(config.RunSpec(cfg), data.load(cfg.data), tmp_path, Quiet())
     assert outcome.status == "completed"
     return outcome.path
 
@@ -168,7 +172,7 @@ def test_cut_csv_keeps_only_rows_up_to_the_checkpoint(tmp_path):
 def test_an_interrupted_run_resumes_its_diagnostics_without_gap_or_duplicate(tmp_path):
     import signal
 
-    from bnexp import stop
+    from bnexp.training import stop
 
     class StopMidEpoch2(Quiet):
         def step(self, epoch, step, loss):
@@ -178,10 +182,10 @@ def test_an_interrupted_run_resumes_its_diagnostics_without_gap_or_duplicate(tmp
     cfg = mlp_config(step_metrics=True, activations=True, every_steps=5, probe_size=50)
     splits = data.load(cfg.data)
     with stop.handling(), pytest.raises(KeyboardInterrupt):
-        train.run_one(config.RunSpec(cfg), splits, tmp_path, StopMidEpoch2())
+        lifecycle.run_one(config.RunSpec(cfg), splits, tmp_path, StopMidEpoch2())
     (path,) = list(tmp_path.iterdir())
     assert pd.read_csv(path / "steps.csv")["step"].max() > 20  # rows past the checkpoint
-    assert train.resume_run(path, splits, Quiet()).status == "completed"
+    assert lifecycle.resume_run(path, splits, Quiet()).status == "completed"
     steps = pd.read_csv(path / "steps.csv")
     assert steps["step"].tolist() == list(range(41))
     assert steps.dropna(subset=["test_acc"])["step"].tolist() == list(range(0, 41, 5))

@@ -10,7 +10,7 @@ import ray
 
 from bnexp import config, runs, sweep
 from bnexp.errors import BadInput
-from tests.test_train import Quiet
+from tests.helpers import Quiet
 
 SWEEP = {"name": "ray", "data": {"dataset": "synthetic", "batch_size": 50,
                                  "validation_size": 200},
@@ -70,7 +70,7 @@ def test_a_sweep_on_ray_equals_the_local_backend(local_ray, tmp_path, copy_back)
 
 
 def test_without_ray_the_message_says_how_to_install(monkeypatch, tmp_path):
-    from bnexp import ray_backend
+    from bnexp.backends import ray as ray_backend
 
     monkeypatch.setitem(sys.modules, "ray", None)  # as if not installed
     with pytest.raises(BadInput, match=r"pip install 'bnexp\[ray\]'"):

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from bnexp.bn import BatchNorm, batch_norm_numpy
+from bnexp.model.bn import BatchNorm, batch_norm_numpy
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -24,7 +24,7 @@ import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 from tensorflow import keras
-from bnexp.bn import BatchNorm, batch_norm_numpy
+from bnexp.model.bn import BatchNorm, batch_norm_numpy
 
 strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
 rng = np.random.default_rng(0)
@@ -108,14 +108,11 @@ def test_a_ghost_batch_as_large_as_the_batch_is_plain_bn():
 TRAINING = r"""
 import sys
 import numpy as np
-from bnexp import config, data, distribute, train
+from bnexp import config, data
+from bnexp.reporter import NullReporter
+from bnexp.training import distribute, lifecycle
 
 distribute.prepare_devices(2)
-
-
-class Quiet:
-    def __getattr__(self, name):
-        return lambda *args, **kwargs: None
 
 
 def weights(bn, **train_keys):
@@ -125,7 +122,8 @@ def weights(bn, **train_keys):
            "optimizer": {"learning_rate": 0.5, "momentum": 0.9},
            "train": {"epochs": 1, "jit_compile": False, **train_keys}}
     cfg = config.validate(raw, "t")
-    outcome = train.run_one(config.RunSpec(cfg), data.load(cfg.data), Path(sys.argv[1]), Quiet())
+    outcome = lifecycle.run_one(config.RunSpec(cfg), data.load(cfg.data), Path(sys.argv[1]),
+                                NullReporter())
     assert outcome.status == "completed", (outcome.path / "train.log").read_text()
     with np.load(outcome.path / "checkpoint.npz") as f:
         return [f[k] for k in sorted(f.files) if k.startswith("model_")]

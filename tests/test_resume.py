@@ -16,17 +16,14 @@ import pytest
 import tensorflow as tf
 from typer.testing import CliRunner
 
-from bnexp import config, data, models, runs, stop, sweep, train
+from bnexp import config, data, runs, sweep
 from bnexp.cli import app
-from tests.conftest import SYNTHETIC, needs_fashion
+from bnexp.model import build as models
+from bnexp.training import lifecycle, stop
+from tests.helpers import SYNTHETIC, Quiet, needs_fashion, steps_for
 
 ROOT = Path(__file__).resolve().parents[1]
 METRICS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc"]
-
-
-class Quiet:
-    def __getattr__(self, name):
-        return lambda *args, **kwargs: None
 
 
 def interrupted_run(write_config, tmp_path, text=SYNTHETIC, after_epochs=1):
@@ -41,7 +38,7 @@ def interrupted_run(write_config, tmp_path, text=SYNTHETIC, after_epochs=1):
 
     (tmp_path / "runs").mkdir()
     with stop.handling(), pytest.raises(KeyboardInterrupt):
-        train.run_one(spec, splits, tmp_path / "runs", StopAfter())
+        lifecycle.run_one(spec, splits, tmp_path / "runs", StopAfter())
     (path,) = list((tmp_path / "runs").iterdir())
     return path, spec
 
@@ -94,13 +91,13 @@ def test_divergence_is_reported_at_the_exact_step(write_config, tmp_path):
                         "optimizer: {learning_rate: 300.0}\n")  # NaN at step 5: inside a call of 16
     (spec,) = config.load(write_config(text))
     cfg, splits = spec.config, data.load(spec.config.data)
-    outcome = train.run_one(spec, splits, tmp_path, Quiet())
+    outcome = lifecycle.run_one(spec, splits, tmp_path, Quiet())
     summary = runs.read_summary(outcome.path)
     assert summary["status"] == "diverged"
     # replay step by step, independently, to find the first non-finite loss
     tf.keras.utils.set_random_seed(cfg.seed)
     model = models.build(cfg.model, splits.input_shape)
-    steps = train.Steps(model, train.make_optimizer(cfg.optimizer), splits.input_shape)
+    steps = steps_for(cfg, model, splits.input_shape)
     order, batch, n = np.random.default_rng(cfg.seed), cfg.data.batch_size, len(splits.x_train)
     first = None
     for epoch in range(1, cfg.train.epochs + 1):

@@ -1,14 +1,8 @@
 """Sweeps: parallel worker processes, skipping finished runs on a re-run, --force."""
 
 from bnexp import config, runs, sweep
-from bnexp.parallel import threads_per_job, usable_cores
-from tests.conftest import SYNTHETIC
-
-
-class Quiet:
-    def __getattr__(self, name):
-        return lambda *args, **kwargs: None
-
+from bnexp.backends.pool import threads_per_job, usable_cores
+from tests.helpers import SYNTHETIC, Quiet
 
 SWEEP = SYNTHETIC.replace("epochs: 2", "epochs: 1") + (
     "sweep:\n  grid:\n    model.bn.placement: [none, before, after]\n  seeds: [0, 1]\n")

@@ -5,21 +5,12 @@ import pytest
 import tensorflow as tf
 from tensorflow import keras
 
-from bnexp import config, data, models, runs, train
-from bnexp.config import Config
-
-
-class Quiet:
-    def __getattr__(self, name):
-        return lambda *args, **kwargs: None
-
-
-def synthetic_config(**sections) -> Config:
-    raw = {"name": "t", "data": {"dataset": "synthetic", "batch_size": 50,
-                                 "validation_size": 200}, "train": {"epochs": 2}}
-    for key, value in sections.items():
-        raw.setdefault(key, {}).update(value)
-    return config.validate(raw, "test")
+from bnexp import config, data, runs
+from bnexp.model import build as models
+from bnexp.training import lifecycle
+from bnexp.training import loop as train_loop
+from bnexp.training import steps as train_steps
+from tests.helpers import Quiet, steps_for, synthetic_config
 
 
 def test_compiled_step_equals_eager_step():
@@ -30,7 +21,7 @@ def test_compiled_step_equals_eager_step():
     for compiled in (True, False):
         keras.utils.set_random_seed(0)
         model = models.build(cfg.model, splits.input_shape)
-        steps = train.Steps(model, train.make_optimizer(cfg.optimizer), splits.input_shape)
+        steps = steps_for(cfg, model, splits.input_shape)
         step = steps.train_step if compiled else steps.eager_train_step
         losses.append([float(step(tf.constant(x), tf.constant(y))[0]) for _ in range(3)])
         weights.append([w.numpy() for w in model.weights])
@@ -43,7 +34,7 @@ def test_evaluation_changes_no_variable_and_training_moves_bn_statistics():
     cfg = synthetic_config()
     splits = data.load(cfg.data)
     model = models.build(cfg.model, splits.input_shape)
-    steps = train.Steps(model, train.make_optimizer(cfg.optimizer), splits.input_shape)
+    steps = steps_for(cfg, model, splits.input_shape)
     before = [w.numpy().copy() for w in model.weights]
     steps.evaluate(splits.x_test, splits.y_test)
     for a, w in zip(before, model.weights, strict=True):
@@ -56,7 +47,7 @@ def test_evaluation_changes_no_variable_and_training_moves_bn_statistics():
 def test_fit_learns_and_reports_every_column():
     cfg = synthetic_config(train={"epochs": 3}, diagnostics={"batch_stats_eval": True})
     rows = []
-    train.fit(cfg, data.load(cfg.data), rows.append, Quiet())
+    train_loop.fit(cfg, data.load(cfg.data), rows.append, Quiet())
     assert [r["epoch"] for r in rows] == [1, 2, 3]
     assert set(runs.METRIC_COLUMNS) <= set(rows[-1])
     assert rows[-1]["test_acc"] > 0.5 and rows[-1]["train_loss"] < rows[0]["train_loss"]
@@ -66,9 +57,9 @@ def test_same_seed_same_metrics():
     cfg = synthetic_config(train={"epochs": 1})
     splits = data.load(cfg.data)
     a, b = [], []
-    train.fit(cfg, splits, a.append, Quiet())
+    train_loop.fit(cfg, splits, a.append, Quiet())
     keras.backend.clear_session()
-    train.fit(cfg, splits, b.append, Quiet())
+    train_loop.fit(cfg, splits, b.append, Quiet())
     assert a[0]["train_loss"] == pytest.approx(b[0]["train_loss"], rel=1e-5)
     assert a[0]["test_acc"] == b[0]["test_acc"]
 
@@ -76,7 +67,7 @@ def test_same_seed_same_metrics():
 def test_divergence_stops_the_run_with_status_diverged(tmp_path):
     cfg = synthetic_config(model={"arch": "mlp", "activation": "relu", "bn": {"placement": "none"}},
                            optimizer={"learning_rate": 1.0e6}, train={"epochs": 3})
-    outcome = train.run_one(config.RunSpec(cfg), data.load(cfg.data), tmp_path, Quiet())
+    outcome = lifecycle.run_one(config.RunSpec(cfg), data.load(cfg.data), tmp_path, Quiet())
     summary = runs.read_summary(outcome.path)
     assert outcome.status == summary["status"] == "diverged"
     assert summary["diverged_at"]["epoch"] == 1
@@ -87,9 +78,9 @@ def test_a_run_that_raises_is_recorded_as_failed(tmp_path, monkeypatch):
     def broken_fit(*args, **kwargs):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(train, "fit", broken_fit)
+    monkeypatch.setattr(lifecycle, "fit", broken_fit)
     cfg = synthetic_config()
-    outcome = train.run_one(config.RunSpec(cfg), data.load(cfg.data), tmp_path, Quiet())
+    outcome = lifecycle.run_one(config.RunSpec(cfg), data.load(cfg.data), tmp_path, Quiet())
     summary = runs.read_summary(outcome.path)
     assert summary["status"] == "failed" and summary["error"] == "RuntimeError: boom"
     assert "Traceback" in (outcome.path / "train.log").read_text()
@@ -98,14 +89,14 @@ def test_a_run_that_raises_is_recorded_as_failed(tmp_path, monkeypatch):
 def test_a_stop_request_interrupts_the_run_and_handlers_are_restored(tmp_path):
     import signal
 
-    from bnexp import stop
+    from bnexp.training import stop
 
     before = signal.getsignal(signal.SIGINT)
     cfg = synthetic_config()
     with stop.handling():
         stop.request(signal.SIGTERM)
         with pytest.raises(KeyboardInterrupt):
-            train.run_one(config.RunSpec(cfg), data.load(cfg.data), tmp_path, Quiet())
+            lifecycle.run_one(config.RunSpec(cfg), data.load(cfg.data), tmp_path, Quiet())
     assert signal.getsignal(signal.SIGINT) is before and not stop.requested()
     (run,) = list(tmp_path.iterdir())
     summary = runs.read_summary(run)
@@ -114,10 +105,10 @@ def test_a_stop_request_interrupts_the_run_and_handlers_are_restored(tmp_path):
 
 def test_batch_chunks_cover_the_epoch_once_in_order():
     perm = np.random.default_rng(0).permutation(1000)
-    chunks = train.batch_chunks(perm, 64, 4)
+    chunks = train_loop.batch_chunks(perm, 64, 4)
     assert [c.shape for c in chunks] == [(4, 64)] * 3 + [(3, 64), (1, 40)]
     np.testing.assert_array_equal(np.concatenate([c.ravel() for c in chunks]), perm)
-    assert train.batch_chunks(perm[:128], 64, 16)[0].shape == (2, 64)
+    assert train_loop.batch_chunks(perm[:128], 64, 16)[0].shape == (2, 64)
 
 
 def test_xla_steps_match_plain_steps_within_float_noise():
@@ -128,8 +119,7 @@ def test_xla_steps_match_plain_steps_within_float_noise():
     for jit in (False, True):
         keras.utils.set_random_seed(0)
         model = models.build(cfg.model, splits.input_shape)
-        steps = train.Steps(model, train.make_optimizer(cfg.optimizer), splits.input_shape,
-                            jit_compile=jit)
+        steps = steps_for(cfg, model, splits.input_shape, jit_compile=jit)
         losses.append([float(steps.train_many(splits.x_train, splits.y_train, chunk[i:i + 1])[0, 0])
                        for i in range(3)])
         assert steps.fallback is None
@@ -137,21 +127,21 @@ def test_xla_steps_match_plain_steps_within_float_noise():
 
 
 def test_jit_compile_auto_follows_the_measured_choice():
-    assert train.xla_mode(synthetic_config(model={"arch": "mlp"})) is True
-    assert train.xla_mode(synthetic_config(model={"arch": "lenet"})) == "except_conv"
-    assert train.xla_mode(synthetic_config(model={"arch": "lenet"},
+    assert train_steps.xla_mode(synthetic_config(model={"arch": "mlp"})) is True
+    assert train_steps.xla_mode(synthetic_config(model={"arch": "lenet"})) == "except_conv"
+    assert train_steps.xla_mode(synthetic_config(model={"arch": "lenet"},
                                           train={"jit_compile": True})) is True
 
 
 def test_eval_batch_follows_the_widest_layer_and_does_not_change_results():
     mlp = models.build(synthetic_config(model={"arch": "mlp"}).model, (28, 28, 1))
     lenet = models.build(synthetic_config().model, (28, 28, 1))
-    assert train.eval_batch_size(mlp) == 10_000  # widest: 784 pixels, 31 MB at 10,000
-    assert train.eval_batch_size(lenet) == train.EVAL_BYTES // (4 * 24 * 24 * 6)
+    assert train_steps.eval_batch_size(mlp) == 10_000  # widest: 784 pixels, 31 MB at 10,000
+    assert train_steps.eval_batch_size(lenet) == train_steps.EVAL_BYTES // (4 * 24 * 24 * 6)
     cfg = synthetic_config()
     splits = data.load(cfg.data)
     model = models.build(cfg.model, splits.input_shape)
-    steps = train.Steps(model, train.make_optimizer(cfg.optimizer), splits.input_shape)
+    steps = steps_for(cfg, model, splits.input_shape)
     steps.train_step(splits.x_train[:50], splits.y_train[:50])
     whole = steps.evaluate(splits.x_test, splits.y_test)
     steps.eval_batch = 7

@@ -5,8 +5,11 @@ import pytest
 import tensorflow as tf
 from tensorflow import keras
 
-from bnexp import data, models, train, xla
-from tests.test_train import synthetic_config
+from bnexp import data
+from bnexp.model import build as models
+from bnexp.training import steps as train_steps
+from bnexp.training import xla
+from tests.helpers import steps_for, synthetic_config
 
 LENET = {"arch": "lenet", "bn": {"input": True}}
 
@@ -58,8 +61,7 @@ def test_except_conv_steps_compile_the_pieces_and_train_like_plain_steps():
     for mode in (False, "except_conv"):
         keras.utils.set_random_seed(0)
         model = models.build(cfg.model, splits.input_shape)
-        steps = train.Steps(model, train.make_optimizer(cfg.optimizer), splits.input_shape,
-                            jit_compile=mode)
+        steps = steps_for(cfg, model, splits.input_shape, jit_compile=mode)
         losses.append(steps.train_many(splits.x_train, splits.y_train, chunk).numpy()[:, 0])
         weights.append([w.numpy() for w in model.weights])
         assert steps.fallback is None
@@ -82,8 +84,7 @@ def test_except_conv_evaluates_like_the_plain_model():
     for mode in (False, "except_conv"):
         keras.utils.set_random_seed(0)
         model = models.build(cfg.model, splits.input_shape)
-        steps = train.Steps(model, train.make_optimizer(cfg.optimizer), splits.input_shape,
-                            jit_compile=mode)
+        steps = steps_for(cfg, model, splits.input_shape, jit_compile=mode)
         steps.train_many(splits.x_train, splits.y_train, np.arange(100, dtype=np.int32)[None])
         results.append(steps.evaluate(splits.x_test, splits.y_test)
                        + steps.evaluate_batch_stats(splits.x_test, splits.y_test, 50))
@@ -91,8 +92,8 @@ def test_except_conv_evaluates_like_the_plain_model():
 
 
 def test_lenet_defaults_to_except_conv_and_mirrored_runs_refuse_it():
-    assert train.xla_mode(synthetic_config(model={"arch": "lenet"})) == "except_conv"
-    assert train.xla_mode(synthetic_config(train={"strategy": "mirrored"})) is False
+    assert train_steps.xla_mode(synthetic_config(model={"arch": "lenet"})) == "except_conv"
+    assert train_steps.xla_mode(synthetic_config(train={"strategy": "mirrored"})) is False
     with pytest.raises(Exception, match="except_conv does not work with strategy: mirrored"):
         synthetic_config(train={"strategy": "mirrored", "jit_compile": "except_conv"})
 
@@ -111,7 +112,7 @@ def test_a_piece_xla_cannot_compile_falls_back_to_no_xla():
     splits = data.load(cfg.data)
     model = keras.Sequential([keras.Input(splits.input_shape), keras.layers.Conv2D(4, 3),
                               HostIdentity(), keras.layers.Flatten(), keras.layers.Dense(10)])
-    steps = train.Steps(model, train.make_optimizer(cfg.optimizer), splits.input_shape,
+    steps = train_steps.Steps(model, train_steps.make_optimizer(cfg.optimizer), splits.input_shape,
                         jit_compile="except_conv")
     per_step = steps.train_many(splits.x_train, splits.y_train,
                                 np.arange(100, dtype=np.int32).reshape(2, 50))
@@ -132,8 +133,7 @@ def test_the_fallback_undoes_what_the_failed_call_changed():
         model = keras.Sequential([keras.Input(splits.input_shape),
                                   keras.layers.BatchNormalization(), keras.layers.Conv2D(4, 3),
                                   HostIdentity(), keras.layers.Flatten(), keras.layers.Dense(10)])
-        steps = train.Steps(model, train.make_optimizer(cfg.optimizer), splits.input_shape,
-                            jit_compile=mode)
+        steps = steps_for(cfg, model, splits.input_shape, jit_compile=mode)
         steps.train_many(splits.x_train, splits.y_train, chunk)
         assert int(steps.optimizer.iterations.numpy()) == 2
         weights.append([w.numpy() for w in model.weights] + [steps.sums.numpy()])

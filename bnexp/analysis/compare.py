@@ -12,9 +12,6 @@ No TensorFlow here: compare must answer in a blink over a thousand runs.
 
 from __future__ import annotations
 
-import difflib
-import io
-import json
 import math
 import warnings
 from dataclasses import dataclass, field
@@ -25,7 +22,7 @@ import pandas as pd
 from scipy import stats
 
 from bnexp import runs
-from bnexp.errors import BadInput
+from bnexp.errors import BadInput, did_you_mean
 
 METRICS = runs.METRIC_COLUMNS[1:]
 COUNT_COLUMNS = ["n", "completed", "diverged", "failed", "interrupted", "running"]
@@ -47,45 +44,29 @@ class Runs:
 
 
 def load(runs_dir: Path) -> Runs:
-    """Read every run folder beneath runs_dir; broken or foreign folders become warnings."""
+    """Read every run folder beneath runs_dir; broken or foreign folders become warnings.
+    Of several attempts of one config and seed, the one that counts is kept."""
     runs_dir = Path(runs_dir)
     if not runs_dir.is_dir():
         raise BadInput(f"{runs_dir}: RUNS_DIR: no such folder")
-    rows, warnings = [], []
-    run_dirs = sorted(p.parent for p in runs_dir.rglob("summary.json"))
-    for folder in run_dirs:
-        try:
-            rows.append(_read_run(folder))
-        except ValueError as e:
-            warnings.append(f"skipped {folder}: {e}")
-            continue
-        if runs.torn_metrics(folder):
-            warnings.append(f"{folder}: metrics.csv ends in a torn line (a kill mid-write); "
-                            "that line is ignored")
-    warnings += _foreign_folders(runs_dir, set(run_dirs))
-    rows, superseded = _latest_per_config(rows)
-    if superseded:
-        warnings.append(f"ignored {superseded} earlier attempt(s) of configs that ran again")
+    records, warnings = runs.scan(runs_dir, with_config=True)
+    kept = sorted(runs.latest(records).values(), key=lambda r: r.path)
+    if len(kept) < len(records):
+        warnings.append(f"ignored {len(records) - len(kept)} earlier attempt(s) of configs "
+                        "that ran again")
+    rows = [_row(record) for record in kept]
     table = pd.DataFrame(rows)
     keys = sorted({k for row in rows for k in row if k.startswith("cfg:")})
     table = table.rename(columns={k: k[4:] for k in keys})
     return Runs(table, [k[4:] for k in keys], warnings)
 
 
-def _read_run(folder: Path) -> dict:
-    try:
-        summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ValueError(f"unreadable summary.json ({type(e).__name__})") from None
-    if not isinstance(summary, dict) or "status" not in summary:
-        raise ValueError("summary.json is not a bnexp summary")
-    config = summary.get("config")
-    if not isinstance(config, dict):
-        config = _read_config_yaml(folder)
+def _row(record: runs.RunRecord) -> dict:
+    summary, config = record.summary, record.config
     row = {
-        "run_id": folder.name, "path": str(folder), "status": runs.effective_status(summary),
-        "seed": config.get("seed", summary.get("seed")), "config_hash": summary.get("config_hash"),
-        "epochs_done": summary.get("epochs_done", 0), "started": summary.get("started") or "",
+        "run_id": record.path.name, "path": str(record.path), "status": record.status,
+        "seed": config.get("seed", summary.get("seed")), "config_hash": record.config_hash,
+        "epochs_done": summary.get("epochs_done", 0), "started": record.started,
     }
     for key, value in _flatten(config).items():
         if key != "seed":
@@ -96,18 +77,6 @@ def _read_run(folder: Path) -> dict:
             value = values.get(metric)
             row[f"{at}_{metric}"] = float(value) if isinstance(value, int | float) else math.nan
     return row
-
-
-def _read_config_yaml(folder: Path) -> dict:
-    import yaml
-
-    try:
-        config = yaml.safe_load((folder / "config.yaml").read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError):
-        raise ValueError("no readable config in summary.json or config.yaml") from None
-    if not isinstance(config, dict):
-        raise ValueError("config.yaml is not a mapping")
-    return config
 
 
 def _flatten(config: dict, prefix: str = "") -> dict:
@@ -132,36 +101,6 @@ def format_value(value):
     return value
 
 
-def _foreign_folders(runs_dir: Path, run_dirs: set[Path]) -> list[str]:
-    """One warning per folder holding files that is neither a run folder nor above one."""
-    above = {parent for d in run_dirs for parent in d.parents}
-    warnings = []
-    for folder in sorted(p for p in runs_dir.rglob("*") if p.is_dir()):
-        if folder in run_dirs or folder in above or any(p in run_dirs for p in folder.parents):
-            continue
-        if any(part.startswith(".") for part in folder.relative_to(runs_dir).parts):
-            continue
-        # hidden files are temp files mid-rename (the first summary.json of a new run)
-        files = {p.name for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")}
-        if files & {"config.yaml", "metrics.csv"}:
-            warnings.append(f"skipped {folder}: a partial run folder (no summary.json)")
-        elif files:
-            warnings.append(f"skipped {folder}: not a bnexp run folder")
-    return warnings
-
-
-def _latest_per_config(rows: list[dict]) -> tuple[list[dict], int]:
-    """One run per config hash (config and seed): a finished one first, then the latest."""
-    best: dict = {}
-    for row in rows:
-        key = row["config_hash"] or row["path"]
-        rank = (row["status"] in runs.FINISHED, row["started"])
-        if key not in best or rank > best[key][0]:
-            best[key] = (rank, row)
-    kept = [row for _, row in best.values()]
-    return sorted(kept, key=lambda r: r["path"]), len(rows) - len(kept)
-
-
 # ---------------------------------------------------------------- grouping
 
 
@@ -179,9 +118,8 @@ def group_keys(found: Runs, by: list[str] | None) -> list[str]:
     if by:
         for key in by:
             if key not in found.config_keys:
-                close = difflib.get_close_matches(key, found.config_keys, n=1)
-                hint = f" (did you mean {close[0]!r}?)" if close else ""
-                raise BadInput(f"--by {key}: not a config key of these runs{hint}")
+                raise BadInput(f"--by {key}: not a config key of these runs"
+                               f"{did_you_mean(key, found.config_keys)}")
         return list(by)
     return differing_keys(found) or ["name"]
 
@@ -193,9 +131,8 @@ def metric_values(table: pd.DataFrame, metric: str, at: str) -> pd.Series:
 
 def check_metric(metric: str, at: str) -> None:
     if metric not in METRICS:
-        close = difflib.get_close_matches(metric, METRICS, n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise BadInput(f"--metric {metric}: expected one of {', '.join(METRICS)}{hint}")
+        raise BadInput(f"--metric {metric}: expected one of {', '.join(METRICS)}"
+                       f"{did_you_mean(metric, METRICS)}")
     if at not in ("final", "best"):
         raise BadInput(f"--at {at}: expected final or best")
 
@@ -326,94 +263,3 @@ def run_rows(found: Runs, metric: str = "test_acc", at: str = "final",
     out[metric] = metric_values(t, metric, at)
     out["run_id"] = t["run_id"]
     return out.sort_values(keys + ["seed"], kind="stable").reset_index(drop=True)
-
-
-def curves(found: Runs, metric: str = "test_acc", by: list[str] | None = None) -> dict:
-    """Per group label, a DataFrame of epoch, mean, ci95_low, ci95_high, n (completed runs)."""
-    check_metric(metric, "final")
-    return _series(found, by, lambda path: pd.DataFrame(runs.read_metrics(path)), "epoch",
-                   metric)
-
-
-def step_curves(found: Runs, metric: str = "test_acc", by: list[str] | None = None) -> dict:
-    """As `curves`, over steps, from the runs' steps.csv (diagnostics.step_metrics)."""
-    return _series(found, by, lambda path: read_diagnostic(path, "steps.csv"), "step", metric)
-
-
-def activation_bands(found: Runs, layer: str | None = None, unit: str = "0",
-                     by: list[str] | None = None) -> tuple[str | None, dict]:
-    """(layer, {group label: DataFrame step, p15, p50, p85}) from activations.csv: one
-    unit of one layer (default: the last layer, "a typical sigmoid of the last hidden
-    layer") in each group's run with the lowest seed, as Ioffe & Szegedy's Fig. 1(b, c)."""
-    out = {}
-    for label, group in _groups(found, by):
-        frame = read_diagnostic(Path(group.sort_values("seed")["path"].iloc[0]),
-                                "activations.csv")
-        if frame.empty:
-            continue
-        layer = layer or frame["layer"].iloc[-1]
-        rows = frame[(frame["layer"] == layer) & (frame["unit"].astype(str) == unit)]
-        if not rows.empty:
-            out[label] = rows[["step", "p15", "p50", "p85"]].reset_index(drop=True)
-    return layer, out
-
-
-def drift_curves(found: Runs, by: list[str] | None = None) -> dict:
-    """Per group label, drift.csv's mean_error and variance_error per epoch and layer,
-    averaged over the group's runs."""
-    out = {}
-    for label, group in _groups(found, by):
-        frames = [read_diagnostic(Path(p), "drift.csv") for p in group["path"]]
-        frames = [f for f in frames if not f.empty]
-        if frames:
-            both = pd.concat(frames)
-            out[label] = both.groupby(["layer", "epoch"], sort=False, as_index=False)[
-                ["mean_error", "variance_error"]].mean()
-    return out
-
-
-def long_table(series: dict) -> pd.DataFrame:
-    """{group label: frame} as one frame with a `group` column first."""
-    frames = [frame.assign(group=label) for label, frame in series.items()]
-    table = pd.concat(frames, ignore_index=True)
-    return table[["group", *[c for c in table.columns if c != "group"]]]
-
-
-def read_diagnostic(path: Path, name: str) -> pd.DataFrame:
-    """A diagnostics CSV of a run folder (empty if absent); a torn last line is dropped."""
-    file = path / name
-    if not file.exists():
-        return pd.DataFrame()
-    text = file.read_text(encoding="utf-8")
-    text = text[: text.rfind("\n") + 1]
-    return pd.read_csv(io.StringIO(text), dtype={"unit": str}) if text else pd.DataFrame()
-
-
-def _groups(found: Runs, by: list[str] | None):
-    """(label, completed runs) per group, in the order groups first appear."""
-    if found.table.empty:
-        return
-    keys = group_keys(found, by)
-    done = found.table[found.table["status"] == "completed"]
-    for values, group in done.groupby(keys, sort=False, dropna=False):
-        values = values if isinstance(values, tuple) else (values,)
-        yield ", ".join(f"{k.rsplit('.', 1)[-1]}={v}"
-                        for k, v in zip(keys, values, strict=True)), group
-
-
-def _series(found: Runs, by, read, x: str, metric: str) -> dict:
-    """Per group, `metric` summarized over the runs at each value of x (epoch, step)."""
-    out = {}
-    for label, group in _groups(found, by):
-        per_x: dict[int, list[float]] = {}
-        for path in group["path"]:
-            frame = read(Path(path))
-            if metric not in frame:
-                continue
-            for at, value in zip(frame[x], frame[metric], strict=True):
-                if np.isfinite(value):
-                    per_x.setdefault(int(at), []).append(float(value))
-        frame = pd.DataFrame([{x: at, **summarize(v)} for at, v in sorted(per_x.items())])
-        if not frame.empty:
-            out[label] = frame
-    return out

@@ -1,5 +1,5 @@
-"""What BN is doing inside a run: population statistics and precise BN, moving-statistics
-drift, activation percentiles, per-step curves, feature maps, TensorBoard.
+"""Watching BN while it trains: population statistics and precise BN, moving-statistics
+drift, activation percentiles, per-step curves, TensorBoard; the Recorder writes them.
 
 Everything here looks at the model in inference mode (training=False) and changes no
 variable, except `precise_bn`, whose job is to set the moving statistics. The trap the
@@ -19,12 +19,9 @@ import numpy as np
 import tensorflow as tf
 from tensorflow import keras
 
-from bnexp import checkpoint, models, runs
-from bnexp import config as config_mod
-from bnexp import data as data_mod
-from bnexp.bn import BatchNorm
+from bnexp import runs
 from bnexp.config import Config
-from bnexp.errors import BadInput
+from bnexp.model.bn import BatchNorm
 
 PERCENTILES = (15, 50, 85)
 STEP_COLUMNS = ["step", "epoch", "train_loss", "train_acc", "test_loss", "test_acc"]
@@ -123,39 +120,6 @@ def percentile_rows(step: int, inputs: dict[str, np.ndarray], units: int) -> lis
             rows.append({"step": step, "layer": layer, "unit": unit,
                          "p15": p[0], "p50": p[1], "p85": p[2]})
     return rows
-
-
-def layer_outputs(model: keras.Model, image: np.ndarray, upto: int) -> list[tuple[str, np.ndarray]]:
-    """(layer name, output) of the model's first `upto` layers on one uint8 image, in
-    inference mode: the feature maps of conv -> BN -> activation -> pool."""
-    h = to_unit(image[None])
-    outputs = []
-    for layer in model.layers[:upto]:
-        h = layer(h, training=False)
-        outputs.append((layer.name, h.numpy()[0]))
-    return outputs
-
-
-def feature_maps(run_dir: Path, image: int = 0) -> tuple[np.ndarray, int, list]:
-    """(test image, its label, [(layer, output)]) of a finished run's conv layers, from
-    its config.yaml and checkpoint.npz: every layer before `flatten`, inference mode.
-    BadInput if the run has no checkpoint or no convolutions."""
-    source = run_dir / "config.yaml"
-    if not (run_dir / checkpoint.FILENAME).is_file() or not source.is_file():
-        raise BadInput(f"{run_dir}: RUN_DIR: not a run folder with a checkpoint (config.yaml "
-                       "and checkpoint.npz: the run must have finished an epoch)")
-    (spec,) = config_mod.load(source)
-    if spec.config.model.arch != "lenet":
-        raise BadInput(f"{source}: model.arch: feature maps need convolutions (lenet), "
-                       f"this run is {spec.config.model.arch}")
-    splits = data_mod.load(spec.config.data, str(source))
-    if not 0 <= image < len(splits.x_test):
-        raise BadInput(f"--image {image}: the test set has {len(splits.x_test)} images")
-    model = models.build(spec.config.model, splits.input_shape)
-    checkpoint.load_weights(run_dir / checkpoint.FILENAME, model)
-    upto = [layer.name for layer in model.layers].index("flatten")
-    x = splits.x_test[image]
-    return x[..., 0], int(splits.y_test[image]), layer_outputs(model, x, upto)
 
 
 class Recorder:

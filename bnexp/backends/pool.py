@@ -16,10 +16,11 @@ import queue
 import signal
 from pathlib import Path
 
-from bnexp import stop
-from bnexp.config import RunSpec
+from bnexp.backends import Todo, worker
 from bnexp.errors import BadInput
+from bnexp.reporter import NullReporter, Reporter
 from bnexp.runs import Outcome
+from bnexp.training import stop
 
 
 def threads_per_job(jobs: int) -> int:
@@ -38,10 +39,11 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
-class Pool:
+class PoolBackend:
     """`n` worker processes with `threads` TensorFlow threads each; close() always."""
 
-    def __init__(self, n: int, threads: int, cpu_devices: int = 0):
+    def __init__(self, n: int, threads: int, cpu_devices: int = 0, source: str = "config"):
+        self.source = source
         ctx = mp.get_context("spawn")
         self.tasks, self.events = ctx.Queue(), ctx.Queue()
         self.workers = [
@@ -49,8 +51,8 @@ class Pool:
                         daemon=True)
             for _ in range(n)
         ]
-        for worker in self.workers:
-            worker.start()
+        for process in self.workers:
+            process.start()
 
     def check_buildable(self, models_and_shapes, source: str) -> None:
         """BadInput if a model cannot be built; checked by a worker (this process has no TF)."""
@@ -59,15 +61,13 @@ class Pool:
         if kind == "checked" and error:
             raise BadInput(error)
 
-    def run(self, todo: list[tuple[RunSpec, Path | None]], runs_dir: Path, reporter,
-            source: str) -> list[Outcome]:
-        """todo: (spec, folder to resume or None). One Outcome each, in order; a run whose
-        worker died is "failed"."""
+    def run(self, todo: list[Todo], runs_dir: Path, reporter: Reporter) -> list[Outcome]:
+        """One Outcome per item, in order; a run whose worker died is "failed"."""
         specs = [spec for spec, _ in todo]
         if not specs:
             return []
         for index, (spec, resume_path) in enumerate(todo):
-            self.tasks.put(("run", index, spec, runs_dir, source, resume_path))
+            self.tasks.put(("run", index, spec, runs_dir, self.source, resume_path))
         outcomes: dict[int, Outcome] = {}
         reporter.sweep_started(len(specs), len(self.workers))
         try:
@@ -78,6 +78,8 @@ class Pool:
                     break  # every worker is gone; the rest are marked failed below
                 if kind == "started":
                     reporter.sweep_run_started(Path(rest[0]))
+                elif kind == "note":
+                    reporter.note(rest[0])
                 elif kind == "done":
                     path, summary = Path(rest[0]), rest[1]
                     outcomes[index] = Outcome(path, summary["status"])
@@ -103,21 +105,25 @@ class Pool:
 
     def close(self) -> None:
         """Stop the workers: those mid-run record "interrupted"; idle ones just exit."""
-        for worker in self.workers:
-            if worker.is_alive():
-                worker.terminate()  # SIGTERM -> stop request in the worker
+        for process in self.workers:
+            if process.is_alive():
+                process.terminate()  # SIGTERM -> stop request in the worker
             self.tasks.put(None)  # wakes a worker waiting for a task
-        for worker in self.workers:
-            worker.join(timeout=60)
-            if worker.is_alive():
-                worker.kill()
+        for process in self.workers:
+            process.join(timeout=60)
+            if process.is_alive():
+                process.kill()
 
 
-class _Events:
-    """A reporter that forwards a run's start and end to the parent."""
+class _Events(NullReporter):
+    """A worker's reporter: a run's start, notes and end go to the parent; per-epoch and
+    per-step progress stay in the worker."""
 
     def __init__(self, events, index: int):
         self.events, self.index = events, index
+
+    def note(self, text: str) -> None:
+        self.events.put(("note", self.index, text))
 
     def run_started(self, path, epochs):
         self.events.put(("started", self.index, str(path)))
@@ -125,44 +131,29 @@ class _Events:
     def run_done(self, path, summary):
         self.events.put(("done", self.index, str(path), summary))
 
-    def __getattr__(self, name):  # per-epoch and per-step progress stay in the worker
-        return lambda *args, **kwargs: None
-
 
 def _worker(tasks, events, threads: int, cpu_devices: int = 0) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides; it sends SIGTERM
     signal.signal(signal.SIGTERM, stop.request)
-    from bnexp.tfquiet import import_tensorflow
+    worker.start(threads, cpu_devices)
+    from bnexp.training import lifecycle
 
-    tf = import_tensorflow()
-    tf.config.threading.set_intra_op_parallelism_threads(threads)
-    tf.config.threading.set_inter_op_parallelism_threads(threads)
-    from bnexp import data, distribute, train
-
-    distribute.prepare_devices(cpu_devices)  # before TensorFlow runs its first op
-
-    cached_key, splits = None, None
+    cache = worker.DatasetCache()
     while True:
         task = tasks.get()
         if task is None or stop.requested():  # a stop may come while waiting for a task
             return
         if task[0] == "check":
             try:
-                train.check_buildable(task[1], task[2])
+                lifecycle.check_buildable(task[1], task[2])
                 events.put(("checked", -1, None))
             except BadInput as e:
                 events.put(("checked", -1, str(e)))
             continue
         _, index, spec, runs_dir, source, resume_path = task
         try:
-            key = spec.config.data.model_dump_json()
-            if key != cached_key:  # sweeps usually share one dataset: load it once
-                cached_key, splits = key, data.load(spec.config.data, source)
-            if resume_path:
-                train.resume_run(resume_path, splits, _Events(events, index))
-            else:
-                train.run_one(spec, splits, runs_dir, _Events(events, index))
+            worker.train(spec, resume_path, runs_dir, source, _Events(events, index), cache)
         except KeyboardInterrupt:
-            return  # run_one has recorded "interrupted"
+            return  # the run has recorded "interrupted"
         except BaseException as e:  # noqa: BLE001 - report, and take the next run
             events.put(("error", index, f"{type(e).__name__}: {e}"))

@@ -18,19 +18,30 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import shutil
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
-from bnexp import config as config_mod
-from bnexp import runs, stop
-from bnexp.config import RunSpec
+from bnexp import runs
+from bnexp.backends import Todo, worker
+from bnexp.config import RunSpec, cpu_devices_needed
 from bnexp.errors import BadInput
+from bnexp.reporter import NullReporter, Reporter
 from bnexp.runs import Outcome
+from bnexp.training import stop
 
-_SPLITS: dict[str, object] = {}  # per worker process: a sweep usually shares one dataset
+_CACHE = worker.DatasetCache()  # per Ray worker process: a sweep usually shares one dataset
+
+
+@dataclass(frozen=True)
+class RayOptions:
+    """`bnexp train --backend ray`'s options."""
+
+    address: str | None = None  # the cluster ("auto": the running one); None: start one
+    copy_back: bool = False  # workers send the run folder's files back to the driver
+    cpus: int = 1  # CPUs each run asks for
 
 
 def require_ray():
@@ -43,43 +54,48 @@ def require_ray():
     return ray
 
 
-def run(todo: list[tuple[RunSpec, Path | None]], runs_dir: Path, reporter, source: str,
-        address: str | None = None, copy_back: bool = False, cpus: int = 1) -> list[Outcome]:
-    """Train every (spec, folder to resume or None) of todo as a Ray task; one Outcome each.
+class RayBackend:
+    """Each run a Ray task. Uses the Ray instance this process is already connected to,
+    else connects to options.address ("auto": the running cluster), else starts a local
+    one for the sweep."""
 
-    Uses the Ray instance this process is already connected to, else connects to
-    `address` ("auto": the running cluster), else starts a local one for the sweep."""
-    ray = require_ray()
-    if not todo:
-        return []
-    started = not ray.is_initialized()
-    if started:
-        _connect(ray, address)
-    try:
-        gpus = 1 if ray.cluster_resources().get("GPU", 0) > 0 else 0
-        task = ray.remote(_task)
-        pending = {}
-        for spec, resume_path in todo:
-            request = {"num_cpus": cpus}
-            if gpus:
-                request["num_gpus"] = spec.config.train.replicas or gpus
-            ref = task.options(**request).remote(
-                spec, str(runs_dir.resolve()), source,
-                str(resume_path) if resume_path and not copy_back else None, copy_back, cpus)
-            pending[ref] = spec
-        slots = min(max(1, int(ray.cluster_resources().get("CPU", 1) // cpus)), len(todo))
-        reporter.sweep_started(len(todo), slots)
-        return _collect(ray, pending, runs_dir, reporter, slots)
-    finally:
+    def __init__(self, options: RayOptions, source: str):
+        self.options, self.source = options, source
+
+    def check(self) -> None:
+        """Before any work: BadInput if Ray is missing or an explicit address is unreachable."""
+        require_ray()
+        if self.options.address and self.options.address != "auto":
+            _reachable(self.options.address)
+
+    def run(self, todo: list[Todo], runs_dir: Path, reporter: Reporter) -> list[Outcome]:
+        ray = require_ray()
+        if not todo:
+            return []
+        options = self.options
+        started = not ray.is_initialized()
         if started:
-            ray.shutdown()
-
-
-def check(address: str | None = None, **_) -> None:
-    """Before any work: BadInput if Ray is missing or an explicit address is unreachable."""
-    require_ray()
-    if address and address != "auto":
-        _reachable(address)
+            _connect(ray, options.address)
+        try:
+            gpus = 1 if ray.cluster_resources().get("GPU", 0) > 0 else 0
+            task = ray.remote(_task)
+            pending = {}
+            for spec, resume_path in todo:
+                request = {"num_cpus": options.cpus}
+                if gpus:
+                    request["num_gpus"] = spec.config.train.replicas or gpus
+                resume = str(resume_path) if resume_path and not options.copy_back else None
+                ref = task.options(**request).remote(
+                    spec, str(runs_dir.resolve()), self.source, resume, options.copy_back,
+                    options.cpus)
+                pending[ref] = spec
+            slots = min(max(1, int(ray.cluster_resources().get("CPU", 1) // options.cpus)),
+                        len(todo))
+            reporter.sweep_started(len(todo), slots)
+            return _collect(ray, pending, runs_dir, reporter, slots)
+        finally:
+            if started:
+                ray.shutdown()
 
 
 def _connect(ray, address: str | None) -> None:
@@ -163,54 +179,26 @@ def write_back(runs_dir: Path, name: str, files: dict[str, bytes]) -> Path:
         target = hidden / relative
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(content)
-    for k in range(10_000):
-        final = runs_dir / (name if k == 0 else f"{name}-{k}")
-        if not final.exists():
-            os.rename(hidden, final)
-            return final
-    raise RuntimeError(f"{runs_dir}: no free run folder name for {name}")
+    return runs.move_into(runs_dir, hidden, name)
 
 
 def _task(spec: RunSpec, runs_dir: str, source: str, resume_path: str | None, copy_back: bool,
           threads: int) -> dict:
     """One run in a Ray worker: train, and return where it went (and its files with
     copy_back). Runs in the worker process, which imports TensorFlow on its first task."""
-    from bnexp.tfquiet import import_tensorflow
-
-    tf = import_tensorflow()
-    with contextlib.suppress(RuntimeError):  # only before TensorFlow's first op
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(threads)
-    from bnexp import data, distribute, train
-
-    distribute.prepare_devices(config_mod.cpu_devices_needed([spec.config]))
-    key = spec.config.data.model_dump_json()
-    if key not in _SPLITS:
-        _SPLITS.clear()
-        _SPLITS[key] = data.load(spec.config.data, source)
-    splits = _SPLITS[key]
-    reporter = _Silent()
-    if resume_path:
-        outcome = train.resume_run(Path(resume_path), splits, reporter)
-        return {"path": str(outcome.path), "name": outcome.path.name, "files": None}
-    if not copy_back:
-        outcome = train.run_one(spec, splits, Path(runs_dir), reporter)
-        return {"path": str(outcome.path), "name": outcome.path.name, "files": None}
-    scratch = Path(tempfile.mkdtemp(prefix="bnexp-ray-"))
+    worker.start(threads, cpu_devices_needed([spec.config]))
+    target = Path(tempfile.mkdtemp(prefix="bnexp-ray-")) if copy_back else Path(runs_dir)
     try:
-        outcome = train.run_one(spec, splits, scratch, reporter)
-        files = {str(p.relative_to(outcome.path)): p.read_bytes()
-                 for p in sorted(outcome.path.rglob("*")) if p.is_file()}
+        outcome = worker.train(spec, resume_path and Path(resume_path), target, source,
+                               NullReporter(), _CACHE)
+        files = None
+        if copy_back:
+            files = {str(p.relative_to(outcome.path)): p.read_bytes()
+                     for p in sorted(outcome.path.rglob("*")) if p.is_file()}
         return {"path": str(outcome.path), "name": outcome.path.name, "files": files}
     finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-
-
-class _Silent:
-    """A reporter that says nothing: progress shows on the driver, per finished run."""
-
-    def __getattr__(self, name):
-        return lambda *args, **kwargs: None
+        if copy_back:
+            shutil.rmtree(target, ignore_errors=True)
 
 
 def wait_for(path: Path, seconds: float = 5.0) -> bool:

@@ -1,28 +1,20 @@
-"""The config schema, YAML loading, ``--set`` overrides and sweep expansion.
+"""The config schema: every key, its default, its range and its meaning, in one place.
 
-Every key, its default and its meaning live here and nowhere else; a YAML file
-only states what differs. Unknown keys, wrong types and impossible values raise
-``ConfigError`` with one line naming the file and the dotted key.
+A YAML file only states what differs from these defaults. `strict` and
+`extra="forbid"` make a wrong type or a typo an error instead of a guess. The field
+docstrings are the documentation: docs/config.md is generated from them
+(`python -m bnexp.config.reference`), and a test fails when the two disagree.
 
-This module must not import TensorFlow: ``bnexp validate`` runs on it alone.
+No TensorFlow here: `bnexp validate` runs on this module alone.
 """
 
 from __future__ import annotations
 
-import copy
-import difflib
-import hashlib
-import itertools
-import json
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
-
-from bnexp.errors import ConfigError
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
 DEFAULT_HIDDEN = {"lenet": [120, 84], "mlp": [300, 100]}
@@ -253,269 +245,21 @@ class Config(_Section):
 
 @dataclass(frozen=True)
 class RunSpec:
-    """One run of an expanded config: the resolved config and the grid cell it came from."""
+    """One run of an expanded config: the resolved config, the grid cell it came from,
+    and the --set overrides that made it (both show in its folder name)."""
 
     config: Config
     cell: dict[str, Any] = field(default_factory=dict)
+    overrides: dict[str, Any] = field(default_factory=dict)
 
     @property
     def label(self) -> str:
-        """Readable run-id stem: name, the cell's values, the seed."""
+        """Readable run-id stem: name, the overrides' and the cell's values, the seed."""
         parts = [self.config.name]
-        parts += [f"{key.rsplit('.', 1)[-1]}={_slug(v)}" for key, v in self.cell.items()]
+        settings = {**{k: v for k, v in self.overrides.items() if k != "seed"}, **self.cell}
+        parts += [f"{key.rsplit('.', 1)[-1]}={_slug(v)}" for key, v in settings.items()]
         parts.append(f"s{self.config.seed}")
-        return "_".join(parts)
-
-
-# ---------------------------------------------------------------- YAML loading
-
-
-class _Loader(yaml.SafeLoader):
-    """Safe loading (no Python objects) that also reads 1e-3 as a float, as users expect."""
-
-
-_FLOAT = re.compile(
-    r"""^[-+]?(?:[0-9][0-9_]*)\.?[0-9_]*(?:[eE][-+]?[0-9]+)?$|^[-+]?\.[0-9_]+(?:[eE][-+][0-9]+)?$
-    |^[-+]?\.(?:inf|Inf|INF)$|^\.(?:nan|NaN|NAN)$""",
-    re.X,
-)
-_Loader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT, list("-+0123456789."))
-# The float resolver above would swallow plain integers; put the int resolver first.
-for _first, _resolvers in _Loader.yaml_implicit_resolvers.items():
-    _resolvers.sort(key=lambda r: r[0] != "tag:yaml.org,2002:int")
-
-
-def parse_yaml(text: str) -> Any:
-    return yaml.load(text, Loader=_Loader)
-
-
-def read_yaml(path: Path) -> dict[str, Any]:
-    """The raw mapping of a config file; ConfigError if unreadable or not a mapping."""
-    if not path.exists():
-        raise ConfigError(f"{path}: no such file")
-    if path.is_dir():
-        raise ConfigError(f"{path}: is a folder, expected a YAML config file")
-    try:
-        raw = parse_yaml(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(f"{path}: cannot read: {e}") from None
-    except yaml.YAMLError as e:
-        where = getattr(e, "problem_mark", None)
-        at = f" (line {where.line + 1}, column {where.column + 1})" if where else ""
-        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-        raise ConfigError(f"{path}: not valid YAML{at}: {problem}") from None
-    if raw is None:
-        raise ConfigError(f"{path}: the file is empty; expected a mapping of config keys")
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: expected a mapping of config keys, got {_kind(raw)}")
-    return raw
-
-
-def apply_overrides(raw: dict[str, Any], overrides: list[str], source: str = "config"
-                    ) -> dict[str, Any]:
-    """A copy of `raw` with each ``KEY=VALUE`` set; VALUE is read as YAML (0.1, true, [1, 2])."""
-    out = copy.deepcopy(raw)
-    for item in overrides:
-        key, sep, text = item.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"{source} (--set {item!r}): expected KEY=VALUE, "
-                              "e.g. model.bn.placement=after")
-        try:
-            value = parse_yaml(text)
-        except yaml.YAMLError:
-            raise ConfigError(f"{source} (--set {key}): cannot read value {text!r}") from None
-        _set_dotted(out, key.strip(), value, source=f"{source} (--set {key})")
-    return out
-
-
-def load(path: str | Path, overrides: list[str] | None = None) -> list[RunSpec]:
-    """Read, override, validate and expand a config file into the runs it describes."""
-    path = Path(path)
-    raw = read_yaml(path)
-    raw.setdefault("name", _default_name(path))
-    raw = apply_overrides(raw, overrides or [], str(path))
-    return expand(raw, source=str(path), overrides=overrides or [])
-
-
-def expand(raw: dict[str, Any], source: str, overrides: list[str] = ()) -> list[RunSpec]:
-    """The Cartesian product of sweep.grid, times sweep.seeds; one validated Config each."""
-    base = validate(raw, source, overrides)
-    sweep = base.sweep or SweepConfig()
-    for key in sweep.grid:
-        _check_key_path(key, source)
-    seeds = sweep.seeds if sweep.seeds is not None else [base.seed]
-    plain = {k: v for k, v in raw.items() if k != "sweep"}
-    runs = []
-    for values in itertools.product(*sweep.grid.values()):
-        cell = dict(zip(sweep.grid, values, strict=True))
-        cell_raw = copy.deepcopy(plain)
-        for key, value in cell.items():
-            _set_dotted(cell_raw, key, value, source=f"sweep.grid.{key}")
-        for seed in seeds:
-            cell_raw["seed"] = seed
-            config = validate(cell_raw, source, overrides, grid=list(cell))
-            runs.append(RunSpec(config=config, cell=cell))
-    return runs
-
-
-def validate(
-    raw: dict[str, Any], source: str, overrides: list[str] = (), grid: list[str] = ()
-) -> Config:
-    """A Config from a raw mapping, or ConfigError naming the first offending key."""
-    try:
-        return Config.model_validate(raw)
-    except ValidationError as e:
-        raise ConfigError(_describe(e.errors()[0], source, overrides, grid)) from None
-
-
-def to_yaml(config: Config) -> str:
-    """The resolved config as YAML; `bnexp train` on it reproduces the run."""
-    return yaml.safe_dump(config.model_dump(exclude={"sweep"}), sort_keys=False)
-
-
-def config_hash(config: Config) -> str:
-    """A short digest of the resolved config (seed included): equal hashes, equal runs.
-
-    Keys at their default values are left out, so a key added to the schema later (with
-    a default that keeps the old behaviour) does not change the hash of earlier runs: a
-    re-run of a sweep still finds them finished."""
-    text = json.dumps(config.model_dump(exclude={"sweep"}, exclude_defaults=True),
-                      sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def cpu_devices_needed(configs: list[Config]) -> int:
-    """Logical CPU devices the mirrored runs among configs need without GPUs (0: none)."""
-    return max((c.train.replicas or DEFAULT_CPU_REPLICAS for c in configs
-                if c.train.strategy == "mirrored"), default=0)
-
-
-def smoke(config: Config) -> Config:
-    """The same config cut to a few batches of one epoch, for CI smoke runs."""
-    batch = config.data.batch_size
-    data = config.data.model_copy(
-        update={
-            "limit": min(config.data.limit or 3 * batch, 3 * batch),
-            "validation_size": min(config.data.validation_size, batch),
-            "test_limit": min(config.data.test_limit or batch, batch),
-        }
-    )
-    train = config.train.model_copy(update={"epochs": 1})
-    return config.model_copy(update={"data": data, "train": train})
-
-
-# ---------------------------------------------------------------- helpers
-
-
-def _default_name(path: Path) -> str:
-    stem = re.sub(r"[^A-Za-z0-9._-]+", "-", path.stem).strip("-.") or "bnexp"
-    return stem[:80]
-
-
-def _set_dotted(raw: dict[str, Any], key: str, value: Any, source: str) -> None:
-    node = raw
-    parts = key.split(".")
-    for part in parts[:-1]:
-        child = node.setdefault(part, {})
-        if not isinstance(child, dict):
-            raise ConfigError(f"{source}: {part!r} is not a section (it holds {child!r})")
-        node = child
-    node[parts[-1]] = value
-
-
-def _fields(model: type[BaseModel]) -> dict[str, Any]:
-    return model.model_fields
-
-
-def _section_at(loc: tuple) -> type[BaseModel] | None:
-    """The schema section at a location, e.g. ('model', 'bn') -> BNConfig."""
-    model: Any = Config
-    for part in loc:
-        info = _fields(model).get(part) if isinstance(model, type) else None
-        if info is None:
-            return None
-        model = _model_type(info.annotation)
-    return model if isinstance(model, type) and issubclass(model, BaseModel) else None
-
-
-def _model_type(annotation: Any) -> Any:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in getattr(annotation, "__args__", ()):
-        if isinstance(arg, type) and issubclass(arg, BaseModel):
-            return arg
-    return None
-
-
-def _check_key_path(key: str, source: str) -> None:
-    known = _all_leaf_keys()
-    if key not in known:
-        hint = _did_you_mean(key, known)
-        raise ConfigError(f"{source}: sweep.grid: {key!r} is not a config key{hint}")
-
-
-def _all_leaf_keys(model: type[BaseModel] = Config, prefix: str = "") -> list[str]:
-    keys = []
-    for name, info in _fields(model).items():
-        sub = _model_type(info.annotation)
-        if name == "sweep":
-            continue
-        keys += _all_leaf_keys(sub, f"{prefix}{name}.") if sub else [f"{prefix}{name}"]
-    return keys
-
-
-def _did_you_mean(word: str, candidates: list[str]) -> str:
-    """A near name: one the word begins (batch -> batch_size), else the closest by difflib."""
-    prefixed = sorted((c for c in candidates if c.startswith(word) and word), key=len)
-    close = prefixed[:1] or difflib.get_close_matches(word, candidates, n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
-def _describe(error: dict, source: str, overrides: list[str], grid: list[str]) -> str:
-    """One line for a pydantic error: where, what was expected, what was received."""
-    loc = tuple(str(p) for p in error["loc"])
-    dotted = ".".join(loc)
-    where = _origin(dotted, source, overrides, grid)
-    if error["type"] == "extra_forbidden":
-        section = _section_at(loc[:-1])
-        names = list(_fields(section)) if section else []
-        hint = _did_you_mean(str(loc[-1]), names)
-        return f"{where}: {dotted}: unknown key{hint}"
-    message = re.sub(r" or instance of \w+", "", error["msg"])
-    message = re.sub(r"^(Value error|Assertion failed), ", "", message)
-    hint = ""
-    if error["type"] == "literal_error":
-        expected = error.get("ctx", {}).get("expected", "")
-        message = f"expected {expected}"
-        if isinstance(error["input"], str):
-            hint = _did_you_mean(error["input"], re.findall(r"'([^']*)'", expected))
-    elif error["type"] == "string_pattern_mismatch":
-        message = "expected letters, digits, '.', '_' or '-', starting with a letter or digit"
-    got = "" if error["type"] == "value_error" else f"; got {_show(error.get('input'))}{hint}"
-    prefix = f"{dotted}: " if dotted else ""
-    return f"{where}: {prefix}{message[0].lower() + message[1:]}{got}"
-
-
-def _origin(dotted: str, source: str, overrides: list[str], grid: list[str]) -> str:
-    for item in overrides:
-        key = item.partition("=")[0].strip()
-        if dotted == key or dotted.startswith(key + ".") or key.startswith(dotted + "."):
-            return f"{source} (--set {key})"
-    for key in grid:
-        if dotted == key or dotted.startswith(key + "."):
-            return f"{source} (sweep.grid.{key})"
-    return source
-
-
-def _show(value: Any) -> str:
-    text = repr(value) if isinstance(value, str) else f"{value} ({_kind(value)})"
-    return text if len(text) < 60 else text[:57] + "..."
-
-
-def _kind(value: Any) -> str:
-    kinds = {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean",
-             int: "an integer", float: "a number", type(None): "null"}
-    return kinds.get(type(value), type(value).__name__)
+        return "_".join(parts)[:200]
 
 
 def _slug(value: Any) -> str:
@@ -524,13 +268,48 @@ def _slug(value: Any) -> str:
     return re.sub(r"[^A-Za-z0-9.-]+", "-", str(value)).strip("-") or "x"
 
 
-def smoke_specs(specs: list[RunSpec]) -> list[RunSpec]:
-    """--smoke: every grid cell on its first seed, each cut to a few batches of one epoch."""
-    first_seed = specs[0].config.seed
-    return [RunSpec(smoke(s.config), s.cell) for s in specs if s.config.seed == first_seed]
-
-
 def input_shape(cfg: DataConfig) -> tuple[int, int, int]:
     """The (H, W, C) of the images `cfg` yields: 28x28 grey, or pad_to x pad_to."""
     side = cfg.pad_to or 28
     return (side, side, 1)
+
+
+def cpu_devices_needed(configs: list[Config]) -> int:
+    """Logical CPU devices the mirrored runs among configs need without GPUs (0: none)."""
+    return max((c.train.replicas or DEFAULT_CPU_REPLICAS for c in configs
+                if c.train.strategy == "mirrored"), default=0)
+
+
+# ---------------------------------------------------------------- looking the schema up
+
+
+def section_at(loc: tuple) -> type[BaseModel] | None:
+    """The schema section at a location, e.g. ('model', 'bn') -> BNConfig."""
+    model: Any = Config
+    for part in loc:
+        info = model.model_fields.get(part) if isinstance(model, type) else None
+        if info is None:
+            return None
+        model = section_type(info.annotation)
+    return model if isinstance(model, type) and issubclass(model, BaseModel) else None
+
+
+def section_type(annotation: Any) -> Any:
+    """The section class an annotation holds (BNConfig, SweepConfig | None, ...), or None."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        if isinstance(arg, type) and issubclass(arg, BaseModel):
+            return arg
+    return None
+
+
+def leaf_keys(model: type[BaseModel] = Config, prefix: str = "") -> list[str]:
+    """Every dotted key a sweep grid or --set may name (sweep itself aside)."""
+    keys = []
+    for name, info in model.model_fields.items():
+        sub = section_type(info.annotation)
+        if name == "sweep":
+            continue
+        keys += leaf_keys(sub, f"{prefix}{name}.") if sub else [f"{prefix}{name}"]
+    return keys

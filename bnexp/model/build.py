@@ -14,8 +14,8 @@ import math
 import numpy as np
 from tensorflow import keras
 
-from bnexp.bn import BatchNorm
 from bnexp.config import BNConfig, ModelConfig
+from bnexp.model.bn import BatchNorm
 
 
 def build(cfg: ModelConfig, input_shape: tuple[int, ...], num_classes: int = 10) -> keras.Model:

@@ -1,0 +1,53 @@
+"""A finished run's feature maps: the `bnexp plot features` command's numbers.
+
+It rebuilds the run from its folder (config.yaml, the dataset, the model, the weights
+of checkpoint.npz) and runs one test image through the layers before `flatten` in
+inference mode. Needs TensorFlow; the figure is drawn by bnexp.views.plots.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from tensorflow import keras
+
+from bnexp import config as config_mod
+from bnexp import data as data_mod
+from bnexp.errors import BadInput
+from bnexp.model.build import build
+from bnexp.training import checkpoint
+from bnexp.training.recorders import to_unit
+
+
+def layer_outputs(model: keras.Model, image: np.ndarray, upto: int) -> list[tuple[str, np.ndarray]]:
+    """(layer name, output) of the model's first `upto` layers on one uint8 image, in
+    inference mode: the feature maps of conv -> BN -> activation -> pool."""
+    h = to_unit(image[None])
+    outputs = []
+    for layer in model.layers[:upto]:
+        h = layer(h, training=False)
+        outputs.append((layer.name, h.numpy()[0]))
+    return outputs
+
+
+def feature_maps(run_dir: Path, image: int = 0) -> tuple[np.ndarray, int, list]:
+    """(test image, its label, [(layer, output)]) of a finished run's conv layers, from
+    its config.yaml and checkpoint.npz: every layer before `flatten`, inference mode.
+    BadInput if the run has no checkpoint or no convolutions."""
+    source = run_dir / "config.yaml"
+    if not (run_dir / checkpoint.FILENAME).is_file() or not source.is_file():
+        raise BadInput(f"{run_dir}: RUN_DIR: not a run folder with a checkpoint (config.yaml "
+                       "and checkpoint.npz: the run must have finished an epoch)")
+    (spec,) = config_mod.load(source)
+    if spec.config.model.arch != "lenet":
+        raise BadInput(f"{source}: model.arch: feature maps need convolutions (lenet), "
+                       f"this run is {spec.config.model.arch}")
+    splits = data_mod.load(spec.config.data, str(source))
+    if not 0 <= image < len(splits.x_test):
+        raise BadInput(f"--image {image}: the test set has {len(splits.x_test)} images")
+    model = build(spec.config.model, splits.input_shape)
+    checkpoint.load_weights(run_dir / checkpoint.FILENAME, model)
+    upto = [layer.name for layer in model.layers].index("flatten")
+    x = splits.x_test[image]
+    return x[..., 0], int(splits.y_test[image]), layer_outputs(model, x, upto)

@@ -1,0 +1,128 @@
+"""Curves over epochs and steps, activation percentile bands and drift, per group of runs:
+the numbers the plots draw, computed from the run folders' CSV files.
+
+Each function returns {group label: DataFrame}; the views only draw them. No TensorFlow.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from bnexp import runs
+from bnexp.analysis.compare import Runs, check_metric, group_keys, summarize
+
+
+def curves(found: Runs, metric: str = "test_acc", by: list[str] | None = None) -> dict:
+    """Per group label, a DataFrame of epoch, mean, ci95_low, ci95_high, n (completed runs)."""
+    check_metric(metric, "final")
+    return _series(found, by, lambda path: pd.DataFrame(runs.read_metrics(path)), "epoch",
+                   metric)
+
+
+def step_curves(found: Runs, metric: str = "test_acc", by: list[str] | None = None) -> dict:
+    """As `curves`, over steps, from the runs' steps.csv (diagnostics.step_metrics)."""
+    return _series(found, by, lambda path: runs.read_table(path, "steps.csv"), "step", metric)
+
+
+def activation_bands(found: Runs, layer: str | None = None, unit: str = "0",
+                     by: list[str] | None = None) -> tuple[str | None, dict]:
+    """(layer, {group label: DataFrame step, p15, p50, p85}) from activations.csv: one
+    unit of one layer (default: the last layer, "a typical sigmoid of the last hidden
+    layer") in each group's run with the lowest seed, as Ioffe & Szegedy's Fig. 1(b, c)."""
+    out = {}
+    for label, group in _groups(found, by):
+        frame = runs.read_table(Path(group.sort_values("seed")["path"].iloc[0]),
+                                "activations.csv")
+        if frame.empty:
+            continue
+        layer = layer or frame["layer"].iloc[-1]
+        rows = frame[(frame["layer"] == layer) & (frame["unit"].astype(str) == unit)]
+        if not rows.empty:
+            out[label] = rows[["step", "p15", "p50", "p85"]].reset_index(drop=True)
+    return layer, out
+
+
+def drift_curves(found: Runs, by: list[str] | None = None) -> dict:
+    """Per group label, drift.csv's mean_error and variance_error per epoch and layer,
+    averaged over the group's runs."""
+    out = {}
+    for label, group in _groups(found, by):
+        frames = [runs.read_table(Path(p), "drift.csv") for p in group["path"]]
+        frames = [f for f in frames if not f.empty]
+        if frames:
+            both = pd.concat(frames)
+            out[label] = both.groupby(["layer", "epoch"], sort=False, as_index=False)[
+                ["mean_error", "variance_error"]].mean()
+    return out
+
+
+def long_table(series: dict) -> pd.DataFrame:
+    """{group label: frame} as one frame with a `group` column first."""
+    frames = [frame.assign(group=label) for label, frame in series.items()]
+    table = pd.concat(frames, ignore_index=True)
+    return table[["group", *[c for c in table.columns if c != "group"]]]
+
+
+def _groups(found: Runs, by: list[str] | None):
+    """(label, completed runs) per group, in the order groups first appear."""
+    if found.table.empty:
+        return
+    keys = group_keys(found, by)
+    done = found.table[found.table["status"] == "completed"]
+    for values, group in done.groupby(keys, sort=False, dropna=False):
+        values = values if isinstance(values, tuple) else (values,)
+        yield ", ".join(f"{k.rsplit('.', 1)[-1]}={v}"
+                        for k, v in zip(keys, values, strict=True)), group
+
+
+def _series(found: Runs, by, read, x: str, metric: str) -> dict:
+    """Per group, `metric` summarized over the runs at each value of x (epoch, step)."""
+    out = {}
+    for label, group in _groups(found, by):
+        per_x: dict[int, list[float]] = {}
+        for path in group["path"]:
+            frame = read(Path(path))
+            if metric not in frame:
+                continue
+            for at, value in zip(frame[x], frame[metric], strict=True):
+                if np.isfinite(value):
+                    per_x.setdefault(int(at), []).append(float(value))
+        frame = pd.DataFrame([{x: at, **summarize(v)} for at, v in sorted(per_x.items())])
+        if not frame.empty:
+            out[label] = frame
+    return out
+
+
+@dataclass
+class Figures:
+    """The numbers of `bnexp plot`'s standard figures; an empty dict: no such figure."""
+
+    curves: dict  # metric -> {group: frame}, for train_loss, train_acc, test_acc
+    batch_stats: dict  # {group: frame} of test_acc_batchstats (the gap figure)
+    steps: dict  # {group: frame} of test_acc over steps
+    layer: str | None  # the activations figure's layer
+    unit: str
+    bands: dict  # {group: frame} of p15, p50, p85 over steps
+    drift: dict  # {group: frame} of mean_error, variance_error per layer and epoch
+
+    def any(self) -> bool:
+        return any(self.curves.values()) or any(
+            (self.batch_stats, self.steps, self.bands, self.drift))
+
+    @property
+    def steps_table(self) -> pd.DataFrame:
+        return long_table(self.steps)
+
+
+def standard(found: Runs, by: list[str] | None = None, layer: str | None = None,
+             unit: str = "0") -> Figures:
+    """Every standard figure's numbers, as far as the runs' files allow."""
+    curves_ = {m: curves(found, m, by) for m in ("train_loss", "train_acc", "test_acc")}
+    layer, bands = activation_bands(found, layer, unit, by)
+    return Figures(curves_, curves(found, "test_acc_batchstats", by),
+                   step_curves(found, "test_acc", by), layer, unit, bands,
+                   drift_curves(found, by))

@@ -1,0 +1,25 @@
+"""The local backend: the runs one after another in this process."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bnexp.backends import Todo, worker
+from bnexp.reporter import Reporter
+from bnexp.runs import Outcome
+from bnexp.training import stop
+
+
+class LocalBackend:
+    """Trains in this process, with the datasets the sweep's checks already loaded."""
+
+    def __init__(self, source: str, datasets: dict | None = None):
+        self.source, self.cache = source, worker.DatasetCache(datasets)
+
+    def run(self, todo: list[Todo], runs_dir: Path, reporter: Reporter) -> list[Outcome]:
+        outcomes = []
+        for spec, resume in todo:
+            stop.check()
+            outcomes.append(worker.train(spec, resume, runs_dir, self.source, reporter,
+                                         self.cache))
+        return outcomes

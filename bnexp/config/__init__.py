@@ -1,0 +1,40 @@
+"""Configs: the schema (every key and its meaning) and how YAML files become runs.
+
+`load(path, overrides)` -> [RunSpec], one per sweep cell and seed. No TensorFlow.
+"""
+
+from bnexp.config.loading import (
+    apply_overrides,
+    config_hash,
+    expand,
+    load,
+    parse_yaml,
+    read_yaml,
+    smoke,
+    smoke_specs,
+    to_yaml,
+    validate,
+)
+from bnexp.config.schema import (
+    DEFAULT_CPU_REPLICAS,
+    BNConfig,
+    Config,
+    DataConfig,
+    DiagnosticsConfig,
+    ModelConfig,
+    OptimizerConfig,
+    RunSpec,
+    SweepConfig,
+    TrainConfig,
+    cpu_devices_needed,
+    input_shape,
+    leaf_keys,
+)
+
+__all__ = [
+    "DEFAULT_CPU_REPLICAS", "BNConfig", "Config", "DataConfig", "DiagnosticsConfig",
+    "ModelConfig", "OptimizerConfig", "RunSpec", "SweepConfig", "TrainConfig",
+    "apply_overrides", "config_hash", "cpu_devices_needed", "expand", "input_shape",
+    "leaf_keys", "load", "parse_yaml", "read_yaml", "smoke", "smoke_specs", "to_yaml",
+    "validate",
+]

@@ -1,0 +1,244 @@
+"""Reading configs: safe YAML, ``--set`` overrides, validation with one-line errors,
+sweep expansion into runs, and the config's hash.
+
+Unknown keys, wrong types and impossible values raise ``ConfigError`` with one line
+naming the file (or the --set / sweep.grid entry) and the dotted key.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import itertools
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from bnexp.config.schema import Config, RunSpec, SweepConfig, leaf_keys, section_at
+from bnexp.errors import ConfigError, did_you_mean
+
+
+class _Loader(yaml.SafeLoader):
+    """Safe loading (no Python objects) that also reads 1e-3 as a float, as users expect."""
+
+
+_FLOAT = re.compile(
+    r"""^[-+]?(?:[0-9][0-9_]*)\.?[0-9_]*(?:[eE][-+]?[0-9]+)?$|^[-+]?\.[0-9_]+(?:[eE][-+][0-9]+)?$
+    |^[-+]?\.(?:inf|Inf|INF)$|^\.(?:nan|NaN|NAN)$""",
+    re.X,
+)
+_Loader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT, list("-+0123456789."))
+# The float resolver above would swallow plain integers; put the int resolver first.
+for _first, _resolvers in _Loader.yaml_implicit_resolvers.items():
+    _resolvers.sort(key=lambda r: r[0] != "tag:yaml.org,2002:int")
+
+
+def parse_yaml(text: str) -> Any:
+    return yaml.load(text, Loader=_Loader)
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    """The raw mapping of a config file; ConfigError if unreadable or not a mapping."""
+    if not path.exists():
+        raise ConfigError(f"{path}: no such file")
+    if path.is_dir():
+        raise ConfigError(f"{path}: is a folder, expected a YAML config file")
+    try:
+        raw = parse_yaml(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: cannot read: {e}") from None
+    except yaml.YAMLError as e:
+        where = getattr(e, "problem_mark", None)
+        at = f" (line {where.line + 1}, column {where.column + 1})" if where else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ConfigError(f"{path}: not valid YAML{at}: {problem}") from None
+    if raw is None:
+        raise ConfigError(f"{path}: the file is empty; expected a mapping of config keys")
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of config keys, got {_kind(raw)}")
+    return raw
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str], source: str = "config"
+                    ) -> dict[str, Any]:
+    """A copy of `raw` with each ``KEY=VALUE`` set; VALUE is read as YAML (0.1, true, [1, 2])."""
+    out = copy.deepcopy(raw)
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"{source} (--set {item!r}): expected KEY=VALUE, "
+                              "e.g. model.bn.placement=after")
+        try:
+            value = parse_yaml(text)
+        except yaml.YAMLError:
+            raise ConfigError(f"{source} (--set {key}): cannot read value {text!r}") from None
+        _set_dotted(out, key.strip(), value, source=f"{source} (--set {key})")
+    return out
+
+
+def load(path: str | Path, overrides: list[str] | None = None) -> list[RunSpec]:
+    """Read, override, validate and expand a config file into the runs it describes."""
+    path = Path(path)
+    raw = read_yaml(path)
+    raw.setdefault("name", _default_name(path))
+    raw = apply_overrides(raw, overrides or [], str(path))
+    return expand(raw, source=str(path), overrides=overrides or [])
+
+
+def expand(raw: dict[str, Any], source: str, overrides: list[str] = ()) -> list[RunSpec]:
+    """The Cartesian product of sweep.grid, times sweep.seeds; one validated Config each."""
+    base = validate(raw, source, overrides)
+    sweep = base.sweep or SweepConfig()
+    for key in sweep.grid:
+        _check_key_path(key, source)
+    seeds = sweep.seeds if sweep.seeds is not None else [base.seed]
+    plain = {k: v for k, v in raw.items() if k != "sweep"}
+    runs = []
+    for values in itertools.product(*sweep.grid.values()):
+        cell = dict(zip(sweep.grid, values, strict=True))
+        cell_raw = copy.deepcopy(plain)
+        for key, value in cell.items():
+            _set_dotted(cell_raw, key, value, source=f"sweep.grid.{key}")
+        for seed in seeds:
+            cell_raw["seed"] = seed
+            config = validate(cell_raw, source, overrides, grid=list(cell))
+            runs.append(RunSpec(config=config, cell=cell, overrides=_named(overrides)))
+    return runs
+
+
+def validate(
+    raw: dict[str, Any], source: str, overrides: list[str] = (), grid: list[str] = ()
+) -> Config:
+    """A Config from a raw mapping, or ConfigError naming the first offending key."""
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as e:
+        raise ConfigError(_describe(e.errors()[0], source, overrides, grid)) from None
+
+
+def to_yaml(config: Config) -> str:
+    """The resolved config as YAML; `bnexp train` on it reproduces the run."""
+    return yaml.safe_dump(config.model_dump(exclude={"sweep"}), sort_keys=False)
+
+
+def config_hash(config: Config) -> str:
+    """A short digest of the resolved config (seed included): equal hashes, equal runs.
+
+    Keys at their default values are left out, so a key added to the schema later (with
+    a default that keeps the old behaviour) does not change the hash of earlier runs: a
+    re-run of a sweep still finds them finished."""
+    text = json.dumps(config.model_dump(exclude={"sweep"}, exclude_defaults=True),
+                      sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def smoke(config: Config) -> Config:
+    """The same config cut to a few batches of one epoch, for CI smoke runs."""
+    batch = config.data.batch_size
+    data = config.data.model_copy(
+        update={
+            "limit": min(config.data.limit or 3 * batch, 3 * batch),
+            "validation_size": min(config.data.validation_size, batch),
+            "test_limit": min(config.data.test_limit or batch, batch),
+        }
+    )
+    train = config.train.model_copy(update={"epochs": 1})
+    return config.model_copy(update={"data": data, "train": train})
+
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _default_name(path: Path) -> str:
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "-", path.stem).strip("-.") or "bnexp"
+    return stem[:80]
+
+
+def _set_dotted(raw: dict[str, Any], key: str, value: Any, source: str) -> None:
+    node = raw
+    parts = key.split(".")
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"{source}: {part!r} is not a section (it holds {child!r})")
+        node = child
+    node[parts[-1]] = value
+
+
+
+def _named(overrides: list[str]) -> dict[str, Any]:
+    """The --set overrides that change a run (not its name or sweep), for its folder name."""
+    named = {}
+    for item in overrides:
+        key, _, text = item.partition("=")
+        key = key.strip()
+        if key not in ("name", "seed") and not key.startswith("sweep"):
+            named[key] = parse_yaml(text)
+    return named
+
+
+def _check_key_path(key: str, source: str) -> None:
+    known = leaf_keys()
+    if key not in known:
+        raise ConfigError(f"{source}: sweep.grid: {key!r} is not a config key"
+                          f"{did_you_mean(key, known)}")
+
+
+def _describe(error: dict, source: str, overrides: list[str], grid: list[str]) -> str:
+    """One line for a pydantic error: where, what was expected, what was received."""
+    loc = tuple(str(p) for p in error["loc"])
+    dotted = ".".join(loc)
+    where = _origin(dotted, source, overrides, grid)
+    if error["type"] == "extra_forbidden":
+        section = section_at(loc[:-1])
+        names = list(section.model_fields) if section else []
+        hint = did_you_mean(str(loc[-1]), names)
+        return f"{where}: {dotted}: unknown key{hint}"
+    message = re.sub(r" or instance of \w+", "", error["msg"])
+    message = re.sub(r"^(Value error|Assertion failed), ", "", message)
+    hint = ""
+    if error["type"] == "literal_error":
+        expected = error.get("ctx", {}).get("expected", "")
+        message = f"expected {expected}"
+        if isinstance(error["input"], str):
+            hint = did_you_mean(error["input"], re.findall(r"'([^']*)'", expected))
+    elif error["type"] == "string_pattern_mismatch":
+        message = "expected letters, digits, '.', '_' or '-', starting with a letter or digit"
+    got = "" if error["type"] == "value_error" else f"; got {_show(error.get('input'))}{hint}"
+    prefix = f"{dotted}: " if dotted else ""
+    return f"{where}: {prefix}{message[0].lower() + message[1:]}{got}"
+
+
+def _origin(dotted: str, source: str, overrides: list[str], grid: list[str]) -> str:
+    for item in overrides:
+        key = item.partition("=")[0].strip()
+        if dotted == key or dotted.startswith(key + ".") or key.startswith(dotted + "."):
+            return f"{source} (--set {key})"
+    for key in grid:
+        if dotted == key or dotted.startswith(key + "."):
+            return f"{source} (sweep.grid.{key})"
+    return source
+
+
+def _show(value: Any) -> str:
+    text = repr(value) if isinstance(value, str) else f"{value} ({_kind(value)})"
+    return text if len(text) < 60 else text[:57] + "..."
+
+
+def _kind(value: Any) -> str:
+    kinds = {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean",
+             int: "an integer", float: "a number", type(None): "null"}
+    return kinds.get(type(value), type(value).__name__)
+
+
+
+def smoke_specs(specs: list[RunSpec]) -> list[RunSpec]:
+    """--smoke: every grid cell on its first seed, each cut to a few batches of one epoch."""
+    first_seed = specs[0].config.seed
+    return [RunSpec(smoke(s.config), s.cell) for s in specs if s.config.seed == first_seed]
+

@@ -1,0 +1,146 @@
+"""Reading run folders back: the one reader that train, resume, sweep, compare and plot use.
+
+It tolerates every broken file: an unreadable or foreign summary.json is a problem
+to report, not a crash; a torn last CSV line (a kill mid-write) is not a row. The
+latest-attempt rule (RunRecord.rank) decides which attempt of a config counts.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from pathlib import Path
+
+import yaml
+
+from bnexp.runs.files import complete_lines
+from bnexp.runs.record import FINISHED, RunRecord, effective_status
+
+
+def read_summary(path: Path) -> dict:
+    return json.loads((path / "summary.json").read_text(encoding="utf-8"))
+
+
+def read_record(folder: Path, with_config: bool = False) -> RunRecord:
+    """The record of one run folder; ValueError saying why it is not a readable run."""
+    try:
+        summary = read_summary(folder)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"unreadable summary.json ({type(e).__name__})") from None
+    if not isinstance(summary, dict) or "status" not in summary:
+        raise ValueError("summary.json is not a bnexp summary")
+    config = None
+    if with_config:
+        config = summary.get("config")
+        if not isinstance(config, dict):
+            config = _read_config_yaml(folder)
+    return RunRecord(folder, summary, effective_status(summary), config)
+
+
+def scan(runs_dir: Path, with_config: bool = False) -> tuple[list[RunRecord], list[str]]:
+    """Every run folder beneath runs_dir (sorted by path), and one warning per folder that
+    was skipped: unreadable, foreign, or partial."""
+    records, warnings = [], []
+    run_dirs = sorted(p.parent for p in runs_dir.rglob("summary.json"))
+    for folder in run_dirs:
+        try:
+            records.append(read_record(folder, with_config))
+        except ValueError as e:
+            warnings.append(f"skipped {folder}: {e}")
+            continue
+        if torn(folder / "metrics.csv"):
+            warnings.append(f"{folder}: metrics.csv ends in a torn line (a kill mid-write); "
+                            "that line is ignored")
+    return records, warnings + _foreign_folders(runs_dir, set(run_dirs))
+
+
+def latest(records: list[RunRecord]) -> dict[str, RunRecord]:
+    """config hash -> the attempt that counts (RunRecord.rank); a record without a hash
+    stands for itself (keyed by its path)."""
+    found: dict[str, RunRecord] = {}
+    for record in records:
+        key = record.config_hash or str(record.path)
+        if key not in found or record.rank() > found[key].rank():
+            found[key] = record
+    return found
+
+
+def latest_attempts(runs_dir: Path) -> dict[str, tuple[str, Path]]:
+    """config_hash -> (status, folder) of the attempt that counts for each config and seed."""
+    records, _ = scan(runs_dir) if runs_dir.is_dir() else ([], [])
+    return {key: (r.status, r.path) for key, r in latest(records).items() if r.config_hash}
+
+
+def find_finished(runs_dir: Path) -> dict[str, Path]:
+    """config_hash -> folder of a finished (completed or diverged) run under runs_dir."""
+    return {k: path for k, (status, path) in latest_attempts(runs_dir).items()
+            if status in FINISHED}
+
+
+def read_metrics(path: Path) -> list[dict]:
+    """metrics.csv rows as dicts of floats (epoch as int, blanks as NaN); a torn last
+    line is not a row."""
+    text = complete_lines((path / "metrics.csv").read_text(encoding="utf-8"))
+    return [
+        {k: (int(v) if k == "epoch" else float(v) if v else math.nan) for k, v in row.items()}
+        for row in csv.DictReader(io.StringIO(text))
+    ]
+
+
+def read_table(path: Path, name: str):
+    """A run folder's CSV file (a diagnostics file) as a DataFrame, empty if absent; a torn
+    last line is dropped. `unit` stays text ("all" beside unit numbers)."""
+    import pandas as pd
+
+    file = path / name
+    if not file.exists():
+        return pd.DataFrame()
+    text = complete_lines(file.read_text(encoding="utf-8"))
+    return pd.read_csv(io.StringIO(text), dtype={"unit": str}) if text else pd.DataFrame()
+
+
+def torn(file: Path) -> bool:
+    """True if the file ends in a line cut short (a kill in the middle of a write)."""
+    try:
+        with open(file, "rb") as f:
+            f.seek(0, 2)
+            if f.tell() == 0:
+                return False
+            f.seek(-1, 2)
+            return f.read(1) != b"\n"
+    except OSError:
+        return False
+
+
+def torn_metrics(path: Path) -> bool:
+    return torn(path / "metrics.csv")
+
+
+def _read_config_yaml(folder: Path) -> dict:
+    try:
+        config = yaml.safe_load((folder / "config.yaml").read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        raise ValueError("no readable config in summary.json or config.yaml") from None
+    if not isinstance(config, dict):
+        raise ValueError("config.yaml is not a mapping")
+    return config
+
+
+def _foreign_folders(runs_dir: Path, run_dirs: set[Path]) -> list[str]:
+    """One warning per folder holding files that is neither a run folder nor above one."""
+    above = {parent for d in run_dirs for parent in d.parents}
+    warnings = []
+    for folder in sorted(p for p in runs_dir.rglob("*") if p.is_dir()):
+        if folder in run_dirs or folder in above or any(p in run_dirs for p in folder.parents):
+            continue
+        if any(part.startswith(".") for part in folder.relative_to(runs_dir).parts):
+            continue
+        # hidden files are temp files mid-rename (the first summary.json of a new run)
+        files = {p.name for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")}
+        if files & {"config.yaml", "metrics.csv"}:
+            warnings.append(f"skipped {folder}: a partial run folder (no summary.json)")
+        elif files:
+            warnings.append(f"skipped {folder}: not a bnexp run folder")
+    return warnings

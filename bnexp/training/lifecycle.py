@@ -1,0 +1,231 @@
+"""A run's life: a new run folder or a resumed one, trained to its end, its summary kept
+up to date, its provenance recorded. Never raises for a failing run: it is recorded.
+
+summary.json is written first (a reader never sees a run folder without one), then
+after every epoch and at the end; the status is completed, diverged, failed or
+interrupted. Notices for the user (the XLA fallback, config warnings) go to the
+reporter and also to train.log and summary.json's `notes`, whatever the backend.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+import socket
+import subprocess
+import time
+import traceback
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+from tensorflow import keras
+
+import bnexp
+from bnexp import config as config_mod
+from bnexp import data as data_mod
+from bnexp import runs
+from bnexp.config import Config, RunSpec
+from bnexp.errors import BadInput
+from bnexp.model.build import build, param_counts
+from bnexp.reporter import Reporter
+from bnexp.runs import Outcome
+from bnexp.training import checkpoint
+from bnexp.training.loop import Diverged, fit, new_model
+
+
+def run_one(spec: RunSpec, splits: data_mod.Splits, runs_dir: Path,
+            reporter: Reporter) -> Outcome:
+    """One run in a new folder under runs_dir. Never raises for a failing run: it is recorded."""
+    config = spec.config
+    model, strategy = new_model(config, splits.input_shape)
+    path = runs.create(runs_dir, spec.label)
+    folder = runs.RunFolder(path)
+    summary = _initial_summary(spec, splits, model, path)
+    folder.write_summary(summary)  # first: a reader never sees a run folder without one
+    folder.write_config(config_mod.to_yaml(config))
+    folder.start_metrics()
+    folder.log(f"started {path.name}: {splits.source}, {summary['data']}")
+    return _execute(config, splits, folder, summary, model, [], reporter, strategy)
+
+
+def resume_run(path: Path, splits: data_mod.Splits | None, reporter: Reporter) -> Outcome:
+    """Continue an interrupted or failed run in its own folder from its last checkpoint.
+
+    metrics.csv is first made to agree with the checkpoint: a torn last line, or a row
+    written after the checkpoint's epoch, goes; rows the checkpoint has and the file
+    lacks are appended. So the file ends with no gap and no duplicate.
+    """
+    folder = runs.RunFolder(path)
+    summary, config = resumable(path)
+    if splits is None:
+        splits = data_mod.load(config.data, str(path / "config.yaml"))
+    model, strategy = new_model(config, splits.input_shape)
+    ckpt = path / checkpoint.FILENAME
+    rows = checkpoint.rows(ckpt) if ckpt.exists() else []
+    runs.repair_metrics(path, rows)
+    summary.update(status="running", error=None, pid=os.getpid(), host=socket.gethostname(),
+                   epochs_done=len(rows))
+    summary.setdefault("resumed", []).append({"at": _now(), "from_epoch": len(rows)})
+    folder.write_summary(summary)
+    folder.log(f"resumed after epoch {len(rows)}")
+    return _execute(config, splits, folder, summary, model, rows, reporter, strategy)
+
+
+def resumable(path: Path) -> tuple[dict, Config]:
+    """(summary, config) of a run that can be resumed; BadInput saying why one cannot."""
+    if not (path / "summary.json").is_file():
+        raise BadInput(f"{path}: --resume: not a run folder (no summary.json)")
+    summary = runs.read_summary(path)
+    status = runs.effective_status(summary)
+    if status == "running":
+        raise BadInput(f"{path}: --resume: still running (pid {summary.get('pid')} on "
+                       f"{summary.get('host')})")
+    (spec,) = config_mod.load(path / "config.yaml")
+    if config_mod.config_hash(spec.config) != summary.get("config_hash"):
+        raise BadInput(f"{path}/config.yaml: --resume: the config changed since the run "
+                       "started; start a new run instead")
+    return summary, spec.config
+
+
+def _execute(config, splits, folder: runs.RunFolder, summary: dict, model, rows: list[dict],
+             reporter: Reporter, strategy=None) -> Outcome:
+    """Train to the end, keeping metrics.csv, checkpoint and summary.json up to date."""
+    t0 = time.time() - (summary.get("wall_seconds") or 0.0)
+    reporter = _Noting(reporter, folder, summary)
+    reporter.run_started(folder.path, config.train.epochs)
+
+    def on_epoch(row):
+        rows.append(row)
+        folder.append_metrics(row)
+        summary.update(epochs_done=row["epoch"], final=runs.final_of(row), best=runs.best_of(rows),
+                       bn_gap=bn_gap(row))
+        folder.write_summary(summary)
+        reporter.epoch_done(row)
+
+    try:
+        fit(config, splits, on_epoch, reporter, model=model, folder=folder.path,
+            strategy=strategy)
+        summary["status"] = "completed"
+    except Diverged as e:
+        summary.update(status="diverged", diverged_at={"epoch": e.epoch, "step": e.step})
+        folder.log(str(e))
+    except Exception as e:  # noqa: BLE001 - a failing run is recorded, the sweep goes on
+        summary.update(status="failed", error=f"{type(e).__name__}: {e}")
+        folder.log("failed:\n" + traceback.format_exc())
+    except KeyboardInterrupt:
+        summary["status"] = "interrupted"
+        _finish(summary, folder, t0)
+        raise
+    _finish(summary, folder, t0)
+    reporter.run_done(folder.path, summary)
+    return Outcome(folder.path, summary["status"])
+
+
+class _Noting:
+    """The run's reporter, whose notes also land in train.log and summary.json."""
+
+    def __init__(self, reporter: Reporter, folder: runs.RunFolder, summary: dict):
+        self._reporter, self._folder, self._summary = reporter, folder, summary
+
+    def note(self, text: str) -> None:
+        self._folder.log(f"note: {text}")
+        self._summary.setdefault("notes", []).append(text)
+        self._folder.write_summary(self._summary)
+        self._reporter.note(text)
+
+    def __getattr__(self, name):  # everything else goes to the run's reporter as it is
+        return getattr(self._reporter, name)
+
+
+def check_buildable(models_and_shapes, source: str) -> None:
+    """BadInput if a (ModelConfig, input shape) cannot be built, e.g. a kernel too big."""
+    for model_cfg, shape in models_and_shapes:
+        try:
+            build(model_cfg, shape)
+        except ValueError as e:
+            first = str(e).strip().splitlines()[0]
+            raise BadInput(
+                f"{source}: model: cannot build {model_cfg.arch} on inputs of shape "
+                f"{tuple(shape)} (check kernel_size, filters, data.pad_to): {first}"
+            ) from None
+        finally:
+            keras.backend.clear_session()
+
+
+def _initial_summary(spec: RunSpec, splits, model, path: Path) -> dict:
+    return {
+        "run_id": path.name,
+        "status": "running",
+        "epochs_done": 0,
+        "epochs": spec.config.train.epochs,
+        "seed": spec.config.seed,
+        "config_hash": config_mod.config_hash(spec.config),
+        "cell": spec.cell,
+        "config": spec.config.model_dump(exclude={"sweep"}),
+        "params": param_counts(model),
+        "data": {"source": splits.source, "train": len(splits.x_train),
+                 "validation": len(splits.x_val), "test": len(splits.x_test)},
+        "final": {},
+        "best": {},
+        "started": _now(),
+        "ended": None,
+        "wall_seconds": None,
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "versions": {"bnexp": bnexp.__version__, "tensorflow": tf.__version__,
+                     "keras": keras.__version__, "python": platform.python_version(),
+                     "numpy": np.__version__},
+        "git_commit": _git_commit(),
+        "error": None,
+    }
+
+
+def _finish(summary: dict, folder: runs.RunFolder, t0: float) -> None:
+    summary["ended"] = _now()
+    summary["wall_seconds"] = round(time.time() - t0, 3)
+    summary["peak_rss_mb"] = peak_rss_mb()
+    folder.write_summary(summary)
+    folder.log(f"{summary['status']} after {summary['epochs_done']} epochs")
+
+
+GAP_WARNING = 0.05  # test accuracy points between batch and moving statistics
+
+
+def bn_gap(row: dict) -> dict | None:
+    """The train/inference gap of the last epoch, with a note when it is large."""
+    batch_acc = row.get("test_acc_batchstats")
+    if batch_acc is None or not math.isfinite(batch_acc):
+        return None
+    gap = batch_acc - row["test_acc"]
+    note = None
+    if gap > GAP_WARNING:
+        note = (f"test accuracy is {gap:.3f} higher with batch statistics than with the "
+                "moving statistics: the moving averages lag (lower model.bn.momentum or "
+                "train longer)")
+    return {"test_acc_batchstats": batch_acc, "test_acc": row["test_acc"], "gap": gap,
+            "note": note}
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory so far, in MiB (Linux reports KiB)."""
+    import resource
+
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+def _git_commit() -> str | None:
+    """The commit of the bnexp source tree, where it is a git checkout."""
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(Path(__file__).parent), "rev-parse", "HEAD"],
+            capture_output=True, text=True, timeout=5, check=True,
+        )
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None

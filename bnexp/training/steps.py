@@ -1,0 +1,260 @@
+"""The compiled steps of one model: training (training=True) and evaluation
+(training=False), with on-device metric sums and the XLA fallback.
+
+The two modes are the whole point of BN experiments, so they are explicit:
+`eager_train_step` calls the model with training=True (batch statistics, moving
+averages updated), `eager_eval_step` with training=False (moving statistics, nothing
+updated). The trap: anything else that calls a BN model with training=True (the
+batch-statistics evaluation) also moves its moving averages; it puts them back.
+"""
+
+from __future__ import annotations
+
+import math
+
+import tensorflow as tf
+from tensorflow import keras
+
+from bnexp.config import Config, OptimizerConfig
+from bnexp.training import xla
+
+EVAL_BYTES = 32 * 2**20  # an inference call's widest activation: see eval_batch_size
+XLA_BY_DEFAULT = {"mlp": True, "lenet": "except_conv"}  # measured: benchmarks/throughput.py
+
+
+class Steps:
+    """The compiled train and eval steps of one model, with on-device metric sums.
+
+    Data stays on the device as uint8 pixels; a call gathers its batches by index and
+    scales them to [0, 1] there. `train_many` runs several steps per call: Python and
+    the TensorFlow runtime are paid once per call, not once per step. jit_compile True
+    XLA-compiles the whole steps; "except_conv" compiles the model's layers between its
+    convolutions (bnexp/xla.py). Where XLA cannot compile them, they fall back to plain
+    tf.function (recorded in `self.fallback`).
+    """
+
+    def __init__(self, model: keras.Model, optimizer: keras.optimizers.Optimizer, input_shape,
+                 jit_compile: bool | str = False):
+        self.model, self.optimizer = model, optimizer
+        self.loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        # [sum of loss * batch, correct predictions, examples] since the last reset
+        self.sums = tf.Variable(tf.zeros(3), trainable=False)
+        # the optimizer iteration at which the loss first became NaN or infinite; -1: never
+        self.first_bad = tf.Variable(tf.constant(-1, tf.int64), trainable=False)
+        self.input_shape, self.fallback = tuple(input_shape), None
+        self.eval_batch = eval_batch_size(model)
+        self._xla_ran = False  # the first train_many call with XLA succeeded
+        self._compile(jit_compile)
+
+    def _compile(self, jit_compile: bool | str) -> None:
+        self.jit_compile = jit_compile
+        self.forward = (xla.forward_except_conv(self.model) if jit_compile == "except_conv"
+                        else self._plain_forward)
+        jit_compile = jit_compile is True
+        images = tf.TensorSpec((None, *self.input_shape), tf.uint8)
+        labels = tf.TensorSpec((None,), tf.int32)
+        chunk = tf.TensorSpec((None, None), tf.int32)
+        self._train_many = tf.function(self.eager_train_many, jit_compile=jit_compile,
+                                       input_signature=[images, labels, chunk])
+        self._eval_step = tf.function(self.eager_eval_step, jit_compile=jit_compile,
+                                      input_signature=[images, labels])
+        self._batch_stats_step = tf.function(self.eager_batch_stats_step,
+                                             jit_compile=jit_compile,
+                                             input_signature=[images, labels])
+
+    def _plain_forward(self, x, training: bool):
+        return self.model(x, training=training)
+
+    def eager_train_step(self, x, y):
+        """One SGD step in training mode on uint8 pixels x; returns the batch's
+        [mean loss, accuracy] (training mode: as the model was before the update)."""
+        x = tf.cast(x, tf.float32) / 255.0
+        with tf.GradientTape() as tape:
+            logits = self.forward(x, True)
+            loss = self.loss_fn(y, logits)
+            total = loss + tf.add_n(self.model.losses) if self.model.losses else loss
+        self._mark_divergence(total, self.optimizer.iterations)
+        grads = tape.gradient(total, self.model.trainable_variables)
+        self.optimizer.apply_gradients(zip(grads, self.model.trainable_variables, strict=True))
+        sums = _batch_sums(loss, logits, y)
+        self.sums.assign_add(sums)
+        return tf.stack([loss, sums[1] / sums[2]])
+
+    def _mark_divergence(self, loss, iteration) -> None:
+        """Record `iteration` (the step's optimizer iteration before its update) as the
+        first divergence if loss is NaN or infinite and none was recorded yet."""
+        bad = tf.logical_and(tf.logical_not(tf.math.is_finite(loss)), self.first_bad < 0)
+        iteration = tf.cast(tf.convert_to_tensor(iteration), tf.int64)
+        self.first_bad.assign(tf.where(bad, iteration, self.first_bad))
+
+    def eager_train_many(self, x_all, y_all, chunk):
+        """One training step per row of `chunk` (indices into x_all); returns the (steps, 2)
+        [mean loss, accuracy] of each step's batch."""
+        n = tf.shape(chunk)[0]
+        per_step = tf.TensorArray(tf.float32, size=n, element_shape=(2,))
+        for i in tf.range(n):
+            per_step = per_step.write(
+                i, self.eager_train_step(tf.gather(x_all, chunk[i]), tf.gather(y_all, chunk[i])))
+        return per_step.stack()
+
+    def train_many(self, x_all, y_all, chunk):
+        """The compiled train_many. If XLA fails in the first call, the variables that call
+        may already have changed are put back and the steps recompiled without XLA.
+
+        The trap: with except_conv, a failing piece stops the call part way, after other
+        pieces ran (input BN moved its statistics, the iteration count went up), so
+        "nothing happened yet" must be restored, not assumed."""
+        if not self.jit_compile or self._xla_ran:
+            return self._train_many(x_all, y_all, chunk)
+        self.optimizer.build(self.model.trainable_variables)  # its variables exist now
+        state = [*self.model.variables, *self.optimizer.variables, self.sums, self.first_bad]
+        saved = [v.numpy() for v in state]
+        try:
+            result = self._train_many(x_all, y_all, chunk)
+        except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError) as e:
+            for variable, value in zip(state, saved, strict=True):
+                variable.assign(value)
+            self.fallback = f"XLA could not compile the step ({type(e).__name__}); without XLA"
+            self._compile(False)
+            return self._train_many(x_all, y_all, chunk)
+        self._xla_ran = True
+        return result
+
+    def train_step(self, x, y):
+        """One compiled training step on a single batch (uint8 pixels): [loss, accuracy]."""
+        x = tf.convert_to_tensor(x, tf.uint8)
+        index = tf.range(tf.shape(x)[0])[None]
+        return self.train_many(x, tf.convert_to_tensor(y, tf.int32), index)[0]
+
+    def eager_eval_step(self, x, y):
+        """Loss and accuracy sums of one batch in inference mode; changes no variable."""
+        logits = self.forward(tf.cast(x, tf.float32) / 255.0, False)
+        return _batch_sums(self.loss_fn(y, logits), logits, y)
+
+    def eager_batch_stats_step(self, x, y):
+        """Loss and accuracy sums of one batch with BN on its batch statistics (training
+        mode). The trap: that also moves the moving statistics; evaluate_batch_stats puts
+        them back."""
+        logits = self.forward(tf.cast(x, tf.float32) / 255.0, True)
+        return _batch_sums(self.loss_fn(y, logits), logits, y)
+
+    def evaluate_batch_stats(self, x, y, batch: int) -> tuple[float, float]:
+        """(mean loss, accuracy) over a set with batch statistics, in batches of `batch`;
+        every non-trainable variable (the moving statistics) is restored bit for bit."""
+        if len(x) == 0:
+            return math.nan, math.nan
+        saved = [v.numpy() for v in self.model.non_trainable_weights]
+        x, y = tf.convert_to_tensor(x, tf.uint8), tf.convert_to_tensor(y, tf.int32)
+        total = tf.zeros(3)
+        try:
+            for i in range(0, int(x.shape[0]), batch):
+                total += self._batch_stats_step(x[i : i + batch], y[i : i + batch])
+        finally:
+            for variable, value in zip(self.model.non_trainable_weights, saved, strict=True):
+                variable.assign(value)
+        loss_sum, correct, n = total.numpy()
+        return float(loss_sum / n), float(correct / n)
+
+    def take_sums(self) -> tuple[float, float]:
+        """(mean loss, accuracy) since the last call, and reset."""
+        loss_sum, correct, n = self.sums.numpy()
+        self.sums.assign(tf.zeros(3))
+        return float(loss_sum / max(n, 1)), float(correct / max(n, 1))
+
+    def evaluate(self, x, y) -> tuple[float, float]:
+        """(mean loss, accuracy) over a whole set in inference mode; NaN for an empty set."""
+        if len(x) == 0:
+            return math.nan, math.nan
+        x, y = tf.convert_to_tensor(x, tf.uint8), tf.convert_to_tensor(y, tf.int32)
+        total = tf.zeros(3)
+        step = self.eval_batch
+        for i in range(0, int(x.shape[0]), step):
+            total += self._eval_step(x[i : i + step], y[i : i + step])
+        loss_sum, correct, n = total.numpy()
+        return float(loss_sum / n), float(correct / n)
+
+
+class MirroredSteps(Steps):
+    """Steps whose training step splits each batch across a MirroredStrategy's replicas.
+
+    Every replica receives the whole gathered batch and takes its own slice by replica
+    id (an uneven batch splits as evenly as it can); its loss is the sum over its slice
+    divided by the global batch size, and the optimizer sums the replicas' gradients:
+    the one-device update. Evaluation and the diagnostics run the model outside the
+    replicas, on the mirrored weights, as on one device.
+    """
+
+    def __init__(self, model, optimizer, input_shape, strategy: tf.distribute.Strategy):
+        self.strategy = strategy
+        self.per_example_loss = keras.losses.SparseCategoricalCrossentropy(
+            from_logits=True, reduction=None)
+        super().__init__(model, optimizer, input_shape, jit_compile=False)
+
+    def eager_train_step(self, x, y):
+        x = tf.cast(x, tf.float32) / 255.0
+        per_replica = self.strategy.run(self._replica_step, args=(x, y))
+        sums = self.strategy.reduce("SUM", per_replica, axis=None)  # [loss sum, hits, n]
+        loss = sums[0] / sums[2]
+        # the replicas have applied their gradients: this step's iteration is one back
+        self._mark_divergence(loss, self.optimizer.iterations - 1)
+        self.sums.assign_add(sums)
+        return tf.stack([loss, sums[1] / sums[2]])
+
+    def _replica_step(self, x, y):
+        context = tf.distribute.get_replica_context()
+        i, k = context.replica_id_in_sync_group, context.num_replicas_in_sync
+        n = tf.shape(x)[0]
+        start, end = n * i // k, n * (i + 1) // k
+        xs, ys = x[start:end], y[start:end]
+        with tf.GradientTape() as tape:
+            logits = self.model(xs, training=True)
+            per_example = self.per_example_loss(ys, logits)
+            total = tf.reduce_sum(per_example) / tf.cast(n, tf.float32)
+            if self.model.losses:
+                total += tf.add_n(self.model.losses) / k
+        grads = tape.gradient(total, self.model.trainable_variables)
+        self.optimizer.apply_gradients(zip(grads, self.model.trainable_variables, strict=True))
+        hits = tf.equal(tf.argmax(logits, axis=-1, output_type=tf.int32), ys)
+        return tf.stack([tf.reduce_sum(per_example), tf.reduce_sum(tf.cast(hits, tf.float32)),
+                         tf.cast(end - start, tf.float32)])
+
+
+def eval_batch_size(model: keras.Model) -> int:
+    """Examples per inference call: as many as keep the model's widest layer output under
+    EVAL_BYTES in float32, between 1,000 and 10,000. Bigger calls spread each call's fixed
+    cost (MLP: 40 ms per 10,000 test examples in one call, 57 ms in calls of 1,000);
+    the cap keeps the memory peak small. In inference mode results do not depend on it."""
+    widest = max(math.prod(layer.output.shape[1:]) for layer in model.layers)
+    return int(min(10_000, max(1_000, EVAL_BYTES // (4 * widest))))
+
+
+def make_steps(config: Config, model, input_shape, strategy=None) -> Steps:
+    """The Steps of a run: on one device, or split across the strategy's replicas."""
+    optimizer = make_optimizer(config.optimizer)
+    if strategy is not None:
+        return MirroredSteps(model, optimizer, input_shape, strategy)
+    return Steps(model, optimizer, input_shape, jit_compile=xla_mode(config))
+
+
+def _batch_sums(mean_loss, logits, y):
+    n = tf.cast(tf.shape(y)[0], tf.float32)
+    hits = tf.cast(tf.equal(tf.argmax(logits, axis=-1, output_type=tf.int32), y), tf.float32)
+    return tf.stack([mean_loss * n, tf.reduce_sum(hits), n])
+
+
+def make_optimizer(cfg: OptimizerConfig) -> keras.optimizers.Optimizer:
+    if cfg.name == "sgd":
+        return keras.optimizers.SGD(learning_rate=cfg.learning_rate, momentum=cfg.momentum)
+    if cfg.name == "rmsprop":
+        return keras.optimizers.RMSprop(learning_rate=cfg.learning_rate, momentum=cfg.momentum)
+    return keras.optimizers.Adam(learning_rate=cfg.learning_rate)
+
+
+def xla_mode(config: Config) -> bool | str:
+    """train.jit_compile resolved: True, False or "except_conv". auto picks what was
+    measured faster for the architecture, and never XLA for a mirrored run."""
+    if config.train.strategy == "mirrored":
+        return False
+    if config.train.jit_compile == "auto":
+        return XLA_BY_DEFAULT[config.model.arch]
+    return config.train.jit_compile

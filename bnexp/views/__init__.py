@@ -1,0 +1,1 @@
+"""What the user sees: progress while training, tables, plots. Nothing here trains."""

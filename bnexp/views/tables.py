@@ -1,0 +1,175 @@
+"""Tables and lines for the terminal or a file: compare's table (rich, csv, markdown,
+json), the model summary, validate's run list, errors and warnings.
+
+On a terminal a rich table; anywhere else (pipes, files, CI) the full width, never
+squeezed to 80 columns.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from bnexp.analysis.compare import BASELINE_COLUMNS, COUNT_COLUMNS, STAT_COLUMNS
+from bnexp.errors import BadInput
+from bnexp.runs import write_text_atomic
+
+
+def print_model_summary(name: str, rows: list[dict], counts: dict, console=None) -> None:
+    """Layers, output shapes and parameter counts, with Keras' totals."""
+    console = console or Console()
+    table = Table(title=name)
+    for column in ("layer", "type", "output shape", "params"):
+        table.add_column(column, justify="right" if column == "params" else "left")
+    for row in rows:
+        table.add_row(row["name"], row["type"], row["output_shape"], f"{row['params']:,}")
+    console.print(table)
+    total = counts["trainable"] + counts["non_trainable"]
+    console.print(f"Total params: {total:,}")
+    console.print(f"Trainable params: {counts['trainable']:,}")
+    console.print(f"Non-trainable params: {counts['non_trainable']:,}")
+
+
+def print_run_list(source: str, specs, console=None) -> None:
+    """validate's answer: the config is valid and expands to these runs."""
+    console = console or Console(soft_wrap=True, highlight=False)  # scripts read these lines
+    console.print(f"{source}: valid, {len(specs)} run{'s' * (len(specs) != 1)}")
+    for spec in specs:
+        cell = ", ".join(f"{k}={v}" for k, v in spec.cell.items())
+        console.print(f"  {spec.label}" + (f"  ({cell})" if cell else ""))
+
+
+def print_error(message: str) -> None:
+    """Bad input: one line on stderr."""
+    print(f"error: {message}", file=sys.stderr, flush=True)
+
+
+FORMATS = ("table", "csv", "markdown", "json")
+SUFFIX_FORMATS = {".csv": "csv", ".md": "markdown", ".markdown": "markdown", ".json": "json"}
+
+
+def print_warnings(warnings: list[str]) -> None:
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr, flush=True)
+
+
+def emit_table(frame, fmt: str | None, out: Path | None, title: str = "") -> None:
+    """The compare table: a rich table on the terminal, or csv / markdown / json text.
+
+    With --out and no --format, the format follows the file's suffix (csv otherwise).
+    """
+    if fmt is None:
+        fmt = SUFFIX_FORMATS.get(out.suffix.lower(), "csv") if out else "table"
+    if fmt not in FORMATS:
+        raise BadInput(f"--format {fmt}: expected one of {', '.join(FORMATS)}")
+    if fmt == "table" and out is None:
+        Console().print(rich_table(frame, title))
+        return
+    text = {
+        "table": lambda: to_markdown(frame),
+        "csv": lambda: frame.to_csv(index=False),
+        "markdown": lambda: to_markdown(frame),
+        "json": lambda: frame.to_json(orient="records", indent=2) + "\n",
+    }[fmt]()
+    if out is None:
+        sys.stdout.write(text)
+        return
+    try:
+        write_text_atomic(out, text)
+    except OSError as e:
+        raise BadInput(f"{out}: --out: cannot write ({e.strerror})") from None
+
+
+def _cell(value, column: str) -> str:
+    if isinstance(value, float):
+        if value != value:
+            return ""
+        if column == "p_value":
+            return f"{value:.3g}"
+        return f"{value:.4f}"
+    return str(value)
+
+
+def to_markdown(frame) -> str:
+    columns = list(frame.columns)
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for _, row in frame.iterrows():
+        lines.append("| " + " | ".join(_cell(row[c], c) for c in columns) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def rich_table(frame, title: str = "") -> Table:
+    """The compare table for a terminal: compact columns; diverged in yellow, failed in red."""
+    table = Table(title=title or None)
+    if frame.empty:
+        table.add_column("no runs found")
+        return table
+    view = terminal_view(frame)
+    for column in view.columns:
+        numeric = all(_looks_numeric(v) for v in view[column])
+        table.add_column(column, justify="right" if numeric else "left")
+    for _, row in view.iterrows():
+        table.add_row(*[_colour(column, str(row[column])) for column in view.columns])
+    return table
+
+
+def _looks_numeric(text) -> bool:
+    return str(text).lstrip("+-").replace(".", "", 1).replace(",", "").isdigit() or text == ""
+
+
+def terminal_view(frame):
+    """Group keys under their last name, counts, then mean +- std, CI, range and baseline."""
+    import pandas as pd
+
+    numeric = set(COUNT_COLUMNS + STAT_COLUMNS + BASELINE_COLUMNS)
+    keys = [c for c in frame.columns if c not in numeric and c != "run_id"]
+    short = {k: k.rsplit(".", 1)[-1] for k in keys}
+    if len(set(short.values())) < len(short):
+        short = {k: k for k in keys}
+    view = pd.DataFrame({short[k]: frame[k].astype(str) for k in keys})
+    if "mean" not in frame:  # --runs: keys, seed, status, value, folder
+        metric = [c for c in frame.columns if c not in keys and c != "run_id"]
+        for column in metric:
+            view[column] = [_cell(v, column) for v in frame[column]]
+        view["run_id"] = frame["run_id"]
+        return view
+    view["n"] = frame["n"].astype(str)
+    for column in ("completed", "diverged", "failed", "interrupted", "running"):
+        if column == "completed" or frame[column].any():
+            view[column] = frame[column].astype(str)
+    metric = frame["metric"].iloc[0]
+    view[f"{metric} mean ± std"] = [
+        f"{_cell(m, 'mean')} ± {_cell(s, 'std') or '?'}" if m == m else ""
+        for m, s in zip(frame["mean"], frame["std"], strict=True)]
+    view["95% CI"] = [_interval(lo, hi) for lo, hi in zip(frame["ci95_low"], frame["ci95_high"],
+                                                         strict=True)]
+    view["min … max"] = [_interval(lo, hi, brackets=False) for lo, hi in
+                         zip(frame["min"], frame["max"], strict=True)]
+    if "delta" in frame:
+        view["Δ vs baseline [95% CI]"] = [
+            "baseline" if b == "(baseline)" else
+            "" if d != d else f"{d:+.4f} {_interval(lo, hi, signed=True)}"
+            for b, d, lo, hi in zip(frame["baseline"], frame["delta"], frame["delta_ci95_low"],
+                                    frame["delta_ci95_high"], strict=True)]
+        view["p"] = [_cell(p, "p_value") + (f" ({t})" if t else "")
+                     for p, t in zip(frame["p_value"], frame["test"], strict=True)]
+    return view
+
+
+def _interval(lo, hi, brackets=True, signed=False) -> str:
+    if lo != lo or hi != hi:
+        return ""
+    form = "{:+.4f}" if signed else "{:.4f}"
+    text = f"{form.format(lo)}, {form.format(hi)}" if brackets else f"{lo:.4f} … {hi:.4f}"
+    return f"[{text}]" if brackets else text
+
+
+def _colour(column: str, text: str) -> str:
+    if column == "diverged" and text not in ("0", "") or text == "diverged":
+        return f"[yellow]{text}[/]"
+    if column == "failed" and text not in ("0", "") or text == "failed":
+        return f"[red]{text}[/]"
+    return text

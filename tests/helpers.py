@@ -1,0 +1,100 @@
+"""Helpers the tests share: the synthetic config, fake run folders, tiny IDX datasets,
+compiled steps for a model, and the marker for tests that need Debian's Fashion-MNIST."""
+
+import gzip
+import os
+import socket
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bnexp import config, data, runs
+from bnexp.config import Config
+from bnexp.reporter import NullReporter
+
+FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
+needs_fashion = pytest.mark.skipif(
+    not (FASHION_DIR / "train-images-idx3-ubyte.gz").exists(),
+    reason="Debian's dataset-fashion-mnist is not installed",
+)
+
+Quiet = NullReporter  # a reporter that says nothing
+
+SYNTHETIC = """
+name: syn
+data:
+  dataset: synthetic
+  batch_size: 50
+  validation_size: 200
+train:
+  epochs: 2
+"""
+
+
+def synthetic_config(**sections) -> Config:
+    raw = {"name": "t", "data": {"dataset": "synthetic", "batch_size": 50,
+                                 "validation_size": 200}, "train": {"epochs": 2}}
+    for key, value in sections.items():
+        raw.setdefault(key, {}).update(value)
+    return config.validate(raw, "test")
+
+
+def steps_for(cfg: Config, model, input_shape, jit_compile=False):
+    """The compiled Steps of `model` with cfg's optimizer (imports TensorFlow)."""
+    from bnexp.training.steps import Steps, make_optimizer
+
+    return Steps(model, make_optimizer(cfg.optimizer), input_shape, jit_compile=jit_compile)
+
+
+def fake_run(runs_dir: Path, seed: int, test_accs, status="completed", name="exp", **keys):
+    """A run folder as bnexp writes it, with these config keys and per-epoch test_acc."""
+    raw = {"name": name, "seed": seed, "data": {"dataset": "synthetic", "batch_size": 50,
+                                                "validation_size": 200}}
+    for dotted, value in keys.items():
+        node = raw
+        *parents, leaf = dotted.split("__")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    cfg = config.validate(raw, "test")
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    path = runs.create(runs_dir, f"{name}_s{seed}")
+    folder = runs.RunFolder(path)
+    folder.write_config(config.to_yaml(cfg))
+    rows = [{"epoch": e, "train_loss": 1.0, "train_acc": a - 0.05, "test_acc": a}
+            for e, a in enumerate(test_accs, start=1)]
+    for row in rows:
+        folder.append_metrics(row)
+    folder.write_summary({
+        "status": status, "seed": seed, "config_hash": config.config_hash(cfg),
+        "config": cfg.model_dump(exclude={"sweep"}), "epochs_done": len(rows),
+        "final": {k: v for k, v in rows[-1].items() if k != "epoch"} if rows else {},
+        "best": runs.best_of(rows), "started": f"2026-01-01T00:00:{seed:02d}",
+        "pid": os.getpid(), "host": socket.gethostname(),
+    })
+    return path
+
+
+def idx_bytes(array: np.ndarray) -> bytes:
+    magic = data.IDX_IMAGES if array.ndim == 3 else data.IDX_LABELS
+    header = magic.to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in array.shape)
+    return header + array.astype(np.uint8).tobytes()
+
+
+def tiny_mnist(n_train=40, n_test=10, seed=0):
+    rng = np.random.default_rng(seed)
+    return (rng.integers(0, 256, (n_train, 28, 28)), rng.integers(0, 10, n_train),
+            rng.integers(0, 256, (n_test, 28, 28)), rng.integers(0, 10, n_test))
+
+
+def write_idx_folder(folder, arrays, gz=True):
+    folder.mkdir(parents=True, exist_ok=True)
+    for key, array in zip(data.IDX_FILES, arrays, strict=True):
+        name = data.IDX_FILES[key]
+        raw = idx_bytes(array)
+        if gz:
+            with gzip.open(folder / f"{name}.gz", "wb") as f:
+                f.write(raw)
+        else:
+            (folder / name).write_bytes(raw)
