@@ -144,3 +144,25 @@ def test_config_hash_ignores_keys_left_at_their_defaults():
     other = config.validate({"name": "h", "model": {"bn": {"synchronized": True}}}, "t")
     assert config.config_hash(plain) == config.config_hash(explicit)
     assert config.config_hash(plain) != config.config_hash(other)
+
+
+def test_the_config_reference_is_generated_from_the_schema():
+    """docs/config.md is what `python -m bnexp.config.reference` prints: change a default
+    or a field doc, then regenerate it."""
+    from pathlib import Path
+
+    from bnexp.config import reference
+
+    page = Path(__file__).resolve().parents[1] / "docs" / "config.md"
+    assert page.read_text(encoding="utf-8") == reference.markdown(), (
+        "docs/config.md is stale: python -m bnexp.config.reference > docs/config.md")
+
+
+def test_every_config_key_is_documented_in_the_reference():
+    from bnexp.config import leaf_keys, reference
+
+    text = reference.markdown()
+    for key in leaf_keys():
+        row = next((line for line in text.splitlines() if line.startswith(f"| `{key}` |")), None)
+        assert row is not None, key
+        assert row.rstrip(" |").split(" | ")[-1].strip(), f"{key} has no meaning in the schema"

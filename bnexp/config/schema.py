@@ -24,7 +24,7 @@ DEFAULT_CPU_REPLICAS = 2  # train.strategy: mirrored without GPUs
 class _Section(BaseModel):
     # strict: YAML already types values, so "256" (a string) for an int is a
     # mistake to report, not to coerce; extra="forbid": a typo is an error.
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, use_attribute_docstrings=True)
 
 
 class DataConfig(_Section):
@@ -129,6 +129,7 @@ class OptimizerConfig(_Section):
     """The optimizer and its learning rate."""
 
     name: Literal["sgd", "adam", "rmsprop"] = "sgd"
+    """sgd (d2l, Geron), adam or rmsprop, with Keras' defaults for what is not set here."""
     learning_rate: float = Field(1.0, gt=0.0)
     """d2l's BN-LeNet trains with SGD at 1.0; without BN that rate is usually too high."""
     momentum: float = Field(0.0, ge=0.0, lt=1.0)
@@ -215,6 +216,7 @@ class SweepConfig(_Section):
     """A grid of dotted keys to lists of values, run for each seed (a paired design)."""
 
     grid: dict[str, list[Any]] = {}
+    """Dotted config key -> the values to try, e.g. model.bn.placement: [none, before]."""
     seeds: list[int] | None = None
     """null = the config's own seed only."""
 
