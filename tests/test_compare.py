@@ -2,6 +2,7 @@
 
 import json
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -192,3 +193,20 @@ print("heavy:", [m for m in ("tensorflow", "keras") if m in sys.modules])
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 0, out.stderr
     assert "heavy: []" in out.stdout
+
+
+def test_compare_through_a_pipe_prints_the_full_width_table(tmp_path):
+    """Without a terminal (a pipe, CI) the table is not squeezed to 80 columns: no header
+    cut to 'b…', every column whole."""
+    for seed in range(3):
+        for placement, base in (("none", 0.6), ("before", 0.8)):
+            fake_run(tmp_path, seed, [base], model__bn__placement=placement,
+                     optimizer__learning_rate=0.5)
+    exe = Path(sys.executable).with_name("bnexp")
+    out = subprocess.run([str(exe), "compare", str(tmp_path), "--baseline",
+                          "model.bn.placement=none"], capture_output=True, text=True,
+                         env={**os.environ, "COLUMNS": "80"})
+    assert out.returncode == 0, out.stderr
+    assert max(len(line) for line in out.stdout.splitlines()) > 100
+    for header in ("placement", "test_acc mean ± std", "Δ vs baseline [95% CI]", "min … max"):
+        assert header in out.stdout

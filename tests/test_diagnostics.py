@@ -14,7 +14,7 @@ from tests import helpers
 from tests.helpers import needs_fashion
 
 
-def steps_for(impl: str, momentum: float):
+def bn_steps(impl: str, momentum: float):
     cfg = config.validate({"name": "d", "data": {"dataset": "synthetic", "batch_size": 50,
                                                  "validation_size": 200},
                            "model": {"bn": {"impl": impl, "momentum": momentum}}}, "t")
@@ -26,7 +26,7 @@ def steps_for(impl: str, momentum: float):
 
 @pytest.mark.parametrize("impl", ["keras", "scratch"])
 def test_batch_stats_eval_leaves_moving_statistics_bit_for_bit(impl):
-    steps, splits = steps_for(impl, 0.9)
+    steps, splits = bn_steps(impl, 0.9)
     steps.train_step(splits.x_train[:50], splits.y_train[:50])  # non-trivial moving stats
     before = [v.numpy().copy() for v in steps.model.non_trainable_weights]
     assert len(before) == 8  # four BN layers, mean and variance each
@@ -39,13 +39,13 @@ def test_batch_stats_eval_leaves_moving_statistics_bit_for_bit(impl):
 def test_batch_stats_eval_equals_inference_once_moving_stats_are_that_batch(impl):
     """With momentum 0, one training-mode call on a batch sets every moving statistic to
     that batch's statistics; inference mode on it must then equal batch-stats mode."""
-    steps, splits = steps_for(impl, 0.0)
+    steps, splits = bn_steps(impl, 0.0)
     x, y = splits.x_test[:100], splits.y_test[:100]
     loss_b, acc_b = steps.evaluate_batch_stats(x, y, 100)
     steps.model(tf.cast(x, tf.float32) / 255.0, training=True)
     loss_i, acc_i = steps.evaluate(x, y)
     assert loss_b == pytest.approx(loss_i, rel=1e-4) and acc_b == acc_i
-    fresh, _ = steps_for(impl, 0.0)  # a fresh model: moving stats still 0 / 1
+    fresh, _ = bn_steps(impl, 0.0)  # a fresh model: moving stats still 0 / 1
     assert fresh.evaluate(x, y)[0] != pytest.approx(loss_b, rel=1e-2)
 
 
@@ -85,7 +85,7 @@ def test_precise_bn_statistics_equal_numpy_over_the_same_examples(arch, impl):
     splits = data.load(cfg.data)
     keras.utils.set_random_seed(0)
     model = models.build(cfg.model, splits.input_shape)
-    steps = steps_for(cfg, model, splits.input_shape)
+    steps = helpers.steps_for(cfg, model, splits.input_shape)
     for i in range(3):  # trained weights, moving stats that are only EMAs
         steps.train_step(splits.x_train[i * 50:(i + 1) * 50], splits.y_train[i * 50:(i + 1) * 50])
     sample = splits.x_train[:300]

@@ -22,6 +22,7 @@ import pandas as pd
 from scipy import stats
 
 from bnexp import runs
+from bnexp.config import format_value, parse_yaml
 from bnexp.errors import BadInput, did_you_mean
 
 METRICS = runs.METRIC_COLUMNS[1:]
@@ -88,17 +89,6 @@ def _flatten(config: dict, prefix: str = "") -> dict:
         else:
             out[f"{prefix}{key}"] = format_value(value)
     return out
-
-
-def format_value(value):
-    """Config values as comparable, printable scalars: lists become "[300, 100]"."""
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(str(v) for v in value) + "]"
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return str(value).lower()
-    return value
 
 
 # ---------------------------------------------------------------- grouping
@@ -246,8 +236,6 @@ def _add_baseline(out: pd.DataFrame, keys: list[str], baseline: str) -> pd.DataF
 
 
 def _parse_value(text: str):
-    from bnexp.config import parse_yaml
-
     return format_value(parse_yaml(text))
 
 

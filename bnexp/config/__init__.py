@@ -27,6 +27,7 @@ from bnexp.config.schema import (
     SweepConfig,
     TrainConfig,
     cpu_devices_needed,
+    format_value,
     input_shape,
     leaf_keys,
 )
@@ -34,7 +35,7 @@ from bnexp.config.schema import (
 __all__ = [
     "DEFAULT_CPU_REPLICAS", "BNConfig", "Config", "DataConfig", "DiagnosticsConfig",
     "ModelConfig", "OptimizerConfig", "RunSpec", "SweepConfig", "TrainConfig",
-    "apply_overrides", "config_hash", "cpu_devices_needed", "expand", "input_shape",
+    "apply_overrides", "config_hash", "cpu_devices_needed", "expand", "format_value", "input_shape",
     "leaf_keys", "load", "parse_yaml", "read_yaml", "smoke", "smoke_specs", "to_yaml",
     "validate",
 ]

@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
-from bnexp.config.schema import DEFAULT_HIDDEN, Config, section_type
+from bnexp.config.schema import DEFAULT_HIDDEN, Config, format_value, section_type
 
 INTRO = """# Config reference
 
@@ -30,16 +30,12 @@ same dotted keys.
 
 def markdown() -> str:
     """The whole reference: one table per section, in schema order."""
-    parts = [INTRO, _table("Top level", "", Config)]
-    for name, info in Config.model_fields.items():
-        section = section_type(info.annotation)
-        if section is not None:
-            parts += _section(f"{name}.", section)
-    return "\n".join(parts)
+    return "\n".join([INTRO, *_section("", Config)])
 
 
 def _section(prefix: str, model: type[BaseModel]) -> list[str]:
-    tables = [_table(f"`{prefix[:-1]}`: {_first_line(model.__doc__)}", prefix, model)]
+    title = f"`{prefix[:-1]}`: {_first_line(model.__doc__)}" if prefix else "Top level"
+    tables = [_table(title, prefix, model)]
     for name, info in model.model_fields.items():
         sub = section_type(info.annotation)
         if sub is not None:
@@ -82,13 +78,7 @@ def _default(key: str, value: Any) -> str:
 
 
 def _yaml(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, dict):
-        return "{}" if not value else str(value)
-    return str(value)
+    return "{}" if value == {} else str(format_value(value))
 
 
 def _first_line(doc: str | None) -> str:

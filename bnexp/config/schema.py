@@ -270,6 +270,18 @@ def _slug(value: Any) -> str:
     return re.sub(r"[^A-Za-z0-9.-]+", "-", str(value)).strip("-") or "x"
 
 
+def format_value(value: Any) -> Any:
+    """A config value as comparable, printable scalar, as YAML writes it: lists become
+    "[300, 100]", None "null", booleans "true" / "false"; numbers and strings stay."""
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(str(v) for v in value) + "]"
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return str(value).lower()
+    return value
+
+
 def input_shape(cfg: DataConfig) -> tuple[int, int, int]:
     """The (H, W, C) of the images `cfg` yields: 28x28 grey, or pad_to x pad_to."""
     side = cfg.pad_to or 28

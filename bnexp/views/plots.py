@@ -1,28 +1,38 @@
 """Figures as PNG files: learning curves, the train/inference gap, steps, activation
 percentile bands, drift, feature maps. They draw numbers computed elsewhere
 (bnexp.analysis.series, bnexp.analysis.features) and write each file atomically.
+
+Each figure has a `_figure_xxx(...) -> Figure` builder (what tests inspect) and is saved
+by `_save`. Legends sit outside the axes, below the panels (constrained layout and a tight
+bounding box keep them whole); no legend covers data.
 """
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
+
+import numpy as np
 
 from bnexp.errors import BadInput
 from bnexp.runs import replace_atomically, write_text_atomic
 
+FASHION_MNIST = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
+                 "Sneaker", "Bag", "Ankle boot"]
+GROUP_NOTE = "mean over seeds, shaded 95% band"
+LINESTYLES = ["-", "--", "-.", ":"]
+MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
+MOVING, BATCH = "tab:blue", "tab:orange"
+
 
 def plot_curves(curves: dict, metric: str, out: Path) -> None:
-    """Learning curves: per group the mean over seeds and a shaded 95% band, one colour each."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
-    _bands(ax, curves, "epoch", metric)
-    ax.set_title(f"{metric}: mean over seeds, shaded 95% confidence band")
+    """`compare --plot`: learning curves of one metric, one line per group."""
+    fig = _figure_curves({metric: curves}, "epoch",
+                         f"{metric}: {GROUP_NOTE}", size=(6.4, 4.2))
     _save(fig, out, "--plot")
 
 
 # ---------------------------------------------------------------- bnexp plot
-
-GROUP_NOTE = "mean over seeds, shaded 95% band"
 
 
 def plot_all(figures, out_dir: Path) -> list[Path]:
@@ -30,125 +40,191 @@ def plot_all(figures, out_dir: Path) -> list[Path]:
     far as their files allow: curves.png (learning curves), gap.png (train/inference
     gap), steps.png (test accuracy over steps, with its numbers in steps.csv),
     activations.png (Fig. 1 b, c percentile bands), drift.png. Returns the files written."""
-    plt = _pyplot()
     written = []
 
     def save(fig, name):
         _save(fig, out_dir / name, "--out")
         written.append(out_dir / name)
 
-    curves, unit = figures.curves, figures.unit
-    if any(curves.values()):
-        fig, axes = plt.subplots(1, 3, figsize=(15, 4.2), dpi=110)
-        for ax, (metric, series) in zip(axes, curves.items(), strict=True):
-            _bands(ax, series, "epoch", metric, legend=ax is axes[-1])
-        fig.suptitle(f"learning curves: {GROUP_NOTE}")
-        save(fig, "curves.png")
-    batch = figures.batch_stats
-    if batch:
-        fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
-        _gap(ax, curves["test_acc"], batch)
-        save(fig, "gap.png")
-    steps = figures.steps
-    if steps:
-        fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
-        _bands(ax, steps, "step", "test_acc")
-        ax.set_title(f"test accuracy over steps (Ioffe & Szegedy Fig. 1a)\n{GROUP_NOTE}")
-        save(fig, "steps.png")
+    curves = {m: s for m, s in figures.curves.items() if s}
+    if curves:
+        save(_figure_curves(curves, "epoch", f"learning curves: {GROUP_NOTE}"), "curves.png")
+    if figures.batch_stats:
+        save(_figure_gap(figures.curves.get("test_acc", {}), figures.batch_stats), "gap.png")
+    if figures.steps:
+        save(_figure_curves({"test_acc": figures.steps}, "step",
+                            f"test accuracy over steps (Ioffe & Szegedy Fig. 1a)\n{GROUP_NOTE}",
+                            size=(6.4, 4.2)), "steps.png")
         text = figures.steps_table.to_csv(index=False, float_format="%.4f")
         write_text_atomic(out_dir / "steps.csv", text)
         written.append(out_dir / "steps.csv")
-    layer, bands = figures.layer, figures.bands
-    if bands:
-        fig = _percentile_bands(plt, layer, unit, bands)
-        save(fig, "activations.png")
-    drift = figures.drift
-    if drift:
-        fig = _drift(plt, drift)
-        save(fig, "drift.png")
+    if figures.bands:
+        save(_figure_bands(figures.layer, figures.unit, figures.bands), "activations.png")
+    if figures.drift:
+        save(_figure_drift(figures.drift), "drift.png")
     return written
 
 
-def _gap(ax, moving: dict, batch: dict) -> None:
-    for label, frame in batch.items():
-        line, = ax.plot(frame["epoch"], frame["mean"], linestyle="--", marker="o",
-                        markersize=3, label=f"{label}: batch statistics")
-        if label in moving:
-            m = moving[label]
-            ax.plot(m["epoch"], m["mean"], color=line.get_color(), marker="o", markersize=3,
-                    label=f"{label}: moving statistics")
-    import matplotlib.ticker
+def _figure_curves(panels: dict, x: str, title: str, size=None):
+    """Learning curves: one panel per metric (side by side), per group its mean over seeds
+    and shaded 95% band. Groups keep one colour, line style and hollow marker in every
+    panel, so lines that coincide stay visible; one legend for all panels, below them."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(panels), figsize=size or (3.8 * len(panels) + 0.6, 3.6),
+                             dpi=120, squeeze=False, layout="constrained")
+    labels = list(dict.fromkeys(label for series in panels.values() for label in series))
+    for ax, (metric, series) in zip(axes[0], panels.items(), strict=True):
+        for label, frame in series.items():
+            _curve(ax, frame, x, labels.index(label), label)
+        _axis(ax, x, metric)
+    fig.suptitle(title, fontsize=10)
+    _legend(fig, axes[0])
+    return fig
 
-    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("test_acc")
-    ax.set_title("train/inference gap: test accuracy with batch vs moving statistics")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+
+def _curve(ax, frame, x: str, i: int, label: str) -> None:
+    """One group's mean line (style number i) and its 95% band, where there are 2+ runs."""
+    colour = f"C{i % 10}"
+    ax.plot(frame[x], frame["mean"], color=colour, linestyle=LINESTYLES[i % len(LINESTYLES)],
+            marker=MARKERS[i % len(MARKERS)] if len(frame) < 40 else None, markersize=5,
+            markerfacecolor="none", linewidth=1.4, alpha=0.9,
+            label=f"{label} (n={int(frame['n_used'].max())})")
+    band = frame.dropna(subset=["ci95_low", "ci95_high"])
+    ax.fill_between(band[x], band["ci95_low"], band["ci95_high"], color=colour, alpha=0.15,
+                    linewidth=0)
 
 
-def _percentile_bands(plt, layer: str, unit: str, bands: dict):
-    fig, axes = plt.subplots(1, len(bands), figsize=(5 * len(bands), 4), dpi=110,
-                             sharey=True, squeeze=False)
+def _figure_gap(moving: dict, batch: dict):
+    """The train/inference gap: one panel per group, test accuracy evaluated with the
+    moving statistics (inference mode) and with the test batch's own statistics; the
+    shaded space between the two curves is the gap (its last-epoch value in the title)."""
+    plt = _pyplot()
+    fig, axes = _grid(plt, len(batch), 2.9, 2.4)
+    for ax, (label, frame) in zip(axes, batch.items(), strict=True):
+        title, m = label, moving.get(label)
+        if m is not None:
+            ax.plot(m["epoch"], m["mean"], color=MOVING, marker="o", markersize=3,
+                    label="moving statistics (inference mode)")
+        ax.plot(frame["epoch"], frame["mean"], color=BATCH, linestyle="--", marker="s",
+                markersize=3, label="batch statistics (test batch)")
+        both = frame.merge(m, on="epoch", suffixes=("_b", "_m")) if m is not None else None
+        if both is not None and not both.empty:
+            ax.fill_between(both["epoch"], both["mean_m"], both["mean_b"], color="0.5",
+                            alpha=0.3, linewidth=0, label="gap (shaded)")
+            gap = both["mean_m"].iloc[-1] - both["mean_b"].iloc[-1]
+            title = f"{label}\nlast epoch: moving - batch = {gap:+.3f}"
+        ax.set_title(title, fontsize=8)
+        _axis(ax, "epoch", "test_acc")
+    fig.suptitle("train/inference gap: test accuracy, moving vs batch statistics "
+                 "(mean over seeds)", fontsize=10)
+    _legend(fig, axes)
+    return fig
+
+
+def _figure_bands(layer: str, unit: str, bands: dict):
+    """Activation input percentiles (Ioffe & Szegedy Fig. 1b, c): one panel per group, the
+    15th-85th percentile band and the median of one unit's input on a fixed probe batch,
+    over steps, for the group's run with the lowest seed."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(bands), figsize=(3.4 * len(bands) + 0.6, 3.4), dpi=120,
+                             sharey=True, squeeze=False, layout="constrained")
     for ax, (label, frame) in zip(axes[0], bands.items(), strict=True):
         ax.fill_between(frame["step"], frame["p15"], frame["p85"], alpha=0.25,
-                        label="15th-85th percentile")
+                        linewidth=0, label="15th-85th percentile")
         ax.plot(frame["step"], frame["p50"], label="median")
-        ax.set_title(label, fontsize=9)
-        ax.set_xlabel("step")
-        ax.grid(alpha=0.3)
+        ax.set_title(label, fontsize=8)
+        _axis(ax, "step", None)
     axes[0][0].set_ylabel(f"input to {layer}, unit {unit}")
-    axes[0][0].legend(fontsize=8)
     fig.suptitle("activation input percentiles on a fixed probe batch, lowest seed "
-                 "(Ioffe & Szegedy Fig. 1b, c)")
-    fig.tight_layout()
+                 "(Ioffe & Szegedy Fig. 1b, c)", fontsize=10)
+    _legend(fig, axes[0][:1])
     return fig
 
 
-def _drift(plt, drift: dict):
-    import matplotlib.ticker
-
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2), dpi=110)
-    styles = ["-", "--", ":", "-."]
-    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    for g, (label, frame) in enumerate(drift.items()):
-        for i, (layer, rows) in enumerate(frame.groupby("layer", sort=False)):
-            for ax, column in zip(axes, ("mean_error", "variance_error"), strict=True):
-                ax.plot(rows["epoch"], rows[column], marker="o", markersize=3,
-                        color=colours[g % len(colours)], linestyle=styles[i % len(styles)],
-                        label=f"{label}: {layer}" if label else layer)
-    for ax, column in zip(axes, ("mean_error", "variance_error"), strict=True):
-        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
-        ax.set_xlabel("epoch")
-        ax.set_ylabel(column)
-        ax.set_yscale("log")
-        ax.grid(alpha=0.3)
-    axes[1].legend(fontsize=6)
-    fig.suptitle("moving statistics vs population statistics of the current weights "
-                 "(relative error, mean over seeds; colour: group, line style: layer)")
-    fig.tight_layout()
-    return fig
-
-
-def plot_features(image, label: int, outputs: list, channels: int, out: Path) -> None:
-    """One test image and, per layer (conv, BN, activation, pool), its first channels."""
+def _figure_drift(drift: dict):
+    """Drift: relative error of the moving mean and variance against the population
+    statistics of the current weights, per epoch (log scale, mean over seeds). One row of
+    two panels (mean, variance) per group, so groups never hide one another; colour and
+    marker are the layer, explained in the legend below."""
     plt = _pyplot()
-    cols = max(channels, 1) + 1
-    fig, axes = plt.subplots(len(outputs), cols, figsize=(1.6 * cols, 1.6 * len(outputs)),
-                             dpi=110, squeeze=False)
+    fig, axes = plt.subplots(len(drift), 2, figsize=(8, 2.3 * len(drift) + 1), dpi=120,
+                             sharex=True, sharey="col", squeeze=False, layout="constrained")
+    layers: list = []
+    for row, (label, frame) in zip(axes, drift.items(), strict=True):
+        for layer, rows in frame.groupby("layer", sort=False):
+            layers += [] if layer in layers else [layer]
+            i = layers.index(layer)
+            for ax, column in zip(row, ("mean_error", "variance_error"), strict=True):
+                ax.plot(rows["epoch"], rows[column], color=f"C{i % 10}",
+                        linestyle=LINESTYLES[i % len(LINESTYLES)], marker=MARKERS[i % len(MARKERS)],
+                        markersize=4, markerfacecolor="none", label=f"layer {layer}")
+        for ax, column in zip(row, ("mean_error", "variance_error"), strict=True):
+            _axis(ax, "epoch", column)
+            ax.set_yscale("log")
+            ax.set_title(label or "all runs", fontsize=8)
+            ax.tick_params(labelbottom=True)
+    fig.suptitle("drift: moving vs population statistics of the current weights\n"
+                 "(relative error, mean over seeds)", fontsize=10)
+    _legend(fig, axes.flat, ncols=4)
+    return fig
+
+
+def plot_features(image, label: int, outputs: list, channels: int, out: Path,
+                  class_names: list[str] | None = FASHION_MNIST) -> None:
+    """`bnexp plot features`: see _figure_features. class_names: the dataset's class
+    names (default Fashion-MNIST's); None for MNIST digits."""
+    _save(_figure_features(image, label, outputs, channels, class_names), out, "--out")
+
+
+def _figure_features(image, label: int, outputs: list, channels: int,
+                     class_names: list[str] | None = FASHION_MNIST):
+    """One test image (top left) and, per layer (conv, BN, activation, pool), its first
+    channels in inference mode. All channels of a row share one colour scale and its
+    colour bar, so rows compare: BN's row shows the channels brought to one scale, where
+    its conv row shows them at their own. Signed rows use a diverging map centred on 0."""
+    plt = _pyplot()
+    cols = max(channels, 1)
+    fig, axes = plt.subplots(len(outputs), cols + 1, dpi=110, squeeze=False,
+                             figsize=(1.25 * cols + 2.4, 1.25 * len(outputs) + 0.8),
+                             layout="constrained")
+    axes[0][0].imshow(image, cmap="gray")
+    axes[0][0].set_title("input", fontsize=8)
     for row, (name, maps) in zip(axes, outputs, strict=True):
-        row[0].imshow(image, cmap="gray")
-        row[0].set_ylabel(name, fontsize=8)
+        shown = maps[..., :cols]
+        low, high = float(np.min(shown)), float(np.max(shown))
+        cmap = "viridis"
+        if low < 0 < high:
+            cmap, bound = "RdBu_r", max(-low, high)
+            low, high = -bound, bound
         for c, ax in enumerate(row[1:]):
-            if c < maps.shape[-1]:
-                ax.imshow(maps[..., c], cmap="viridis")
-                ax.set_title(f"ch {c}", fontsize=7)
+            if c < shown.shape[-1]:
+                im = ax.imshow(shown[..., c], cmap=cmap, vmin=low, vmax=high)
+            else:
+                ax.set_axis_off()
         for ax in row:
             ax.set_xticks([])
             ax.set_yticks([])
-    fig.suptitle(f"feature maps of test image (class {label}), inference mode")
-    fig.tight_layout()
-    _save(fig, out, "--out")
+        row[0].set_frame_on(row[0] is axes[0][0])
+        row[1].set_ylabel(name, fontsize=8)
+        fig.colorbar(im, ax=list(row[1:]), shrink=0.9, pad=0.02, aspect=8).ax.tick_params(
+            labelsize=6)
+    for c, ax in enumerate(axes[0][1:]):
+        ax.set_title(f"ch {c}", fontsize=8)
+    fig.suptitle(f"feature maps of a test image of {_class_name(label, class_names)}, "
+                 "inference mode; one colour scale per row", fontsize=10)
+    return fig
+
+
+def _class_name(label: int, class_names: list[str] | None) -> str:
+    """'class 9 (Ankle boot)', 'digit 9' without names, 'class 12' out of range."""
+    if class_names is None:
+        return f"digit {label}"
+    if 0 <= label < len(class_names):
+        return f"class {label} ({class_names[label]})"
+    return f"class {label}"
+
+
+# ---------------------------------------------------------------- shared parts
 
 
 def _pyplot():
@@ -160,31 +236,50 @@ def _pyplot():
     return plt
 
 
-def _bands(ax, series: dict, x: str, metric: str, legend: bool = True) -> None:
-    """Per group its mean line and a shaded 95% band (where there are 2+ runs)."""
+def _grid(plt, n: int, width: float, height: float):
+    """A figure of n small panels (at most 4 a row), shared axes; unused cells removed."""
+    ncols = min(n, 4)
+    nrows = math.ceil(n / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(width * ncols + 0.4, height * nrows + 0.9),
+                             dpi=120, sharex=True, sharey=True, squeeze=False,
+                             layout="constrained")
+    flat = list(axes.flat)
+    for ax in flat[n:]:
+        fig.delaxes(ax)
+    for ax in flat[:n]:
+        ax.tick_params(labelbottom=True, labelleft=True)
+    return fig, flat[:n]
+
+
+def _axis(ax, x: str, y: str | None) -> None:
+    """Axis labels, integer ticks and a light grid."""
     import matplotlib.ticker
 
-    for label, frame in series.items():
-        line, = ax.plot(frame[x], frame["mean"], marker="o" if len(frame) < 40 else None,
-                        markersize=3, label=f"{label} (n={int(frame['n_used'].max())})")
-        band = frame.dropna(subset=["ci95_low", "ci95_high"])
-        ax.fill_between(band[x], band["ci95_low"], band["ci95_high"],
-                        color=line.get_color(), alpha=0.2, linewidth=0)
     ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     ax.set_xlabel(x)
-    ax.set_ylabel(metric)
+    if y:
+        ax.set_ylabel(y)
     ax.grid(alpha=0.3)
-    if series and legend:
-        ax.legend(fontsize=7)
+
+
+def _legend(fig, axes, ncols: int = 4) -> None:
+    """One legend of the axes' labelled artists (each label once), below the panels."""
+    seen = {}
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            seen.setdefault(label, handle)
+    if seen:
+        fig.legend(list(seen.values()), list(seen), loc="outside lower center", fontsize=8,
+                   frameon=False, ncols=min(len(seen), ncols))
 
 
 def _save(fig, out: Path, option: str) -> None:
     """Write a figure atomically; BadInput naming the option if the file can't be written."""
     import matplotlib.pyplot as plt
 
-    fig.tight_layout()
     try:
-        replace_atomically(out, lambda f: fig.savefig(f, format="png"))
+        replace_atomically(out, lambda f: fig.savefig(f, format="png", bbox_inches="tight",
+                                                      pad_inches=0.1))
     except OSError as e:
         raise BadInput(f"{out}: {option}: cannot write ({e.strerror})") from None
     finally:

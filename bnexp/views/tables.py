@@ -18,9 +18,16 @@ from bnexp.errors import BadInput
 from bnexp.runs import write_text_atomic
 
 
+def stdout_console() -> Console:
+    """Standard output as rich sees it: the terminal's width on a terminal; anywhere else
+    (a pipe, a file, CI) wide enough that no table is squeezed to 80 columns."""
+    console = Console()
+    return console if console.is_terminal else Console(width=10_000)
+
+
 def print_model_summary(name: str, rows: list[dict], counts: dict, console=None) -> None:
     """Layers, output shapes and parameter counts, with Keras' totals."""
-    console = console or Console()
+    console = console or stdout_console()
     table = Table(title=name)
     for column in ("layer", "type", "output shape", "params"):
         table.add_column(column, justify="right" if column == "params" else "left")
@@ -66,7 +73,7 @@ def emit_table(frame, fmt: str | None, out: Path | None, title: str = "") -> Non
     if fmt not in FORMATS:
         raise BadInput(f"--format {fmt}: expected one of {', '.join(FORMATS)}")
     if fmt == "table" and out is None:
-        Console().print(rich_table(frame, title))
+        stdout_console().print(rich_table(frame, title))
         return
     text = {
         "table": lambda: to_markdown(frame),
