@@ -286,7 +286,8 @@ def plot_features(
 
         picture, label, outputs = features.feature_maps(run_dir, image)
         target = out or run_dir / "features.png"
-        plots.plot_features(picture, label, outputs, channels, target)
+        plots.plot_features(picture, label, outputs, channels, target,
+                            class_names=features.class_names(run_dir))
         print(target)
 
 

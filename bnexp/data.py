@@ -35,6 +35,12 @@ INSTALL_HINT = {
     "data.path or $BNEXP_DATA_DIR/mnist",
 }
 NUM_CLASSES = 10
+CLASS_NAMES = {
+    "fashion_mnist": ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
+                     "Sneaker", "Bag", "Ankle boot"],
+    "mnist": None,  # digits: the label is the name
+    "synthetic": None,
+}
 
 
 @dataclass

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The README's Results: run the studies in configs/studies/ and regenerate docs/results/.
+# docs/results.md's studies: run the studies in configs/studies/ and regenerate docs/results/.
 #   bash scripts/studies.sh run [STUDY ...]      train (skips finished runs; resumes)
 #   bash scripts/studies.sh results [STUDY ...]  compare tables and plots -> docs/results/
 #   bash scripts/studies.sh [STUDY ...]          both

@@ -182,3 +182,12 @@ def test_unwritable_path_is_bad_input(tmp_path):
     with pytest.raises(BadInput, match="--plot"):
         plots.plot_curves(synthetic_figures().curves["test_acc"], "test_acc",
                           tmp_path / "missing" / "c.png")
+
+
+def test_drift_has_a_row_per_group_so_equal_groups_both_show():
+    data = synthetic_figures()  # both groups have the same drift numbers
+    fig = plots._figure_drift(data.drift)
+    assert len(fig.axes) == 2 * len(data.drift)
+    assert [ax.get_title() for ax in fig.axes[::2]] == list(data.drift)
+    assert all(len(ax.get_lines()) == 2 for ax in fig.axes)  # one line per layer
+    assert outside(fig)

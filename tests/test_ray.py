@@ -9,6 +9,7 @@ import pytest
 import ray
 
 from bnexp import config, runs, sweep
+from bnexp.backends.ray import RayOptions
 from bnexp.errors import BadInput
 from tests.helpers import Quiet
 
@@ -57,7 +58,7 @@ def test_a_sweep_on_ray_equals_the_local_backend(local_ray, tmp_path, copy_back)
     # the local reference in 2 worker processes of one thread each, as the Ray tasks
     # (cpus=1): oneDNN's results depend on the thread count even in deterministic mode
     local = sweep.run_all(specs, tmp_path / "local", Quiet(), "sweep.yaml", jobs=2)
-    options = {"address": None, "copy_back": copy_back, "cpus": 1}
+    options = RayOptions(address=None, copy_back=copy_back, cpus=1)
     remote = sweep.run_all(specs, tmp_path / "ray", Quiet(), "sweep.yaml", ray=options)
     assert [o.status for o in remote] == ["completed"] * 4
     assert {o.path.parent for o in remote} == {tmp_path / "ray"}
@@ -78,7 +79,7 @@ def test_without_ray_the_message_says_how_to_install(monkeypatch, tmp_path):
     specs = config.expand(SWEEP, "sweep.yaml")
     with pytest.raises(BadInput):
         sweep.run_all(specs, tmp_path / "r", Quiet(), "sweep.yaml",
-                      ray={"address": None, "copy_back": False, "cpus": 1})
+                      ray=RayOptions())
     assert not list((tmp_path / "r").glob("*/"))
 
 

@@ -146,3 +146,39 @@ def test_eval_batch_follows_the_widest_layer_and_does_not_change_results():
     whole = steps.evaluate(splits.x_test, splits.y_test)
     steps.eval_batch = 7
     np.testing.assert_allclose(steps.evaluate(splits.x_test, splits.y_test), whole, rtol=1e-5)
+
+
+def test_a_note_reaches_the_reporter_train_log_and_summary(tmp_path, monkeypatch):
+    """A notice raised while training (the XLA fallback is one) is not only shown: it is
+    written to train.log and summary.json's notes, where a worker's user can read it."""
+    real_fit = lifecycle.fit
+
+    def fit_with_a_note(config, splits, on_epoch, reporter, **kwargs):
+        reporter.note("a notice for the user")
+        return real_fit(config, splits, on_epoch, reporter, **kwargs)
+
+    class Listener(Quiet):
+        heard: list = []
+
+        def note(self, text):
+            self.heard.append(text)
+
+    monkeypatch.setattr(lifecycle, "fit", fit_with_a_note)
+    cfg = synthetic_config(train={"epochs": 1})
+    listener = Listener()
+    outcome = lifecycle.run_one(config.RunSpec(cfg), data.load(cfg.data), tmp_path, listener)
+    assert outcome.status == "completed"
+    assert listener.heard == ["a notice for the user"]
+    assert runs.read_summary(outcome.path)["notes"] == ["a notice for the user"]
+    assert "note: a notice for the user" in (outcome.path / "train.log").read_text()
+
+
+def test_a_pool_worker_forwards_notes_to_the_parent():
+    """The pool's worker reporter sends a note to the parent's queue with the run's index."""
+    import queue
+
+    from bnexp.backends.pool import _Events
+
+    events = queue.Queue()
+    _Events(events, 3).note("XLA could not compile the step")
+    assert events.get_nowait() == ("note", 3, "XLA could not compile the step")

@@ -51,3 +51,9 @@ def feature_maps(run_dir: Path, image: int = 0) -> tuple[np.ndarray, int, list]:
     upto = [layer.name for layer in model.layers].index("flatten")
     x = splits.x_test[image]
     return x[..., 0], int(splits.y_test[image]), layer_outputs(model, x, upto)
+
+
+def class_names(run_dir: Path) -> list[str] | None:
+    """The class names of the run's dataset (Fashion-MNIST's), or None (digits)."""
+    (spec,) = config_mod.load(run_dir / "config.yaml")
+    return data_mod.CLASS_NAMES[spec.config.data.dataset]

@@ -166,9 +166,9 @@ def _finished(ray, ref, spec: RunSpec, runs_dir: Path, reporter) -> Outcome:
         reporter.sweep_run_error(spec.label, f"{path}: not visible to the driver; without a "
                                  "shared file system use --copy-back")
         return Outcome(None, "failed")
-    summary = runs.read_summary(path)
-    reporter.sweep_run_done(path, summary)
-    return Outcome(path, summary.get("status", "failed"))
+    record = runs.read_record(path)
+    reporter.sweep_run_done(path, record.summary)
+    return Outcome(path, record.status)
 
 
 def write_back(runs_dir: Path, name: str, files: dict[str, bytes]) -> Path:

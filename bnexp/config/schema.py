@@ -65,7 +65,7 @@ class BNConfig(_Section):
     input: bool = False
     """BN on the input itself (Geron's MLP): on the flattened pixels (MLP), per channel (LeNet)."""
     impl: Literal["keras", "scratch"] = "keras"
-    """keras: keras.layers.BatchNormalization; scratch: bnexp's own layer (bnexp/bn.py)."""
+    """keras: keras.layers.BatchNormalization; scratch: bnexp's own layer (bnexp/model/bn.py)."""
     momentum: float = Field(0.9, ge=0.0, lt=1.0)
     """moving = momentum * moving + (1 - momentum) * batch. Keras' default 0.99 needs hundreds
     of steps to converge: short runs then show a large train/inference gap."""

@@ -77,9 +77,12 @@ def resumable(path: Path) -> tuple[dict, Config]:
     """(summary, config) of a run that can be resumed; BadInput saying why one cannot."""
     if not (path / "summary.json").is_file():
         raise BadInput(f"{path}: --resume: not a run folder (no summary.json)")
-    summary = runs.read_summary(path)
-    status = runs.effective_status(summary)
-    if status == "running":
+    try:
+        record = runs.read_record(path)
+    except ValueError as e:
+        raise BadInput(f"{path}/summary.json: --resume: {e}") from None
+    summary = record.summary
+    if record.status == "running":
         raise BadInput(f"{path}: --resume: still running (pid {summary.get('pid')} on "
                        f"{summary.get('host')})")
     (spec,) = config_mod.load(path / "config.yaml")

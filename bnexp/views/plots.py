@@ -14,11 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
+from bnexp import data
 from bnexp.errors import BadInput
 from bnexp.runs import replace_atomically, write_text_atomic
 
-FASHION_MNIST = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
-                 "Sneaker", "Bag", "Ankle boot"]
+FASHION_MNIST = data.CLASS_NAMES["fashion_mnist"]
 GROUP_NOTE = "mean over seeds, shaded 95% band"
 LINESTYLES = ["-", "--", "-.", ":"]
 MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
@@ -78,7 +78,7 @@ def _figure_curves(panels: dict, x: str, title: str, size=None):
             _curve(ax, frame, x, labels.index(label), label)
         _axis(ax, x, metric)
     fig.suptitle(title, fontsize=10)
-    _legend(fig, axes[0])
+    _legend(fig, axes[0], ncols=2 if len(panels) == 1 else 4)
     return fig
 
 
