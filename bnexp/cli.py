@@ -79,6 +79,11 @@ class At(StrEnum):
     best = "best"
 
 
+class DoctorFormat(StrEnum):
+    text = "text"
+    json = "json"
+
+
 ConfigArg = Annotated[Path, typer.Argument(help="The experiment's YAML config.",
                                            show_default=False)]
 SetOpt = Annotated[list[str] | None, typer.Option(
@@ -237,6 +242,28 @@ def compare(
         tables.emit_table(frame, fmt and fmt.value, out, title)
         if plot:
             plots.plot_curves(curves, metric, plot)
+
+
+@app.command()
+def doctor(
+    path: Annotated[Path, typer.Argument(help="A run folder or a folder of runs.")],
+    fmt: Annotated[DoctorFormat, typer.Option(
+        "--format", help="text: one block per finding; json: a list of objects.")
+    ] = DoctorFormat.text,
+) -> None:
+    """The classic BN problems a run's files show, with evidence and fix (no TensorFlow).
+
+    Exit code 0 whatever it finds."""
+    with _exit_codes():
+        from bnexp.analysis import doctor as doctor_mod
+        from bnexp.views import findings, tables
+
+        each, warnings = doctor_mod.diagnose_each(path)
+        tables.print_warnings(warnings)
+        if fmt is DoctorFormat.json:
+            findings.print_json([f for found in each.values() for f in found])
+        else:
+            findings.print_text(each)
 
 
 @plot_app.command("runs")

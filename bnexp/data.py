@@ -76,35 +76,84 @@ def load(cfg: DataConfig, source: str = "config") -> Splits:
 
 
 def split(x_train, y_train, x_test, y_test, cfg: DataConfig, source: str = "config") -> Splits:
-    """Geron's split: the first `validation_size` training examples validate, the rest train."""
+    """The validation examples held out from the start (Geron's split) or the end (Keras'
+    validation_split); then the training set cut to `limit`, the test set to `test_limit`."""
     n_val = cfg.validation_size
     if n_val >= len(x_train):
         raise DataError(
             f"{source}: data.validation_size: {n_val} leaves no training examples "
             f"(the training set has {len(x_train)})"
         )
-    x_val, y_val = x_train[:n_val], y_train[:n_val]
-    x_train, y_train = x_train[n_val:][: cfg.limit], y_train[n_val:][: cfg.limit]
+    cut = n_val if cfg.validation_from == "start" else len(x_train) - n_val
+    held, kept = (slice(0, cut), slice(cut, None))[:: 1 if cfg.validation_from == "start" else -1]
+    x_val, y_val = x_train[held], y_train[held]
+    x_train, y_train = x_train[kept][: cfg.limit], y_train[kept][: cfg.limit]
     if cfg.batch_size > len(x_train):
         raise DataError(
             f"{source}: data.batch_size: {cfg.batch_size} is larger than the "
             f"{len(x_train)} training examples"
         )
     x_test, y_test = x_test[: cfg.test_limit], y_test[: cfg.test_limit]
-    parts = [_images(x, cfg.pad_to) for x in (x_train, x_val, x_test)]
+    parts = [_images(x, cfg.pad_to, cfg.resize_to) for x in (x_train, x_val, x_test)]
     labels = [np.asarray(y, dtype=np.int32) for y in (y_train, y_val, y_test)]
     return Splits(parts[0], labels[0], parts[1], labels[1], parts[2], labels[2], source="")
 
 
-def _images(x: np.ndarray, pad_to: int | None) -> np.ndarray:
-    """uint8 (N, 28, 28) -> uint8 (N, H, W, 1), zero-padded to pad_to."""
+def _images(x: np.ndarray, pad_to: int | None, resize_to: int | None = None) -> np.ndarray:
+    """uint8 (N, 28, 28) -> uint8 (N, H, W, 1), zero-padded to pad_to or resized to resize_to."""
     x = np.asarray(x, dtype=np.uint8)
     x = x[..., None] if x.ndim == 3 else x
+    if resize_to and resize_to != x.shape[1]:
+        return resize_bilinear(x, resize_to)
     if pad_to:
         before = (pad_to - x.shape[1]) // 2
         after = pad_to - x.shape[1] - before
         x = np.pad(x, ((0, 0), (before, after), (before, after), (0, 0)))
     return x
+
+
+def resize_bilinear(x: np.ndarray, size: int, chunk: int = 2000) -> np.ndarray:
+    """uint8 (N, h, h, C) -> uint8 (N, size, size, C), as tf.image.resize_with_pad(x, size,
+    size) gives for a square image: bilinear with half-pixel centres, no antialiasing,
+    rounded back to uint8 (at most half a grey level from TensorFlow's float result)."""
+    rows, weights = _bilinear_taps(x.shape[1], size)
+    out = np.empty((len(x), size, size, x.shape[3]), np.uint8)
+    for start in range(0, len(x), chunk):  # a float copy of a chunk, not of the dataset
+        part = x[start : start + chunk].astype(np.float32)
+        part = part[:, rows[0]] * weights[0][:, None] + part[:, rows[1]] * weights[1][:, None]
+        part = part[:, :, rows[0]] * weights[0] + part[:, :, rows[1]] * weights[1]
+        out[start : start + chunk] = np.clip(np.rint(part), 0, 255)
+    return out
+
+
+def _bilinear_taps(size_in: int, size_out: int):
+    """For each output position, the two input positions and their weights."""
+    centre = (np.arange(size_out) + 0.5) * size_in / size_out - 0.5
+    centre = np.clip(centre, 0, size_in - 1)
+    low = np.floor(centre).astype(int)
+    high = np.minimum(low + 1, size_in - 1)
+    frac = (centre - low).astype(np.float32)
+    return (low, high), ((1 - frac)[:, None], frac[:, None])
+
+
+def epoch_order(rng: np.random.Generator, n: int, shuffle_buffer: int | None) -> np.ndarray:
+    """The order of an epoch's n training examples: a fresh permutation, or, with a buffer,
+    the order tf.data's shuffle(buffer) gives (take a random example of the buffer, refill
+    it with the next one), so a small buffer leaves the data nearly in file order."""
+    if not shuffle_buffer or shuffle_buffer >= n:
+        return rng.permutation(n)
+    buffer, order, upcoming = list(range(shuffle_buffer)), [], shuffle_buffer
+    picks = rng.integers(0, np.iinfo(np.int64).max, size=n)
+    for pick in picks:
+        i = int(pick % len(buffer))
+        order.append(buffer[i])
+        if upcoming < n:
+            buffer[i] = upcoming
+            upcoming += 1
+        else:
+            buffer[i] = buffer[-1]
+            buffer.pop()
+    return np.asarray(order)
 
 
 def to_unit(x: np.ndarray) -> np.ndarray:

@@ -98,3 +98,42 @@ def write_idx_folder(folder, arrays, gz=True):
                 f.write(raw)
         else:
             (folder / name).write_bytes(raw)
+
+
+ACTIVATION_COLUMNS = ["step", "layer", "unit", "p15", "p50", "p85"]  # as recorders writes it
+
+
+def fake_run_rows(runs_dir: Path, rows: list[dict], status="completed", name="exp", seed=0,
+                  train_size=None, summary=None, activations=None, **keys):
+    """A run folder as bnexp writes it, with these config keys (dotted by "__", as
+    fake_run) and these metrics.csv rows (any EPOCH_COLUMNS, e.g. test_acc_batchstats);
+    summary.json's data.train where train_size is given, extra summary keys (`summary`),
+    and activations.csv rows (step, layer, unit, p15, p50, p85) where given."""
+    raw = {"name": name, "seed": seed, "data": {"dataset": "synthetic", "batch_size": 50,
+                                                "validation_size": 200}}
+    for dotted, value in keys.items():
+        node = raw
+        *parents, leaf = dotted.split("__")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    cfg = config.validate(raw, "test")
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    path = runs.create(runs_dir, f"{name}_s{seed}")
+    folder = runs.RunFolder(path)
+    folder.write_config(config.to_yaml(cfg))
+    rows = [{"epoch": e, **row} for e, row in enumerate(rows, start=1)]
+    folder.start_metrics()
+    for row in rows:
+        folder.append_metrics(row)
+    if activations:
+        runs.append_csv(path / "activations.csv", ACTIVATION_COLUMNS, activations)
+    folder.write_summary({
+        "status": status, "seed": seed, "config_hash": config.config_hash(cfg),
+        "config": cfg.model_dump(exclude={"sweep"}), "epochs_done": len(rows),
+        "data": {"train": train_size} if train_size is not None else {},
+        "final": runs.final_of(rows[-1]) if rows else {}, "best": runs.best_of(rows),
+        "started": f"2026-01-01T00:00:{seed:02d}", "pid": os.getpid(),
+        "host": socket.gethostname(), **(summary or {}),
+    })
+    return path

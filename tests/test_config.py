@@ -74,7 +74,7 @@ BAD = [
     ("model:\n  bn:\n    placment: before\n", ["model.bn.placment", "did you mean 'placement'"]),
     ("modle:\n  arch: mlp\n", ["modle", "did you mean 'model'"]),
     ("model:\n  bn:\n    placement: middle\n", ["model.bn.placement", "'middle'"]),
-    ("model:\n  arch: resnet\n", ["model.arch", "expected 'lenet' or 'mlp'", "'resnet'"]),
+    ("model:\n  arch: resnet\n", ["model.arch", "expected 'lenet', 'mlp' or 'layers'", "'resnet'"]),
     ("model:\n  activation: relu6\n", ["model.activation", "did you mean 'relu'"]),
     ("model:\n  bn:\n    impl: torch\n", ["model.bn.impl"]),
     ("data:\n  dataset: cifar10\n", ["data.dataset"]),

@@ -33,22 +33,23 @@ def layer_outputs(model: keras.Model, image: np.ndarray, upto: int) -> list[tupl
 
 def feature_maps(run_dir: Path, image: int = 0) -> tuple[np.ndarray, int, list]:
     """(test image, its label, [(layer, output)]) of a finished run's conv layers, from
-    its config.yaml and checkpoint.npz: every layer before `flatten`, inference mode.
+    its config.yaml and checkpoint.npz: every layer before the first flatten, inference mode.
     BadInput if the run has no checkpoint or no convolutions."""
     source = run_dir / "config.yaml"
     if not (run_dir / checkpoint.FILENAME).is_file() or not source.is_file():
         raise BadInput(f"{run_dir}: RUN_DIR: not a run folder with a checkpoint (config.yaml "
                        "and checkpoint.npz: the run must have finished an epoch)")
     (spec,) = config_mod.load(source)
-    if spec.config.model.arch != "lenet":
-        raise BadInput(f"{source}: model.arch: feature maps need convolutions (lenet), "
-                       f"this run is {spec.config.model.arch}")
+    kinds = [layer.type for layer in config_mod.model_layers(spec.config.model)]
+    if "conv" not in kinds or "flatten" not in kinds:
+        raise BadInput(f"{source}: model: feature maps need convolutions before a flatten "
+                       f"layer; this model has {', '.join(dict.fromkeys(kinds))}")
     splits = data_mod.load(spec.config.data, str(source))
     if not 0 <= image < len(splits.x_test):
         raise BadInput(f"--image {image}: the test set has {len(splits.x_test)} images")
     model = build(spec.config.model, splits.input_shape)
     checkpoint.load_weights(run_dir / checkpoint.FILENAME, model)
-    upto = [layer.name for layer in model.layers].index("flatten")
+    upto = kinds.index("flatten")
     x = splits.x_test[image]
     return x[..., 0], int(splits.y_test[image]), layer_outputs(model, x, upto)
 

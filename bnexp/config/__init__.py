@@ -3,6 +3,7 @@
 `load(path, overrides)` -> [RunSpec], one per sweep cell and seed. No TensorFlow.
 """
 
+from bnexp.config.keys import format_value, leaf_keys
 from bnexp.config.loading import (
     apply_overrides,
     config_hash,
@@ -15,6 +16,7 @@ from bnexp.config.loading import (
     to_yaml,
     validate,
 )
+from bnexp.config.presets import batch_stats_eval, has_bn, model_layers
 from bnexp.config.schema import (
     DEFAULT_CPU_REPLICAS,
     BNConfig,
@@ -27,9 +29,7 @@ from bnexp.config.schema import (
     SweepConfig,
     TrainConfig,
     cpu_devices_needed,
-    format_value,
     input_shape,
-    leaf_keys,
 )
 
 __all__ = [
@@ -37,5 +37,5 @@ __all__ = [
     "ModelConfig", "OptimizerConfig", "RunSpec", "SweepConfig", "TrainConfig",
     "apply_overrides", "config_hash", "cpu_devices_needed", "expand", "format_value", "input_shape",
     "leaf_keys", "load", "parse_yaml", "read_yaml", "smoke", "smoke_specs", "to_yaml",
-    "validate",
+    "validate", "batch_stats_eval", "has_bn", "model_layers",
 ]

@@ -18,7 +18,9 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from bnexp.config.schema import Config, RunSpec, SweepConfig, leaf_keys, section_at
+from bnexp.config.keys import leaf_keys, section_at
+from bnexp.config.presets import check_shapes
+from bnexp.config.schema import Config, RunSpec, SweepConfig
 from bnexp.errors import ConfigError, did_you_mean
 
 
@@ -115,9 +117,14 @@ def validate(
 ) -> Config:
     """A Config from a raw mapping, or ConfigError naming the first offending key."""
     try:
-        return Config.model_validate(raw)
+        config = Config.model_validate(raw)
     except ValidationError as e:
         raise ConfigError(_describe(e.errors()[0], source, overrides, grid)) from None
+    try:
+        check_shapes(config)
+    except ValueError as e:
+        raise ConfigError(f"{source}: {e}") from None
+    return config
 
 
 def to_yaml(config: Config) -> str:

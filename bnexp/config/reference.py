@@ -14,7 +14,9 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
-from bnexp.config.schema import DEFAULT_HIDDEN, Config, format_value, section_type
+from bnexp.config.keys import format_value, section_type
+from bnexp.config.layers import BN, Activation, Conv, Dense, Flatten, Initializer, Pool
+from bnexp.config.schema import DEFAULT_HIDDEN, Config
 
 INTRO = """# Config reference
 
@@ -28,9 +30,39 @@ same dotted keys.
 """
 
 
+LAYERS_INTRO = """## The model as a list of layers
+
+With `model.arch: layers`, `model.layers` lists the model layer by layer, each a
+mapping with its `type`; the last layer must give 10 outputs. A `bn` layer's settings
+left out come from `model.bn`. `bnexp summary` shows the built model, and the presets
+(lenet, mlp) as the same list. Example (notebook 000's order, BN before max-pooling
+before ReLU):
+
+```yaml
+model:
+  arch: layers
+  layers:
+    - {type: conv, filters: 6, kernel_size: 3}
+    - {type: bn, momentum: 0.99, epsilon: 1.0e-3}
+    - {type: max_pool, pool_size: 2}
+    - {type: activation, activation: relu}
+    - {type: flatten}
+    - {type: dense, units: 10, kernel_initializer: {name: random_normal, stddev: 0.01}}
+```
+"""
+
+
 def markdown() -> str:
-    """The whole reference: one table per section, in schema order."""
-    return "\n".join([INTRO, *_section("", Config)])
+    """The whole reference: one table per section, in schema order, then the layers."""
+    layers = [_table(f"`type: {_kinds(kind)}`: {_first_line(kind.__doc__)}", "", kind)
+              for kind in (Conv, Dense, BN, Activation, Pool, Flatten, Initializer)]
+    layers[-1] = layers[-1].replace("`type: `: ", "Initializers: ")
+    return "\n".join([INTRO, *_section("", Config), LAYERS_INTRO, *layers])
+
+
+def _kinds(kind) -> str:
+    annotation = kind.model_fields["type"].annotation if "type" in kind.model_fields else None
+    return " \\| ".join(typing.get_args(annotation)) if annotation else ""
 
 
 def _section(prefix: str, model: type[BaseModel]) -> list[str]:
@@ -46,7 +78,7 @@ def _section(prefix: str, model: type[BaseModel]) -> list[str]:
 def _table(title: str, prefix: str, model: type[BaseModel]) -> str:
     lines = [f"## {title}", "", "| key | type | default | meaning |", "|---|---|---|---|"]
     for name, info in model.model_fields.items():
-        if section_type(info.annotation) is not None:
+        if _is_section(info.annotation):
             continue
         meaning = " ".join((info.description or "").split()).replace("|", "\\|")
         lines.append(f"| `{prefix}{name}` | {_type(info.annotation, info.metadata)} | "
@@ -54,8 +86,19 @@ def _table(title: str, prefix: str, model: type[BaseModel]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _is_section(annotation: Any) -> bool:
+    """A nested section (data, model.bn, ...), not a value that may also be a mapping."""
+    return section_type(annotation) is not None
+
+
 def _type(annotation: Any, metadata: list) -> str:
-    if typing.get_origin(annotation) is typing.Literal:
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    optional = " or null" if type(None) in typing.get_args(annotation) else ""
+    if str in args:
+        text = "initializer" + optional
+    elif len(args) == 1 and typing.get_origin(args[0]) is typing.Literal:
+        text = _type(args[0], []) + optional
+    elif typing.get_origin(annotation) is typing.Literal:
         text = " \\| ".join(_yaml(v) for v in typing.get_args(annotation))
     else:
         text = str(annotation).replace("typing.", "").replace("<class '", "").replace("'>", "")
@@ -82,7 +125,7 @@ def _yaml(value: Any) -> str:
 
 
 def _first_line(doc: str | None) -> str:
-    return (doc or "").strip().splitlines()[0] if doc else ""
+    return " ".join((doc or "").strip().split("\n\n")[0].split())
 
 
 if __name__ == "__main__":

@@ -16,9 +16,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from bnexp.config.layers import BEHAVIOURS, FAULTS, InitArg, LayerSpec
+
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
 DEFAULT_HIDDEN = {"lenet": [120, 84], "mlp": [300, 100]}
 DEFAULT_CPU_REPLICAS = 2  # train.strategy: mirrored without GPUs
+NUM_CLASSES = 10  # MNIST and Fashion-MNIST
 
 
 class _Section(BaseModel):
@@ -44,9 +47,21 @@ class DataConfig(_Section):
     """Evaluate on only the first N test examples. null = the whole test set."""
     pad_to: int | None = Field(None, ge=28)
     """Zero-pad the 28x28 images to pad_to x pad_to (LeNet-5 used 32). null = no padding."""
+    resize_to: int | None = Field(None, ge=28, le=256)
+    """Resize the images to resize_to x resize_to as tf.image.resize_with_pad does (bilinear,
+    aspect kept: a square 28x28 image is scaled, not padded); d2l's TF port uses 224. The
+    dataset then takes (N/28)^2 times the memory. null = keep 28x28."""
+    validation_from: Literal["start", "end"] = "start"
+    """Where the validation examples are taken from: the first N (Geron) or the last N
+    (Keras' validation_split)."""
+    shuffle_buffer: int | None = Field(None, gt=0)
+    """null: a fresh permutation of the training set every epoch. N: the order a tf.data
+    shuffle(N) buffer gives (a small buffer barely shuffles: notebook 001's shuffle(20))."""
 
     @model_validator(mode="after")
     def _batch_fits(self) -> DataConfig:
+        if self.pad_to is not None and self.resize_to is not None:
+            raise ValueError("pad_to and resize_to exclude each other")
         if self.limit is not None and self.batch_size > self.limit:
             raise ValueError(
                 f"batch_size {self.batch_size} is larger than limit {self.limit}: "
@@ -81,6 +96,25 @@ class BNConfig(_Section):
     virtual_batch_size: int | None = Field(None, gt=0)
     """Ghost BN on one device (scratch impl): normalize each run of N examples of a batch
     by its own statistics, as unsynchronized BN on batch/N replicas. null = off."""
+    gamma_initializer: InitArg | None = None
+    """gamma's initializer, e.g. ones or {name: random_normal, stddev: 0.01}. null = ones."""
+    beta_initializer: InitArg | None = None
+    """beta's initializer. null = zeros."""
+    moving_mean_initializer: InitArg | None = None
+    """The moving mean's initial value. null = zeros."""
+    moving_variance_initializer: InitArg | None = None
+    """The moving variance's initial value. null = ones (notebook 004 starts it at zeros)."""
+    behaviour: BEHAVIOURS = "standard"
+    """standard: batch statistics in training (moving ones updated), moving statistics at
+    inference. moving_stats_in_training: normalize with the moving statistics in training
+    too (they still move toward the batch's; d2l's exercise). batch_stats_at_inference:
+    inference normalizes with the batch's own statistics, so a prediction depends on the
+    rest of its batch (a custom layer called with training=True). frozen_moving_stats: the
+    moving statistics never move from their initial values."""
+    fault: FAULTS | None = None
+    """A known broken implementation, reproduced on purpose (impl: scratch), never a default.
+    mxnet_moving_average: notebook 004's update as written, moving_mean <- moving_mean +
+    momentum - momentum * batch variance, moving variance never updated."""
 
     @model_validator(mode="after")
     def _ghost_needs_scratch(self) -> BNConfig:
@@ -89,14 +123,22 @@ class BNConfig(_Section):
                              "BatchNormalization has no ghost batches)")
         if self.virtual_batch_size is not None and self.synchronized:
             raise ValueError("virtual_batch_size and synchronized exclude each other")
+        if self.fault is not None and self.impl != "scratch":
+            raise ValueError(f"fault {self.fault} needs impl: scratch (Keras' layer has no "
+                             "faults)")
         return self
 
 
 class ModelConfig(_Section):
     """The network: LeNet or an MLP, with BN placed as `bn` says."""
 
-    arch: Literal["lenet", "mlp"] = "lenet"
-    """lenet: two valid convolutions + pooling, then dense layers; mlp: dense layers only."""
+    arch: Literal["lenet", "mlp", "layers"] = "lenet"
+    """lenet: two valid convolutions + pooling, then dense layers; mlp: dense layers only;
+    layers: the list in `layers`, as written (any sequential model)."""
+    layers: list[LayerSpec] | None = None
+    """arch: layers: the model, layer by layer, each a mapping with its `type` (conv, dense,
+    bn, activation, max_pool, avg_pool, flatten) and settings; the last layer gives the
+    10 outputs. See docs/config.md#the-model-as-a-list-of-layers."""
     hidden: list[int] | None = None
     """Widths of the hidden dense layers. null = lenet [120, 84], mlp [300, 100]."""
     filters: list[int] = [6, 16]
@@ -117,6 +159,12 @@ class ModelConfig(_Section):
 
     @model_validator(mode="after")
     def _resolve_hidden(self) -> ModelConfig:
+        if (self.arch == "layers") != (self.layers is not None):
+            raise ValueError("layers is given with arch: layers, and only then")
+        if self.arch == "layers":
+            if not self.layers:
+                raise ValueError("layers is an empty list")
+            return self
         if self.hidden is None:
             self.hidden = list(DEFAULT_HIDDEN[self.arch])
         for key, widths in (("hidden", self.hidden), ("filters", self.filters)):
@@ -147,6 +195,14 @@ class TrainConfig(_Section):
 
     epochs: int = Field(10, gt=0)
     """Passes over the training set."""
+    loss: Literal["sparse_categorical_crossentropy", "categorical_crossentropy"] = (
+        "sparse_categorical_crossentropy")
+    """Keras' loss, on integer labels (sparse) or one-hot labels: the same number when the
+    outputs are right for it."""
+    from_logits: bool = True
+    """true: the model's outputs are logits (no softmax on the last layer), as bnexp's
+    presets give. false: the outputs are taken as probabilities, as Keras' default; a
+    mismatch with the last layer is warned about at start (notebooks 000, 002 do it)."""
     deterministic: bool = False
     """TensorFlow op determinism: a resumed run then ends bit-identical to an uninterrupted
     one. Costs some speed."""
@@ -184,10 +240,11 @@ class TrainConfig(_Section):
 class DiagnosticsConfig(_Section):
     """What bnexp measures besides the metrics; off where it costs time."""
 
-    batch_stats_eval: bool = False
-    """Also evaluate the test set with batch statistics (BN in training mode, batches of
-    data.batch_size) each epoch, leaving the moving statistics untouched: metrics.csv's
-    test_*_batchstats. A large gap to test_* means the moving averages have not caught up
+    batch_stats_eval: bool | None = None
+    """null: on for a model with BN, off without. true: evaluate the test set with batch
+    statistics too (BN in training mode, batches of data.batch_size) each epoch, leaving
+    the moving statistics untouched: metrics.csv's test_*_batchstats, summary.json's
+    bn_gap. A large gap to test_* means the moving averages have not caught up
     (momentum 0.99 on a short run) or BN is broken."""
     drift: int = Field(0, ge=0)
     """N > 0: drift.csv, per epoch and BN layer, how far the moving mean and variance are
@@ -270,21 +327,9 @@ def _slug(value: Any) -> str:
     return re.sub(r"[^A-Za-z0-9.-]+", "-", str(value)).strip("-") or "x"
 
 
-def format_value(value: Any) -> Any:
-    """A config value as comparable, printable scalar, as YAML writes it: lists become
-    "[300, 100]", None "null", booleans "true" / "false"; numbers and strings stay."""
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(str(v) for v in value) + "]"
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return str(value).lower()
-    return value
-
-
 def input_shape(cfg: DataConfig) -> tuple[int, int, int]:
     """The (H, W, C) of the images `cfg` yields: 28x28 grey, or pad_to x pad_to."""
-    side = cfg.pad_to or 28
+    side = cfg.pad_to or cfg.resize_to or 28
     return (side, side, 1)
 
 
@@ -292,38 +337,3 @@ def cpu_devices_needed(configs: list[Config]) -> int:
     """Logical CPU devices the mirrored runs among configs need without GPUs (0: none)."""
     return max((c.train.replicas or DEFAULT_CPU_REPLICAS for c in configs
                 if c.train.strategy == "mirrored"), default=0)
-
-
-# ---------------------------------------------------------------- looking the schema up
-
-
-def section_at(loc: tuple) -> type[BaseModel] | None:
-    """The schema section at a location, e.g. ('model', 'bn') -> BNConfig."""
-    model: Any = Config
-    for part in loc:
-        info = model.model_fields.get(part) if isinstance(model, type) else None
-        if info is None:
-            return None
-        model = section_type(info.annotation)
-    return model if isinstance(model, type) and issubclass(model, BaseModel) else None
-
-
-def section_type(annotation: Any) -> Any:
-    """The section class an annotation holds (BNConfig, SweepConfig | None, ...), or None."""
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in getattr(annotation, "__args__", ()):
-        if isinstance(arg, type) and issubclass(arg, BaseModel):
-            return arg
-    return None
-
-
-def leaf_keys(model: type[BaseModel] = Config, prefix: str = "") -> list[str]:
-    """Every dotted key a sweep grid or --set may name (sweep itself aside)."""
-    keys = []
-    for name, info in model.model_fields.items():
-        sub = section_type(info.annotation)
-        if name == "sweep":
-            continue
-        keys += leaf_keys(sub, f"{prefix}{name}.") if sub else [f"{prefix}{name}"]
-    return keys

@@ -1,10 +1,12 @@
-"""LeNet and MLP builders with BN placed as the config says.
+"""Keras models from their list of layers (bnexp.config.presets.model_layers).
 
-A hidden layer is a block: core (Conv2D or Dense) -> [BN] -> activation -> [BN],
-with BN before the activation (Ioffe & Szegedy, d2l) or after it. With
-`use_bias: auto`, a core layer whose output feeds BN directly has no bias: BN
-subtracts the batch mean, so a bias there is wasted (beta takes its role).
-The output layer gives logits (no BN, no softmax).
+The presets (lenet, mlp) and a config's own `model.layers` go through the same
+builder: one Keras layer per entry, with its name, in order. BN layers become Keras'
+BatchNormalization (impl: keras) or bnexp's own BatchNorm (impl: scratch), with the
+behaviour and fault the config chose. With the presets, a core layer whose output
+feeds BN has no bias (use_bias: auto): BN subtracts the batch mean, so a bias there is
+wasted (beta takes its role). The trap for a layer list: it is built as written, so
+the output layer's activation must agree with train.from_logits.
 """
 
 from __future__ import annotations
@@ -14,77 +16,65 @@ import math
 import numpy as np
 from tensorflow import keras
 
-from bnexp.config import BNConfig, ModelConfig
-from bnexp.model.bn import BatchNorm
+from bnexp.config import ModelConfig, model_layers
+from bnexp.model import bn as bn_module
+
+POOLS = {"max_pool": keras.layers.MaxPooling2D, "avg_pool": keras.layers.AveragePooling2D}
 
 
-def build(cfg: ModelConfig, input_shape: tuple[int, ...], num_classes: int = 10) -> keras.Model:
+def build(cfg: ModelConfig, input_shape: tuple[int, ...]) -> keras.Model:
     """A Sequential model for `cfg` on inputs of `input_shape` (H, W, C)."""
-    body = ARCHITECTURES[cfg.arch](cfg)
-    layers = [keras.Input(shape=input_shape), *body, keras.layers.Dense(
-        num_classes, kernel_initializer=cfg.init, name="logits"
-    )]
-    return keras.Sequential(layers, name=f"{cfg.arch}_bn_{cfg.bn.placement}")
+    layers = [keras_layer(spec, cfg) for spec in model_layers(cfg)]
+    name = "layers" if cfg.arch == "layers" else f"{cfg.arch}_bn_{cfg.bn.placement}"
+    return keras.Sequential([keras.Input(shape=input_shape), *layers], name=name)
 
 
-def lenet(cfg: ModelConfig) -> list[keras.layers.Layer]:
-    """d2l's LeNet: [Conv(valid) -> pool 2x2] per filter count, flatten, dense blocks."""
-    layers = [_bn(cfg.bn, "input_bn")] if cfg.bn.input else []
-    pool = keras.layers.AveragePooling2D if cfg.pooling == "avg" else keras.layers.MaxPooling2D
-    for i, filters in enumerate(cfg.filters, start=1):
-        def conv(use_bias, filters=filters, i=i):
-            return keras.layers.Conv2D(
-                filters, cfg.kernel_size, padding="valid", use_bias=use_bias,
-                kernel_initializer=cfg.init, name=f"conv{i}",
-            )
-        layers += _block(conv, "conv", f"conv{i}", cfg)
-        layers.append(pool(pool_size=2, strides=2, name=f"pool{i}"))
-    layers.append(keras.layers.Flatten(name="flatten"))
-    return layers + _dense_blocks(cfg)
+def keras_layer(spec, cfg: ModelConfig) -> keras.layers.Layer:
+    """The Keras layer of one entry of the model's list."""
+    if spec.type == "conv":
+        return keras.layers.Conv2D(
+            spec.filters, spec.kernel_size, strides=spec.strides, padding=spec.padding,
+            use_bias=spec.use_bias, activation=spec.activation, name=spec.name,
+            kernel_initializer=initializer(spec.kernel_initializer),
+            bias_initializer=initializer(spec.bias_initializer))
+    if spec.type == "dense":
+        return keras.layers.Dense(
+            spec.units, use_bias=spec.use_bias, activation=spec.activation, name=spec.name,
+            kernel_initializer=initializer(spec.kernel_initializer),
+            bias_initializer=initializer(spec.bias_initializer))
+    if spec.type == "bn":
+        return _batch_norm(spec, cfg)
+    if spec.type == "activation":
+        return keras.layers.Activation(spec.activation, name=spec.name)
+    if spec.type in POOLS:
+        return POOLS[spec.type](pool_size=spec.pool_size, strides=spec.strides or spec.pool_size,
+                                padding=spec.padding, name=spec.name)
+    return keras.layers.Flatten(name=spec.name)
 
 
-def mlp(cfg: ModelConfig) -> list[keras.layers.Layer]:
-    """Flatten, [BN on the pixels], then one dense block per hidden width (Geron's MLP)."""
-    layers = [keras.layers.Flatten(name="flatten")]
-    if cfg.bn.input:
-        layers.append(_bn(cfg.bn, "input_bn"))
-    return layers + _dense_blocks(cfg)
+def initializer(spec):
+    """A config initializer as Keras takes it: a name as it is, arguments as an object."""
+    if spec is None or isinstance(spec, str):
+        return spec
+    return keras.initializers.get(spec.keras_config())
 
 
-ARCHITECTURES = {"lenet": lenet, "mlp": mlp}
-
-
-def _dense_blocks(cfg: ModelConfig) -> list[keras.layers.Layer]:
-    layers = []
-    for i, width in enumerate(cfg.hidden, start=1):
-        def dense(use_bias, width=width, i=i):
-            return keras.layers.Dense(
-                width, use_bias=use_bias, kernel_initializer=cfg.init, name=f"dense{i}"
-            )
-        layers += _block(dense, "dense", f"dense{i}", cfg)
-    return layers
-
-
-def _block(core, kind: str, name: str, cfg: ModelConfig) -> list[keras.layers.Layer]:
-    """core -> [BN] -> activation -> [BN], as `cfg.bn.placement` and `cfg.bn.layers` say."""
-    placement = cfg.bn.placement if cfg.bn.layers in ("all", kind) else "none"
-    use_bias = placement != "before" if cfg.use_bias == "auto" else cfg.use_bias
-    layers = [core(use_bias)]
-    if placement == "before":
-        layers.append(_bn(cfg.bn, f"{name}_bn"))
-    layers.append(keras.layers.Activation(cfg.activation, name=f"{name}_{cfg.activation}"))
-    if placement == "after":
-        layers.append(_bn(cfg.bn, f"{name}_bn"))
-    return layers
-
-
-def _bn(cfg: BNConfig, name: str) -> keras.layers.Layer:
-    """Keras' BatchNormalization or bnexp's own, with the configured hyperparameters."""
-    args = dict(momentum=cfg.momentum, epsilon=cfg.epsilon, center=cfg.center, scale=cfg.scale,
-                synchronized=cfg.synchronized)
-    if cfg.impl == "keras":
-        return keras.layers.BatchNormalization(name=name, **args)
-    return BatchNorm(name=name, virtual_batch_size=cfg.virtual_batch_size, **args)
+def _batch_norm(spec, cfg: ModelConfig) -> keras.layers.Layer:
+    """Keras' BatchNormalization or bnexp's own, with the layer's settings; initializers,
+    behaviour and fault only where the config sets them (else each class's defaults)."""
+    args = dict(momentum=spec.momentum, epsilon=spec.epsilon, center=spec.center,
+                scale=spec.scale, synchronized=cfg.bn.synchronized, name=spec.name)
+    for key in ("gamma_initializer", "beta_initializer", "moving_mean_initializer",
+                "moving_variance_initializer"):
+        if getattr(spec, key) is not None:
+            args[key] = initializer(getattr(spec, key))
+    special = {k: v for k, v in (("behaviour", spec.behaviour), ("fault", spec.fault))
+               if v not in (None, "standard")}
+    if spec.impl == "keras":
+        if special:
+            return bn_module.keras_batch_norm(**special, **args)
+        return keras.layers.BatchNormalization(**args)
+    return bn_module.BatchNorm(virtual_batch_size=cfg.bn.virtual_batch_size, **special, **args)
 
 
 def param_counts(model: keras.Model) -> dict[str, int]:

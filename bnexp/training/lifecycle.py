@@ -26,7 +26,7 @@ import bnexp
 from bnexp import config as config_mod
 from bnexp import data as data_mod
 from bnexp import runs
-from bnexp.config import Config, RunSpec
+from bnexp.config import Config, RunSpec, advice
 from bnexp.errors import BadInput
 from bnexp.model.build import build, param_counts
 from bnexp.reporter import Reporter
@@ -47,7 +47,8 @@ def run_one(spec: RunSpec, splits: data_mod.Splits, runs_dir: Path,
     folder.write_config(config_mod.to_yaml(config))
     folder.start_metrics()
     folder.log(f"started {path.name}: {splits.source}, {summary['data']}")
-    return _execute(config, splits, folder, summary, model, [], reporter, strategy)
+    return _execute(config, splits, folder, summary, model, [], reporter, strategy,
+                    notes=advice.warnings(config))
 
 
 def resume_run(path: Path, splits: data_mod.Splits | None, reporter: Reporter) -> Outcome:
@@ -93,11 +94,14 @@ def resumable(path: Path) -> tuple[dict, Config]:
 
 
 def _execute(config, splits, folder: runs.RunFolder, summary: dict, model, rows: list[dict],
-             reporter: Reporter, strategy=None) -> Outcome:
-    """Train to the end, keeping metrics.csv, checkpoint and summary.json up to date."""
+             reporter: Reporter, strategy=None, notes: list[str] = ()) -> Outcome:
+    """Train to the end, keeping metrics.csv, checkpoint and summary.json up to date;
+    `notes` (warnings about the config) are noted once the run has started."""
     t0 = time.time() - (summary.get("wall_seconds") or 0.0)
     reporter = _Noting(reporter, folder, summary)
     reporter.run_started(folder.path, config.train.epochs)
+    for note in notes:
+        reporter.note(note)
 
     def on_epoch(row):
         rows.append(row)

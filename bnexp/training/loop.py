@@ -17,8 +17,8 @@ import numpy as np
 import tensorflow as tf
 from tensorflow import keras
 
-from bnexp.config import Config
-from bnexp.data import Splits
+from bnexp.config import Config, batch_stats_eval
+from bnexp.data import Splits, epoch_order
 from bnexp.model.build import build
 from bnexp.reporter import Reporter
 from bnexp.training import checkpoint, distribute, recorders, stop
@@ -120,7 +120,8 @@ def train_epoch(ctx: Context, epoch: int) -> dict:
     every = recorder.every if recorder else 0
     n = len(ctx.splits.x_train)
     first = int(steps.optimizer.iterations.numpy())
-    chunks = batch_chunks(ctx.order.permutation(n), ctx.config.data.batch_size,
+    perm = epoch_order(ctx.order, n, ctx.config.data.shuffle_buffer)
+    chunks = batch_chunks(perm, ctx.config.data.batch_size,
                           ctx.config.train.steps_per_call, first, every)
     ctx.reporter.epoch_started(epoch, sum(len(c) for c in chunks))
     if every and first == 0:
@@ -158,7 +159,7 @@ def evaluate(ctx: Context) -> dict:
     test_loss, test_acc = steps.evaluate(ctx.x_test, splits.y_test)
     row = {"val_loss": val_loss, "val_acc": val_acc, "test_loss": test_loss,
            "test_acc": test_acc}
-    if config.diagnostics.batch_stats_eval:
+    if batch_stats_eval(config):
         loss, acc = steps.evaluate_batch_stats(ctx.x_test, splits.y_test, config.data.batch_size)
         row.update(test_loss_batchstats=loss, test_acc_batchstats=acc)
     return {**row, "eval_seconds": time.perf_counter() - start}

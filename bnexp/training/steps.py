@@ -22,6 +22,32 @@ EVAL_BYTES = 32 * 2**20  # an inference call's widest activation: see eval_batch
 XLA_BY_DEFAULT = {"mlp": True, "lenet": "except_conv"}  # measured: benchmarks/throughput.py
 
 
+class Loss:
+    """train.loss as Keras computes it, on integer labels: sparse categorical
+    cross-entropy, or categorical on one-hot labels, from logits or from probabilities.
+
+    The trap it reproduces on purpose: from_logits=False on outputs without a softmax
+    (notebooks 000, 002) makes Keras rescale the outputs to sum to 1 and clip them, a
+    different loss from the one intended; bnexp warns about it at start."""
+
+    def __init__(self, name: str = "sparse_categorical_crossentropy", from_logits: bool = True):
+        self.sparse = name == "sparse_categorical_crossentropy"
+        kind = (keras.losses.SparseCategoricalCrossentropy if self.sparse
+                else keras.losses.CategoricalCrossentropy)
+        self.mean = kind(from_logits=from_logits)
+        self.per_example_fn = kind(from_logits=from_logits, reduction=None)
+
+    def __call__(self, y, outputs):
+        """The batch's mean loss."""
+        return self.mean(self._labels(y, outputs), outputs)
+
+    def per_example(self, y, outputs):
+        return self.per_example_fn(self._labels(y, outputs), outputs)
+
+    def _labels(self, y, outputs):
+        return y if self.sparse else tf.one_hot(y, tf.shape(outputs)[-1])
+
+
 class Steps:
     """The compiled train and eval steps of one model, with on-device metric sums.
 
@@ -34,9 +60,9 @@ class Steps:
     """
 
     def __init__(self, model: keras.Model, optimizer: keras.optimizers.Optimizer, input_shape,
-                 jit_compile: bool | str = False):
+                 jit_compile: bool | str = False, loss: Loss | None = None):
         self.model, self.optimizer = model, optimizer
-        self.loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        self.loss_fn = loss or Loss()
         # [sum of loss * batch, correct predictions, examples] since the last reset
         self.sums = tf.Variable(tf.zeros(3), trainable=False)
         # the optimizer iteration at which the loss first became NaN or infinite; -1: never
@@ -184,11 +210,11 @@ class MirroredSteps(Steps):
     replicas, on the mirrored weights, as on one device.
     """
 
-    def __init__(self, model, optimizer, input_shape, strategy: tf.distribute.Strategy):
+    def __init__(self, model, optimizer, input_shape, strategy: tf.distribute.Strategy,
+                 loss: Loss | None = None):
         self.strategy = strategy
-        self.per_example_loss = keras.losses.SparseCategoricalCrossentropy(
-            from_logits=True, reduction=None)
-        super().__init__(model, optimizer, input_shape, jit_compile=False)
+        super().__init__(model, optimizer, input_shape, jit_compile=False, loss=loss)
+        self.per_example_loss = self.loss_fn.per_example
 
     def eager_train_step(self, x, y):
         x = tf.cast(x, tf.float32) / 255.0
@@ -231,9 +257,10 @@ def eval_batch_size(model: keras.Model) -> int:
 def make_steps(config: Config, model, input_shape, strategy=None) -> Steps:
     """The Steps of a run: on one device, or split across the strategy's replicas."""
     optimizer = make_optimizer(config.optimizer)
+    loss = Loss(config.train.loss, config.train.from_logits)
     if strategy is not None:
-        return MirroredSteps(model, optimizer, input_shape, strategy)
-    return Steps(model, optimizer, input_shape, jit_compile=xla_mode(config))
+        return MirroredSteps(model, optimizer, input_shape, strategy, loss=loss)
+    return Steps(model, optimizer, input_shape, jit_compile=xla_mode(config), loss=loss)
 
 
 def _batch_sums(mean_loss, logits, y):
@@ -256,5 +283,8 @@ def xla_mode(config: Config) -> bool | str:
     if config.train.strategy == "mirrored":
         return False
     if config.train.jit_compile == "auto":
+        if config.model.arch == "layers":  # as measured for the presets: convolutions or not
+            return "except_conv" if any(layer.type == "conv" for layer in config.model.layers
+                                        ) else True
         return XLA_BY_DEFAULT[config.model.arch]
     return config.train.jit_compile

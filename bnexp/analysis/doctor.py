@@ -1,0 +1,540 @@
+"""`bnexp doctor`: the classic batch-normalization problems a run's files show, each with
+the run's own numbers as evidence and the fix.
+
+It reads what a run folder already holds, through bnexp.runs: summary.json (status,
+config, data sizes, where it diverged), metrics.csv (the last epoch's accuracies, with
+and without batch statistics) and activations.csv where it was recorded. No TensorFlow.
+
+Each check is one function below, `check_<id>(run) -> list[Finding]`, whose docstring
+states its rule; the thresholds are the module constants. The BN checks are skipped for
+a model without BN. The config is read as the plain dict the run stored (not validated
+against today's schema), so runs of older bnexp versions are diagnosed too.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from bnexp import runs
+from bnexp.errors import BadInput
+
+SEVERITIES = ("error", "warning", "info")  # most serious first
+
+CHANCE = 0.1  # accuracy of guessing among 10 classes (every dataset bnexp has)
+AT_CHANCE = 0.05  # inference accuracy <= CHANCE + this is "at chance"
+BATCH_STATS_WORK = 0.2  # batch-statistics accuracy >= CHANCE + this: BN itself works
+TRAIN_WORKS = 0.3  # train accuracy >= CHANCE + this: training works (no batch-stats column)
+GAP = 0.05  # batch-statistics accuracy above the moving statistics' by more: a lag
+FADE = 3.0  # steps momentum m needs: FADE / (1 - m); then an initial value weighs m^n < 5%
+SMALL_BATCH = 16  # BN normalizing over fewer examples than this: noisy statistics
+SATURATION = {"sigmoid": 4.0, "tanh": 2.5}  # |x| beyond which the derivative is ~0
+SATURATED_SHARE = 0.5  # this share of the p15..p85 band beyond the threshold: saturated
+DEFAULT_REPLICAS = 2  # train.strategy: mirrored without GPUs and without train.replicas
+PRESETS = ("lenet", "mlp")
+DEFAULT_HIDDEN = {"lenet": [120, 84], "mlp": [300, 100]}
+BN_KEYS = ("momentum", "behaviour", "fault", "moving_variance_initializer")
+PASS_THROUGH = ("max_pool", "avg_pool", "flatten")  # a per-channel bias survives these
+
+
+@dataclass
+class Finding:
+    """One problem in one run: its id, how serious, the run's numbers, and the fix."""
+
+    run: str  # the run folder
+    id: str
+    severity: str  # error, warning or info
+    evidence: str
+    advice: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Run:
+    """What the checks read of one run: its record, its epoch rows, its model's layers."""
+
+    path: Path
+    summary: dict
+    status: str
+    config: dict
+    rows: list[dict]
+
+    def get(self, dotted: str, default=None):
+        """A config value by dotted key, e.g. "model.bn.momentum"; default if absent."""
+        node = self.config
+        for part in dotted.split("."):
+            if not isinstance(node, dict) or part not in node:
+                return default
+            node = node[part]
+        return default if node is None else node
+
+    @property
+    def layer_list(self) -> bool:
+        return self.get("model.arch", "lenet") not in PRESETS
+
+    @property
+    def layers(self) -> list[dict]:
+        """The model's layers as dicts (type, name, ...), BN settings filled in from
+        model.bn: a layer list as written, or a preset expanded as bnexp builds it."""
+        if self.layer_list:
+            return _named([_complete(dict(layer), self.get("model.bn", {}))
+                           for layer in self.get("model.layers", []) if isinstance(layer, dict)])
+        return _preset_layers(self)
+
+    @property
+    def bn_layers(self) -> list[dict]:
+        return [layer for layer in self.layers if layer.get("type") == "bn"]
+
+    def last(self, key: str) -> float | None:
+        """The last epoch's value of a metrics.csv column; None where not recorded."""
+        row = self.rows[-1] if self.rows else (self.summary.get("final") or {})
+        return _number(row.get(key))
+
+    @property
+    def epochs_done(self) -> int:
+        done = self.summary.get("epochs_done")
+        return done if isinstance(done, int) else len(self.rows)
+
+    @property
+    def steps_trained(self) -> int | None:
+        """Training steps so far: epochs x ceil(train examples / batch); None if unknown."""
+        train = (self.summary.get("data") or {}).get("train")
+        batch = self.get("data.batch_size")
+        if not isinstance(train, int) or not isinstance(batch, int) or batch <= 0:
+            return None
+        return self.epochs_done * math.ceil(train / batch)
+
+
+# ---------------------------------------------------------------- reading runs
+
+
+def diagnose(folder: Path) -> list[Finding]:
+    """Every finding of one run folder; BadInput if it is not a readable run folder."""
+    folder = Path(folder)
+    try:
+        record = runs.read_record(folder, with_config=True)
+    except ValueError as e:
+        raise BadInput(f"{folder}: not a readable run folder: {e}") from None
+    return diagnose_record(record)
+
+
+def diagnose_record(record: runs.RunRecord) -> list[Finding]:
+    """Every finding of one run record, most serious first."""
+    try:
+        rows = runs.read_metrics(record.path)
+    except (OSError, UnicodeDecodeError, ValueError):
+        rows = []
+    run = Run(record.path, record.summary, record.status, record.config or {}, rows)
+    checks = CHECKS if has_bn(run) else [c for c in CHECKS if c not in BN_CHECKS]
+    findings = [finding for check in checks for finding in check(run)]
+    return sorted(findings, key=lambda f: SEVERITIES.index(f.severity))
+
+
+def diagnose_each(path: Path) -> tuple[dict[str, list[Finding]], list[str]]:
+    """run folder -> its findings, for a run folder or every run beneath a folder (of
+    several attempts of one config, the one that counts), and the warnings of the scan."""
+    path = Path(path)
+    if not path.is_dir():
+        raise BadInput(f"{path}: no such folder")
+    if (path / "summary.json").is_file():
+        return {str(path): diagnose(path)}, []
+    records, warnings = runs.scan(path, with_config=True)
+    if not records:
+        raise BadInput(f"{path}: no run folder here (no summary.json beneath it)")
+    kept = sorted(runs.latest(records).values(), key=lambda r: r.path)
+    if len(kept) < len(records):
+        warnings.append(f"ignored {len(records) - len(kept)} earlier attempt(s) of configs "
+                        "that ran again")
+    return {str(record.path): diagnose_record(record) for record in kept}, warnings
+
+
+def diagnose_all(path: Path) -> tuple[list[Finding], list[str]]:
+    """The findings of a run folder or of every run beneath a folder, and the warnings."""
+    each, warnings = diagnose_each(path)
+    return [finding for findings in each.values() for finding in findings], warnings
+
+
+# ---------------------------------------------------------------- the model's layers
+
+
+def has_bn(run: Run) -> bool:
+    """A preset with model.bn.placement other than none (on layers it applies to) or
+    model.bn.input; a layer list with a bn layer."""
+    return bool(run.bn_layers)
+
+
+def _preset_layers(run: Run) -> list[dict]:
+    """A lenet or mlp config's hidden layers, named as bnexp.config.presets names them:
+    [input_bn], conv{i} -> [conv{i}_bn] -> conv{i}_<act> -> [conv{i}_bn] -> pool{i}, ...,
+    dense{i} blocks alike."""
+    arch, bn = run.get("model.arch", "lenet"), run.get("model.bn", {})
+    bn_settings = {key: bn.get(key) for key in BN_KEYS}
+    activation = run.get("model.activation", "sigmoid")
+    layers = [{"type": "bn", "name": "input_bn", **bn_settings}] if bn.get("input") else []
+    cores = []
+    if arch == "lenet":
+        cores += [("conv", f"conv{i}", n) for i, n in enumerate(run.get("model.filters", [6, 16]),
+                                                                 start=1)]
+    hidden = run.get("model.hidden") or DEFAULT_HIDDEN.get(arch, [])
+    cores += [("dense", f"dense{i}", n) for i, n in enumerate(hidden, start=1)]
+    for kind, name, width in cores:
+        placement = bn.get("placement", "before")
+        if bn.get("layers", "all") not in ("all", kind):
+            placement = "none"
+        use_bias = run.get("model.use_bias", "auto")
+        use_bias = placement != "before" if use_bias == "auto" else use_bias is True
+        size = {"filters": width} if kind == "conv" else {"units": width}
+        layers.append({"type": kind, "name": name, "use_bias": use_bias, **size})
+        if placement == "before":
+            layers.append({"type": "bn", "name": f"{name}_bn", **bn_settings})
+        layers.append({"type": "activation", "name": f"{name}_{activation}",
+                       "activation": activation})
+        if placement == "after":
+            layers.append({"type": "bn", "name": f"{name}_bn", **bn_settings})
+    return layers
+
+
+def _complete(layer: dict, bn: dict) -> dict:
+    """A listed BN layer's unset settings taken from model.bn."""
+    if layer.get("type") == "bn":
+        for key in BN_KEYS:
+            if layer.get(key) is None:
+                layer[key] = bn.get(key)
+    return layer
+
+
+def _named(layers: list[dict]) -> list[dict]:
+    """Unnamed listed layers get their kind and number (conv1, bn1, activation2), as the
+    builder names them."""
+    counts: dict[str, int] = {}
+    for layer in layers:
+        kind = str(layer.get("type"))
+        counts[kind] = counts.get(kind, 0) + 1
+        layer["name"] = layer.get("name") or f"{kind}{counts[kind]}"
+    return layers
+
+
+def _momentum(run: Run) -> float:
+    """The slowest BN layer's momentum (Keras and bnexp's default 0.9 where unset)."""
+    values = [_number(layer.get("momentum")) for layer in run.bn_layers]
+    return max((v for v in values if v is not None), default=0.9)
+
+
+def _steps_needed(momentum: float) -> int:
+    return math.ceil(round(FADE / (1.0 - momentum), 6))  # 3 / (1 - 0.9) is 30.000...04
+
+
+def _bn_names(layers: list[dict]) -> str:
+    names = [layer["name"] for layer in layers]
+    return ", ".join(names[:6]) + (f" and {len(names) - 6} more" if len(names) > 6 else "")
+
+
+# ---------------------------------------------------------------- the checks
+
+
+def check_diverged(run: Run) -> list[Finding]:
+    """error: the run's status is diverged (the loss became NaN or infinite)."""
+    if run.status != "diverged":
+        return []
+    at = run.summary.get("diverged_at") or {}
+    where = (f"at epoch {at.get('epoch')}, step {at.get('step')} of that epoch"
+             if at else "during training")
+    lr = _number(run.get("optimizer.learning_rate"))
+    optimizer = run.get("optimizer.name", "sgd")
+    bn = has_bn(run)
+    evidence = (f"the training loss became NaN or infinite {where}, after "
+                f"{run.epochs_done} finished epoch(s); optimizer {optimizer}, learning rate "
+                f"{_g(lr)}; the model has {'BN' if bn else 'no BN'}")
+    lower = f" (e.g. {_g(lr / 10)})" if lr else ""
+    advice = f"Lower optimizer.learning_rate{lower}"
+    if bn:
+        advice += ("; the model has BN already, so the rate is too high even for it (d2l's "
+                   "BN-LeNet trains with SGD at 1.0)")
+    else:
+        advice += (", or add BN (model.bn.placement: before): it keeps each layer's inputs "
+                   "normalized, so the same network trains at much higher rates")
+    return [_finding(run, "diverged", "error", evidence, advice + ".")]
+
+
+def _at_chance_while_working(run: Run) -> str | None:
+    """Evidence that inference with the moving statistics is near chance while BN with
+    batch statistics (or training) works; None otherwise."""
+    acc, batch, train = (run.last(k) for k in ("test_acc", "test_acc_batchstats", "train_acc"))
+    if acc is None or acc > round(CHANCE + AT_CHANCE, 6):
+        return None
+    if batch is not None:
+        if batch < round(CHANCE + BATCH_STATS_WORK, 6):
+            return None
+        return (f"test_acc {acc:.3f} with the moving statistics (chance {CHANCE:.1f}) but "
+                f"{batch:.3f} with batch statistics (test_acc_batchstats)")
+    if train is None or train < round(CHANCE + TRAIN_WORKS, 6):
+        return None
+    return (f"test_acc {acc:.3f} with the moving statistics (chance {CHANCE:.1f}) while "
+            f"train_acc is {train:.3f}")
+
+
+def _known_causes(run: Run) -> list[str]:
+    """Config settings that break the moving statistics whatever the run's length, each
+    with the BN layers that have it."""
+    causes: dict[str, list[dict]] = {}
+    for layer in run.bn_layers:
+        if layer.get("fault"):
+            causes.setdefault(f"fault {layer['fault']}", []).append(layer)
+        if layer.get("behaviour") == "frozen_moving_stats":
+            causes.setdefault("behaviour frozen_moving_stats", []).append(layer)
+    return [f"{cause} ({_bn_names(layers)})" for cause, layers in causes.items()]
+
+
+def _too_short(run: Run) -> bool:
+    """The run is shorter than the steps its momentum needs (known step count only)."""
+    steps = run.steps_trained
+    return steps is not None and steps < _steps_needed(_momentum(run))
+
+
+def _length_evidence(run: Run) -> str:
+    momentum = _momentum(run)
+    steps = run.steps_trained
+    trained = f"{steps} steps" if steps is not None else "an unknown number of steps"
+    return (f"BN momentum {momentum:g} needs ~{_steps_needed(momentum)} steps "
+            f"(ceil({FADE:g} / (1 - momentum))) for the initial moving statistics to fade; "
+            f"the run trained {trained} ({run.epochs_done} epoch(s))")
+
+
+def check_moving_stats_broken(run: Run) -> list[Finding]:
+    """error: the model has BN and the last epoch's test_acc (moving statistics) is at most
+    CHANCE + AT_CHANCE while test_acc_batchstats >= CHANCE + BATCH_STATS_WORK (or, without
+    that column, train_acc >= CHANCE + TRAIN_WORKS), and the run's length does not explain
+    it: it trained at least the steps its momentum needs, or a config fault / frozen
+    moving statistics is set. (Too short a run with no such setting: moving_stats_lag.)"""
+    shown = _at_chance_while_working(run)
+    causes = _known_causes(run)
+    if shown is None or (_too_short(run) and not causes):
+        return []
+    evidence = f"{shown}; {_length_evidence(run)}"
+    variance_init = {str(_init_name(layer.get("moving_variance_initializer")))
+                     for layer in run.bn_layers} - {"None", "ones"}
+    if causes:
+        evidence += "; config: " + ", ".join(causes)
+    if variance_init:
+        evidence += f"; moving variance initialised with {', '.join(sorted(variance_init))}"
+    advice = ("The moving averages are never updated or are updated wrongly (notebook 004's "
+              "update, model.bn.fault: mxnet_moving_average; frozen statistics; a moving "
+              "variance initialised to 0 and never updated). Fix the update: model.bn.fault: "
+              "null and model.bn.behaviour: standard (moving = momentum * moving + (1 - "
+              "momentum) * batch, for the mean and the variance), "
+              "model.bn.moving_variance_initializer: ones; or recompute the statistics before "
+              "evaluation with train.precise_bn: N.")
+    return [_finding(run, "moving_stats_broken", "error", evidence, advice)]
+
+
+def check_moving_stats_lag(run: Run) -> list[Finding]:
+    """warning: the model has BN, not moving_stats_broken, and test_acc_batchstats exceeds
+    test_acc by more than GAP, or inference is at chance while batch statistics work in a
+    run shorter than FADE / (1 - momentum) steps. info: no batch-statistics column (the
+    gap was not measured) and the run is shorter than the steps its momentum needs."""
+    acc, batch = run.last("test_acc"), run.last("test_acc_batchstats")
+    shown = _at_chance_while_working(run)
+    if shown is not None and not (_too_short(run) and not _known_causes(run)):
+        return []  # moving_stats_broken
+    advice = (f"Lower model.bn.momentum (0.9 needs ~{_steps_needed(0.9)} steps, 0.99 "
+              f"~{_steps_needed(0.99)}), train longer, or set train.precise_bn: N to "
+              "recompute the moving statistics from N training examples before evaluation.")
+    if shown is not None:
+        evidence = f"{shown}; {_length_evidence(run)}"
+    elif acc is not None and batch is not None and round(batch - acc, 6) > GAP:
+        evidence = (f"test accuracy {batch - acc:.3f} higher with batch statistics "
+                    f"({batch:.3f}) than with the moving statistics ({acc:.3f}); "
+                    f"{_length_evidence(run)}")
+        if not _too_short(run) and run.steps_trained is not None:
+            evidence += (": longer than the momentum needs, so the moving statistics trail "
+                         "weights that still change fast")
+    elif batch is None and acc is not None and _too_short(run):
+        evidence = (f"{_length_evidence(run)}; the gap itself was not measured "
+                    "(diagnostics.batch_stats_eval: true measures it)")
+        return [_finding(run, "moving_stats_lag", "info", evidence, advice)]
+    else:
+        return []
+    return [_finding(run, "moving_stats_lag", "warning", evidence, advice)]
+
+
+def check_batch_stats_at_inference(run: Run) -> list[Finding]:
+    """error: a BN layer's behaviour (model.bn.behaviour, or a listed bn layer's own) is
+    batch_stats_at_inference: inference normalizes each batch by its own statistics."""
+    layers = [layer for layer in run.bn_layers
+              if layer.get("behaviour") == "batch_stats_at_inference"]
+    if not layers:
+        return []
+    evidence = (f"behaviour batch_stats_at_inference on {_bn_names(layers)}: at inference "
+                "each example is normalized with its batch's mean and variance")
+    acc = run.last("test_acc")
+    if acc is not None:
+        evidence += (f"; test_acc {acc:.3f} holds only for test batches of "
+                     f"{run.get('data.batch_size', '?')} mixed examples")
+    advice = ("Use the moving statistics at inference: model.bn.behaviour: standard (a "
+              "custom layer must pass training=False when predicting), so a prediction does "
+              "not depend on the other examples in its batch, and a batch of one works.")
+    return [_finding(run, "batch_stats_at_inference", "error", evidence, advice)]
+
+
+def check_small_batch(run: Run) -> list[Finding]:
+    """warning: the model has BN and each BN normalization sees fewer than SMALL_BATCH
+    examples: data.batch_size, or model.bn.virtual_batch_size (ghost batches), or the
+    batch's share per replica with train.strategy: mirrored and model.bn.synchronized false."""
+    batch = run.get("data.batch_size")
+    if not isinstance(batch, int):
+        return []
+    ghost = run.get("model.bn.virtual_batch_size")
+    mirrored = (run.get("train.strategy") == "mirrored"
+                and not run.get("model.bn.synchronized", False))
+    if isinstance(ghost, int):
+        size, how = min(ghost, batch), f"model.bn.virtual_batch_size {ghost} (ghost batches)"
+        fix = "a larger model.bn.virtual_batch_size (or null)"
+    elif mirrored:
+        replicas = run.get("train.replicas") or DEFAULT_REPLICAS
+        size = batch // replicas
+        how = (f"data.batch_size {batch} split over {replicas} replicas with "
+               "model.bn.synchronized false")
+        fix = "model.bn.synchronized: true (BN over the global batch) or a larger batch"
+    else:
+        size, how, fix = batch, f"data.batch_size {batch}", "a larger data.batch_size (>= 32)"
+    if size >= SMALL_BATCH:
+        return []
+    evidence = f"BN normalizes over {size} examples at a time ({how}); fewer than {SMALL_BATCH}"
+    advice = (f"Use {fix}: the mean and variance of so few examples are noisy estimates, so "
+              "training normalizes differently from inference and the gradients are noisy. "
+              "Where the batch cannot grow, a normalization that does not use the batch "
+              "(layer or group normalization) fits better.")
+    return [_finding(run, "small_batch", "warning", evidence, advice)]
+
+
+def check_bias_before_bn(run: Run) -> list[Finding]:
+    """info: a conv or dense layer with a bias and no activation of its own whose output
+    goes straight into a bn layer (pooling and flatten in between keep a per-channel bias
+    constant). A preset has this with model.use_bias: true and model.bn.placement: before."""
+    layers = run.layers
+    wasted = []
+    for i, layer in enumerate(layers):
+        if layer.get("type") not in ("conv", "dense") or not _has_bias(run, layer):
+            continue
+        if layer.get("activation") not in (None, "linear"):
+            continue
+        j = i + 1
+        while j < len(layers) and layers[j].get("type") in PASS_THROUGH:
+            j += 1
+        if j < len(layers) and layers[j].get("type") == "bn":
+            wasted.append((layer["name"], layers[j]["name"],
+                           layer.get("filters") or layer.get("units")))
+    if not wasted:
+        return []
+    sizes = [n for _, _, n in wasted if isinstance(n, int)]
+    count = f"{sum(sizes)} bias parameters" if len(sizes) == len(wasted) else "bias parameters"
+    evidence = (f"{count} that BN cancels: "
+                + ", ".join(f"{core} ({n} biases) -> {bn}" for core, bn, n in wasted))
+    where = ("model.use_bias: auto (or false)" if not run.layer_list
+             else "use_bias: false on these layers")
+    advice = (f"Set {where}: BN subtracts the batch mean, so a bias before it has no effect "
+              "on the output and gets no useful gradient; BN's beta takes its role.")
+    return [_finding(run, "bias_before_bn", "info", evidence, advice)]
+
+
+def _has_bias(run: Run, layer: dict) -> bool:
+    use_bias = layer.get("use_bias", True)
+    if use_bias is None:  # unset: model.use_bias decides; auto drops it before BN
+        use_bias = run.get("model.use_bias", "auto")
+    return use_bias is True
+
+
+def check_saturated_activations(run: Run) -> list[Finding]:
+    """warning: in activations.csv (unit "all", the last recorded step), the input of a
+    sigmoid or tanh layer whose median lies beyond |x| > SATURATION[activation] or whose
+    p15..p85 band lies beyond it for at least SATURATED_SHARE of its width."""
+    frame = runs.read_table(run.path, "activations.csv")
+    needed = {"step", "layer", "unit", "p15", "p50", "p85"}
+    if frame.empty or not needed <= set(frame.columns):
+        return []
+    frame = frame[frame["unit"].astype(str) == "all"]
+    if frame.empty:
+        return []
+    last_step, first_step = frame["step"].max(), frame["step"].min()
+    found = []
+    for _, row in frame[frame["step"] == last_step].iterrows():
+        name = str(row["layer"])
+        activation = _activation_of(run, name)
+        limit = SATURATION.get(activation)
+        if limit is None:
+            continue
+        p15, p50, p85 = (float(row[k]) for k in ("p15", "p50", "p85"))
+        if abs(p50) <= limit and _share_beyond(p15, p85, limit) < SATURATED_SHARE:
+            continue
+        text = (f"{name} ({activation}, saturates beyond |x| > {limit:g}) at step "
+                f"{int(last_step)}: p15 {p15:.2f}, p50 {p50:.2f}, p85 {p85:.2f}")
+        start = frame[(frame["step"] == first_step) & (frame["layer"] == row["layer"])]
+        if first_step != last_step and not start.empty:
+            s = start.iloc[0]
+            text += (f" (at step {int(first_step)}: p15 {s['p15']:.2f}, p50 {s['p50']:.2f}, "
+                     f"p85 {s['p85']:.2f})")
+        found.append(text)
+    if not found:
+        return []
+    evidence = "activation inputs in the flat tails: " + "; ".join(found)
+    advice = ("Put BN before the activation (model.bn.placement: before) so its input stays "
+              "near zero mean and unit variance; or lower optimizer.learning_rate; or use an "
+              "init scaled for the activation (model.init: glorot_uniform for sigmoid/tanh). "
+              "Saturated units pass almost no gradient.")
+    return [_finding(run, "saturated_activations", "warning", evidence, advice)]
+
+
+def _activation_of(run: Run, layer_name: str) -> str | None:
+    """The activation function of an activations.csv layer: the listed layer of that name,
+    a preset's `<core>_<activation>` name, or a layer list's only activation function."""
+    listed = [layer for layer in run.layers if layer.get("type") == "activation"]
+    for layer in listed:
+        if layer.get("name") == layer_name:
+            return layer.get("activation")
+    for activation in SATURATION:
+        if layer_name.endswith(f"_{activation}"):
+            return activation
+    functions = {layer.get("activation") for layer in listed}
+    return functions.pop() if len(functions) == 1 else None
+
+
+def _share_beyond(low: float, high: float, limit: float) -> float:
+    """The share of [low, high] outside [-limit, limit]; a zero-width band: 1 or 0."""
+    if high <= low:
+        return float(abs(low) > limit)
+    inside = max(0.0, min(high, limit) - max(low, -limit))
+    return 1.0 - inside / (high - low)
+
+
+CHECKS = [check_diverged, check_moving_stats_broken, check_moving_stats_lag,
+          check_batch_stats_at_inference, check_small_batch, check_bias_before_bn,
+          check_saturated_activations]
+BN_CHECKS = {check_moving_stats_broken, check_moving_stats_lag, check_batch_stats_at_inference,
+             check_small_batch, check_bias_before_bn}
+IDS = [c.__name__.removeprefix("check_") for c in CHECKS]
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _finding(run: Run, id_: str, severity: str, evidence: str, advice: str) -> Finding:
+    return Finding(str(run.path), id_, severity, evidence, advice)
+
+
+def _number(value) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def _g(value: float | None) -> str:
+    return "?" if value is None else f"{value:g}"
+
+
+def _init_name(init) -> str | None:
+    if isinstance(init, dict):
+        return init.get("name")
+    return init

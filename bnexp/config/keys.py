@@ -1,0 +1,59 @@
+"""Looking the schema up: the section at a dotted path, every dotted key, and config
+values as YAML shows them. Used by error messages, sweeps, compare and the reference."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+
+from bnexp.config.schema import Config
+
+
+def format_value(value: Any) -> Any:
+    """A config value as comparable, printable scalar, as YAML writes it: lists become
+    "[300, 100]", None "null", booleans "true" / "false"; numbers and strings stay."""
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(str(v) for v in value) + "]"
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return str(value).lower()
+    return value
+
+
+
+def section_at(loc: tuple) -> type[BaseModel] | None:
+    """The schema section at a location, e.g. ('model', 'bn') -> BNConfig."""
+    model: Any = Config
+    for part in loc:
+        info = model.model_fields.get(part) if isinstance(model, type) else None
+        if info is None:
+            return None
+        model = section_type(info.annotation)
+    return model if isinstance(model, type) and issubclass(model, BaseModel) else None
+
+
+def section_type(annotation: Any) -> Any:
+    """The section class an annotation holds (BNConfig, SweepConfig | None, ...), or None;
+    a value that may be written as a string or a mapping (an initializer) is no section."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    args = getattr(annotation, "__args__", ())
+    if str in args:
+        return None
+    for arg in args:
+        if isinstance(arg, type) and issubclass(arg, BaseModel):
+            return arg
+    return None
+
+
+def leaf_keys(model: type[BaseModel] = Config, prefix: str = "") -> list[str]:
+    """Every dotted key a sweep grid or --set may name (sweep itself aside)."""
+    keys = []
+    for name, info in model.model_fields.items():
+        sub = section_type(info.annotation)
+        if name == "sweep":
+            continue
+        keys += leaf_keys(sub, f"{prefix}{name}.") if sub else [f"{prefix}{name}"]
+    return keys

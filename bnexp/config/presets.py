@@ -1,0 +1,130 @@
+"""Every model as its list of layers: the lenet and mlp presets expanded, a layer list
+named and its BN layers completed from `model.bn`. What `model_layers` returns is what
+gets built (bnexp.model.build), shown (`bnexp summary`) and checked (`bnexp validate`).
+
+The presets expand exactly as bnexp always built them (same layers, names and order),
+so earlier runs keep their meaning. No TensorFlow here.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from bnexp.config.layers import BN, Activation, Conv, Dense, Flatten, Pool, shapes
+from bnexp.config.schema import NUM_CLASSES, BNConfig, Config, ModelConfig, input_shape
+
+BN_KEYS = ("impl", "momentum", "epsilon", "center", "scale", "gamma_initializer",
+           "beta_initializer", "moving_mean_initializer", "moving_variance_initializer",
+           "behaviour", "fault")
+
+
+def model_layers(model: ModelConfig) -> list:
+    """The model's layers, each named, BN layers with every setting filled in."""
+    if model.arch == "layers":
+        return _named([_complete(layer, model.bn) for layer in model.layers])
+    body = _lenet(model) if model.arch == "lenet" else _mlp(model)
+    return [*body, Dense(type="dense", units=NUM_CLASSES, kernel_initializer=model.init,
+                         name="logits")]
+
+
+def has_bn(model: ModelConfig) -> bool:
+    """True if the model has at least one BN layer."""
+    return any(layer.type == "bn" for layer in model_layers(model))
+
+
+def batch_stats_eval(config: Config) -> bool:
+    """diagnostics.batch_stats_eval resolved: null means on for a model with BN."""
+    wanted = config.diagnostics.batch_stats_eval
+    return has_bn(config.model) if wanted is None else wanted
+
+
+def check_shapes(config: Config) -> None:
+    """ValueError naming the layer if the model cannot be built on the data's images, or
+    if its last layer does not give one output per class."""
+    model, shape = config.model, input_shape(config.data)
+
+    def where(i, layer) -> str:
+        if model.arch == "layers":
+            return f"model.layers[{i}] ({layer.type})"
+        return (f"model: cannot build {model.arch} on inputs of shape {shape} (check "
+                f"kernel_size, filters, data.pad_to): layer {layer.name}")
+
+    out = shapes(model_layers(model), shape, where)
+    if out and out[-1] != (NUM_CLASSES,):
+        raise ValueError(f"model.layers[{len(out) - 1}]: the last layer gives shape {out[-1]}; "
+                         f"the model must end in {NUM_CLASSES} outputs (dense, units: "
+                         f"{NUM_CLASSES})")
+
+
+def _lenet(model: ModelConfig) -> list:
+    """d2l's LeNet: [conv block -> 2x2 pool] per filter count, flatten, dense blocks."""
+    layers = [_preset_bn(model.bn, "input_bn")] if model.bn.input else []
+    for i, filters in enumerate(model.filters, start=1):
+        conv = Conv(type="conv", filters=filters, kernel_size=model.kernel_size,
+                    kernel_initializer=model.init, name=f"conv{i}")
+        layers += _block(conv, "conv", model)
+        layers.append(Pool(type=f"{model.pooling}_pool", pool_size=2, strides=2,
+                           name=f"pool{i}"))
+    layers.append(Flatten(type="flatten", name="flatten"))
+    return layers + _dense_blocks(model)
+
+
+def _mlp(model: ModelConfig) -> list:
+    """Flatten, [BN on the pixels], then one dense block per hidden width (Geron's MLP)."""
+    layers = [Flatten(type="flatten", name="flatten")]
+    if model.bn.input:
+        layers.append(_preset_bn(model.bn, "input_bn"))
+    return layers + _dense_blocks(model)
+
+
+def _dense_blocks(model: ModelConfig) -> list:
+    layers = []
+    for i, width in enumerate(model.hidden, start=1):
+        dense = Dense(type="dense", units=width, kernel_initializer=model.init,
+                      name=f"dense{i}")
+        layers += _block(dense, "dense", model)
+    return layers
+
+
+def _block(core, kind: str, model: ModelConfig) -> list:
+    """core -> [BN] -> activation -> [BN], as model.bn.placement and model.bn.layers say;
+    use_bias auto drops the bias of a core layer that feeds BN."""
+    bn = model.bn
+    placement = bn.placement if bn.layers in ("all", kind) else "none"
+    use_bias = placement != "before" if model.use_bias == "auto" else model.use_bias
+    name = core.name
+    layers = [core.model_copy(update={"use_bias": use_bias})]
+    if placement == "before":
+        layers.append(_preset_bn(bn, f"{name}_bn"))
+    layers.append(Activation(type="activation", activation=model.activation,
+                             name=f"{name}_{model.activation}"))
+    if placement == "after":
+        layers.append(_preset_bn(bn, f"{name}_bn"))
+    return layers
+
+
+def _preset_bn(bn: BNConfig, name: str) -> BN:
+    return BN(type="bn", name=name, **{key: getattr(bn, key) for key in BN_KEYS})
+
+
+def _complete(layer, bn: BNConfig):
+    """A BN layer's unset settings taken from model.bn; other layers as they are."""
+    if layer.type != "bn":
+        return layer
+    return layer.model_copy(update={key: getattr(bn, key) for key in BN_KEYS
+                                    if getattr(layer, key) is None})
+
+
+def _named(layers: list) -> list:
+    """Unnamed layers get their kind and number: conv1, bn1, max_pool1, dense2, ..."""
+    counts: Counter = Counter()
+    named = []
+    for layer in layers:
+        counts[layer.type] += 1
+        name = layer.name or f"{layer.type}{counts[layer.type]}"
+        named.append(layer.model_copy(update={"name": name}))
+    taken = [layer.name for layer in named]
+    duplicate = next((n for n in taken if taken.count(n) > 1), None)
+    if duplicate:
+        raise ValueError(f"model.layers: two layers are named {duplicate!r}")
+    return named
