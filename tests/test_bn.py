@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 from tensorflow import keras
 
-from bnexp.model.bn import BatchNorm, batch_norm_numpy
+from bnexp.model.bn import BEHAVIOURS, FAULTS, BatchNorm, batch_norm_numpy, keras_batch_norm
 
 TOL = dict(rtol=1e-5, atol=1e-5)
 
@@ -126,3 +126,200 @@ def test_weights_match_keras_counts_and_config_round_trips():
     assert len(ours.non_trainable_weights) == len(theirs.non_trainable_weights) == 2
     clone = BatchNorm.from_config(ours.get_config())
     assert (clone.momentum, clone.epsilon, clone.center, clone.scale) == (0.9, 1e-5, True, True)
+
+
+# --- behaviours and the reproduced fault ------------------------------------------------
+
+BEHAVIOUR_NAMES = ["standard", "moving_stats_in_training", "batch_stats_at_inference",
+                   "frozen_moving_stats"]
+
+
+def make(impl, **kwargs):
+    return BatchNorm(**kwargs) if impl == "scratch" else keras_batch_norm(**kwargs)
+
+
+def test_behaviours_and_faults_are_the_configs():
+    from typing import get_args
+
+    from bnexp.config import layers
+
+    assert BEHAVIOURS == tuple(BEHAVIOUR_NAMES) == get_args(layers.BEHAVIOURS)
+    assert FAULTS == get_args(layers.FAULTS) == ("mxnet_moving_average",)
+
+
+@pytest.mark.parametrize("shape", [(16, 4), (4, 3, 3, 2)], ids=["dense-2d", "conv-4d"])
+@pytest.mark.parametrize("behaviour", BEHAVIOUR_NAMES)
+def test_each_behaviour_of_both_impls_equals_numpy_in_both_modes(shape, behaviour):
+    rng = np.random.default_rng(5)
+    gamma, beta = rng.uniform(0.5, 2.0, shape[-1]), rng.normal(size=shape[-1])
+    layers = [make(impl, momentum=0.8, epsilon=1e-5, behaviour=behaviour,
+                   moving_mean_initializer="ones",
+                   moving_variance_initializer=keras.initializers.Constant(2.0))
+              for impl in ("scratch", "keras")]
+    for layer in layers:
+        layer.build(shape)
+        layer.gamma.assign(gamma)
+        layer.beta.assign(beta)
+    mm, mv = np.ones(shape[-1]), np.full(shape[-1], 2.0)
+    for training in (True, False, True, True, False):
+        x = rng.normal(1.0, 2.0, size=shape).astype("float32")
+        y_ref, mm, mv = batch_norm_numpy(x.astype("float64"), gamma, beta, mm, mv,
+                                         momentum=0.8, epsilon=1e-5, training=training,
+                                         behaviour=behaviour)
+        outputs = [layer(x, training=training).numpy() for layer in layers]
+        for layer, y in zip(layers, outputs, strict=True):
+            np.testing.assert_allclose(y, y_ref, **TOL, err_msg=type(layer).__name__)
+            np.testing.assert_allclose(layer.moving_mean, mm, **TOL)
+            np.testing.assert_allclose(layer.moving_variance, mv, **TOL)
+        np.testing.assert_allclose(outputs[0], outputs[1], **TOL)
+
+
+@pytest.mark.parametrize("impl", ["scratch", "keras"])
+def test_what_each_behaviour_means(impl):
+    x = np.random.default_rng(6).normal(3.0, 2.0, size=(32, 5)).astype("float32")
+    args = dict(momentum=0.5, moving_variance_initializer="zeros")
+
+    def fresh(behaviour):
+        layer = make(impl, behaviour=behaviour, **args)
+        layer.build(x.shape)
+        return layer
+
+    standard = fresh("standard")
+    y_train, y_infer = standard(x, training=True).numpy(), standard(x, training=False).numpy()
+
+    layer = fresh("moving_stats_in_training")  # training gives what inference gave before
+    before = layer(x, training=False).numpy()
+    np.testing.assert_allclose(layer(x, training=True), before, **TOL)
+    np.testing.assert_allclose(moving(layer), moving(standard), **TOL)  # still moved
+    assert not np.allclose(layer(x, training=True), before, atol=1e-2)  # the next step moved
+
+    layer = fresh("batch_stats_at_inference")  # inference by the batch, nothing updated
+    np.testing.assert_allclose(layer(x, training=False), y_train, **TOL)
+    np.testing.assert_array_equal(moving(layer)[0], np.zeros(5))
+    np.testing.assert_array_equal(moving(layer)[1], np.zeros(5))
+    alone = layer(x[:4], training=False).numpy()
+    assert not np.allclose(alone, y_train[:4], atol=1e-2)  # a prediction depends on its batch
+    np.testing.assert_allclose(layer(x, training=True), y_train, **TOL)
+    np.testing.assert_allclose(moving(layer), moving(standard), **TOL)
+
+    layer = fresh("frozen_moving_stats")  # training as standard, the moving stats never move
+    for _ in range(3):
+        np.testing.assert_allclose(layer(x, training=True), y_train, **TOL)
+    np.testing.assert_array_equal(moving(layer)[0], np.zeros(5))
+    np.testing.assert_array_equal(moving(layer)[1], np.zeros(5))
+    assert not np.allclose(layer(x, training=False), y_infer, atol=1e-2)
+
+
+def test_batch_statistics_at_inference_are_ghost_statistics_with_virtual_batches():
+    x = np.random.default_rng(7).normal(1.0, 2.0, size=(10, 3, 3, 2)).astype("float32")
+    layer = BatchNorm(momentum=0.8, virtual_batch_size=4, behaviour="batch_stats_at_inference")
+    layer.build(x.shape)
+    y_ref, mm, mv = batch_norm_numpy(x.astype("float64"), 1.0, 0.0, np.zeros(2), np.ones(2),
+                                     momentum=0.8, epsilon=1e-3, training=False,
+                                     virtual_batch_size=4, behaviour="batch_stats_at_inference")
+    np.testing.assert_allclose(layer(x, training=False), y_ref, rtol=1e-4, atol=1e-5)
+    np.testing.assert_array_equal(layer.moving_mean, mm)
+
+
+@pytest.mark.parametrize("shape", [(16, 4), (4, 3, 3, 2)], ids=["dense-2d", "conv-4d"])
+def test_mxnet_fault_equals_numpy_and_leaves_the_moving_variance_untouched(shape):
+    rng = np.random.default_rng(8)
+    layer = BatchNorm(momentum=0.9, epsilon=1e-5, fault="mxnet_moving_average",
+                      moving_variance_initializer=keras.initializers.Constant(0.5))
+    layer.build(shape)
+    gamma = rng.uniform(0.5, 2.0, shape[-1])
+    layer.gamma.assign(gamma)
+    beta = np.zeros(shape[-1])
+    mm, mv = np.zeros(shape[-1]), np.full(shape[-1], 0.5)
+    for training in (True, True, False, True, False):
+        x = rng.normal(1.0, 2.0, size=shape).astype("float32")
+        y_ref, mm, mv = batch_norm_numpy(x.astype("float64"), gamma, beta, mm, mv,
+                                         momentum=0.9, epsilon=1e-5, training=training,
+                                         fault="mxnet_moving_average")
+        np.testing.assert_allclose(layer(x, training=training), y_ref, rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(layer.moving_mean, mm, **TOL)
+        np.testing.assert_array_equal(layer.moving_variance, np.full(shape[-1], 0.5, "float32"))
+    assert np.all(mm < -5)  # batch variance ~4: each step moves the mean by 0.9 - 0.9 * 4
+
+
+def test_mxnet_fault_on_the_textbook_case():
+    """004's update by hand: moving_mean + momentum - momentum * batch variance (8/3)."""
+    x = np.array([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]], dtype="float32")
+    layer = BatchNorm(momentum=0.9, epsilon=1e-5, fault="mxnet_moving_average")
+    y = layer(x, training=True)
+    np.testing.assert_allclose(y, BatchNorm(momentum=0.9, epsilon=1e-5)(x, training=True), **TOL)
+    np.testing.assert_allclose(layer.moving_mean, [0.9 - 0.9 * 8 / 3] * 2, **TOL)  # -1.5
+    np.testing.assert_array_equal(layer.moving_variance, [1.0, 1.0])
+
+
+def test_mxnet_fault_with_zero_moving_variance_blows_up_inference_as_in_004():
+    """004 starts the moving variance at zeros and never updates it: inference divides by
+    sqrt(eps), outputs of order 1/sqrt(eps) = 316. The correct update gives order 1."""
+    eps, rng = 1e-5, np.random.default_rng(9)
+    batches = [rng.normal(0.0, 1.0, size=(64, 8)).astype("float32") for _ in range(30)]
+    spread = {}
+    for fault in ("mxnet_moving_average", None):
+        layer = BatchNorm(momentum=0.9, epsilon=eps, fault=fault,
+                          moving_variance_initializer="zeros")
+        for x in batches:
+            layer(x, training=True)
+        spread[fault] = float(np.std(layer(batches[0], training=False)))
+    np.testing.assert_array_equal(layer.moving_variance.numpy() > 0.5, True)  # correct one
+    assert 0.3 / np.sqrt(eps) < spread["mxnet_moving_average"] < 3 / np.sqrt(eps)
+    assert 0.5 < spread[None] < 2
+
+
+def test_faults_are_scratch_only_and_never_a_default():
+    assert BatchNorm().fault is None
+    assert BatchNorm().behaviour == "standard"
+    assert type(keras_batch_norm(fault=None)) is keras.layers.BatchNormalization
+    with pytest.raises(ValueError, match="scratch"):
+        keras_batch_norm(fault="mxnet_moving_average")
+    with pytest.raises(ValueError, match="fault"):
+        BatchNorm(fault="mxnet")
+    with pytest.raises(ValueError, match="behaviour"):
+        BatchNorm(behaviour="moving_stats")
+    with pytest.raises(ValueError, match="behaviour"):
+        keras_batch_norm(behaviour="moving_stats")
+
+
+@pytest.mark.parametrize("behaviour", BEHAVIOUR_NAMES)
+@pytest.mark.parametrize("fault", [None, "mxnet_moving_average"])
+def test_config_round_trips_behaviour_and_fault(behaviour, fault):
+    layer = BatchNorm(axis=1, behaviour=behaviour, fault=fault, virtual_batch_size=4,
+                      moving_variance_initializer={"class_name": "Constant",
+                                                   "config": {"value": 0.0}})
+    clone = BatchNorm.from_config(layer.get_config())
+    assert clone.get_config() == layer.get_config()
+    assert (clone.axis, clone.behaviour, clone.fault) == (1, behaviour, fault)
+    keras_layer = keras_batch_norm(behaviour, axis=1)
+    assert type(keras_layer).from_config(keras_layer.get_config()).get_config() == (
+        keras_layer.get_config())
+
+
+def test_defaults_are_keras():
+    layer = BatchNorm()
+    assert (layer.axis, layer.momentum, layer.epsilon) == (-1, 0.99, 1e-3)
+
+
+@pytest.mark.parametrize("impl", ["scratch", "keras"])
+@pytest.mark.parametrize("behaviour", BEHAVIOUR_NAMES)
+def test_a_frozen_layer_runs_its_inference_mode_in_every_behaviour(impl, behaviour):
+    """trainable=False forces inference mode (Keras' rule), whatever that mode uses."""
+    x = np.random.default_rng(10).normal(2.0, 3.0, size=(16, 3)).astype("float32")
+    layer = make(impl, momentum=0.5, behaviour=behaviour)
+    layer(x, training=True)
+    layer.trainable = False
+    frozen = moving(layer)
+    np.testing.assert_allclose(layer(x, training=True), layer(x, training=False), **TOL)
+    np.testing.assert_array_equal(moving(layer)[0], frozen[0])
+    np.testing.assert_array_equal(moving(layer)[1], frozen[1])
+
+
+@pytest.mark.parametrize("impl", ["scratch", "keras"])
+def test_an_initializer_given_as_none_is_the_default(impl):
+    layer = make(impl, gamma_initializer=None, beta_initializer=None,
+                 moving_mean_initializer=None, moving_variance_initializer=None)
+    layer.build((None, 4))
+    assert [w.numpy().tolist() for w in layer.weights] == [[1.0] * 4, [0.0] * 4, [0.0] * 4,
+                                                          [1.0] * 4]

@@ -54,8 +54,10 @@ ghost = batch_norm_numpy(x.astype(np.float64), gamma, beta, np.zeros(3), np.ones
                          virtual_batch_size=half, **args)
 
 for name, factory, expected in [
-    ("scratch synchronized", lambda: BatchNorm(0.9, 1e-3, synchronized=True), whole),
-    ("scratch per replica", lambda: BatchNorm(0.9, 1e-3, synchronized=False), ghost),
+    ("scratch synchronized",
+     lambda: BatchNorm(momentum=0.9, epsilon=1e-3, synchronized=True), whole),
+    ("scratch per replica",
+     lambda: BatchNorm(momentum=0.9, epsilon=1e-3, synchronized=False), ghost),
     ("keras synchronized", lambda: keras.layers.BatchNormalization(
         momentum=0.9, epsilon=1e-3, synchronized=True), whole),
 ]:
