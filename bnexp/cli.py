@@ -183,7 +183,12 @@ def _train(specs, resume, runs_dir, source, jobs, force, ray) -> None:
 
 
 @app.command()
-def summary(config: ConfigArg, set_: SetOpt = None) -> None:
+def summary(
+    config: ConfigArg,
+    set_: SetOpt = None,
+    weights: Annotated[bool, typer.Option(
+        "--weights", help="Also list every variable: name, shape, trainable.")] = False,
+) -> None:
     """Print the model's layers, output shapes and parameter counts, as Keras counts them."""
     with _exit_codes():
         from bnexp import config as config_mod
@@ -194,7 +199,8 @@ def summary(config: ConfigArg, set_: SetOpt = None) -> None:
         from bnexp.views.tables import print_model_summary
 
         model = build(spec.config.model, config_mod.input_shape(spec.config.data))
-        print_model_summary(model.name, layer_rows(model), param_counts(model))
+        print_model_summary(model.name, layer_rows(model), param_counts(model),
+                            weights=weights)
 
 
 @app.command()

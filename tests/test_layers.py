@@ -188,3 +188,16 @@ def test_resize_equals_tensorflows_resize_with_pad():
         reference = tf.image.resize_with_pad(tf.constant(x, tf.float32), size, size).numpy()
         ours = data.resize_bilinear(x, size).astype(np.float32)
         assert np.abs(ours - reference).max() <= 0.5 + 1e-3  # rounded to uint8
+
+
+def test_summary_lists_a_bn_layers_variables_and_which_are_trainable():
+    """Notebook 002 prints [(name, trainable)] of its first BN layer: gamma and beta
+    trainable, the moving statistics not."""
+    import re
+
+    result = CliRunner().invoke(app, ["summary", str(NOTEBOOKS / "002_geron_bn_after.yaml"),
+                                      "--weights"])
+    assert result.exit_code == 0, result.output
+    found = dict(re.findall(r"(bn1/\w+)\s*│\s*\(784,\)\s*│\s*(True|False)", result.output))
+    assert found == {"bn1/gamma": "True", "bn1/beta": "True", "bn1/moving_mean": "False",
+                     "bn1/moving_variance": "False"}

@@ -96,5 +96,7 @@ def layer_rows(model: keras.Model) -> list[dict]:
             "output_shape": "(" + ", ".join("None" if d is None else str(d) for d in shape) + ")",
             "params": int(sum(np.prod(w.shape) for w in layer.weights)),
             "trainable": int(sum(np.prod(w.shape) for w in layer.trainable_weights)),
+            "weights": [(f"{layer.name}/{w.name}", tuple(w.shape), w.trainable)
+                        for w in layer.weights],
         })
     return rows

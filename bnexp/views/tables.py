@@ -25,8 +25,10 @@ def stdout_console() -> Console:
     return console if console.is_terminal else Console(width=10_000)
 
 
-def print_model_summary(name: str, rows: list[dict], counts: dict, console=None) -> None:
-    """Layers, output shapes and parameter counts, with Keras' totals."""
+def print_model_summary(name: str, rows: list[dict], counts: dict, console=None,
+                        weights: bool = False) -> None:
+    """Layers, output shapes and parameter counts, with Keras' totals; with `weights`,
+    every variable too (name, shape, trainable: BN's moving statistics are not)."""
     console = console or stdout_console()
     table = Table(title=name)
     for column in ("layer", "type", "output shape", "params"):
@@ -38,6 +40,14 @@ def print_model_summary(name: str, rows: list[dict], counts: dict, console=None)
     console.print(f"Total params: {total:,}")
     console.print(f"Trainable params: {counts['trainable']:,}")
     console.print(f"Non-trainable params: {counts['non_trainable']:,}")
+    if weights:
+        table = Table(title="variables")
+        for column in ("variable", "shape", "trainable"):
+            table.add_column(column)
+        for row in rows:
+            for variable, shape, trainable in row["weights"]:
+                table.add_row(variable, str(shape), str(trainable))
+        console.print(table)
 
 
 def print_run_list(source: str, specs, console=None) -> None:
