@@ -50,11 +50,7 @@ def load(runs_dir: Path) -> Runs:
     runs_dir = Path(runs_dir)
     if not runs_dir.is_dir():
         raise BadInput(f"{runs_dir}: RUNS_DIR: no such folder")
-    records, warnings = runs.scan(runs_dir, with_config=True)
-    kept = sorted(runs.latest(records).values(), key=lambda r: r.path)
-    if len(kept) < len(records):
-        warnings.append(f"ignored {len(records) - len(kept)} earlier attempt(s) of configs "
-                        "that ran again")
+    kept, warnings = runs.scan_latest(runs_dir, with_config=True)
     rows = [_row(record) for record in kept]
     table = pd.DataFrame(rows)
     keys = sorted({k for row in rows for k in row if k.startswith("cfg:")})

@@ -24,6 +24,7 @@ from bnexp.runs.reader import (
     read_summary,
     read_table,
     scan,
+    scan_latest,
     torn_metrics,
 )
 from bnexp.runs.record import (
@@ -44,6 +45,6 @@ __all__ = [
     "Outcome", "RunFolder", "RunRecord", "append_csv", "best_of", "complete_lines", "create",
     "cut_csv", "effective_status", "ensure_writable", "final_of", "find_finished", "latest",
     "latest_attempts", "move_into", "read_metrics", "read_record", "read_summary",
-    "read_table", "repair_metrics", "replace_atomically", "scan", "torn_metrics",
+    "read_table", "repair_metrics", "replace_atomically", "scan", "scan_latest", "torn_metrics",
     "write_text_atomic",
 ]

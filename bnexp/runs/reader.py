@@ -56,6 +56,17 @@ def scan(runs_dir: Path, with_config: bool = False) -> tuple[list[RunRecord], li
     return records, warnings + _foreign_folders(runs_dir, set(run_dirs))
 
 
+def scan_latest(runs_dir: Path, with_config: bool = False) -> tuple[list[RunRecord], list[str]]:
+    """As `scan`, keeping of several attempts of one config and seed the one that counts
+    (sorted by path); a warning says how many earlier attempts were left out."""
+    records, warnings = scan(runs_dir, with_config)
+    kept = sorted(latest(records).values(), key=lambda r: r.path)
+    if len(kept) < len(records):
+        warnings.append(f"ignored {len(records) - len(kept)} earlier attempt(s) of configs "
+                        "that ran again")
+    return kept, warnings
+
+
 def latest(records: list[RunRecord]) -> dict[str, RunRecord]:
     """config hash -> the attempt that counts (RunRecord.rank); a record without a hash
     stands for itself (keyed by its path)."""

@@ -1,26 +1,15 @@
-"""`bnexp doctor`: the classic batch-normalization problems a run's files show, each with
-the run's own numbers as evidence and the fix.
-
-It reads what a run folder already holds, through bnexp.runs: summary.json (status,
-config, data sizes, where it diverged), metrics.csv (the last epoch's accuracies, with
-and without batch statistics) and activations.csv where it was recorded. No TensorFlow.
-
-Each check is one function below, `check_<id>(run) -> list[Finding]`, whose docstring
-states its rule; the thresholds are the module constants. The BN checks are skipped for
-a model without BN. The config is read as the plain dict the run stored (not validated
-against today's schema), so runs of older bnexp versions are diagnosed too.
+"""The checks of `bnexp doctor`: each one function, `check_<id>(run) -> list[Finding]`,
+whose docstring states its rule; the thresholds are the constants below. The BN checks
+are skipped for a model without BN.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
-from pathlib import Path
 
 from bnexp import runs
-from bnexp.errors import BadInput
-
-SEVERITIES = ("error", "warning", "info")  # most serious first
+from bnexp.analysis.doctor.run import Finding, Run, number
+from bnexp.config import DEFAULT_CPU_REPLICAS
 
 CHANCE = 0.1  # accuracy of guessing among 10 classes (every dataset bnexp has)
 AT_CHANCE = 0.05  # inference accuracy <= CHANCE + this is "at chance"
@@ -31,130 +20,7 @@ FADE = 3.0  # steps momentum m needs: FADE / (1 - m); then an initial value weig
 SMALL_BATCH = 16  # BN normalizing over fewer examples than this: noisy statistics
 SATURATION = {"sigmoid": 4.0, "tanh": 2.5}  # |x| beyond which the derivative is ~0
 SATURATED_SHARE = 0.5  # this share of the p15..p85 band beyond the threshold: saturated
-DEFAULT_REPLICAS = 2  # train.strategy: mirrored without GPUs and without train.replicas
-PRESETS = ("lenet", "mlp")
-DEFAULT_HIDDEN = {"lenet": [120, 84], "mlp": [300, 100]}
-BN_KEYS = ("momentum", "behaviour", "fault", "moving_variance_initializer")
 PASS_THROUGH = ("max_pool", "avg_pool", "flatten")  # a per-channel bias survives these
-
-
-@dataclass
-class Finding:
-    """One problem in one run: its id, how serious, the run's numbers, and the fix."""
-
-    run: str  # the run folder
-    id: str
-    severity: str  # error, warning or info
-    evidence: str
-    advice: str
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-@dataclass
-class Run:
-    """What the checks read of one run: its record, its epoch rows, its model's layers."""
-
-    path: Path
-    summary: dict
-    status: str
-    config: dict
-    rows: list[dict]
-
-    def get(self, dotted: str, default=None):
-        """A config value by dotted key, e.g. "model.bn.momentum"; default if absent."""
-        node = self.config
-        for part in dotted.split("."):
-            if not isinstance(node, dict) or part not in node:
-                return default
-            node = node[part]
-        return default if node is None else node
-
-    @property
-    def layer_list(self) -> bool:
-        return self.get("model.arch", "lenet") not in PRESETS
-
-    @property
-    def layers(self) -> list[dict]:
-        """The model's layers as dicts (type, name, ...), BN settings filled in from
-        model.bn: a layer list as written, or a preset expanded as bnexp builds it."""
-        if self.layer_list:
-            return _named([_complete(dict(layer), self.get("model.bn", {}))
-                           for layer in self.get("model.layers", []) if isinstance(layer, dict)])
-        return _preset_layers(self)
-
-    @property
-    def bn_layers(self) -> list[dict]:
-        return [layer for layer in self.layers if layer.get("type") == "bn"]
-
-    def last(self, key: str) -> float | None:
-        """The last epoch's value of a metrics.csv column; None where not recorded."""
-        row = self.rows[-1] if self.rows else (self.summary.get("final") or {})
-        return _number(row.get(key))
-
-    @property
-    def epochs_done(self) -> int:
-        done = self.summary.get("epochs_done")
-        return done if isinstance(done, int) else len(self.rows)
-
-    @property
-    def steps_trained(self) -> int | None:
-        """Training steps so far: epochs x ceil(train examples / batch); None if unknown."""
-        train = (self.summary.get("data") or {}).get("train")
-        batch = self.get("data.batch_size")
-        if not isinstance(train, int) or not isinstance(batch, int) or batch <= 0:
-            return None
-        return self.epochs_done * math.ceil(train / batch)
-
-
-# ---------------------------------------------------------------- reading runs
-
-
-def diagnose(folder: Path) -> list[Finding]:
-    """Every finding of one run folder; BadInput if it is not a readable run folder."""
-    folder = Path(folder)
-    try:
-        record = runs.read_record(folder, with_config=True)
-    except ValueError as e:
-        raise BadInput(f"{folder}: not a readable run folder: {e}") from None
-    return diagnose_record(record)
-
-
-def diagnose_record(record: runs.RunRecord) -> list[Finding]:
-    """Every finding of one run record, most serious first."""
-    try:
-        rows = runs.read_metrics(record.path)
-    except (OSError, UnicodeDecodeError, ValueError):
-        rows = []
-    run = Run(record.path, record.summary, record.status, record.config or {}, rows)
-    checks = CHECKS if has_bn(run) else [c for c in CHECKS if c not in BN_CHECKS]
-    findings = [finding for check in checks for finding in check(run)]
-    return sorted(findings, key=lambda f: SEVERITIES.index(f.severity))
-
-
-def diagnose_each(path: Path) -> tuple[dict[str, list[Finding]], list[str]]:
-    """run folder -> its findings, for a run folder or every run beneath a folder (of
-    several attempts of one config, the one that counts), and the warnings of the scan."""
-    path = Path(path)
-    if not path.is_dir():
-        raise BadInput(f"{path}: no such folder")
-    if (path / "summary.json").is_file():
-        return {str(path): diagnose(path)}, []
-    records, warnings = runs.scan(path, with_config=True)
-    if not records:
-        raise BadInput(f"{path}: no run folder here (no summary.json beneath it)")
-    kept = sorted(runs.latest(records).values(), key=lambda r: r.path)
-    if len(kept) < len(records):
-        warnings.append(f"ignored {len(records) - len(kept)} earlier attempt(s) of configs "
-                        "that ran again")
-    return {str(record.path): diagnose_record(record) for record in kept}, warnings
-
-
-def diagnose_all(path: Path) -> tuple[list[Finding], list[str]]:
-    """The findings of a run folder or of every run beneath a folder, and the warnings."""
-    each, warnings = diagnose_each(path)
-    return [finding for findings in each.values() for finding in findings], warnings
 
 
 # ---------------------------------------------------------------- the model's layers
@@ -166,60 +32,9 @@ def has_bn(run: Run) -> bool:
     return bool(run.bn_layers)
 
 
-def _preset_layers(run: Run) -> list[dict]:
-    """A lenet or mlp config's hidden layers, named as bnexp.config.presets names them:
-    [input_bn], conv{i} -> [conv{i}_bn] -> conv{i}_<act> -> [conv{i}_bn] -> pool{i}, ...,
-    dense{i} blocks alike."""
-    arch, bn = run.get("model.arch", "lenet"), run.get("model.bn", {})
-    bn_settings = {key: bn.get(key) for key in BN_KEYS}
-    activation = run.get("model.activation", "sigmoid")
-    layers = [{"type": "bn", "name": "input_bn", **bn_settings}] if bn.get("input") else []
-    cores = []
-    if arch == "lenet":
-        cores += [("conv", f"conv{i}", n) for i, n in enumerate(run.get("model.filters", [6, 16]),
-                                                                 start=1)]
-    hidden = run.get("model.hidden") or DEFAULT_HIDDEN.get(arch, [])
-    cores += [("dense", f"dense{i}", n) for i, n in enumerate(hidden, start=1)]
-    for kind, name, width in cores:
-        placement = bn.get("placement", "before")
-        if bn.get("layers", "all") not in ("all", kind):
-            placement = "none"
-        use_bias = run.get("model.use_bias", "auto")
-        use_bias = placement != "before" if use_bias == "auto" else use_bias is True
-        size = {"filters": width} if kind == "conv" else {"units": width}
-        layers.append({"type": kind, "name": name, "use_bias": use_bias, **size})
-        if placement == "before":
-            layers.append({"type": "bn", "name": f"{name}_bn", **bn_settings})
-        layers.append({"type": "activation", "name": f"{name}_{activation}",
-                       "activation": activation})
-        if placement == "after":
-            layers.append({"type": "bn", "name": f"{name}_bn", **bn_settings})
-    return layers
-
-
-def _complete(layer: dict, bn: dict) -> dict:
-    """A listed BN layer's unset settings taken from model.bn."""
-    if layer.get("type") == "bn":
-        for key in BN_KEYS:
-            if layer.get(key) is None:
-                layer[key] = bn.get(key)
-    return layer
-
-
-def _named(layers: list[dict]) -> list[dict]:
-    """Unnamed listed layers get their kind and number (conv1, bn1, activation2), as the
-    builder names them."""
-    counts: dict[str, int] = {}
-    for layer in layers:
-        kind = str(layer.get("type"))
-        counts[kind] = counts.get(kind, 0) + 1
-        layer["name"] = layer.get("name") or f"{kind}{counts[kind]}"
-    return layers
-
-
 def _momentum(run: Run) -> float:
     """The slowest BN layer's momentum (Keras and bnexp's default 0.9 where unset)."""
-    values = [_number(layer.get("momentum")) for layer in run.bn_layers]
+    values = [number(layer.get("momentum")) for layer in run.bn_layers]
     return max((v for v in values if v is not None), default=0.9)
 
 
@@ -242,7 +57,7 @@ def check_diverged(run: Run) -> list[Finding]:
     at = run.summary.get("diverged_at") or {}
     where = (f"at epoch {at.get('epoch')}, step {at.get('step')} of that epoch"
              if at else "during training")
-    lr = _number(run.get("optimizer.learning_rate"))
+    lr = number(run.get("optimizer.learning_rate"))
     optimizer = run.get("optimizer.name", "sgd")
     bn = has_bn(run)
     evidence = (f"the training loss became NaN or infinite {where}, after "
@@ -393,7 +208,7 @@ def check_small_batch(run: Run) -> list[Finding]:
         size, how = min(ghost, batch), f"model.bn.virtual_batch_size {ghost} (ghost batches)"
         fix = "a larger model.bn.virtual_batch_size (or null)"
     elif mirrored:
-        replicas = run.get("train.replicas") or DEFAULT_REPLICAS
+        replicas = run.get("train.replicas") or DEFAULT_CPU_REPLICAS
         size = batch // replicas
         how = (f"data.batch_size {batch} split over {replicas} replicas with "
                "model.bn.synchronized false")
@@ -522,12 +337,6 @@ IDS = [c.__name__.removeprefix("check_") for c in CHECKS]
 
 def _finding(run: Run, id_: str, severity: str, evidence: str, advice: str) -> Finding:
     return Finding(str(run.path), id_, severity, evidence, advice)
-
-
-def _number(value) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value) if math.isfinite(value) else None
 
 
 def _g(value: float | None) -> str:

@@ -1,0 +1,97 @@
+"""What `bnexp doctor` reads of one run: its record, its epoch rows and its model's layers
+(expanded from its config as bnexp builds them), and what it reports: Findings.
+
+It reads what a run folder already holds, through bnexp.runs: summary.json (status,
+config, data sizes, where it diverged), metrics.csv (the last epoch's accuracies, with
+and without batch statistics) and activations.csv where it was recorded. No TensorFlow.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from bnexp import config as config_mod
+from bnexp.errors import BadInput
+
+SEVERITIES = ("error", "warning", "info")  # most serious first
+
+
+@dataclass
+class Finding:
+    """One problem in one run: its id, how serious, the run's numbers, and the fix."""
+
+    run: str  # the run folder
+    id: str
+    severity: str  # error, warning or info
+    evidence: str
+    advice: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Run:
+    """What the checks read of one run: its record, its epoch rows, its model's layers."""
+
+    path: Path
+    summary: dict
+    status: str
+    config: dict
+    rows: list[dict]
+
+    def get(self, dotted: str, default=None):
+        """A config value by dotted key, e.g. "model.bn.momentum"; default if absent."""
+        node = self.config
+        for part in dotted.split("."):
+            if not isinstance(node, dict) or part not in node:
+                return default
+            node = node[part]
+        return default if node is None else node
+
+    @property
+    def layer_list(self) -> bool:
+        return self.get("model.arch", "lenet") == "layers"
+
+    @property
+    def layers(self) -> list[dict]:
+        """The model's layers as dicts (type, name, ...), BN settings filled in from
+        model.bn: exactly the list bnexp built (config.model_layers). A config today's
+        schema cannot read gives no layers (the BN checks are then skipped)."""
+        try:
+            model = config_mod.validate(self.config, str(self.path)).model
+        except BadInput:
+            return []
+        return [layer.model_dump() for layer in config_mod.model_layers(model)]
+
+    @property
+    def bn_layers(self) -> list[dict]:
+        return [layer for layer in self.layers if layer.get("type") == "bn"]
+
+    def last(self, key: str) -> float | None:
+        """The last epoch's value of a metrics.csv column; None where not recorded."""
+        row = self.rows[-1] if self.rows else (self.summary.get("final") or {})
+        return number(row.get(key))
+
+    @property
+    def epochs_done(self) -> int:
+        done = self.summary.get("epochs_done")
+        return done if isinstance(done, int) else len(self.rows)
+
+    @property
+    def steps_trained(self) -> int | None:
+        """Training steps so far: epochs x ceil(train examples / batch); None if unknown."""
+        train = (self.summary.get("data") or {}).get("train")
+        batch = self.get("data.batch_size")
+        if not isinstance(train, int) or not isinstance(batch, int) or batch <= 0:
+            return None
+        return self.epochs_done * math.ceil(train / batch)
+
+
+def number(value) -> float | None:
+    """A finite float, or None (blank cells, NaN, text)."""
+    if isinstance(value, int | float) and math.isfinite(value):
+        return float(value)
+    return None
