@@ -25,7 +25,8 @@ FAULTS = Literal["mxnet_moving_average"]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, use_attribute_docstrings=True)
+    model_config = ConfigDict(extra="forbid", strict=True, use_attribute_docstrings=True,
+                              allow_inf_nan=False)
 
 
 class Initializer(_Strict):

@@ -23,9 +23,57 @@ from bnexp.config.presets import check_shapes
 from bnexp.config.schema import Config, RunSpec, SweepConfig
 from bnexp.errors import ConfigError, did_you_mean
 
+MAX_BYTES = 1 << 20  # a config file larger than 1 MiB is not a config
+MAX_DEPTH = 32  # nesting deeper than this is not a config either
+
 
 class _Loader(yaml.SafeLoader):
-    """Safe loading (no Python objects) that also reads 1e-3 as a float, as users expect."""
+    """Safe loading (no Python objects) that reads 1e-3 as a float, as users expect, and
+    refuses what only a hostile or broken file holds: aliases (a "billion laughs" bomb
+    expands them exponentially), nesting deeper than MAX_DEPTH (a RecursionError),
+    duplicate keys (the second would silently replace the first) and integers with a
+    leading zero (YAML 1.1 reads 010 as octal 8)."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(
+                None, None, f"aliases (*{event.anchor}) are not allowed in a config",
+                event.start_mark)
+        self._depth = getattr(self, "_depth", 0) + 1
+        try:
+            if self._depth > MAX_DEPTH:
+                raise yaml.composer.ComposerError(
+                    None, None, f"nested deeper than {MAX_DEPTH} levels",
+                    self.peek_event().start_mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if isinstance(key, list | dict):
+                raise yaml.constructor.ConstructorError(
+                    None, None, "a key must be a name, not a list or mapping",
+                    key_node.start_mark)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+    def construct_yaml_int(self, node):
+        text = str(node.value).lstrip("+-").replace("_", "")
+        if len(text) > 1 and text[0] == "0" and text[1].isdigit():
+            raise yaml.constructor.ConstructorError(
+                None, None, f"{node.value}: a leading zero is ambiguous (YAML 1.1 reads it "
+                "as octal): write the number without it", node.start_mark)
+        return super().construct_yaml_int(node)
+
+
+_Loader.add_constructor("tag:yaml.org,2002:int", _Loader.construct_yaml_int)
 
 
 _FLOAT = re.compile(
@@ -40,6 +88,7 @@ for _first, _resolvers in _Loader.yaml_implicit_resolvers.items():
 
 
 def parse_yaml(text: str) -> Any:
+    """A YAML value read with the hardened loader; yaml.YAMLError if refused."""
     return yaml.load(text, Loader=_Loader)
 
 
@@ -50,9 +99,14 @@ def read_yaml(path: Path) -> dict[str, Any]:
     if path.is_dir():
         raise ConfigError(f"{path}: is a folder, expected a YAML config file")
     try:
+        if path.stat().st_size > MAX_BYTES:
+            raise ConfigError(f"{path}: {path.stat().st_size:,} bytes: too large for a config "
+                              f"(at most {MAX_BYTES:,})")
         raw = parse_yaml(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(f"{path}: cannot read: {e}") from None
+        raise ConfigError(f"{path}: cannot read: {type(e).__name__}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: not valid YAML: nested too deeply") from None
     except yaml.YAMLError as e:
         where = getattr(e, "problem_mark", None)
         at = f" (line {where.line + 1}, column {where.column + 1})" if where else ""
@@ -76,8 +130,9 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str], source: str = "co
                               "e.g. model.bn.placement=after")
         try:
             value = parse_yaml(text)
-        except yaml.YAMLError:
-            raise ConfigError(f"{source} (--set {key}): cannot read value {text!r}") from None
+        except (yaml.YAMLError, RecursionError):
+            raise ConfigError(f"{source} (--set {key.strip()[:80]}): cannot read value "
+                              f"{_show(text)}") from None
         _set_dotted(out, key.strip(), value, source=f"{source} (--set {key})")
     return out
 
@@ -119,7 +174,8 @@ def validate(
     try:
         config = Config.model_validate(raw)
     except ValidationError as e:
-        raise ConfigError(_describe(e.errors()[0], source, overrides, grid)) from None
+        raise ConfigError(_describe(_first_error(e.errors()), source, overrides, grid)
+                          ) from None
     try:
         check_shapes(config)
     except ValueError as e:
@@ -196,10 +252,32 @@ def _check_key_path(key: str, source: str) -> None:
                           f"{did_you_mean(key, known)}")
 
 
+_BRANCH = re.compile(r"^(literal\[.*\]|bool|int|float|str|none|list\[.*\]|dict\[.*\]|"
+                     r"function-.*|tagged-union\[.*\]|[A-Z]\w*)$")
+
+
+def _first_error(errors: list[dict]) -> dict:
+    """The first error, with pydantic's union-branch names taken out of its location
+    (model.use_bias.literal['auto'] -> model.use_bias); where the other branch of such a
+    union is a boolean, "true or false" joins what was expected."""
+    first = dict(errors[0])
+    first["loc"] = _field_loc(first["loc"])
+    if first["type"] == "literal_error" and any(
+            e["type"] == "bool_type" and _field_loc(e["loc"]) == first["loc"] for e in errors):
+        ctx = dict(first.get("ctx", {}))
+        ctx["expected"] = ctx.get("expected", "").replace(" or ", ", ") + ", true or false"
+        first["ctx"] = ctx
+    return first
+
+
+def _field_loc(loc) -> tuple:
+    return tuple(p for p in loc if not (isinstance(p, str) and _BRANCH.match(p)))
+
+
 def _describe(error: dict, source: str, overrides: list[str], grid: list[str]) -> str:
     """One line for a pydantic error: where, what was expected, what was received."""
-    loc = tuple(str(p) for p in error["loc"])
-    dotted = ".".join(loc)
+    loc = tuple(f"[{p}]" if isinstance(p, int) else str(p) for p in error["loc"])
+    dotted = ".".join(loc).replace(".[", "[")
     where = _origin(dotted, source, overrides, grid)
     if error["type"] == "extra_forbidden":
         section = section_at(loc[:-1])

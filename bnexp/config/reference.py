@@ -8,6 +8,7 @@ never drift from the schema: change a default or a docstring, then run the line 
 
 from __future__ import annotations
 
+import types
 import typing
 from typing import Any
 
@@ -92,24 +93,34 @@ def _is_section(annotation: Any) -> bool:
 
 
 def _type(annotation: Any, metadata: list) -> str:
-    args = [a for a in typing.get_args(annotation) if a is not type(None)]
-    optional = " or null" if type(None) in typing.get_args(annotation) else ""
-    if str in args:
-        text = "initializer" + optional
-    elif len(args) == 1 and typing.get_origin(args[0]) is typing.Literal:
-        text = _type(args[0], []) + optional
-    elif typing.get_origin(annotation) is typing.Literal:
-        text = " \\| ".join(_yaml(v) for v in typing.get_args(annotation))
-    else:
-        text = str(annotation).replace("typing.", "").replace("<class '", "").replace("'>", "")
-        text = text.replace(" | ", " or ").replace("None", "null")
+    r"""A field's type as a reader writes it: 'auto' \| true \| false, int or null, ..."""
     bounds = []
     for item in metadata:
         for op, sign in (("gt", ">"), ("ge", ">="), ("lt", "<"), ("le", "<="),
                          ("max_length", "length <=")):
             if getattr(item, op, None) is not None:
                 bounds.append(f"{sign} {getattr(item, op)}")
-    return text + (f" ({', '.join(bounds)})" if bounds else "")
+    return _kind(annotation) + (f" ({', '.join(bounds)})" if bounds else "")
+
+
+def _kind(annotation: Any) -> str:
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is typing.Literal:
+        return " \\| ".join(_yaml(v) for v in args)
+    if origin is typing.Annotated:
+        return _kind(args[0])
+    if annotation is bool:
+        return "true \\| false"
+    if origin in (typing.Union, types.UnionType):
+        if str in args and any(isinstance(a, type) and issubclass(a, BaseModel) for a in args):
+            return "initializer" + (" or null" if type(None) in args else "")
+        parts = [_kind(a) for a in args if a is not type(None)]
+        return " \\| ".join(parts) + (" or null" if type(None) in args else "")
+    if origin is list:
+        return f"list of {_kind(args[0])}" if args else "list"
+    if origin is dict:
+        return "mapping"
+    return getattr(annotation, "__name__", str(annotation))
 
 
 def _default(key: str, value: Any) -> str:

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 
 from bnexp.config.layers import BEHAVIOURS, FAULTS, InitArg, LayerSpec
 
@@ -22,12 +22,17 @@ NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
 DEFAULT_HIDDEN = {"lenet": [120, 84], "mlp": [300, 100]}
 DEFAULT_CPU_REPLICAS = 2  # train.strategy: mirrored without GPUs
 NUM_CLASSES = 10  # MNIST and Fashion-MNIST
+MAX_EXAMPLES = 10_000_000  # every count of examples: far above any dataset bnexp reads
+MAX_SEED = 2**32 - 1  # NumPy's and TensorFlow's seeds are 32-bit
+MAX_WIDTH = 65_536  # units of a dense layer, channels of a convolution
 
 
 class _Section(BaseModel):
-    # strict: YAML already types values, so "256" (a string) for an int is a
-    # mistake to report, not to coerce; extra="forbid": a typo is an error.
-    model_config = ConfigDict(extra="forbid", strict=True, use_attribute_docstrings=True)
+    # strict: YAML already types values, so "256" (a string) for an int is a mistake to
+    # report, not to coerce; extra="forbid": a typo is an error; allow_inf_nan=False: .inf,
+    # .nan and 1e309 are no learning rates or epsilons.
+    model_config = ConfigDict(extra="forbid", strict=True, use_attribute_docstrings=True,
+                              allow_inf_nan=False)
 
 
 class DataConfig(_Section):
@@ -37,15 +42,15 @@ class DataConfig(_Section):
     """fashion_mnist | mnist: 28x28 grey images, 10 classes; synthetic: tiny generated set."""
     path: str | None = None
     """Folder holding the four IDX files (or mnist.npz). null = search the usual places."""
-    batch_size: int = Field(256, gt=0)
+    batch_size: int = Field(256, gt=0, le=MAX_EXAMPLES)
     """Examples per training step. BN statistics are computed over this many examples."""
-    validation_size: int = Field(5000, ge=0)
+    validation_size: int = Field(5000, ge=0, le=MAX_EXAMPLES)
     """The first N training examples are held out for validation (Geron's split). 0 = none."""
-    limit: int | None = Field(None, gt=0)
+    limit: int | None = Field(None, gt=0, le=MAX_EXAMPLES)
     """Use only the first N training examples (after the validation split). null = all."""
-    test_limit: int | None = Field(None, gt=0)
+    test_limit: int | None = Field(None, gt=0, le=MAX_EXAMPLES)
     """Evaluate on only the first N test examples. null = the whole test set."""
-    pad_to: int | None = Field(None, ge=28)
+    pad_to: int | None = Field(None, ge=28, le=256)
     """Zero-pad the 28x28 images to pad_to x pad_to (LeNet-5 used 32). null = no padding."""
     resize_to: int | None = Field(None, ge=28, le=256)
     """Resize the images to resize_to x resize_to as tf.image.resize_with_pad does (bilinear,
@@ -54,7 +59,7 @@ class DataConfig(_Section):
     validation_from: Literal["start", "end"] = "start"
     """Where the validation examples are taken from: the first N (Geron) or the last N
     (Keras' validation_split)."""
-    shuffle_buffer: int | None = Field(None, gt=0)
+    shuffle_buffer: int | None = Field(None, gt=0, le=MAX_EXAMPLES)
     """null: a fresh permutation of the training set every epoch. N: the order a tf.data
     shuffle(N) buffer gives (a small buffer barely shuffles: notebook 001's shuffle(20))."""
 
@@ -84,7 +89,7 @@ class BNConfig(_Section):
     momentum: float = Field(0.9, ge=0.0, lt=1.0)
     """moving = momentum * moving + (1 - momentum) * batch. Keras' default 0.99 needs hundreds
     of steps to converge: short runs then show a large train/inference gap."""
-    epsilon: float = Field(1.0e-5, gt=0.0)
+    epsilon: float = Field(1.0e-5, gt=0.0, le=1.0)
     """Added to the variance before the square root."""
     center: bool = True
     """Learn the shift beta."""
@@ -93,7 +98,7 @@ class BNConfig(_Section):
     synchronized: bool = False
     """With several replicas (train.strategy: mirrored): true normalizes with the global
     batch's statistics (all-reduced), false with each replica's slice (ghost batches)."""
-    virtual_batch_size: int | None = Field(None, gt=0)
+    virtual_batch_size: int | None = Field(None, gt=0, le=MAX_EXAMPLES)
     """Ghost BN on one device (scratch impl): normalize each run of N examples of a batch
     by its own statistics, as unsynchronized BN on batch/N replicas. null = off."""
     gamma_initializer: InitArg | None = None
@@ -143,13 +148,13 @@ class ModelConfig(_Section):
     """Widths of the hidden dense layers. null = lenet [120, 84], mlp [300, 100]."""
     filters: list[int] = [6, 16]
     """LeNet: output channels of each convolution (each followed by 2x2 pooling)."""
-    kernel_size: int = Field(5, gt=0)
+    kernel_size: int = Field(5, gt=0, le=64)
     """LeNet: convolution kernel size (valid padding, so 28x28 -> 4x4x16 with the defaults)."""
     pooling: Literal["avg", "max"] = "avg"
     """LeNet: 2x2 average (d2l) or max pooling."""
     activation: Literal["relu", "sigmoid", "elu", "tanh", "selu"] = "sigmoid"
     """Activation of every hidden layer. The output layer gives logits."""
-    use_bias: Literal["auto", True, False] = "auto"
+    use_bias: Literal["auto"] | StrictBool = "auto"
     """auto: no bias on a layer whose output feeds BN (BN's beta takes its role); true/false."""
     init: Literal["glorot_uniform", "glorot_normal", "he_uniform", "he_normal", "lecun_normal"] = (
         "glorot_uniform"
@@ -168,8 +173,9 @@ class ModelConfig(_Section):
         if self.hidden is None:
             self.hidden = list(DEFAULT_HIDDEN[self.arch])
         for key, widths in (("hidden", self.hidden), ("filters", self.filters)):
-            if not widths or min(widths) <= 0:
-                raise ValueError(f"{key} must be a non-empty list of positive widths")
+            if not widths or min(widths) <= 0 or max(widths) > MAX_WIDTH:
+                raise ValueError(f"{key} must be a non-empty list of widths from 1 to "
+                                 f"{MAX_WIDTH}")
         return self
 
 
@@ -178,7 +184,7 @@ class OptimizerConfig(_Section):
 
     name: Literal["sgd", "adam", "rmsprop"] = "sgd"
     """sgd (d2l, Geron), adam or rmsprop, with Keras' defaults for what is not set here."""
-    learning_rate: float = Field(1.0, gt=0.0)
+    learning_rate: float = Field(1.0, gt=0.0, le=1e6)
     """d2l's BN-LeNet trains with SGD at 1.0; without BN that rate is usually too high."""
     momentum: float = Field(0.0, ge=0.0, lt=1.0)
     """SGD and RMSprop momentum. Adam has its own (beta_1): leave this at 0 for adam."""
@@ -193,7 +199,7 @@ class OptimizerConfig(_Section):
 class TrainConfig(_Section):
     """The training budget."""
 
-    epochs: int = Field(10, gt=0)
+    epochs: int = Field(10, gt=0, le=100_000)
     """Passes over the training set."""
     loss: Literal["sparse_categorical_crossentropy", "categorical_crossentropy"] = (
         "sparse_categorical_crossentropy")
@@ -206,24 +212,24 @@ class TrainConfig(_Section):
     deterministic: bool = False
     """TensorFlow op determinism: a resumed run then ends bit-identical to an uninterrupted
     one. Costs some speed."""
-    jit_compile: Literal["auto", True, False, "except_conv"] = "auto"
+    jit_compile: Literal["auto", "except_conv"] | StrictBool = "auto"
     """XLA-compile the training and evaluation steps. true: the whole steps; except_conv:
     every layer but the convolutions, each run of layers between convolutions one XLA
     cluster, the convolutions on TensorFlow's own (oneDNN) kernels, which beat XLA's on
     CPU. auto: true for mlp, except_conv for lenet (benchmarks/throughput.py). Falls back
     to no XLA if XLA fails."""
-    precise_bn: int = Field(0, ge=0)
+    precise_bn: int = Field(0, ge=0, le=MAX_EXAMPLES)
     """Precise BN (Wu & Johnson 2021): before every evaluation, recompute each BN layer's
     moving statistics over the first N training examples with the weights fixed. 0 = off
     (plain moving averages)."""
-    steps_per_call: int = Field(16, gt=0)
+    steps_per_call: int = Field(16, gt=0, le=10_000)
     """Training steps per compiled call: fewer Python round trips; Ctrl-C and the progress
     bar react once per call."""
     strategy: Literal["none", "mirrored"] = "none"
     """mirrored: data-parallel over the GPUs, or without GPUs over `replicas` logical CPU
     devices (tf.distribute.MirroredStrategy); each replica trains on its slice of the
     batch. BN per slice or global: model.bn.synchronized. No XLA."""
-    replicas: int | None = Field(None, gt=0)
+    replicas: int | None = Field(None, gt=0, le=64)
     """mirrored: how many replicas (devices). null = every GPU, or 2 CPU devices."""
     tensorboard: bool = False
     """Also write TensorBoard event files to the run folder's tensorboard/: the epoch
@@ -246,7 +252,7 @@ class DiagnosticsConfig(_Section):
     the moving statistics untouched: metrics.csv's test_*_batchstats, summary.json's
     bn_gap. A large gap to test_* means the moving averages have not caught up
     (momentum 0.99 on a short run) or BN is broken."""
-    drift: int = Field(0, ge=0)
+    drift: int = Field(0, ge=0, le=MAX_EXAMPLES)
     """N > 0: drift.csv, per epoch and BN layer, how far the moving mean and variance are
     from the population statistics of the current weights over the first N training
     examples (what precise BN would set), as relative errors. 0 = off."""
@@ -260,12 +266,12 @@ class DiagnosticsConfig(_Section):
     examples), in inference mode; per unit for the first `activation_units` units of each
     layer (a conv unit is a channel) and over the whole layer (unit "all"). Ioffe &
     Szegedy's Fig. 1(b, c)."""
-    every_steps: int = Field(100, gt=0)
+    every_steps: int = Field(100, gt=0, le=10**9)
     """Steps between the probes of step_metrics (test metrics) and activations; also taken
     at step 0."""
-    probe_size: int = Field(1000, gt=0)
+    probe_size: int = Field(1000, gt=0, le=MAX_EXAMPLES)
     """Examples in the activations' probe batch."""
-    activation_units: int = Field(3, ge=0)
+    activation_units: int = Field(3, ge=0, le=10_000)
     """Units per layer with their own percentiles in activations.csv."""
 
 
@@ -274,7 +280,7 @@ class SweepConfig(_Section):
 
     grid: dict[str, list[Any]] = {}
     """Dotted config key -> the values to try, e.g. model.bn.placement: [none, before]."""
-    seeds: list[int] | None = None
+    seeds: list[Annotated[int, Field(ge=0, le=MAX_SEED)]] | None = Field(None, max_length=1000)
     """null = the config's own seed only."""
 
     @model_validator(mode="after")
@@ -284,6 +290,11 @@ class SweepConfig(_Section):
                 raise ValueError(f"grid key {key!r} has an empty list of values")
         if self.seeds is not None and not self.seeds:
             raise ValueError("seeds is an empty list")
+        if self.seeds is not None and len(set(self.seeds)) < len(self.seeds):
+            raise ValueError("seeds lists a seed twice (the same run would train twice)")
+        if "seed" in self.grid or "name" in self.grid:
+            raise ValueError("grid: seed and name are not grid keys (use sweep.seeds; the "
+                             "name is the config's)")
         return self
 
 
@@ -292,7 +303,7 @@ class Config(_Section):
 
     name: str = Field("bnexp", pattern=NAME_PATTERN, max_length=80)
     """Label in the run id (letters, digits, . _ -). Defaults to the config file's stem."""
-    seed: int = Field(0, ge=0)
+    seed: int = Field(0, ge=0, le=MAX_SEED)
     """Seeds weights, data order and dropout: keras.utils.set_random_seed(seed)."""
     data: DataConfig = DataConfig()
     model: ModelConfig = ModelConfig()
