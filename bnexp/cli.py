@@ -234,8 +234,12 @@ def compare(
     with _exit_codes():
         from bnexp.analysis import compare as compare_mod
         from bnexp.analysis import series
+        from bnexp.runs import check_writable_file
         from bnexp.views import plots, tables
 
+        for path, option in ((out, "--out"), (plot, "--plot")):
+            if path is not None:
+                check_writable_file(path, option)
         found = compare_mod.load(runs_dir)
         tables.print_warnings(found.warnings)
         if runs:

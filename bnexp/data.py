@@ -167,7 +167,10 @@ def to_unit(x: np.ndarray) -> np.ndarray:
 def candidate_folders(cfg: DataConfig) -> list[Path]:
     """Where the dataset's files are looked for, in order."""
     if cfg.path:
-        return [Path(cfg.path).expanduser()]
+        try:
+            return [Path(cfg.path).expanduser()]
+        except RuntimeError:  # ~user of a user that does not exist
+            raise DataError(f"data.path: {cfg.path}: no such user's home folder") from None
     names = FOLDER_NAMES[cfg.dataset]
     folders = []
     if os.environ.get("BNEXP_DATA_DIR"):

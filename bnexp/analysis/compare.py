@@ -28,6 +28,7 @@ from bnexp.errors import BadInput, did_you_mean
 METRICS = runs.METRIC_COLUMNS[1:]
 COUNT_COLUMNS = ["n", "completed", "diverged", "failed", "interrupted", "running"]
 STAT_COLUMNS = ["metric", "at", "n_used", "mean", "std", "min", "max", "ci95_low", "ci95_high"]
+UNLIKE = "(none alike)"  # no baseline group has this group's other settings: no delta, no p
 BASELINE_COLUMNS = ["baseline", "test", "n_pairs", "delta", "delta_ci95_low", "delta_ci95_high",
                     "p_value"]
 
@@ -218,12 +219,11 @@ def _add_baseline(out: pd.DataFrame, keys: list[str], baseline: str) -> pd.DataF
     label = f"{key}={raw}"
     extra = []
     for _, row in out.iterrows():
-        match = candidates
-        if len(candidates) > 1:  # one baseline per setting of the other keys
-            for other in others:
-                match = match[match[other].astype(str) == str(row[other])]
+        match = candidates  # the baseline group that matches the row on every other key
+        for other in others:
+            match = match[match[other].astype(str) == str(row[other])]
         if match.empty:
-            extra.append({"baseline": "", **difference({}, {})})
+            extra.append({"baseline": UNLIKE, **difference({}, {})})
         elif match.index[0] == row.name:
             extra.append({"baseline": "(baseline)", **difference({}, {})})
         else:

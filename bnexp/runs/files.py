@@ -21,17 +21,40 @@ from pathlib import Path
 from bnexp.errors import BadInput
 from bnexp.runs.record import EPOCH_COLUMNS
 
+PROBE_BYTES = 4096
+
 
 def ensure_writable(runs_dir: Path) -> None:
-    """BadInput unless `runs_dir` exists (or can be made) and a file can be created in it."""
+    """BadInput unless run folders can be written under `runs_dir`: the folder (or, where
+    it does not exist yet, its nearest existing parent) takes a file of a page, and the
+    name has no control characters (stdout lists run folders one per line). Creates
+    nothing: a command that then finds bad input leaves no empty folder behind."""
+    if any(ord(c) < 32 for c in str(runs_dir)):
+        raise BadInput(f"{str(runs_dir)!r}: --runs-dir: a folder name with a line break or "
+                       "other control character would break the one-folder-per-line output")
+    existing = runs_dir
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent  # the folder is made later, when a run starts
     try:
-        runs_dir.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=runs_dir, prefix=".probe-"):
-            pass
+        if not existing.is_dir():
+            raise NotADirectoryError(20, "not a folder", str(existing))
+        with tempfile.NamedTemporaryFile(dir=existing, prefix=".probe-") as probe:
+            probe.write(b"\0" * PROBE_BYTES)  # a full disk refuses a page, not 0 bytes
+            probe.flush()
+            os.fsync(probe.fileno())
     except OSError as e:
         raise BadInput(
             f"{runs_dir}: --runs-dir: cannot write run folders here ({e.strerror})"
         ) from None
+
+
+def check_writable_file(path: Path, option: str) -> None:
+    """BadInput naming the option unless `path` can be written (its folder exists and takes
+    a file): checked before any output is written, so a command writes all or nothing."""
+    folder = path.parent
+    if path.is_dir() or not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        why = "is a folder" if path.is_dir() else "its folder does not exist or is not writable"
+        raise BadInput(f"{path}: {option}: cannot write ({why})")
 
 
 def create(runs_dir: Path, label: str) -> Path:

@@ -18,25 +18,54 @@ import yaml
 from bnexp.runs.files import complete_lines
 from bnexp.runs.record import FINISHED, RunRecord, effective_status
 
+MAX_SUMMARY_BYTES = 4 << 20  # summary.json is a few KiB; a bigger one is not bnexp's
+MAX_CSV_BYTES = 256 << 20  # steps.csv of a long run is a few MiB
+
 
 def read_summary(path: Path) -> dict:
-    return json.loads((path / "summary.json").read_text(encoding="utf-8"))
+    """summary.json as written; ValueError if it is too large or not JSON (OSError if it
+    cannot be read)."""
+    text = _read_bounded(path / "summary.json", MAX_SUMMARY_BYTES)
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+
+
+def _read_bounded(file: Path, limit: int) -> str:
+    """A text file read whole, at most `limit` bytes (never an endless file or a link to
+    one); undecodable bytes become U+FFFD."""
+    with open(file, "rb") as f:
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise ValueError(f"{file.name} is larger than {limit:,} bytes")
+    return data.decode("utf-8", errors="replace")
 
 
 def read_record(folder: Path, with_config: bool = False) -> RunRecord:
     """The record of one run folder; ValueError saying why it is not a readable run."""
     try:
         summary = read_summary(folder)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+    except (OSError, ValueError) as e:
         raise ValueError(f"unreadable summary.json ({type(e).__name__})") from None
-    if not isinstance(summary, dict) or "status" not in summary:
+    if not isinstance(summary, dict) or not isinstance(summary.get("status"), str):
         raise ValueError("summary.json is not a bnexp summary")
+    summary = _well_typed(summary)
     config = None
     if with_config:
         config = summary.get("config")
         if not isinstance(config, dict):
             config = _read_config_yaml(folder)
     return RunRecord(folder, summary, effective_status(summary), config)
+
+
+def _well_typed(summary: dict) -> dict:
+    """The summary with every field a reader relies on of the type it expects; a field of
+    another type (a hand-edited or foreign file) reads as absent."""
+    kinds = {"final": dict, "best": dict, "data": dict, "config": dict, "started": str,
+             "config_hash": str, "epochs_done": int, "seed": int, "notes": list}
+    return {k: v for k, v in summary.items()
+            if k not in kinds or (isinstance(v, kinds[k]) and not isinstance(v, bool))}
 
 
 def scan(runs_dir: Path, with_config: bool = False) -> tuple[list[RunRecord], list[str]]:
@@ -91,13 +120,26 @@ def find_finished(runs_dir: Path) -> dict[str, Path]:
 
 
 def read_metrics(path: Path) -> list[dict]:
-    """metrics.csv rows as dicts of floats (epoch as int, blanks as NaN); a torn last
-    line is not a row."""
-    text = complete_lines((path / "metrics.csv").read_text(encoding="utf-8"))
-    return [
-        {k: (int(v) if k == "epoch" else float(v) if v else math.nan) for k, v in row.items()}
-        for row in csv.DictReader(io.StringIO(text))
-    ]
+    """metrics.csv rows as dicts of floats (epoch as int, blanks and unreadable cells as
+    NaN); a torn last line is not a row, nor one whose epoch is not a whole number."""
+    text = complete_lines(_read_bounded(path / "metrics.csv", MAX_CSV_BYTES))
+    rows = []
+    for row in csv.DictReader(io.StringIO(text)):
+        epoch = _number(row.get("epoch"))
+        if epoch is None or epoch != int(epoch):
+            continue
+        rows.append({k: int(epoch) if k == "epoch" else _number(v, math.nan)
+                     for k, v in row.items() if isinstance(k, str)})
+    return rows
+
+
+def _number(text, default=None):
+    """A cell as a finite float, else default."""
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        return default
+    return value if math.isfinite(value) else default
 
 
 def read_table(path: Path, name: str):
@@ -108,8 +150,11 @@ def read_table(path: Path, name: str):
     file = path / name
     if not file.exists():
         return pd.DataFrame()
-    text = complete_lines(file.read_text(encoding="utf-8"))
-    return pd.read_csv(io.StringIO(text), dtype={"unit": str}) if text else pd.DataFrame()
+    try:
+        text = complete_lines(_read_bounded(file, MAX_CSV_BYTES))
+        return pd.read_csv(io.StringIO(text), dtype={"unit": str}) if text else pd.DataFrame()
+    except (OSError, ValueError, pd.errors.ParserError):
+        return pd.DataFrame()
 
 
 def torn(file: Path) -> bool:
@@ -131,8 +176,8 @@ def torn_metrics(path: Path) -> bool:
 
 def _read_config_yaml(folder: Path) -> dict:
     try:
-        config = yaml.safe_load((folder / "config.yaml").read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError):
+        config = yaml.safe_load(_read_bounded(folder / "config.yaml", MAX_SUMMARY_BYTES))
+    except (OSError, ValueError, yaml.YAMLError, RecursionError):
         raise ValueError("no readable config in summary.json or config.yaml") from None
     if not isinstance(config, dict):
         raise ValueError("config.yaml is not a mapping")

@@ -62,14 +62,29 @@ class RunRecord:
 def effective_status(summary: dict) -> str:
     """The recorded status, except that a "running" run whose process is gone is "interrupted".
 
-    A SIGKILLed run cannot write its own end: its summary still says running. The pid
-    and host it recorded tell: on this host, a pid that no longer exists means it died.
+    A SIGKILLed run cannot write its own end: its summary still says running. The pid,
+    host and process start time it recorded tell: on this host, a pid that no longer
+    exists, or that now belongs to a process started at another time (the pid was
+    reused), means it died.
     """
     status = summary.get("status", "unknown")
+    status = status if isinstance(status, str) else "unknown"
     here = summary.get("host") == socket.gethostname()
-    if status == "running" and here and not _process_alive(summary.get("pid")):
+    if status == "running" and here and not _process_alive(summary.get("pid"),
+                                                          summary.get("pid_started")):
         return "interrupted"
     return status
+
+
+def process_started(pid: int) -> int | None:
+    """When process pid started, in clock ticks since boot (/proc/PID/stat field 22), or
+    None where that cannot be read (not Linux, no such process): with the pid, it names
+    one process even after the pid is reused."""
+    try:
+        text = Path(f"/proc/{int(pid)}/stat").read_text()
+        return int(text.rsplit(")", 1)[1].split()[19])
+    except (OSError, ValueError, IndexError, OverflowError):
+        return None
 
 
 def best_of(rows: list[dict]) -> dict:
@@ -94,13 +109,13 @@ def finite(value) -> bool:
     return isinstance(value, int | float) and math.isfinite(value)
 
 
-def _process_alive(pid) -> bool:
-    if not isinstance(pid, int) or pid <= 0:
-        return False
+def _process_alive(pid, started=None) -> bool:
+    if not isinstance(pid, int) or isinstance(pid, bool) or not 0 < pid < 2**22:
+        return False  # Linux pids stay below 2**22; a bigger one was never a process here
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:
-        return True
-    return True
+    except (PermissionError, OverflowError):
+        return not isinstance(started, int) or process_started(pid) in (None, started)
+    return not isinstance(started, int) or process_started(pid) in (None, started)

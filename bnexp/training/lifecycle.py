@@ -66,7 +66,8 @@ def resume_run(path: Path, splits: data_mod.Splits | None, reporter: Reporter) -
     ckpt = path / checkpoint.FILENAME
     rows = checkpoint.rows(ckpt) if ckpt.exists() else []
     runs.repair_metrics(path, rows)
-    summary.update(status="running", error=None, pid=os.getpid(), host=socket.gethostname(),
+    summary.update(status="running", error=None, pid=os.getpid(),
+                   pid_started=runs.process_started(os.getpid()), host=socket.gethostname(),
                    epochs_done=len(rows))
     summary.setdefault("resumed", []).append({"at": _now(), "from_epoch": len(rows)})
     folder.write_summary(summary)
@@ -180,6 +181,7 @@ def _initial_summary(spec: RunSpec, splits, model, path: Path) -> dict:
         "ended": None,
         "wall_seconds": None,
         "pid": os.getpid(),
+        "pid_started": runs.process_started(os.getpid()),
         "host": socket.gethostname(),
         "versions": {"bnexp": bnexp.__version__, "tensorflow": tf.__version__,
                      "keras": keras.__version__, "python": platform.python_version(),

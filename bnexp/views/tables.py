@@ -13,7 +13,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from bnexp.analysis.compare import BASELINE_COLUMNS, COUNT_COLUMNS, STAT_COLUMNS
+from bnexp.analysis.compare import BASELINE_COLUMNS, COUNT_COLUMNS, STAT_COLUMNS, UNLIKE
 from bnexp.errors import BadInput
 from bnexp.runs import write_text_atomic
 
@@ -168,6 +168,7 @@ def terminal_view(frame):
     if "delta" in frame:
         view["Δ vs baseline [95% CI]"] = [
             "baseline" if b == "(baseline)" else
+            "no baseline alike (other settings differ)" if b == UNLIKE else
             "" if d != d else f"{d:+.4f} {_interval(lo, hi, signed=True)}"
             for b, d, lo, hi in zip(frame["baseline"], frame["delta"], frame["delta_ci95_low"],
                                     frame["delta_ci95_high"], strict=True)]
