@@ -4,10 +4,18 @@ the "did you mean" hint their messages share."""
 from __future__ import annotations
 
 import difflib
+import re
 
 
 class BadInput(Exception):
-    """Bad input: the message is one line naming the file and key; the CLI exits with 2."""
+    """Bad input: the message is one line naming the file and key; the CLI exits with 2.
+
+    The trap: messages quote what the user gave (a key, a value, a folder name), which may
+    hold line breaks or terminal escapes; control characters are shown escaped (\\n), so
+    the message stays one line whatever was quoted, and at most MAX_MESSAGE characters."""
+
+    def __init__(self, message: str = ""):
+        super().__init__(one_line(str(message)))
 
 
 class ConfigError(BadInput):
@@ -16,6 +24,15 @@ class ConfigError(BadInput):
 
 class DataError(BadInput):
     """Dataset files that are missing, truncated or not in the expected format."""
+
+
+MAX_MESSAGE = 2000
+
+
+def one_line(text: str) -> str:
+    """text with control characters escaped and cut to MAX_MESSAGE characters."""
+    text = re.sub(r"[\x00-\x1f\x7f]", lambda m: repr(m.group())[1:-1], text)
+    return text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 3] + "..."
 
 
 def did_you_mean(word: str, candidates: list[str]) -> str:

@@ -253,7 +253,7 @@ def _check_key_path(key: str, source: str) -> None:
 
 
 _BRANCH = re.compile(r"^(literal\[.*\]|bool|int|float|str|none|list\[.*\]|dict\[.*\]|"
-                     r"function-.*|tagged-union\[.*\]|[A-Z]\w*)$")
+                     r"function-.*|tagged-union\[.*\]|Initializer)$")
 
 
 def _first_error(errors: list[dict]) -> dict:

@@ -1,0 +1,152 @@
+"""Hostile input, searched for rather than listed: Hypothesis generates configs, --set
+values and broken run folders; bnexp must answer with a result or bad input (exit 2,
+one line, nothing written), never a traceback."""
+
+import json
+import math
+import string
+
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from bnexp import config, runs
+from bnexp.analysis import compare, doctor, series
+from bnexp.cli import app
+from bnexp.errors import BadInput
+from tests.helpers import fake_run
+
+KEYS = config.leaf_keys()
+SETTINGS = settings(max_examples=150, deadline=None,
+                    suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                           HealthCheck.too_slow])
+
+numbers = st.one_of(
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from([0, 1, -1, 28, 256, 2**32, 2**64, 1e309, -0.0, 0.5]),
+)
+words = st.one_of(st.sampled_from(["auto", "none", "before", "lenet", "layers", "conv", "bn",
+                                   "relu", "sgd", "true", "", "~", "~nosuchuser/x"]),
+                  st.text(alphabet=string.printable, max_size=20))
+scalars = st.one_of(numbers, words, st.booleans(), st.none())
+values = st.recursive(scalars, lambda inner: st.one_of(
+    st.lists(inner, max_size=4),
+    st.dictionaries(st.one_of(words, st.sampled_from(["type", "filters", "units"])), inner,
+                    max_size=4)), max_leaves=12)
+
+
+def nested(dotted: str, value):
+    out = value
+    for part in reversed(dotted.split(".")):
+        out = {part: out}
+    return out
+
+
+def merge(a: dict, b: dict) -> dict:
+    for key, value in b.items():
+        if isinstance(value, dict) and isinstance(a.get(key), dict):
+            merge(a[key], value)
+        else:
+            a[key] = value
+    return a
+
+
+configs = st.lists(st.tuples(st.sampled_from(KEYS + ["sweep.grid", "sweep.seeds",
+                                                     "model.layers", "bogus.key"]), values),
+                   max_size=6).map(
+    lambda pairs: {k: v for pair in pairs for k, v in merge({}, nested(*pair)).items()})
+
+
+def expect_result_or_bad_input(call):
+    try:
+        return call()
+    except BadInput as e:
+        message = str(e)
+        assert message and "\n" not in message and "Traceback" not in message
+        return None
+
+
+@SETTINGS
+@given(raw=configs)
+def test_generated_configs_validate_or_are_one_line_bad_input(tmp_path_factory, raw):
+    folder = tmp_path_factory.mktemp("c")
+    path = folder / "c.yaml"
+    path.write_text(yaml.safe_dump(raw, allow_unicode=True))
+    specs = expect_result_or_bad_input(lambda: config.load(path))
+    if specs is None:  # bad input: train must write nothing either
+        result = CliRunner().invoke(app, ["train", str(path), "--runs-dir",
+                                          str(folder / "runs")])
+        assert result.exit_code == 2, result.output
+        assert len(result.output.strip().splitlines()) == 1
+        assert not (folder / "runs").exists()
+    else:
+        for spec in specs[:3]:
+            for value in (spec.config.seed, spec.config.optimizer.learning_rate,
+                          spec.config.model.bn.epsilon):
+                assert math.isfinite(value)
+
+
+@SETTINGS
+@given(text=st.text(max_size=300))
+def test_any_text_as_a_config_file_is_read_or_refused(tmp_path_factory, text):
+    path = tmp_path_factory.mktemp("t") / "c.yaml"
+    path.write_text(text)
+    expect_result_or_bad_input(lambda: config.load(path))
+
+
+@SETTINGS
+@given(key=st.one_of(st.sampled_from(KEYS), st.text(max_size=30)),
+       value=st.text(max_size=60))
+def test_any_set_override_is_applied_or_refused(write_config, key, value):
+    path = write_config("data: {dataset: synthetic}\n")
+    expect_result_or_bad_input(lambda: config.load(path, [f"{key}={value}"]))
+
+
+json_values = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(-(2**70), 2**70), st.floats(),
+              st.text(max_size=10)),
+    lambda inner: st.one_of(st.lists(inner, max_size=3),
+                            st.dictionaries(st.text(max_size=8), inner, max_size=3)),
+    max_leaves=10)
+SUMMARY_KEYS = ["status", "final", "best", "started", "config", "config_hash", "epochs_done",
+                "pid", "host", "data", "seed", "notes", "diverged_at", "bn_gap"]
+
+
+@SETTINGS
+@given(damage=st.one_of(
+    st.tuples(st.just("summary.json"), st.binary(max_size=200)),
+    st.tuples(st.just("metrics.csv"), st.binary(max_size=200)),
+    st.tuples(st.just("config.yaml"), st.binary(max_size=200)),
+    st.tuples(st.just("activations.csv"), st.binary(max_size=200)),
+    st.tuples(st.just("summary-field"), st.tuples(st.sampled_from(SUMMARY_KEYS), json_values)),
+    st.tuples(st.just("truncate"), st.integers(0, 400)),
+))
+def test_broken_run_folders_are_skipped_or_read_never_a_traceback(tmp_path_factory, damage):
+    """A folder of healthy runs and one damaged in a generated way: compare, the plots'
+    numbers and the doctor all answer (warnings and skips), or say bad input."""
+    runs_dir = tmp_path_factory.mktemp("runs")
+    for seed in range(2):
+        fake_run(runs_dir, seed, [0.5, 0.6], model__bn__placement="before")
+    victim = fake_run(runs_dir, 5, [0.4, 0.7], model__bn__placement="none")
+    kind, what = damage
+    if kind == "summary-field":
+        summary = json.loads((victim / "summary.json").read_text())
+        summary[what[0]] = what[1]
+        (victim / "summary.json").write_text(json.dumps(summary))
+    elif kind == "truncate":
+        data = (victim / "summary.json").read_bytes()
+        (victim / "summary.json").write_bytes(data[:what])
+    else:
+        (victim / kind).write_bytes(what)
+    found = expect_result_or_bad_input(lambda: compare.load(runs_dir))
+    if found is not None:
+        for at in ("final", "best"):
+            expect_result_or_bad_input(
+                lambda at=at: compare.table(found, "test_acc", at, None,
+                                            "model.bn.placement=none"))
+        expect_result_or_bad_input(lambda: compare.run_rows(found))
+        expect_result_or_bad_input(lambda: series.standard(found))
+    expect_result_or_bad_input(lambda: doctor.diagnose_all(runs_dir))
+    runs.latest_attempts(runs_dir)
