@@ -6,6 +6,7 @@ import json
 import math
 import string
 
+import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -150,3 +151,45 @@ def test_broken_run_folders_are_skipped_or_read_never_a_traceback(tmp_path_facto
         expect_result_or_bad_input(lambda: series.standard(found))
     expect_result_or_bad_input(lambda: doctor.diagnose_all(runs_dir))
     runs.latest_attempts(runs_dir)
+
+
+def test_a_reused_or_impossible_pid_is_not_taken_for_a_live_run():
+    import os
+    import socket
+
+    here, me = socket.gethostname(), os.getpid()
+    started = runs.process_started(me)
+    alive = {"status": "running", "host": here, "pid": me, "pid_started": started}
+    assert runs.effective_status(alive) == "running"
+    reused = {**alive, "pid_started": started + 1}  # this pid, another process's start
+    assert runs.effective_status(reused) == "interrupted"
+    for pid in (10**30, -5, 0, True, "12"):
+        assert runs.effective_status({**alive, "pid": pid}) == "interrupted"
+
+
+def test_a_baseline_pairs_only_with_the_group_alike(tmp_path):
+    """Two experiments in one folder: the placement study's groups get their Δ against its
+    own `none` group; the other study's groups have no like baseline and get none."""
+    for seed in range(3):
+        for placement, acc in (("none", 0.6), ("before", 0.8)):
+            fake_run(tmp_path, seed, [acc + seed / 100], model__bn__placement=placement,
+                     data__batch_size=128)
+        fake_run(tmp_path, seed, [0.9], name="other", model__bn__placement="before",
+                 data__batch_size=256)
+    table = compare.table(compare.load(tmp_path), baseline="model.bn.placement=none")
+    rows = {(r["name"], r["model.bn.placement"]): r for _, r in table.iterrows()}
+    assert rows[("exp", "before")]["delta"] == pytest.approx(0.2)
+    assert rows[("other", "before")]["baseline"] == compare.UNLIKE
+    assert math.isnan(rows[("other", "before")]["p_value"])
+
+
+def test_yaml_bombs_nesting_duplicates_and_octal_are_one_line_errors(write_config):
+    bomb = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{c}: &{c} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}]\n"
+        for p, c in zip("abcdefgh", "bcdefghi", strict=True))
+    for text, needle in ((bomb, "aliases"), ("a: " + "[" * 5000 + "]" * 5000, "nested"),
+                         ("seed: 1\nseed: 2\n", "duplicate key 'seed'"),
+                         ("seed: 010\n", "leading zero")):
+        result = CliRunner().invoke(app, ["validate", str(write_config(text))])
+        assert result.exit_code == 2 and needle in result.output, result.output
+        assert len(result.output.strip().splitlines()) == 1
