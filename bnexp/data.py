@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import gzip
 import os
+import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +37,7 @@ INSTALL_HINT = {
     "data.path or $BNEXP_DATA_DIR/mnist",
 }
 NUM_CLASSES = 10
+MAX_IDX_BYTES = 256 << 20  # MNIST's largest file is 47 MB
 CLASS_NAMES = {
     "fashion_mnist": ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
                      "Sneaker", "Bag", "Ankle boot"],
@@ -70,6 +73,7 @@ def load(cfg: DataConfig, source: str = "config") -> Splits:
         origin = "synthetic"
     else:
         x_train, y_train, x_test, y_test, origin = _find_and_read(cfg, source)
+        check_arrays(x_train, y_train, x_test, y_test, origin)
     splits = split(x_train, y_train, x_test, y_test, cfg, source)
     splits.source = origin
     return splits
@@ -231,9 +235,12 @@ def read_idx(path: Path, magic: int) -> np.ndarray:
     opener = gzip.open if path.suffix == ".gz" else open
     try:
         with opener(path, "rb") as f:
-            data = f.read()
-    except (OSError, EOFError) as e:
-        raise DataError(f"{path}: cannot read: {e}") from None
+            data = f.read(MAX_IDX_BYTES + 1)
+    except (OSError, EOFError, zlib.error) as e:
+        raise DataError(f"{path}: cannot read: {type(e).__name__}: "
+                        f"{str(e).splitlines()[0] if str(e) else 'corrupt'}") from None
+    if len(data) > MAX_IDX_BYTES:
+        raise DataError(f"{path}: more than {MAX_IDX_BYTES:,} bytes: not an MNIST-sized file")
     if len(data) < 4 or int.from_bytes(data[:4], "big") != magic:
         got = data[:4].hex() if len(data) >= 4 else "nothing"
         raise DataError(f"{path}: not an IDX file of this kind (magic {got}, want {magic:08x})")
@@ -252,8 +259,28 @@ def read_npz(path: Path):
     try:
         with np.load(path, allow_pickle=False) as f:
             return f["x_train"], f["y_train"], f["x_test"], f["y_test"]
-    except (OSError, KeyError, ValueError) as e:
-        raise DataError(f"{path}: not a readable Keras mnist.npz: {e}") from None
+    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as e:
+        raise DataError(f"{path}: not a readable Keras mnist.npz: {type(e).__name__}"
+                        ) from None
+
+
+def check_arrays(x_train, y_train, x_test, y_test, where: str) -> None:
+    """DataError naming `where` unless the arrays are a classification dataset bnexp can
+    train on: images (N, H, W) or (N, H, W, 1) of 0..255, the same H x W for training and
+    test; one integer label in 0..9 per image. The one check of every source's contents."""
+    for name, x, y in (("training", x_train, y_train), ("test", x_test, y_test)):
+        x, y = np.asarray(x), np.asarray(y)
+        if x.ndim not in (3, 4) or (x.ndim == 4 and x.shape[3] != 1) or len(x) == 0:
+            raise DataError(f"{where}: {name} images have shape {x.shape}, not (N, H, W)")
+        if not np.issubdtype(x.dtype, np.integer) or x.min() < 0 or x.max() > 255:
+            raise DataError(f"{where}: {name} images are not 8-bit pixels (0..255)")
+        if y.ndim != 1 or len(y) != len(x):
+            raise DataError(f"{where}: {len(x):,} {name} images but {y.size:,} labels")
+        if not np.issubdtype(y.dtype, np.integer) or y.min() < 0 or y.max() >= NUM_CLASSES:
+            raise DataError(f"{where}: {name} labels outside 0..{NUM_CLASSES - 1}")
+    if np.shape(x_train)[1:3] != np.shape(x_test)[1:3]:
+        raise DataError(f"{where}: training images are {np.shape(x_train)[1:3]}, test images "
+                        f"{np.shape(x_test)[1:3]}: they must be the same size")
 
 
 def _download(dataset: str):

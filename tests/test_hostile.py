@@ -193,3 +193,44 @@ def test_yaml_bombs_nesting_duplicates_and_octal_are_one_line_errors(write_confi
         result = CliRunner().invoke(app, ["validate", str(write_config(text))])
         assert result.exit_code == 2 and needle in result.output, result.output
         assert len(result.output.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("damage, needle", [
+    ("flip", "cannot read"),
+    ("labels-out-of-range", "labels outside 0..9"),
+    ("fewer-labels", "but 30 labels"),
+    ("test-size", "must be the same size"),
+    ("npz", "not a readable Keras mnist.npz"),
+])
+def test_dataset_contents_are_checked_once_for_every_source(tmp_path, damage, needle):
+    """Corrupt or inconsistent dataset files are bad input naming the file, whatever is
+    wrong with them: exit 2 before any run folder."""
+    import numpy as np
+
+    from bnexp import data
+    from tests.helpers import tiny_mnist, write_idx_folder
+
+    x, y, xt, yt = tiny_mnist(n_train=40, n_test=10)
+    folder = tmp_path / "m"
+    if damage == "labels-out-of-range":
+        y = y.copy()
+        y[3] = 12
+    if damage == "fewer-labels":
+        y = y[:30]
+    if damage == "test-size":
+        xt = np.zeros((10, 20, 20), np.uint8)
+    write_idx_folder(folder, (x, y, xt, yt))
+    if damage == "flip":
+        target = folder / "train-images-idx3-ubyte.gz"
+        raw = bytearray(target.read_bytes())
+        raw[len(raw) // 2] ^= 0xFF
+        raw[len(raw) // 2 + 1] ^= 0xFF
+        target.write_bytes(bytes(raw))
+    if damage == "npz":
+        for f in folder.iterdir():
+            f.unlink()
+        (folder / "mnist.npz").write_bytes(b"PK\x03\x04 not really a zip")
+    cfg = config.DataConfig(dataset="mnist", path=str(folder), batch_size=4,
+                            validation_size=5)
+    with pytest.raises(BadInput, match=needle):
+        data.load(cfg)
