@@ -114,8 +114,8 @@ def train(
     name: Annotated[str | None, typer.Option(
         "--name", help="The runs' name (their folder names start with it).",
         show_default=False)] = None,
-    runs_dir: Annotated[Path, typer.Option("--runs-dir", help="Where run folders go.")] = Path(
-        "runs"),
+    runs_dir: Annotated[str | None, typer.Option(
+        "--runs-dir", help="Where run folders go. [default: runs]", show_default=False)] = None,
     smoke: Annotated[bool, typer.Option(
         "--smoke", help="A few batches of one epoch, first seed only (CI).")] = False,
     resume: Annotated[Path | None, typer.Option(
@@ -144,13 +144,18 @@ def train(
 
         if (config is None) == (resume is None):
             raise BadInput("bnexp train: give either CONFIG or --resume RUN_DIR")
+        if resume and (set_ or name is not None or smoke or runs_dir is not None or force):
+            raise BadInput("--resume: continues a run as it was configured, in its own "
+                           "folder: --set, --name, --smoke, --runs-dir and --force do not apply")
+        if runs_dir is not None and not runs_dir.strip():
+            raise BadInput("--runs-dir: an empty folder name (leave the option out for ./runs)")
         if backend is Backend.local and (address or copy_back):
             raise BadInput("--address and --copy-back need --backend ray")
         overrides = [*(set_ or []), *([f"name={name}"] if name is not None else [])]
         specs = [] if resume else config_mod.load(config, overrides)
         if smoke and specs:
             specs = config_mod.smoke_specs(specs)
-        _train(specs, resume, runs_dir, str(config), jobs, force,
+        _train(specs, resume, Path(runs_dir or "runs"), str(config), jobs, force,
                _ray_options(backend, address, copy_back, cpus))
 
 

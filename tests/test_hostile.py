@@ -234,3 +234,21 @@ def test_dataset_contents_are_checked_once_for_every_source(tmp_path, damage, ne
                             validation_size=5)
     with pytest.raises(BadInput, match=needle):
         data.load(cfg)
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--resume", "somewhere", "--set", "seed=1"], "--resume: continues a run"),
+    (["--resume", "somewhere", "--runs-dir", "elsewhere"], "--resume: continues a run"),
+    (["--resume", "somewhere", "--smoke"], "--resume: continues a run"),
+    (["CONFIG", "--runs-dir", ""], "--runs-dir: an empty folder name"),
+    (["CONFIG", "--runs-dir", "a\nb"], "control character"),
+])
+def test_train_options_that_cannot_apply_are_bad_input(write_config, tmp_path, args, needle,
+                                                       monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = write_config("data: {dataset: synthetic}\n")
+    args = [str(path) if a == "CONFIG" else a for a in args]
+    result = CliRunner().invoke(app, ["train", *args])
+    assert result.exit_code == 2 and needle in result.output, result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert not [p for p in tmp_path.iterdir() if p.name != path.name]
