@@ -118,7 +118,7 @@ def test_bad_input_exits_2_with_one_line_and_changes_nothing(case, tmp_path):
     before = snapshot(ws)
     args = [fill_in(a, fill) for a in args]
     command = ["train"] + ([] if text is None else [str(cfg)]) + args
-    if "--runs-dir" not in args:
+    if "--runs-dir" not in args and "--resume" not in args:  # --resume takes no --runs-dir
         command += ["--runs-dir", str(ws / "runs")]
     result = CliRunner().invoke(app, command)
     lines = [line for line in result.output.splitlines() if line.strip()]
