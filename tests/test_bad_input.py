@@ -26,6 +26,9 @@ CASES = [
                                                                   "'placement'"]),
     ("unknown-optimizer-key", "optimizer: {lr: 0.1}\n", [], ["optimizer.lr", "unknown key"]),
     ("unknown-train-key", "train: {epoch: 3}\n", [], ["train.epoch", "'epochs'"]),
+    # keys spelled like pydantic's union-branch names (found by Hypothesis)
+    ("unknown-key-none", "none: 1\n", [], ["{cfg}", "none: unknown key"]),
+    ("unknown-key-float", "train: {float: 1}\n", [], ["train.float: unknown key"]),
     ("unknown-sweep-key", "sweep: {seed: [1]}\n", [], ["sweep.seed", "'seeds'"]),
     ("string-for-int", "data: {batch_size: '64'}\n", [], ["data.batch_size", "'64'"]),
     ("float-for-int", "train: {epochs: 2.5}\n", [], ["train.epochs", "2.5"]),

@@ -261,7 +261,7 @@ def _first_error(errors: list[dict]) -> dict:
     (model.use_bias.literal['auto'] -> model.use_bias); where the other branch of such a
     union is a boolean, "true or false" joins what was expected."""
     first = dict(errors[0])
-    first["loc"] = _field_loc(first["loc"])
+    first["loc"] = _field_loc(first["loc"], keep_last=first["type"] == "extra_forbidden")
     if first["type"] == "literal_error" and any(
             e["type"] == "bool_type" and _field_loc(e["loc"]) == first["loc"] for e in errors):
         ctx = dict(first.get("ctx", {}))
@@ -270,8 +270,11 @@ def _first_error(errors: list[dict]) -> dict:
     return first
 
 
-def _field_loc(loc) -> tuple:
-    return tuple(p for p in loc if not (isinstance(p, str) and _BRANCH.match(p)))
+def _field_loc(loc, keep_last: bool = False) -> tuple:
+    """`loc` without union-branch names. The trap: a user's own key can look like one
+    (``none``, ``int``); the key an extra_forbidden error names is always the user's."""
+    head, tail = (loc[:-1], loc[-1:]) if keep_last else (loc, ())
+    return tuple(p for p in head if not (isinstance(p, str) and _BRANCH.match(p))) + tuple(tail)
 
 
 def _describe(error: dict, source: str, overrides: list[str], grid: list[str]) -> str:
@@ -279,7 +282,7 @@ def _describe(error: dict, source: str, overrides: list[str], grid: list[str]) -
     loc = tuple(f"[{p}]" if isinstance(p, int) else str(p) for p in error["loc"])
     dotted = ".".join(loc).replace(".[", "[")
     where = _origin(dotted, source, overrides, grid)
-    if error["type"] == "extra_forbidden":
+    if error["type"] == "extra_forbidden" and loc:
         section = section_at(loc[:-1])
         names = list(section.model_fields) if section else []
         hint = did_you_mean(str(loc[-1]), names)
