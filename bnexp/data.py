@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import gzip
 import os
+import shutil
+import sys
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -22,6 +24,7 @@ import numpy as np
 
 from bnexp.config import DataConfig
 from bnexp.errors import DataError
+from bnexp.tfquiet import import_tensorflow, silenced
 
 IDX_FILES = {
     "train_images": "train-images-idx3-ubyte",
@@ -284,14 +287,26 @@ def check_arrays(x_train, y_train, x_test, y_test, where: str) -> None:
 
 
 def _download(dataset: str):
-    """Last resort: keras.datasets (which downloads into the Keras cache). None on failure."""
-    try:
-        from tensorflow import keras
+    """Last resort: keras.datasets (which downloads into the Keras cache). None on failure.
 
-        module = {"fashion_mnist": keras.datasets.fashion_mnist, "mnist": keras.datasets.mnist}
-        (x_train, y_train), (x_test, y_test) = module[dataset].load_data()
+    The trap: importing Keras and asking it to download writes: TensorFlow's start-up
+    lines on stderr, a "Downloading" line on stdout (where bnexp prints only run
+    folders), `~/.keras/keras.json` and `datasets/`. Both streams are silenced, and a
+    Keras home that did not exist before a failed attempt is removed again."""
+    keras_home = Path(os.environ.get("KERAS_HOME", "~/.keras")).expanduser()
+    existed = keras_home.exists()
+    print(f"bnexp: no {dataset} files here; asking keras.datasets to download them",
+          file=sys.stderr)
+    try:
+        with silenced(1, 2):
+            keras = import_tensorflow().keras
+            module = {"fashion_mnist": keras.datasets.fashion_mnist,
+                      "mnist": keras.datasets.mnist}
+            (x_train, y_train), (x_test, y_test) = module[dataset].load_data()
         return x_train, y_train, x_test, y_test
     except Exception:  # noqa: BLE001 - any failure means "not available here"
+        if not existed:
+            shutil.rmtree(keras_home, ignore_errors=True)
         return None
 
 

@@ -8,6 +8,7 @@ with fd 2 pointed at /dev/null; a failing import still raises as usual.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 
@@ -17,14 +18,27 @@ def import_tensorflow():
     if "tensorflow" in sys.modules:
         return sys.modules["tensorflow"]
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    with silenced(2):
+        import tensorflow
+    return tensorflow
+
+
+@contextlib.contextmanager
+def silenced(*fds: int):
+    """File descriptors `fds` (1 stdout, 2 stderr) point at /dev/null inside the block:
+    what native code and Python print there is dropped; exceptions pass as usual."""
+    sys.stdout.flush()
     sys.stderr.flush()
-    saved = os.dup(2)
+    saved = {fd: os.dup(fd) for fd in fds}
     devnull = os.open(os.devnull, os.O_WRONLY)
     try:
-        os.dup2(devnull, 2)
-        import tensorflow
+        for fd in fds:
+            os.dup2(devnull, fd)
+        yield
     finally:
-        os.dup2(saved, 2)
-        os.close(saved)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        for fd, copy in saved.items():
+            os.dup2(copy, fd)
+            os.close(copy)
         os.close(devnull)
-    return tensorflow

@@ -26,6 +26,8 @@ CASES = [
                                                                   "'placement'"]),
     ("unknown-optimizer-key", "optimizer: {lr: 0.1}\n", [], ["optimizer.lr", "unknown key"]),
     ("unknown-train-key", "train: {epoch: 3}\n", [], ["train.epoch", "'epochs'"]),
+    ("mirrored-batch-under-replicas", "data: {batch_size: 2}\ntrain: {strategy: mirrored, "
+     "replicas: 4}\n", [], ["{cfg}", "data.batch_size", "replicas (4)"]),
     # keys spelled like pydantic's union-branch names (found by Hypothesis)
     ("unknown-key-none", "none: 1\n", [], ["{cfg}", "none: unknown key"]),
     ("unknown-key-float", "train: {float: 1}\n", [], ["train.float: unknown key"]),
@@ -162,3 +164,29 @@ def test_read_only_runs_dir_exits_2(tmp_path):
     assert result.exit_code == 2, result.output
     assert "--runs-dir" in result.output and "cannot write" in result.output
     assert list(runs_dir.iterdir()) == []
+
+
+def test_a_missing_mnist_that_cannot_be_downloaded_exits_2_quietly(tmp_path):
+    """No MNIST anywhere and no way to download it (a proxy nobody answers): one note
+    and one error line on stderr, no TensorFlow start-up lines, nothing on stdout, and
+    no ~/.keras left behind in a home that had none."""
+    import subprocess
+    import sys
+
+    home = tmp_path / "home"
+    home.mkdir()
+    (tmp_path / "c.yaml").write_text("data: {dataset: mnist}\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("BNEXP_NO_DOWNLOAD", "KERAS_HOME",
+                                                              "BNEXP_DATA_DIR")}
+    env.update(HOME=str(home), HTTPS_PROXY="http://127.0.0.1:9", https_proxy="http://127.0.0.1:9")
+    bnexp = Path(sys.executable).parent / "bnexp"
+    out = subprocess.run([str(bnexp), "train", str(tmp_path / "c.yaml"), "--runs-dir",
+                          str(tmp_path / "runs")], capture_output=True, text=True, env=env,
+                         timeout=300)
+    assert out.returncode == 2, out.stderr
+    assert out.stdout == ""
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 2 and "keras.datasets" in lines[0], lines
+    assert lines[1].startswith(f"error: {tmp_path / 'c.yaml'}: data.dataset: no mnist files")
+    assert not (home / ".keras").exists()
+    assert not (tmp_path / "runs").exists()

@@ -312,6 +312,14 @@ class Config(_Section):
     diagnostics: DiagnosticsConfig = DiagnosticsConfig()
     sweep: SweepConfig | None = None
 
+    @model_validator(mode="after")
+    def _a_slice_per_replica(self) -> Config:
+        replicas = self.train.replicas or DEFAULT_CPU_REPLICAS
+        if self.train.strategy == "mirrored" and self.data.batch_size < replicas:
+            raise ValueError(f"data.batch_size: {self.data.batch_size} is fewer examples than "
+                             f"train.replicas ({replicas}) need, one each")
+        return self
+
 
 @dataclass(frozen=True)
 class RunSpec:

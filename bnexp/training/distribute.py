@@ -41,6 +41,9 @@ def strategy_for(config: Config) -> tf.distribute.Strategy | None:
     gpus = tf.config.list_logical_devices("GPU")
     if gpus:
         devices = [d.name for d in gpus][: config.train.replicas or None]
+        if config.data.batch_size < len(devices):
+            raise BadInput(f"data.batch_size: {config.data.batch_size} is fewer examples "
+                           f"than the {len(devices)} replicas (GPUs) need, one each")
         return tf.distribute.MirroredStrategy(devices)
     wanted = config.train.replicas or DEFAULT_CPU_REPLICAS
     cpus = [d.name for d in tf.config.list_logical_devices("CPU")]

@@ -122,7 +122,7 @@ def train_epoch(ctx: Context, epoch: int) -> dict:
     first = int(steps.optimizer.iterations.numpy())
     perm = epoch_order(ctx.order, n, ctx.config.data.shuffle_buffer)
     chunks = batch_chunks(perm, ctx.config.data.batch_size,
-                          ctx.config.train.steps_per_call, first, every)
+                          ctx.config.train.steps_per_call, first, every, steps.smallest_batch)
     ctx.reporter.epoch_started(epoch, sum(len(c) for c in chunks))
     if every and first == 0:
         recorder.probe(0)
@@ -166,11 +166,12 @@ def evaluate(ctx: Context) -> dict:
 
 
 def batch_chunks(perm: np.ndarray, batch: int, per_call: int, first_step: int = 0,
-                 every: int = 0) -> list[np.ndarray]:
+                 every: int = 0, smallest: int = 1) -> list[np.ndarray]:
     """An epoch's order cut into (steps, batch) index arrays of up to per_call steps each;
-    a last partial batch gets a chunk of its own. With `every`, a chunk also ends at each
-    global step that is a multiple of it (the epoch starts after step first_step), so a
-    probe can run there."""
+    a last partial batch gets a chunk of its own, unless it has fewer than `smallest`
+    examples (mirrored: one per replica; an empty slice would break the step). With
+    `every`, a chunk also ends at each global step that is a multiple of it (the epoch
+    starts after step first_step), so a probe can run there."""
     full = len(perm) // batch
     batches = perm[: full * batch].reshape(full, batch).astype(np.int32)
     chunks, i = [], 0
@@ -180,6 +181,6 @@ def batch_chunks(perm: np.ndarray, batch: int, per_call: int, first_step: int = 
             end = min(end, ((first_step + i) // every + 1) * every - first_step)
         chunks.append(batches[i:end])
         i = end
-    if len(perm) % batch:
+    if len(perm) % batch >= smallest:
         chunks.append(perm[full * batch :].astype(np.int32)[None])
     return chunks

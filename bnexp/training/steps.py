@@ -59,6 +59,8 @@ class Steps:
     tf.function (recorded in `self.fallback`).
     """
 
+    smallest_batch = 1  # the fewest examples a training step can take
+
     def __init__(self, model: keras.Model, optimizer: keras.optimizers.Optimizer, input_shape,
                  jit_compile: bool | str = False, loss: Loss | None = None):
         self.model, self.optimizer = model, optimizer
@@ -213,6 +215,7 @@ class MirroredSteps(Steps):
     def __init__(self, model, optimizer, input_shape, strategy: tf.distribute.Strategy,
                  loss: Loss | None = None):
         self.strategy = strategy
+        self.smallest_batch = strategy.num_replicas_in_sync
         super().__init__(model, optimizer, input_shape, jit_compile=False, loss=loss)
         self.per_example_loss = self.loss_fn.per_example
 
