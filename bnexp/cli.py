@@ -7,6 +7,7 @@ answer at once. Bad input (BadInput) is one line on stderr and exit code 2.
 
 from __future__ import annotations
 
+import errno
 import sys
 from contextlib import contextmanager
 from enum import StrEnum
@@ -104,6 +105,18 @@ def _exit_codes():
 
         print_error(str(e))
         raise typer.Exit(2) from None
+    except OSError as e:
+        if e.errno not in _CANNOT_WRITE:
+            raise
+        from bnexp.views.tables import print_error
+
+        print_error(f"{e.filename or 'output'}: cannot write ({e.strerror})")
+        raise typer.Exit(2) from None
+
+
+# where an output cannot go: a full disk or quota, a read-only or forbidden place. Each
+# file is written whole or not at all (runs/files.py), so the message is all that's left
+_CANNOT_WRITE = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
 
 
 @app.command()

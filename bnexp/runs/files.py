@@ -118,9 +118,13 @@ class RunFolder:
         write_text_atomic(self.summary_path, text)
 
     def log(self, message: str) -> None:
+        """A line of train.log; best effort: a full disk loses the line, not the run."""
         stamp = time.strftime("%Y-%m-%d %H:%M:%S")
-        with open(self.log_path, "a", encoding="utf-8") as f:
-            f.write(f"{stamp} {message.rstrip()}\n")
+        try:
+            with open(self.log_path, "a", encoding="utf-8") as f:
+                f.write(f"{stamp} {message.rstrip()}\n")
+        except OSError:
+            pass
 
 
 def complete_lines(text: str) -> str:
@@ -175,7 +179,11 @@ def replace_atomically(path: Path, write) -> None:
     write(f) fills a binary file object; it goes to a temp file in the same folder,
     is fsynced and renamed over `path`.
     """
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.",
+                                   suffix=path.suffix)
+    except OSError as e:
+        raise OSError(e.errno, e.strerror, str(path)) from None
     try:
         os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; a normal file follows the umask
         with os.fdopen(fd, "wb") as f:
@@ -183,6 +191,9 @@ def replace_atomically(path: Path, write) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as e:  # name the file meant, not the temp file
+        Path(tmp).unlink(missing_ok=True)
+        raise OSError(e.errno, e.strerror, str(path)) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

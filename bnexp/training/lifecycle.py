@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import os
 import platform
+import shutil
 import socket
 import subprocess
 import time
@@ -43,9 +44,14 @@ def run_one(spec: RunSpec, splits: data_mod.Splits, runs_dir: Path,
     path = runs.create(runs_dir, spec.label)
     folder = runs.RunFolder(path)
     summary = _initial_summary(spec, splits, model, path)
-    folder.write_summary(summary)  # first: a reader never sees a run folder without one
-    folder.write_config(config_mod.to_yaml(config))
-    folder.start_metrics()
+    try:
+        folder.write_summary(summary)  # first: a reader never sees a run folder without one
+        folder.write_config(config_mod.to_yaml(config))
+        folder.start_metrics()
+    except OSError as e:  # a full disk: leave no half-made folder behind
+        shutil.rmtree(path, ignore_errors=True)
+        raise BadInput(f"{runs_dir}: --runs-dir: cannot write run folders here "
+                       f"({e.strerror})") from None
     folder.log(f"started {path.name}: {splits.source}, {summary['data']}")
     return _execute(config, splits, folder, summary, model, [], reporter, strategy,
                     notes=advice.warnings(config))
@@ -70,7 +76,10 @@ def resume_run(path: Path, splits: data_mod.Splits | None, reporter: Reporter) -
                    pid_started=runs.process_started(os.getpid()), host=socket.gethostname(),
                    epochs_done=len(rows))
     summary.setdefault("resumed", []).append({"at": _now(), "from_epoch": len(rows)})
-    folder.write_summary(summary)
+    try:
+        folder.write_summary(summary)
+    except OSError as e:
+        raise BadInput(f"{path}: --resume: cannot write the run folder ({e.strerror})") from None
     folder.log(f"resumed after epoch {len(rows)}")
     return _execute(config, splits, folder, summary, model, rows, reporter, strategy)
 
@@ -101,8 +110,6 @@ def _execute(config, splits, folder: runs.RunFolder, summary: dict, model, rows:
     t0 = time.time() - (summary.get("wall_seconds") or 0.0)
     reporter = _Noting(reporter, folder, summary)
     reporter.run_started(folder.path, config.train.epochs)
-    for note in notes:
-        reporter.note(note)
 
     def on_epoch(row):
         rows.append(row)
@@ -113,6 +120,8 @@ def _execute(config, splits, folder: runs.RunFolder, summary: dict, model, rows:
         reporter.epoch_done(row)
 
     try:
+        for note in notes:
+            reporter.note(note)
         fit(config, splits, on_epoch, reporter, model=model, folder=folder.path,
             strategy=strategy)
         summary["status"] = "completed"
@@ -195,7 +204,14 @@ def _finish(summary: dict, folder: runs.RunFolder, t0: float) -> None:
     summary["ended"] = _now()
     summary["wall_seconds"] = round(time.time() - t0, 3)
     summary["peak_rss_mb"] = peak_rss_mb()
-    folder.write_summary(summary)
+    try:
+        folder.write_summary(summary)
+    except OSError as e:
+        # summary.json keeps its last whole version ("running", this pid): once this
+        # process is gone, readers take the run as interrupted and --resume continues it
+        summary["status"] = "failed"
+        summary["error"] = (f"{summary.get('error') or ''}; " if summary.get("error") else ""
+                            ) + f"summary.json not updated: {e.strerror}"
     folder.log(f"{summary['status']} after {summary['epochs_done']} epochs")
 
 
