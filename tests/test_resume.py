@@ -1,6 +1,5 @@
 """Resume: checkpoints, SIGKILL mid-epoch then --resume == an uninterrupted run; refusals."""
 
-import json
 import math
 import os
 import random
@@ -114,46 +113,66 @@ def test_divergence_is_reported_at_the_exact_step(write_config, tmp_path):
     assert len(runs.read_metrics(outcome.path)) == summary["epochs_done"] == first["epoch"] - 1
 
 
+KILL_SEED = int(os.environ.get("BNEXP_KILL_SEED", "20261202"))
+
+
 @pytest.mark.e2e
 @needs_fashion
-def test_sigkill_mid_run_then_resume_equals_an_uninterrupted_run(tmp_path):
-    text = ("name: det\ndata: {limit: 4000, validation_size: 500, test_limit: 1000, "
-            "batch_size: 64}\noptimizer: {learning_rate: 0.1, momentum: 0.9}\n"
-            "train: {epochs: 3, deterministic: true}\n")
-    cfg = tmp_path / "det.yaml"
+def test_repeated_sigkill_and_resume_equals_an_uninterrupted_run(tmp_path):
+    """One run killed (SIGKILL) at several seeded moments, each time resumed, the resumed
+    process killed again: it ends bit-identical to a run never interrupted. The moments
+    come from $BNEXP_KILL_SEED (printed on failure), spread over the run's training time."""
+    text = ("name: kills\ndata: {limit: 2000, validation_size: 300, test_limit: 500, "
+            "batch_size: 50}\noptimizer: {learning_rate: 0.1, momentum: 0.9}\n"
+            "train: {epochs: 6, steps_per_call: 4, deterministic: true}\n")
+    cfg = tmp_path / "kills.yaml"
     cfg.write_text(text)
     exe = str(Path(sys.executable).with_name("bnexp"))
     env = {**os.environ, "BNEXP_NO_DOWNLOAD": "1"}
-
-    def train_cli(*args, **kw):
-        return subprocess.run([exe, "train", *map(str, args)], capture_output=True, text=True,
-                              env=env, timeout=300, **kw)
-
-    assert train_cli(cfg, "--runs-dir", tmp_path / "whole").returncode == 0
-    seed = random.randrange(10**6)
-    delay = random.Random(seed).uniform(0.0, 2.5)
-    proc = subprocess.Popen([exe, "train", str(cfg), "--runs-dir", str(tmp_path / "killed")],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
-    deadline = time.monotonic() + 120
-    while not list((tmp_path / "killed").glob("*/summary.json")):
-        assert time.monotonic() < deadline and proc.poll() is None
-        time.sleep(0.02)
-    time.sleep(delay)  # a random point: before, within or between epochs
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    (killed,) = list((tmp_path / "killed").iterdir())
-    shown = CliRunner().invoke(app, ["compare", str(tmp_path / "killed"), "--runs", "--format",
-                                     "json"])
-    status = json.loads(shown.output)[0]["status"]
-    assert status in ("interrupted", "completed"), f"kill after {delay:.2f}s (seed {seed})"
-    resumed = train_cli("--resume", killed)
-    assert resumed.returncode == 0, resumed.stderr
-    (whole,) = list((tmp_path / "whole").iterdir())
-    a = pd.read_csv(whole / "metrics.csv")[METRICS]
-    b = pd.read_csv(killed / "metrics.csv")[METRICS]
-    pd.testing.assert_frame_equal(a, b, check_exact=True, obj=f"metrics (kill at {delay:.2f}s)")
-    with np.load(whole / "checkpoint.npz") as fa, np.load(killed / "checkpoint.npz") as fb:
+    whole = subprocess.run([exe, "train", str(cfg), "--runs-dir", str(tmp_path / "whole")],
+                           capture_output=True, text=True, env=env, timeout=300)
+    assert whole.returncode == 0, whole.stderr
+    (whole_dir,) = list((tmp_path / "whole").iterdir())
+    training = runs.read_summary(whole_dir)["wall_seconds"]
+    rng = random.Random(KILL_SEED)
+    killed_dir, kills = None, []
+    for attempt in range(3):
+        args = (["--resume", str(killed_dir)] if killed_dir else
+                [str(cfg), "--runs-dir", str(tmp_path / "killed")])
+        proc = subprocess.Popen([exe, "train", *args], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, env=env)
+        started = _wait_until_training(tmp_path / "killed", attempt, proc)
+        delay = rng.uniform(0.0, training * 0.5)
+        time.sleep(delay)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        killed_dir = started
+        summary = runs.read_summary(killed_dir)
+        kills.append((round(delay, 2), summary["epochs_done"]))
+    why = f"$BNEXP_KILL_SEED={KILL_SEED}, (delay s, epochs done) per kill: {kills}"
+    final = subprocess.run([exe, "train", "--resume", str(killed_dir)], capture_output=True,
+                           text=True, env=env, timeout=300)
+    assert final.returncode == 0, final.stderr + why
+    a = pd.read_csv(whole_dir / "metrics.csv")[METRICS]
+    b = pd.read_csv(killed_dir / "metrics.csv")[METRICS]
+    pd.testing.assert_frame_equal(a, b, check_exact=True, obj=f"metrics ({why})")
+    with np.load(whole_dir / "checkpoint.npz") as fa, np.load(killed_dir / "checkpoint.npz") as fb:
         for key in fa.files:
             if key != "meta":
-                np.testing.assert_array_equal(fa[key], fb[key], err_msg=key)
-    assert runs.read_summary(killed)["status"] == "completed"
+                np.testing.assert_array_equal(fa[key], fb[key], err_msg=f"{key} ({why})")
+    assert runs.read_summary(killed_dir)["status"] == "completed", why
+
+
+def _wait_until_training(runs_dir: Path, attempt: int, proc) -> Path:
+    """The run folder, once the process has started (attempt 0) or resumed (attempt k) it."""
+    deadline = time.monotonic() + 120
+    while True:
+        assert time.monotonic() < deadline, "the run did not start within 120 s"
+        for summary_path in runs_dir.glob("*/summary.json"):
+            summary = runs.read_summary(summary_path.parent)
+            if attempt == 0 or len(summary.get("resumed", [])) >= attempt:
+                return summary_path.parent
+        if proc.poll() is not None:  # finished before the kill: resume is then a no-op
+            (folder,) = list(runs_dir.iterdir())
+            return folder
+        time.sleep(0.02)
