@@ -116,7 +116,8 @@ def _exit_codes():
 
 # where an output cannot go: a full disk or quota, a read-only or forbidden place. Each
 # file is written whole or not at all (runs/files.py), so the message is all that's left
-_CANNOT_WRITE = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
+_CANNOT_WRITE = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM,
+                 errno.ENAMETOOLONG}
 
 
 @app.command()

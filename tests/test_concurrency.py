@@ -1,15 +1,11 @@
-"""Real processes side by side: shared runs folders, and compare while runs are written."""
+"""Real processes side by side: two `bnexp train` in one runs folder (see also test_load.py)."""
 
-import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
-from typer.testing import CliRunner
-
 from bnexp import runs
-from bnexp.cli import app
 from tests.helpers import SYNTHETIC
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,24 +32,3 @@ def test_two_processes_in_one_runs_folder_never_share_a_run_folder(write_config,
         assert [r["epoch"] for r in runs.read_metrics(path)] == [1, 2]
         assert not runs.torn_metrics(path)
     assert len({runs.read_summary(p)["pid"] for p in printed}) == 2
-
-
-def test_compare_reads_runs_while_they_are_written(write_config, tmp_path):
-    config = write_config(SYNTHETIC.replace("epochs: 2", "epochs: 12"))
-    proc = start(config, tmp_path / "runs")
-    seen, attempts = set(), 0
-    while proc.poll() is None:
-        if not (tmp_path / "runs").exists():
-            continue
-        result = CliRunner().invoke(app, ["compare", str(tmp_path / "runs"), "--runs",
-                                          "--format", "json"])
-        attempts += 1
-        assert result.exit_code == 0, result.output
-        assert "warning" not in result.output  # never a half-written summary.json
-        rows = json.loads(result.output[result.output.index("["):])
-        seen.update(row["status"] for row in rows)
-    assert proc.returncode == 0, proc.stderr.read()
-    assert "running" in seen, (attempts, seen)
-    final = CliRunner().invoke(app, ["compare", str(tmp_path / "runs"), "--runs", "--format",
-                                     "json"])
-    assert json.loads(final.output)[0]["status"] == "completed"

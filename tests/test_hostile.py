@@ -242,6 +242,8 @@ def test_dataset_contents_are_checked_once_for_every_source(tmp_path, damage, ne
     (["--resume", "somewhere", "--smoke"], "--resume: continues a run"),
     (["CONFIG", "--runs-dir", ""], "--runs-dir: an empty folder name"),
     (["CONFIG", "--runs-dir", "a\nb"], "control character"),
+    (["CONFIG", "--runs-dir", "x" * 300], "too long"),
+    (["CONFIG", "--runs-dir", "/".join(["d" * 200] * 20)], "too long"),
 ])
 def test_train_options_that_cannot_apply_are_bad_input(write_config, tmp_path, args, needle,
                                                        monkeypatch):
@@ -252,3 +254,73 @@ def test_train_options_that_cannot_apply_are_bad_input(write_config, tmp_path, a
     assert result.exit_code == 2 and needle in result.output, result.output
     assert len(result.output.strip().splitlines()) == 1
     assert not [p for p in tmp_path.iterdir() if p.name != path.name]
+
+
+def _one_line_or_result(result, allowed=(0, 2)):
+    """A command's answer: an allowed exit code; exit 2 is one line and no traceback."""
+    assert result.exit_code in allowed, (result.exit_code, result.output[-2000:])
+    assert "Traceback" not in result.output, result.output[-2000:]
+    if result.exit_code == 2:
+        errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+        assert len(errors) == 1, result.output
+
+
+@settings(SETTINGS, max_examples=40)
+@given(raw=configs)
+def test_generated_configs_through_summary_exit_0_or_2(tmp_path_factory, raw):
+    """`bnexp summary` builds the model: a config that validates either builds or is one
+    line of bad input, like `train`'s check before the first run."""
+    folder = tmp_path_factory.mktemp("s")
+    path = folder / "c.yaml"
+    path.write_text(yaml.safe_dump(merge(raw, {"data": {"dataset": "synthetic"}}),
+                                   allow_unicode=True))
+    _one_line_or_result(CliRunner().invoke(app, ["summary", str(path)]))
+
+
+@settings(SETTINGS, max_examples=8)
+@given(raw=configs)
+def test_generated_configs_through_train_smoke_exit_0_or_2(tmp_path_factory, raw):
+    """`bnexp train --smoke` on generated configs (synthetic data, one epoch): a result
+    (0, or 1 for a run that failed and said so) or one line of bad input and no folder."""
+    folder = tmp_path_factory.mktemp("t")
+    path = folder / "c.yaml"
+    raw = merge(raw, {"data": {"dataset": "synthetic"}, "train": {"epochs": 1}})
+    raw.pop("sweep", None)
+    path.write_text(yaml.safe_dump(raw, allow_unicode=True))
+    result = CliRunner().invoke(app, ["train", str(path), "--smoke", "--runs-dir",
+                                      str(folder / "runs")])
+    _one_line_or_result(result, allowed=(0, 1, 2))
+    if result.exit_code == 2:
+        assert not (folder / "runs").exists()
+
+
+@settings(SETTINGS, max_examples=20)
+@given(damage=st.one_of(
+    st.tuples(st.sampled_from(["summary.json", "metrics.csv", "config.yaml", "checkpoint.npz"]),
+              st.binary(max_size=200)),
+    st.tuples(st.just("summary-field"), st.tuples(st.sampled_from(SUMMARY_KEYS), json_values)),
+    st.tuples(st.just("truncate"), st.integers(0, 400)),
+))
+def test_damaged_run_folders_through_resume_and_plot(tmp_path_factory, damage):
+    """`train --resume` and `plot runs` on a damaged run folder: a result, a run that
+    failed and says so, or one line of bad input; never a traceback."""
+    runs_dir = tmp_path_factory.mktemp("runs")
+    small = {"data__limit": 100, "data__validation_size": 20, "train__epochs": 1,
+             "model__arch": "mlp", "model__hidden": [8]}
+    fake_run(runs_dir, 0, [0.5], status="interrupted", **small)
+    victim = fake_run(runs_dir, 1, [0.4], status="interrupted", **small)
+    kind, what = damage
+    if kind == "summary-field":
+        summary = json.loads((victim / "summary.json").read_text())
+        summary[what[0]] = what[1]
+        (victim / "summary.json").write_text(json.dumps(summary))
+    elif kind == "truncate":
+        data = (victim / "summary.json").read_bytes()
+        (victim / "summary.json").write_bytes(data[:what])
+    else:
+        (victim / kind).write_bytes(what)
+    figures = tmp_path_factory.mktemp("figures")
+    _one_line_or_result(CliRunner().invoke(app, ["plot", "runs", str(runs_dir), "--out",
+                                                 str(figures)]))
+    _one_line_or_result(CliRunner().invoke(app, ["train", "--resume", str(victim)]),
+                        allowed=(0, 1, 2))

@@ -22,6 +22,8 @@ from bnexp.errors import BadInput
 from bnexp.runs.record import EPOCH_COLUMNS
 
 PROBE_BYTES = 4096
+NAME_MAX, PATH_MAX = 255, 4096  # Linux's limits on a file name and a whole path, in bytes
+RUN_NAME_MAX = 240  # a run folder's name: a label of up to 200 characters, time, "-k"
 
 
 def ensure_writable(runs_dir: Path) -> None:
@@ -32,6 +34,10 @@ def ensure_writable(runs_dir: Path) -> None:
     if any(ord(c) < 32 for c in str(runs_dir)):
         raise BadInput(f"{str(runs_dir)!r}: --runs-dir: a folder name with a line break or "
                        "other control character would break the one-folder-per-line output")
+    too_long = [part for part in runs_dir.parts if len(part.encode()) > NAME_MAX]
+    if too_long or len(str(runs_dir.absolute()).encode()) + RUN_NAME_MAX >= PATH_MAX:
+        raise BadInput(f"{str(runs_dir)[:200]}: --runs-dir: the path is too long for run "
+                       f"folders (names up to {NAME_MAX} bytes, paths up to {PATH_MAX})")
     existing = runs_dir
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent  # the folder is made later, when a run starts

@@ -195,6 +195,8 @@ def _foreign_folders(runs_dir: Path, run_dirs: set[Path]) -> list[str]:
             continue
         # hidden files are temp files mid-rename (the first summary.json of a new run)
         files = {p.name for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")}
+        if "summary.json" in files:
+            continue  # a run that started after the scan listed the folder: next time
         if files & {"config.yaml", "metrics.csv"}:
             warnings.append(f"skipped {folder}: a partial run folder (no summary.json)")
         elif files:
