@@ -42,6 +42,6 @@ fi
 case "$job" in
   setup) exit 0 ;;
   experiment) exec .venv/bin/bnexp train configs/d2l_lenet_bn.yaml ;;
-  test) .venv/bin/ruff check . && exec .venv/bin/pytest -q ;;
+  test) .venv/bin/ruff check . && exec .venv/bin/pytest -q -n 2 --dist loadgroup ;;
   *) echo "usage: bash scripts/bootstrap.sh experiment|test|setup" >&2; exit 2 ;;
 esac

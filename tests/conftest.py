@@ -1,4 +1,6 @@
-"""Shared test set-up: no downloads, quiet TensorFlow, a fresh Keras session per test."""
+"""Shared test set-up: no downloads, quiet TensorFlow, a fresh Keras session per test, no
+environment variable of the developer's that changes results, and no test writing into
+the checkout."""
 
 import os
 import sys
@@ -8,6 +10,31 @@ import pytest
 
 os.environ["BNEXP_NO_DOWNLOAD"] = "1"  # never download during tests
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# variables that change where data comes from or how a run is scheduled: a developer's
+# own settings must not change what the tests see
+for _name in ("BNEXP_DATA_DIR", "BNEXP_THREADS_PER_JOB", "KERAS_HOME"):
+    os.environ.pop(_name, None)
+
+CHECKOUT = Path(__file__).resolve().parents[1]
+
+
+def _checkout_entries() -> set[str]:
+    """What a test could leave in the checkout: its top-level entries and runs/."""
+    entries = set(os.listdir(CHECKOUT))
+    if (CHECKOUT / "runs").is_dir():
+        entries |= {f"runs/{name}" for name in os.listdir(CHECKOUT / "runs")}
+    return entries
+
+
+@pytest.fixture(autouse=True)
+def _no_writes_into_the_checkout():
+    """Fail a test that leaves a new file or folder in the checkout (e.g. a run in ./runs
+    because an argument check broke). Caches that tools keep there are allowed."""
+    before = _checkout_entries()
+    yield
+    new = {e for e in _checkout_entries() - before
+           if not e.startswith((".pytest_cache", ".hypothesis", ".ruff_cache", "__pycache__"))}
+    assert not new, f"the test wrote into the checkout: {sorted(new)}"
 
 @pytest.fixture(autouse=True)
 def _fresh_keras_session():

@@ -20,6 +20,8 @@ from typer.testing import CliRunner
 from bnexp.cli import app
 from tests.helpers import fake_run
 
+pytestmark = pytest.mark.slow
+
 CONFIG = ("name: full\nseed: 3\ndata: {dataset: synthetic, batch_size: 50, validation_size: 100,"
           " limit: 300}\nmodel: {arch: mlp, hidden: [16]}\ntrain: {epochs: 3}\n")
 SIZE = 512 * 1024
@@ -82,6 +84,7 @@ def test_train_into_a_full_file_system(small_fs, tmp_path):
         (small_fs / "filler").unlink()
     print("exit codes by free bytes:", dict(zip(LEAVE, codes, strict=True)))
     assert codes[0] == 2 and codes[-1] == 0, codes  # none fits nothing, the last fits all
+    assert 1 in codes, codes  # a run cut short by the disk: failed, exit 1
 
 
 def test_a_run_cut_short_by_a_full_disk_resumes_once_there_is_room(small_fs, tmp_path):

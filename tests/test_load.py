@@ -8,9 +8,12 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from bnexp.cli import app
+
+pytestmark = pytest.mark.slow
 
 PROCESSES = 8
 CONFIG = ("name: load\ndata: {dataset: synthetic, batch_size: 50, validation_size: 100, "

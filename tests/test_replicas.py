@@ -132,6 +132,8 @@ def weights(bn, **train_keys):
 
 
 from pathlib import Path
+
+pytestmark = pytest.mark.slow
 mirrored = {"strategy": "mirrored", "replicas": 2}
 cases = {
     "scratch synchronized": (weights({"impl": "scratch", "synchronized": True}, **mirrored),

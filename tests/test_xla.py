@@ -6,6 +6,7 @@ import tensorflow as tf
 from tensorflow import keras
 
 from bnexp import data
+from bnexp.errors import BadInput
 from bnexp.model import build as models
 from bnexp.training import steps as train_steps
 from bnexp.training import xla
@@ -94,7 +95,8 @@ def test_except_conv_evaluates_like_the_plain_model():
 def test_lenet_defaults_to_except_conv_and_mirrored_runs_refuse_it():
     assert train_steps.xla_mode(synthetic_config(model={"arch": "lenet"})) == "except_conv"
     assert train_steps.xla_mode(synthetic_config(train={"strategy": "mirrored"})) is False
-    with pytest.raises(Exception, match="except_conv does not work with strategy: mirrored"):
+    with pytest.raises(BadInput,
+                       match="except_conv does not work with strategy: mirrored"):
         synthetic_config(train={"strategy": "mirrored", "jit_compile": "except_conv"})
 
 
