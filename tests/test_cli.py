@@ -102,8 +102,11 @@ def test_smoke_runs_each_cell_once(write_config, tmp_path):
     assert code == 0, out
     folders = sorted((tmp_path / "runs").iterdir())
     assert [f.name.split("_s0_")[0] for f in folders] == ["syn_impl=keras", "syn_impl=scratch"]
-    for folder in folders:
+    for folder in folders:  # one epoch of three batches of 50; one batch to evaluate
         assert len((folder / "metrics.csv").read_text().splitlines()) == 2
+        summary = json.loads((folder / "summary.json").read_text())
+        assert summary["data"] == {**summary["data"], "train": 150, "validation": 50,
+                                   "test": 50}
 
 
 def test_summary_prints_keras_totals(write_config):

@@ -210,3 +210,60 @@ def test_compare_through_a_pipe_prints_the_full_width_table(tmp_path):
     assert max(len(line) for line in out.stdout.splitlines()) > 100
     for header in ("placement", "test_acc mean ± std", "Δ vs baseline [95% CI]", "min … max"):
         assert header in out.stdout
+
+
+def test_the_out_suffix_chooses_the_format(tmp_path):
+    runs_dir = tmp_path / "runs"
+    for seed in range(2):
+        for placement in ("none", "before"):
+            fake_run(runs_dir, seed, [0.7 + seed / 100], model__bn__placement=placement)
+    texts = {}
+    for suffix in (".json", ".md", ".csv", ".txt"):
+        code, out = invoke("compare", runs_dir, "--out", tmp_path / f"t{suffix}")
+        assert code == 0, out
+        texts[suffix] = (tmp_path / f"t{suffix}").read_text()
+    assert sorted(r["model.bn.placement"] for r in json.loads(texts[".json"])) == ["before",
+                                                                                    "none"]
+    assert texts[".md"].splitlines()[0].startswith("| model.bn.placement | n |")
+    assert texts[".csv"].splitlines()[0].startswith("model.bn.placement,n,")
+    assert texts[".txt"] == texts[".csv"]  # an unknown suffix: csv
+
+
+def test_by_groups_by_the_keys_given_instead_of_the_differing_ones(tmp_path):
+    for seed in range(2):
+        for placement in ("none", "before"):
+            for lr in (0.1, 0.5):
+                fake_run(tmp_path, seed, [0.6 + lr / 10], model__bn__placement=placement,
+                         optimizer__learning_rate=lr)
+    found = compare.load(tmp_path)
+    assert len(compare.table(found)) == 4  # the differing keys: placement and rate
+    by = compare.table(found, by=["model.bn.placement"])
+    assert sorted(by["model.bn.placement"]) == ["before", "none"]
+    assert list(by["n"]) == [4, 4]
+    assert by["mean"].tolist() == pytest.approx([0.63, 0.63])
+
+
+def test_at_best_is_the_minimum_of_a_loss_and_the_maximum_of_an_accuracy(tmp_path):
+    from tests.helpers import fake_run_rows
+
+    fake_run_rows(tmp_path, [{"test_loss": 0.9, "test_acc": 0.5},
+                             {"test_loss": 0.4, "test_acc": 0.6},
+                             {"test_loss": 0.6, "test_acc": 0.7},
+                             {"test_loss": 0.8, "test_acc": 0.65}])
+    found = compare.load(tmp_path)
+    at = {(m, a): compare.table(found, m, a)["mean"].iloc[0]
+          for m in ("test_loss", "test_acc") for a in ("final", "best")}
+    assert at == {("test_loss", "final"): 0.8, ("test_loss", "best"): 0.4,
+                  ("test_acc", "final"): 0.65, ("test_acc", "best"): 0.7}
+
+
+def test_one_shared_seed_is_welch_and_two_are_paired():
+    x = {0: 0.85, 1: 0.87, 2: 0.84}
+    one = compare.difference(x, {0: 0.80, 10: 0.83, 11: 0.81})
+    ref = stats.ttest_ind([0.85, 0.87, 0.84], [0.80, 0.83, 0.81], equal_var=False)
+    assert one["test"] == "welch" and one["n_pairs"] == 1
+    assert one["p_value"] == pytest.approx(ref.pvalue)
+    two = compare.difference(x, {0: 0.80, 1: 0.83, 11: 0.81})
+    ref = stats.ttest_rel([0.85, 0.87], [0.80, 0.83])
+    assert two["test"] == "paired" and two["n_pairs"] == 2
+    assert two["p_value"] == pytest.approx(ref.pvalue)

@@ -1,5 +1,6 @@
 """`bnexp plot`: the standard figures from real (synthetic-data) runs, feature maps, errors."""
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -56,8 +57,10 @@ def test_plot_data_follows_the_csvs(study):
     assert set(drift) == {"placement=before"}  # no BN, no drift rows
 
 
-def test_plot_of_one_run_writes_into_its_folder(study):
-    run = sorted(p for p in study.iterdir() if p.is_dir())[0]
+def test_plot_of_one_run_writes_into_its_folder(study, tmp_path):
+    # a copy: the module's study stays as trained for the other tests, whatever the order
+    original = sorted(p for p in study.iterdir() if p.is_dir())[0]
+    run = Path(shutil.copytree(original, tmp_path / original.name))
     result = CliRunner().invoke(app, ["plot", "runs", str(run)])
     assert result.exit_code == 0, result.output
     assert (run / "curves.png").read_bytes()[:8] == PNG

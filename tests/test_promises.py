@@ -65,3 +65,16 @@ def test_sigterm_interrupts_with_130_and_the_same_command_finishes_the_sweep(tmp
     assert len(folders) == 2 and str(first) in folders
     assert all(summary_of(f)["status"] == "completed" for f in folders)
     assert len(summary_of(str(first))["resumed"]) == 1
+
+
+def test_a_diverging_cell_does_not_stop_the_other_cells_of_a_sweep(tmp_path):
+    cfg = tmp_path / "g.yaml"
+    cfg.write_text("data: {dataset: synthetic, batch_size: 50, validation_size: 200}\n"
+                   "model: {arch: mlp, activation: relu, bn: {placement: none}}\n"
+                   "train: {epochs: 2}\n"
+                   "sweep: {grid: {optimizer.learning_rate: [1.0e6, 0.1]}}\n")
+    out = bnexp("train", cfg, "--runs-dir", tmp_path / "runs", "--jobs", "1")
+    assert out.returncode == 0, out.stderr
+    folders = out.stdout.splitlines()
+    assert [summary_of(f)["status"] for f in folders] == ["diverged", "completed"]
+    assert summary_of(folders[1])["epochs_done"] == 2

@@ -1,0 +1,41 @@
+"""`bnexp train --backend ray` through the installed script: bnexp starts its own local
+Ray, trains every run as a Ray task, writes the run folders and stops its Ray again."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("ray")]  # one Ray at a time
+pytest.importorskip("ray", reason="Ray is an optional extra (pip install -e '.[dev]')")
+
+CONFIG = ("name: rc\ndata: {dataset: synthetic, batch_size: 50, validation_size: 100, "
+          "limit: 300}\nmodel: {arch: mlp, hidden: [16]}\ntrain: {epochs: 2}\n"
+          "sweep: {seeds: [0, 1]}\n")
+
+
+def raylets() -> int:
+    out = subprocess.run(["pgrep", "-c", "-f", "raylet"], capture_output=True, text=True)
+    return int(out.stdout.strip() or 0)
+
+
+def test_bnexp_starts_trains_on_and_stops_its_own_ray(tmp_path):
+    cfg = tmp_path / "rc.yaml"
+    cfg.write_text(CONFIG)
+    before = raylets()
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    env["BNEXP_NO_DOWNLOAD"] = "1"
+    out = subprocess.run([str(Path(sys.executable).with_name("bnexp")), "train", str(cfg),
+                          "--backend", "ray", "--cpus", "1", "--runs-dir",
+                          str(tmp_path / "runs")], capture_output=True, text=True, env=env,
+                         timeout=400)
+    assert out.returncode == 0, out.stderr[-3000:]
+    folders = out.stdout.splitlines()
+    assert len(folders) == 2 and all(Path(f).parent == tmp_path / "runs" for f in folders)
+    for folder in folders:
+        summary = json.loads((Path(folder) / "summary.json").read_text())
+        assert summary["status"] == "completed" and summary["epochs_done"] == 2
+    assert raylets() == before  # its own Ray stopped with it
