@@ -53,3 +53,11 @@ def write_config(tmp_path):
         return path
 
     return write
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    """The random order's seed, also under -q: rerun the same order with -p randomly
+    --randomly-seed=N."""
+    seed = getattr(config.option, "randomly_seed", None)
+    if seed is not None:
+        terminalreporter.write_line(f"test order: --randomly-seed={seed}")
