@@ -277,6 +277,7 @@ def test_generated_configs_through_summary_exit_0_or_2(tmp_path_factory, raw):
     _one_line_or_result(CliRunner().invoke(app, ["summary", str(path)]))
 
 
+@pytest.mark.slow
 @settings(SETTINGS, max_examples=8)
 @given(raw=configs)
 def test_generated_configs_through_train_smoke_exit_0_or_2(tmp_path_factory, raw):
@@ -294,6 +295,7 @@ def test_generated_configs_through_train_smoke_exit_0_or_2(tmp_path_factory, raw
         assert not (folder / "runs").exists()
 
 
+@pytest.mark.slow
 @settings(SETTINGS, max_examples=20)
 @given(damage=st.one_of(
     st.tuples(st.sampled_from(["summary.json", "metrics.csv", "config.yaml", "checkpoint.npz"]),

@@ -12,6 +12,8 @@ from bnexp.analysis import compare, series
 from bnexp.cli import app
 from tests.helpers import SYNTHETIC
 
+pytestmark = pytest.mark.slow  # trains a 2 x 2 study first
+
 ROOT = Path(__file__).resolve().parents[1]
 PNG = b"\x89PNG\r\n\x1a\n"
 

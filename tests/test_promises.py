@@ -78,3 +78,32 @@ def test_a_diverging_cell_does_not_stop_the_other_cells_of_a_sweep(tmp_path):
     folders = out.stdout.splitlines()
     assert [summary_of(f)["status"] for f in folders] == ["diverged", "completed"]
     assert summary_of(folders[1])["epochs_done"] == 2
+
+
+def _pids(cfg, runs_dir, *args):
+    """(bnexp's pid, the pid recorded by each run) of one `bnexp train`."""
+    with open(runs_dir.parent / "out", "w") as stdout, open(runs_dir.parent / "err", "w") as err:
+        proc = subprocess.Popen([str(BNEXP), "train", str(cfg), "--runs-dir", str(runs_dir),
+                                 *args], stdout=stdout, stderr=err, env=ENV)
+    assert proc.wait(timeout=300) == 0, (runs_dir.parent / "err").read_text()[-2000:]
+    folders = (runs_dir.parent / "out").read_text().splitlines()
+    return proc.pid, [summary_of(f)["pid"] for f in folders]
+
+
+def test_one_run_or_jobs_1_trains_in_process_and_jobs_0_in_worker_processes(tmp_path):
+    """README: a single run, or --jobs 1, trains in the bnexp process; the default
+    --jobs 0 runs a sweep in worker processes (one per core, up to the number of runs)."""
+    cfg = tmp_path / "j.yaml"
+    cfg.write_text(TINY + "train: {epochs: 1}\n")
+    (tmp_path / "a").mkdir()
+    me, pids = _pids(cfg, tmp_path / "a" / "runs")
+    assert pids == [me]
+    cfg.write_text(TINY + "train: {epochs: 1}\nsweep: {seeds: [0, 1]}\n")
+    (tmp_path / "b").mkdir()
+    me, pids = _pids(cfg, tmp_path / "b" / "runs", "--jobs", "1")
+    assert pids == [me, me]
+    if len(os.sched_getaffinity(0)) < 2:
+        return  # one core: --jobs 0 means one job, in-process
+    (tmp_path / "c").mkdir()
+    me, pids = _pids(cfg, tmp_path / "c" / "runs")
+    assert len(pids) == 2 and me not in pids

@@ -1,5 +1,7 @@
 """Sweeps: parallel worker processes, skipping finished runs on a re-run, --force."""
 
+import pytest
+
 from bnexp import config, runs, sweep
 from bnexp.backends.pool import threads_per_job, usable_cores
 from tests.helpers import SYNTHETIC, Quiet
@@ -8,6 +10,7 @@ SWEEP = SYNTHETIC.replace("epochs: 2", "epochs: 1") + (
     "sweep:\n  grid:\n    model.bn.placement: [none, before, after]\n  seeds: [0, 1]\n")
 
 
+@pytest.mark.slow
 def test_two_jobs_run_every_cell_and_a_rerun_skips_finished_ones(write_config, tmp_path):
     specs = config.load(write_config(SWEEP))
     runs_dir = tmp_path / "runs"
