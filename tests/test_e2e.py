@@ -3,12 +3,14 @@
 import contextlib
 import csv
 import json
+import math
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from bnexp import config, runs
@@ -72,7 +74,11 @@ def test_every_shipped_config_runs_under_smoke(path, tmp_path, monkeypatch):
     result = CliRunner().invoke(app, ["train", str(path), "--smoke", "--jobs", "1",
                                       "--runs-dir", str(tmp_path / "runs")])
     assert result.exit_code == 0, result.output
-    for run in (tmp_path / "runs").iterdir():
+    grid = (yaml.safe_load(path.read_text()).get("sweep") or {}).get("grid") or {}
+    cells = math.prod(len(values) for values in grid.values())  # --smoke: one run per cell
+    folders = sorted((tmp_path / "runs").iterdir())
+    assert len(folders) == cells, [f.name for f in folders]
+    for run in folders:
         summary = runs.read_summary(run)
         assert summary["status"] == "completed" and summary["epochs_done"] == 1
         assert len(runs.read_metrics(run)) == 1
