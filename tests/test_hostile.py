@@ -115,6 +115,21 @@ SUMMARY_KEYS = ["status", "final", "best", "started", "config", "config_hash", "
                 "pid", "host", "data", "seed", "notes", "diverged_at", "bn_gap"]
 
 
+def damage_run(victim, damage) -> None:
+    """Apply a generated damage to a run folder: a summary.json field set to a generated
+    JSON value, summary.json truncated, or a file's bytes replaced."""
+    kind, what = damage
+    if kind == "summary-field":
+        summary = json.loads((victim / "summary.json").read_text())
+        summary[what[0]] = what[1]
+        (victim / "summary.json").write_text(json.dumps(summary))
+    elif kind == "truncate":
+        data = (victim / "summary.json").read_bytes()
+        (victim / "summary.json").write_bytes(data[:what])
+    else:
+        (victim / kind).write_bytes(what)
+
+
 @SETTINGS
 @given(damage=st.one_of(
     st.tuples(st.just("summary.json"), st.binary(max_size=200)),
@@ -131,16 +146,7 @@ def test_broken_run_folders_are_skipped_or_read_never_a_traceback(tmp_path_facto
     for seed in range(2):
         fake_run(runs_dir, seed, [0.5, 0.6], model__bn__placement="before")
     victim = fake_run(runs_dir, 5, [0.4, 0.7], model__bn__placement="none")
-    kind, what = damage
-    if kind == "summary-field":
-        summary = json.loads((victim / "summary.json").read_text())
-        summary[what[0]] = what[1]
-        (victim / "summary.json").write_text(json.dumps(summary))
-    elif kind == "truncate":
-        data = (victim / "summary.json").read_bytes()
-        (victim / "summary.json").write_bytes(data[:what])
-    else:
-        (victim / kind).write_bytes(what)
+    damage_run(victim, damage)
     found = expect_result_or_bad_input(lambda: compare.load(runs_dir))
     if found is not None:
         for at in ("final", "best"):
@@ -311,16 +317,7 @@ def test_damaged_run_folders_through_resume_and_plot(tmp_path_factory, damage):
              "model__arch": "mlp", "model__hidden": [8]}
     fake_run(runs_dir, 0, [0.5], status="interrupted", **small)
     victim = fake_run(runs_dir, 1, [0.4], status="interrupted", **small)
-    kind, what = damage
-    if kind == "summary-field":
-        summary = json.loads((victim / "summary.json").read_text())
-        summary[what[0]] = what[1]
-        (victim / "summary.json").write_text(json.dumps(summary))
-    elif kind == "truncate":
-        data = (victim / "summary.json").read_bytes()
-        (victim / "summary.json").write_bytes(data[:what])
-    else:
-        (victim / kind).write_bytes(what)
+    damage_run(victim, damage)
     figures = tmp_path_factory.mktemp("figures")
     _one_line_or_result(CliRunner().invoke(app, ["plot", "runs", str(runs_dir), "--out",
                                                  str(figures)]))
