@@ -309,6 +309,7 @@ def plot_runs(
     """Learning curves, the train/inference gap, steps, activation percentiles (Ioffe &
     Szegedy Fig. 1) and drift, as far as the runs' files allow."""
     with _exit_codes():
+        from bnexp import runs
         from bnexp.analysis import compare as compare_mod
         from bnexp.analysis import series
         from bnexp.views import plots, tables
@@ -319,7 +320,7 @@ def plot_runs(
         if not figures.any():
             raise BadInput(f"{folder}: nothing to plot (no completed run with metrics)")
         out_dir = out or folder
-        _make_folder(out_dir)
+        runs.make_folder(out_dir, "--out")
         for path in plots.plot_all(figures, out_dir):
             print(path)
 
@@ -345,13 +346,6 @@ def plot_features(
         plots.plot_features(picture, label, outputs, channels, target,
                             class_names=features.class_names(run_dir))
         print(target)
-
-
-def _make_folder(path: Path) -> None:
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise BadInput(f"{path}: --out: cannot create the folder ({e.strerror})") from None
 
 
 def main() -> None:

@@ -22,7 +22,6 @@ from bnexp import runs
 from bnexp.backends import Todo
 from bnexp.backends.pool import PoolBackend, threads_per_job, usable_cores
 from bnexp.config import RunSpec
-from bnexp.errors import BadInput
 from bnexp.reporter import Reporter
 from bnexp.runs import Outcome
 from bnexp.tfquiet import import_tensorflow
@@ -53,7 +52,7 @@ def run_all(specs: list[RunSpec], runs_dir: Path, reporter: Reporter, source: st
         else:
             _check_here(models, source, devices)
         outcomes, todo = _plan(specs, runs_dir, force, reporter)
-        _make_folder(runs_dir)
+        runs.make_folder(runs_dir, "--runs-dir")  # only now that every check passed
         if backend is None:
             backend = pool or _local(source, datasets)
         return outcomes + backend.run(todo, runs_dir, reporter)
@@ -61,14 +60,6 @@ def run_all(specs: list[RunSpec], runs_dir: Path, reporter: Reporter, source: st
         if pool:
             pool.close()
 
-
-def _make_folder(runs_dir: Path) -> None:
-    """The runs folder, made only now that every check has passed."""
-    try:
-        runs_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise BadInput(f"{runs_dir}: --runs-dir: cannot create the folder ({e.strerror})"
-                       ) from None
 
 
 def _check_here(models, source: str, devices: int) -> None:

@@ -80,7 +80,22 @@ class _Layer(_Strict):
     """The layer's name (default: its kind and position, e.g. conv1, conv1_bn)."""
 
 
-class Conv(_Layer):
+class _Weighted(_Layer):
+    """The settings a layer with a kernel and a bias shares (conv and dense)."""
+
+    use_bias: bool = True
+    """Keras' default true; before BN a bias is wasted (BN's beta takes its role)."""
+    activation: ACTIVATIONS | None = None
+    """An activation applied inside the layer (null = linear); on the last layer it decides
+    whether the outputs are logits (null) or probabilities (softmax): train.from_logits
+    must agree."""
+    kernel_initializer: InitArg = "glorot_uniform"
+    """The kernel's initializer (an initializer, see below)."""
+    bias_initializer: InitArg = "zeros"
+    """The bias' initializer."""
+
+
+class Conv(_Weighted):
     """A 2-D convolution (Keras Conv2D)."""
 
     type: Literal["conv"]
@@ -92,31 +107,14 @@ class Conv(_Layer):
     """Step between kernel positions."""
     padding: Literal["valid", "same"] = "valid"
     """valid: no padding (the image shrinks by kernel_size - 1); same: zero padding."""
-    use_bias: bool = True
-    """Keras' default true; before BN a bias is wasted (BN's beta takes its role)."""
-    activation: ACTIVATIONS | None = None
-    """An activation applied inside the layer. null = none (linear)."""
-    kernel_initializer: InitArg = "glorot_uniform"
-    """The kernel's initializer (an initializer, see below)."""
-    bias_initializer: InitArg = "zeros"
-    """The bias' initializer."""
 
 
-class Dense(_Layer):
+class Dense(_Weighted):
     """A fully connected layer (Keras Dense); the last layer gives the outputs."""
 
     type: Literal["dense"]
     units: int = Field(gt=0, le=65536)
     """Output width; the last layer's is the number of classes (10)."""
-    use_bias: bool = True
-    """Keras' default true; before BN a bias is wasted (BN's beta takes its role)."""
-    activation: ACTIVATIONS | None = None
-    """An activation applied inside the layer; on the last layer it decides whether the
-    outputs are logits (null) or probabilities (softmax): train.from_logits must agree."""
-    kernel_initializer: InitArg = "glorot_uniform"
-    """The kernel's initializer."""
-    bias_initializer: InitArg = "zeros"
-    """The bias' initializer."""
 
 
 class BN(_Layer):

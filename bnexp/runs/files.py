@@ -63,6 +63,14 @@ def check_writable_file(path: Path, option: str) -> None:
         raise BadInput(f"{path}: {option}: cannot write ({why})")
 
 
+def make_folder(path: Path, option: str) -> None:
+    """The folder `path` (and its parents), or BadInput naming the option that gave it."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise BadInput(f"{path}: {option}: cannot create the folder ({e.strerror})") from None
+
+
 def create(runs_dir: Path, label: str) -> Path:
     """A new, empty run folder `<label>_<timestamp>[-k]`; mkdir is exclusive, so never shared."""
     base = f"{label}_{time.strftime('%Y%m%d-%H%M%S')}"
