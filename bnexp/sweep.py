@@ -24,6 +24,7 @@ from bnexp.backends.pool import PoolBackend, threads_per_job, usable_cores
 from bnexp.config import RunSpec
 from bnexp.reporter import Reporter
 from bnexp.runs import Outcome
+from bnexp.runs.resumable import resumable
 from bnexp.tfquiet import import_tensorflow
 
 
@@ -78,10 +79,10 @@ def _local(source: str, datasets: dict):
 
 def resume(path: Path, reporter: Reporter) -> Outcome:
     """`bnexp train --resume RUN_DIR`: continue the run; a finished run is left as it is."""
+    summary, config = resumable(Path(path))  # bad input answered before TensorFlow starts
     import_tensorflow()
     from bnexp.training import distribute, lifecycle
 
-    summary, config = lifecycle.resumable(Path(path))
     distribute.prepare_devices(config_mod.cpu_devices_needed([config]))
     if summary["status"] in runs.FINISHED:
         reporter.run_skipped(Path(path), summary["status"])

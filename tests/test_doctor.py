@@ -368,6 +368,7 @@ def test_every_id_is_documented():
 # ---------------------------------------------------------------- end to end
 
 
+@pytest.mark.tf
 def test_a_really_diverging_run_is_diagnosed_diverged(tmp_path, write_config):
     """Train through the CLI at a learning rate that blows up, then ask the doctor."""
     path = write_config(SYNTHETIC.replace("epochs: 2", "epochs: 1")

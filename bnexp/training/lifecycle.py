@@ -27,11 +27,12 @@ import bnexp
 from bnexp import config as config_mod
 from bnexp import data as data_mod
 from bnexp import runs
-from bnexp.config import Config, RunSpec, advice
+from bnexp.config import RunSpec, advice
 from bnexp.errors import BadInput
 from bnexp.model.build import build, param_counts
 from bnexp.reporter import Reporter
 from bnexp.runs import Outcome
+from bnexp.runs.resumable import resumable
 from bnexp.training import checkpoint
 from bnexp.training.loop import Diverged, fit, new_model
 
@@ -82,25 +83,6 @@ def resume_run(path: Path, splits: data_mod.Splits | None, reporter: Reporter) -
         raise BadInput(f"{path}: --resume: cannot write the run folder ({e.strerror})") from None
     folder.log(f"resumed after epoch {len(rows)}")
     return _execute(config, splits, folder, summary, model, rows, reporter, strategy)
-
-
-def resumable(path: Path) -> tuple[dict, Config]:
-    """(summary, config) of a run that can be resumed; BadInput saying why one cannot."""
-    if not (path / "summary.json").is_file():
-        raise BadInput(f"{path}: --resume: not a run folder (no summary.json)")
-    try:
-        record = runs.read_record(path)
-    except ValueError as e:
-        raise BadInput(f"{path}/summary.json: --resume: {e}") from None
-    summary = record.summary
-    if record.status == "running":
-        raise BadInput(f"{path}: --resume: still running (pid {summary.get('pid')} on "
-                       f"{summary.get('host')})")
-    (spec,) = config_mod.load(path / "config.yaml")
-    if config_mod.config_hash(spec.config) != summary.get("config_hash"):
-        raise BadInput(f"{path}/config.yaml: --resume: the config changed since the run "
-                       "started; start a new run instead")
-    return summary, spec.config
 
 
 def _execute(config, splits, folder: runs.RunFolder, summary: dict, model, rows: list[dict],
