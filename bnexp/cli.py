@@ -52,7 +52,6 @@ class _OneLineErrors(TyperGroup):
 
 app = typer.Typer(
     cls=_OneLineErrors,
-    add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     help="bnexp: batch-normalization experiments in TensorFlow, from a YAML config.",
@@ -118,6 +117,21 @@ def _exit_codes():
 # file is written whole or not at all (runs/files.py), so the message is all that's left
 _CANNOT_WRITE = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM,
                  errno.ENAMETOOLONG}
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from bnexp import __version__
+
+        print(f"bnexp {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(version: Annotated[bool, typer.Option(
+        "--version", callback=_print_version, is_eager=True,
+        help="Print bnexp's version and exit.")] = False) -> None:
+    pass
 
 
 @app.command()
@@ -349,4 +363,4 @@ def plot_features(
 
 
 def main() -> None:
-    app()
+    app(prog_name="bnexp")  # also under `python -m bnexp`

@@ -62,12 +62,6 @@ def outside(fig) -> bool:
         box.overlaps(ax.get_window_extent(renderer)) for box in boxes for ax in fig.axes)
 
 
-@pytest.fixture(autouse=True)
-def _close_figures():
-    yield
-    plots._pyplot().close("all")
-
-
 def test_plot_all_writes_pictures_that_decode(tmp_path):
     written = plots.plot_all(synthetic_figures(), tmp_path)
     names = {p.name for p in written}
@@ -82,7 +76,7 @@ def test_plot_all_writes_pictures_that_decode(tmp_path):
 
 
 def test_curves_are_one_compact_row_with_the_legend_below():
-    fig = plots._figure_curves(synthetic_figures().curves, "epoch", "t")
+    fig = plots.figure_curves(synthetic_figures().curves, "epoch", "t")
     assert len(fig.axes) == 3
     assert len({round(ax.get_position().y0, 3) for ax in fig.axes}) == 1  # one row
     assert outside(fig)
@@ -91,7 +85,7 @@ def test_curves_are_one_compact_row_with_the_legend_below():
 
 
 def test_coinciding_curves_stay_distinguishable():
-    fig = plots._figure_curves(synthetic_figures().curves, "epoch", "t")
+    fig = plots.figure_curves(synthetic_figures().curves, "epoch", "t")
     lines = fig.axes[0].get_lines()
     assert len(lines) == len(GROUPS)
     styles = {(line.get_color(), line.get_linestyle(), line.get_marker()) for line in lines}
@@ -104,7 +98,7 @@ def test_coinciding_curves_stay_distinguishable():
 
 def test_gap_has_one_panel_per_group_with_the_gap_shaded():
     data = synthetic_figures()
-    fig = plots._figure_gap(data.curves["test_acc"], data.batch_stats)
+    fig = plots.figure_gap(data.curves["test_acc"], data.batch_stats)
     assert len(fig.axes) == len(GROUPS)
     for ax, group in zip(fig.axes, GROUPS, strict=True):
         assert ax.get_title().startswith(group)
@@ -115,15 +109,15 @@ def test_gap_has_one_panel_per_group_with_the_gap_shaded():
 
 def test_gap_of_a_group_without_moving_curve_still_draws():
     data = synthetic_figures()
-    fig = plots._figure_gap({}, {GROUPS[0]: data.batch_stats[GROUPS[0]]})
+    fig = plots.figure_gap({}, {GROUPS[0]: data.batch_stats[GROUPS[0]]})
     assert len(fig.axes) == 1
     assert len(fig.axes[0].get_lines()) == 1
 
 
 @pytest.mark.parametrize("build", [
-    lambda d: plots._figure_curves({"test_acc": d.steps}, "step", "t", size=(6.4, 4.2)),
-    lambda d: plots._figure_bands(d.layer, d.unit, d.bands),
-    lambda d: plots._figure_drift(d.drift),
+    lambda d: plots.figure_curves({"test_acc": d.steps}, "step", "t", size=(6.4, 4.2)),
+    lambda d: plots.figure_bands(d.layer, d.unit, d.bands),
+    lambda d: plots.figure_drift(d.drift),
 ])
 def test_other_figures_keep_their_legend_off_the_data(build):
     assert outside(build(synthetic_figures()))
@@ -132,7 +126,7 @@ def test_other_figures_keep_their_legend_off_the_data(build):
 def test_compare_plot_keeps_its_legend_whole(tmp_path):
     out = tmp_path / "c.png"
     plots.plot_curves(synthetic_figures().curves["test_acc"], "test_acc", out)
-    fig = plots._figure_curves({"test_acc": synthetic_figures().curves["test_acc"]}, "epoch",
+    fig = plots.figure_curves({"test_acc": synthetic_figures().curves["test_acc"]}, "epoch",
                                "t", size=(6.4, 4.2))
     assert outside(fig)
     box = fig.legends[0].get_window_extent()
@@ -152,7 +146,7 @@ def feature_rows(fig) -> dict:
 
 def test_feature_rows_share_one_colour_scale_with_a_colour_bar():
     outputs = feature_outputs()
-    fig = plots._figure_features(np.zeros((28, 28)), 9, outputs, 4, plots.FASHION_MNIST)
+    fig = plots.figure_features(np.zeros((28, 28)), 9, outputs, 4, plots.FASHION_MNIST)
     rows = feature_rows(fig)
     assert sorted(rows) == list(range(len(outputs)))
     for row, images in rows.items():
@@ -165,7 +159,7 @@ def test_feature_rows_share_one_colour_scale_with_a_colour_bar():
 
 
 def test_feature_titles_name_digits_without_class_names(tmp_path):
-    fig = plots._figure_features(np.zeros((28, 28)), 3, feature_outputs(), 2, None)
+    fig = plots.figure_features(np.zeros((28, 28)), 3, feature_outputs(), 2, None)
     assert "digit 3" in fig._suptitle.get_text()
     out = tmp_path / "f.png"
     plots.plot_features(np.zeros((28, 28)), 0, feature_outputs(), 2, out)  # positional
@@ -174,7 +168,7 @@ def test_feature_titles_name_digits_without_class_names(tmp_path):
 
 def test_feature_rows_with_fewer_channels_than_asked():
     outputs = [("conv1", np.ones((8, 8, 2))), ("conv2", np.arange(64.0).reshape(4, 4, 4))]
-    rows = feature_rows(plots._figure_features(np.zeros((8, 8)), 1, outputs, 3))
+    rows = feature_rows(plots.figure_features(np.zeros((8, 8)), 1, outputs, 3))
     assert [len(rows[0]), len(rows[1])] == [2, 3]
 
 
@@ -186,7 +180,7 @@ def test_unwritable_path_is_bad_input(tmp_path):
 
 def test_drift_has_a_row_per_group_so_equal_groups_both_show():
     data = synthetic_figures()  # both groups have the same drift numbers
-    fig = plots._figure_drift(data.drift)
+    fig = plots.figure_drift(data.drift)
     assert len(fig.axes) == 2 * len(data.drift)
     assert [ax.get_title() for ax in fig.axes[::2]] == list(data.drift)
     assert all(len(ax.get_lines()) == 2 for ax in fig.axes)  # one line per layer

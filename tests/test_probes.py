@@ -192,3 +192,43 @@ def test_an_interrupted_run_resumes_its_diagnostics_without_gap_or_duplicate(tmp
     acts = pd.read_csv(path / "activations.csv", dtype={"unit": str})
     assert sorted(set(acts["step"])) == list(range(0, 41, 5))
     assert not acts.duplicated(subset=["step", "layer", "unit"]).any()
+
+
+def test_tensorboard_hparams_group_a_sweep_by_its_settings(tmp_path, write_config):
+    """With train.tensorboard, each run of a sweep writes an HParams session (its cell's
+    keys, every model.bn setting, the seed) that TensorBoard's own reader finds, beside
+    the epoch scalars the dashboard takes its metrics from."""
+    from tensorboard.backend.event_processing import plugin_event_multiplexer
+    from tensorboard.plugins.hparams import plugin_data_pb2
+    from typer.testing import CliRunner
+
+    from bnexp.cli import app
+    from tests.helpers import SYNTHETIC
+
+    text = SYNTHETIC + ("train: {epochs: 2, tensorboard: true}\n"
+                        "sweep: {grid: {model.bn.momentum: [0.9, 0.5]}, seeds: [3]}\n")
+    text = text.replace("train:\n  epochs: 2\n", "")
+    result = CliRunner().invoke(app, ["train", str(write_config(text)), "--runs-dir",
+                                      str(tmp_path / "runs"), "--jobs", "1"])
+    assert result.exit_code == 0, result.output
+    reader = plugin_event_multiplexer.EventMultiplexer()
+    reader.AddRunsFromDirectory(str(tmp_path / "runs"))
+    reader.Reload()
+    sessions = {}
+    for run, tags in reader.PluginRunToTagToContent("hparams").items():
+        for content in tags.values():
+            data = plugin_data_pb2.HParamsPluginData.FromString(content)
+            if data.HasField("session_start_info"):
+                values = data.session_start_info.hparams
+                sessions[run] = {k: values[k].WhichOneof("kind") and getattr(
+                    values[k], values[k].WhichOneof("kind")) for k in values}
+    assert len(sessions) == 2
+    momenta = sorted(s["model.bn.momentum"] for s in sessions.values())
+    assert momenta == pytest.approx([0.5, 0.9])
+    for run, hparams in sessions.items():
+        assert hparams["seed"] == 3 and hparams["model.bn.placement"] == "before"
+        assert hparams["model.bn.impl"] == "keras"
+        folder = tmp_path / "runs" / run.split("/")[0]
+        final = runs.read_metrics(folder)[-1]
+        (last,) = [e for e in reader.Tensors(run, "test_acc") if e.step == final["epoch"]]
+        assert float(tf.make_ndarray(last.tensor_proto)) == pytest.approx(final["test_acc"])

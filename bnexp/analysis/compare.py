@@ -22,7 +22,7 @@ import pandas as pd
 from scipy import stats
 
 from bnexp import runs
-from bnexp.config import format_value, parse_yaml
+from bnexp.config import flatten, format_value, parse_yaml
 from bnexp.errors import BadInput, did_you_mean
 
 METRICS = runs.METRIC_COLUMNS[1:]
@@ -66,26 +66,15 @@ def _row(record: runs.RunRecord) -> dict:
         "seed": config.get("seed", summary.get("seed")), "config_hash": record.config_hash,
         "epochs_done": summary.get("epochs_done", 0), "started": record.started,
     }
-    for key, value in _flatten(config).items():
+    for key, value in flatten(config).items():
         if key != "seed":
-            row[f"cfg:{key}"] = value
+            row[f"cfg:{key}"] = format_value(value)
     for at in ("final", "best"):
         values = summary.get(at) or {}
         for metric in METRICS:
             value = values.get(metric)
             row[f"{at}_{metric}"] = float(value) if isinstance(value, int | float) else math.nan
     return row
-
-
-def _flatten(config: dict, prefix: str = "") -> dict:
-    """{"model": {"bn": {"placement": "after"}}} -> {"model.bn.placement": "after"}."""
-    out = {}
-    for key, value in config.items():
-        if isinstance(value, dict):
-            out.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = format_value(value)
-    return out
 
 
 # ---------------------------------------------------------------- grouping

@@ -3,7 +3,7 @@
 `load(path, overrides)` -> [RunSpec], one per sweep cell and seed. No TensorFlow.
 """
 
-from bnexp.config.keys import format_value, leaf_keys
+from bnexp.config.keys import flatten, format_value, leaf_keys
 from bnexp.config.loading import (
     apply_overrides,
     config_hash,
@@ -48,6 +48,7 @@ __all__ = [
     "config_hash",
     "cpu_devices_needed",
     "expand",
+    "flatten",
     "format_value",
     "has_bn",
     "input_shape",

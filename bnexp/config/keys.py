@@ -57,3 +57,14 @@ def leaf_keys(model: type[BaseModel] = Config, prefix: str = "") -> list[str]:
             continue
         keys += leaf_keys(sub, f"{prefix}{name}.") if sub else [f"{prefix}{name}"]
     return keys
+
+
+def flatten(tree: dict, prefix: str = "") -> dict:
+    """{"model": {"bn": {"placement": "after"}}} -> {"model.bn.placement": "after"}."""
+    out = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            out.update(flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out

@@ -19,6 +19,7 @@ import numpy as np
 import tensorflow as tf
 from tensorflow import keras
 
+from bnexp import config as config_mod
 from bnexp import runs
 from bnexp.config import Config
 from bnexp.model.bn import BatchNorm
@@ -140,8 +141,22 @@ class Recorder:
         self.drift_x = x_train[: d.drift] if d.drift else None
         self.writer = None
         if config.train.tensorboard:
+            new = not (folder / "tensorboard").is_dir()  # a resumed run has its session
             self.writer = tf.summary.create_file_writer(str(folder / "tensorboard"))
+            if new:
+                self._write_hparams(config, folder)
         self._test_at: dict[int, tuple[float, float]] = {}
+
+    def _write_hparams(self, config: Config, folder: Path) -> None:
+        """The run's session for TensorBoard's HParams dashboard: its settings (trial id:
+        the folder's name); the dashboard's metrics are the epoch scalars (last value)."""
+        from tensorboard.plugins.hparams import api as hp
+
+        cell = (runs.read_summary(folder).get("cell") or {}
+                if (folder / "summary.json").is_file() else {})
+        with self.writer.as_default():
+            hp.hparams(hparams_of(config, cell), trial_id=folder.name)
+        self.writer.flush()
 
     def cut_to(self, steps_done: int, epochs_done: int) -> None:
         """Drop rows written after the checkpoint a resumed run starts from."""
@@ -195,6 +210,25 @@ class Recorder:
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
+
+
+HPARAM_KEYS = ("seed", "model.arch", "model.activation", "optimizer.name",
+               "optimizer.learning_rate", "data.batch_size")
+
+
+def hparams_of(config: Config, cell: dict) -> dict:
+    """A run's hyperparameters for TensorBoard's HParams dashboard: the keys its sweep
+    cell varies, every model.bn setting, and a few keys that tell runs apart. Values are
+    what HParams takes (bool, int, float, str); null and lists become text."""
+    flat = config_mod.flatten(config.model_dump(exclude={"sweep"}))
+    keys = [*cell, *(k for k in flat if k.startswith("model.bn.")), *HPARAM_KEYS]
+    return {key: _hparam_value(flat.get(key)) for key in dict.fromkeys(keys) if key in flat}
+
+
+def _hparam_value(value):
+    if isinstance(value, bool | int | float | str):
+        return value
+    return "null" if value is None else str(value)
 
 
 def _short(weight) -> str:

@@ -2,9 +2,11 @@
 percentile bands, drift, feature maps. They draw numbers computed elsewhere
 (bnexp.analysis.series, bnexp.analysis.features) and write each file atomically.
 
-Each figure has a `_figure_xxx(...) -> Figure` builder (what tests inspect) and is saved
-by `_save`. Legends sit outside the axes, below the panels (constrained layout and a tight
-bounding box keep them whole); no legend covers data.
+Each figure has a `figure_xxx(...) -> Figure` builder (what tests and the Python API
+use) and is saved by `_save`. Figures are made without pyplot (matplotlib.figure.Figure):
+no global figure list to close, nothing shown twice in a notebook. Legends sit outside
+the axes, below the panels (constrained layout and a tight bounding box keep them
+whole); no legend covers data.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ MOVING, BATCH = "tab:blue", "tab:orange"
 
 def plot_curves(curves: dict, metric: str, out: Path) -> None:
     """`compare --plot`: learning curves of one metric, one line per group."""
-    fig = _figure_curves({metric: curves}, "epoch",
+    fig = figure_curves({metric: curves}, "epoch",
                          f"{metric}: {GROUP_NOTE}", size=(6.4, 4.2))
     _save(fig, out, "--plot")
 
@@ -48,30 +50,29 @@ def plot_all(figures, out_dir: Path) -> list[Path]:
 
     curves = {m: s for m, s in figures.curves.items() if s}
     if curves:
-        save(_figure_curves(curves, "epoch", f"learning curves: {GROUP_NOTE}"), "curves.png")
+        save(figure_curves(curves, "epoch", f"learning curves: {GROUP_NOTE}"), "curves.png")
     if figures.batch_stats:
-        save(_figure_gap(figures.curves.get("test_acc", {}), figures.batch_stats), "gap.png")
+        save(figure_gap(figures.curves.get("test_acc", {}), figures.batch_stats), "gap.png")
     if figures.steps:
-        save(_figure_curves({"test_acc": figures.steps}, "step",
+        save(figure_curves({"test_acc": figures.steps}, "step",
                             f"test accuracy over steps (Ioffe & Szegedy Fig. 1a)\n{GROUP_NOTE}",
                             size=(6.4, 4.2)), "steps.png")
         text = figures.steps_table.to_csv(index=False, float_format="%.4f")
         write_text_atomic(out_dir / "steps.csv", text)
         written.append(out_dir / "steps.csv")
     if figures.bands:
-        save(_figure_bands(figures.layer, figures.unit, figures.bands), "activations.png")
+        save(figure_bands(figures.layer, figures.unit, figures.bands), "activations.png")
     if figures.drift:
-        save(_figure_drift(figures.drift), "drift.png")
+        save(figure_drift(figures.drift), "drift.png")
     return written
 
 
-def _figure_curves(panels: dict, x: str, title: str, size=None):
+def figure_curves(panels: dict, x: str, title: str, size=None):
     """Learning curves: one panel per metric (side by side), per group its mean over seeds
     and shaded 95% band. Groups keep one colour, line style and hollow marker in every
     panel, so lines that coincide stay visible; one legend for all panels, below them."""
-    plt = _pyplot()
-    fig, axes = plt.subplots(1, len(panels), figsize=size or (3.8 * len(panels) + 0.6, 3.6),
-                             dpi=120, squeeze=False, layout="constrained")
+    fig, axes = _subplots(1, len(panels), figsize=size or (3.8 * len(panels) + 0.6, 3.6),
+                          dpi=120)
     labels = list(dict.fromkeys(label for series in panels.values() for label in series))
     for ax, (metric, series) in zip(axes[0], panels.items(), strict=True):
         for label, frame in series.items():
@@ -94,12 +95,11 @@ def _curve(ax, frame, x: str, i: int, label: str) -> None:
                     linewidth=0)
 
 
-def _figure_gap(moving: dict, batch: dict):
+def figure_gap(moving: dict, batch: dict):
     """The train/inference gap: one panel per group, test accuracy evaluated with the
     moving statistics (inference mode) and with the test batch's own statistics; the
     shaded space between the two curves is the gap (its last-epoch value in the title)."""
-    plt = _pyplot()
-    fig, axes = _grid(plt, len(batch), 2.9, 2.4)
+    fig, axes = _grid(len(batch), 2.9, 2.4)
     for ax, (label, frame) in zip(axes, batch.items(), strict=True):
         title, m = label, moving.get(label)
         if m is not None:
@@ -121,13 +121,12 @@ def _figure_gap(moving: dict, batch: dict):
     return fig
 
 
-def _figure_bands(layer: str, unit: str, bands: dict):
+def figure_bands(layer: str, unit: str, bands: dict):
     """Activation input percentiles (Ioffe & Szegedy Fig. 1b, c): one panel per group, the
     15th-85th percentile band and the median of one unit's input on a fixed probe batch,
     over steps, for the group's run with the lowest seed."""
-    plt = _pyplot()
-    fig, axes = plt.subplots(1, len(bands), figsize=(3.4 * len(bands) + 0.6, 3.4), dpi=120,
-                             sharey=True, squeeze=False, layout="constrained")
+    fig, axes = _subplots(1, len(bands), figsize=(3.4 * len(bands) + 0.6, 3.4), dpi=120,
+                          sharey=True)
     for ax, (label, frame) in zip(axes[0], bands.items(), strict=True):
         ax.fill_between(frame["step"], frame["p15"], frame["p85"], alpha=0.25,
                         linewidth=0, label="15th-85th percentile")
@@ -141,14 +140,13 @@ def _figure_bands(layer: str, unit: str, bands: dict):
     return fig
 
 
-def _figure_drift(drift: dict):
+def figure_drift(drift: dict):
     """Drift: relative error of the moving mean and variance against the population
     statistics of the current weights, per epoch (log scale, mean over seeds). One row of
     two panels (mean, variance) per group, so groups never hide one another; colour and
     marker are the layer, explained in the legend below."""
-    plt = _pyplot()
-    fig, axes = plt.subplots(len(drift), 2, figsize=(8, 2.3 * len(drift) + 1), dpi=120,
-                             sharex=True, sharey="col", squeeze=False, layout="constrained")
+    fig, axes = _subplots(len(drift), 2, figsize=(8, 2.3 * len(drift) + 1), dpi=120,
+                          sharex=True, sharey="col")
     layers: list = []
     for row, (label, frame) in zip(axes, drift.items(), strict=True):
         for layer, rows in frame.groupby("layer", sort=False):
@@ -173,20 +171,18 @@ def plot_features(image, label: int, outputs: list, channels: int, out: Path,
                   class_names: list[str] | None = FASHION_MNIST) -> None:
     """`bnexp plot features`: see _figure_features. class_names: the dataset's class
     names (default Fashion-MNIST's); None for MNIST digits."""
-    _save(_figure_features(image, label, outputs, channels, class_names), out, "--out")
+    _save(figure_features(image, label, outputs, channels, class_names), out, "--out")
 
 
-def _figure_features(image, label: int, outputs: list, channels: int,
+def figure_features(image, label: int, outputs: list, channels: int,
                      class_names: list[str] | None = FASHION_MNIST):
     """One test image (top left) and, per layer (conv, BN, activation, pool), its first
     channels in inference mode. All channels of a row share one colour scale and its
     colour bar, so rows compare: BN's row shows the channels brought to one scale, where
     its conv row shows them at their own. Signed rows use a diverging map centred on 0."""
-    plt = _pyplot()
     cols = max(channels, 1)
-    fig, axes = plt.subplots(len(outputs), cols + 1, dpi=110, squeeze=False,
-                             figsize=(1.25 * cols + 2.4, 1.25 * len(outputs) + 0.8),
-                             layout="constrained")
+    fig, axes = _subplots(len(outputs), cols + 1, dpi=110,
+                          figsize=(1.25 * cols + 2.4, 1.25 * len(outputs) + 0.8))
     axes[0][0].imshow(image, cmap="gray")
     axes[0][0].set_title("input", fontsize=8)
     for row, (name, maps) in zip(axes, outputs, strict=True):
@@ -227,22 +223,22 @@ def _class_name(label: int, class_names: list[str] | None) -> str:
 # ---------------------------------------------------------------- shared parts
 
 
-def _pyplot():
-    import matplotlib
+def _subplots(nrows: int, ncols: int, *, figsize, dpi: int, **shared):
+    """A Figure (not pyplot's: nothing global to close) and its 2-D array of axes."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    fig = Figure(figsize=figsize, dpi=dpi, layout="constrained")
+    FigureCanvasAgg(fig)  # draws and saves without any GUI or pyplot backend
+    return fig, fig.subplots(nrows, ncols, squeeze=False, **shared)
 
-    return plt
 
-
-def _grid(plt, n: int, width: float, height: float):
+def _grid(n: int, width: float, height: float):
     """A figure of n small panels (at most 4 a row), shared axes; unused cells removed."""
     ncols = min(n, 4)
     nrows = math.ceil(n / ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(width * ncols + 0.4, height * nrows + 0.9),
-                             dpi=120, sharex=True, sharey=True, squeeze=False,
-                             layout="constrained")
+    fig, axes = _subplots(nrows, ncols, figsize=(width * ncols + 0.4, height * nrows + 0.9),
+                          dpi=120, sharex=True, sharey=True)
     flat = list(axes.flat)
     for ax in flat[n:]:
         fig.delaxes(ax)
@@ -275,12 +271,8 @@ def _legend(fig, axes, ncols: int = 4) -> None:
 
 def _save(fig, out: Path, option: str) -> None:
     """Write a figure atomically; BadInput naming the option if the file can't be written."""
-    import matplotlib.pyplot as plt
-
     try:
         replace_atomically(out, lambda f: fig.savefig(f, format="png", bbox_inches="tight",
                                                       pad_inches=0.1))
     except OSError as e:
         raise BadInput(f"{out}: {option}: cannot write ({e.strerror})") from None
-    finally:
-        plt.close(fig)

@@ -28,9 +28,17 @@ def epoch_line(row: dict) -> str:
 
 
 def make_reporter(console: Console | None = None):
-    """A rich progress bar on a terminal, plain lines otherwise."""
+    """A rich progress bar on a terminal or in Jupyter (rich draws it in a notebook widget,
+    which needs ipywidgets: `pip install 'bnexp[notebook]'`), plain lines otherwise."""
     console = console or Console(stderr=True)
-    return RichReporter(console) if console.is_terminal else PlainReporter(console)
+    live = console.is_terminal or (console.is_jupyter and _has_widgets())
+    return RichReporter(console) if live else PlainReporter(console)
+
+
+def _has_widgets() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("ipywidgets") is not None
 
 
 class SweepCounts:

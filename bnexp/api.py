@@ -1,0 +1,274 @@
+"""bnexp from Python or Jupyter: the CLI's verbs as functions that return data.
+
+    import bnexp
+    runs = bnexp.train("configs/d2l_lenet_bn.yaml", set=["train.epochs=2"], smoke=True)
+    bnexp.compare("runs")              # the table `bnexp compare runs` prints, a DataFrame
+    bnexp.plot_curves("runs")          # a matplotlib Figure: shows inline in a notebook
+
+The same rules as the command line: the same validation, and bad input raises
+bnexp.BadInput whose message is the line the CLI prints (file and key named); the same
+run folders, skip and resume (a finished run is not trained again). Warnings about
+broken run folders are Python warnings (`warnings.warn`), not printed lines.
+
+The trap: `train` runs in this process by default (`jobs=1`), so the TensorFlow it
+imports stays loaded; `jobs=0` (one process per core) or N > 1 trains in workers.
+"""
+
+from __future__ import annotations
+
+import copy
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from bnexp import config as config_mod
+from bnexp import runs
+from bnexp.errors import BadInput
+
+__all__ = ["Run", "compare", "doctor", "load_run", "load_runs", "plot_activations",
+           "plot_curves", "plot_drift", "plot_features", "plot_gap", "plot_steps", "train"]
+
+
+@dataclass
+class Run:
+    """One run folder, as read back: where it is, how it ended, what it was.
+
+    `metrics` is metrics.csv as a DataFrame (one row per epoch), read when asked for."""
+
+    folder: Path | None  # None: the run failed before it had a folder
+    status: str  # completed, diverged, failed, interrupted, running
+    config: dict = field(default_factory=dict, repr=False)  # the resolved config
+    summary: dict = field(default_factory=dict, repr=False)  # summary.json
+
+    @property
+    def metrics(self) -> pd.DataFrame:
+        if self.folder is None or not (self.folder / "metrics.csv").is_file():
+            return pd.DataFrame(columns=runs.EPOCH_COLUMNS)
+        return pd.DataFrame(runs.read_metrics(self.folder))
+
+    @property
+    def final(self) -> dict:
+        """The last epoch's metrics (summary.json's `final`)."""
+        return dict(self.summary.get("final") or {})
+
+
+def load_run(folder: str | Path) -> Run:
+    """The run in `folder` (a folder with summary.json); BadInput if it is none."""
+    folder = Path(folder)
+    if not (folder / "summary.json").is_file():
+        raise BadInput(f"{folder}: not a run folder (no summary.json)")
+    try:
+        record = runs.read_record(folder, with_config=True)
+    except ValueError as e:
+        raise BadInput(f"{folder}: not a readable run folder: {e}") from None
+    return Run(folder, record.status, record.config or {}, record.summary)
+
+
+def train(config: str | Path | dict | config_mod.Config, *, set: list[str] | None = None,
+          runs_dir: str | Path = "runs", jobs: int = 1, smoke: bool = False,
+          force: bool = False, name: str | None = None) -> list[Run]:
+    """`bnexp train`: one Run per sweep cell and seed, in the config's order.
+
+    config: a YAML file's path, a dict of the same keys, or a Config. set: overrides as
+    on the command line ("model.bn.placement=after"). jobs: runs at once (1: in this
+    process; 0: one worker process per core). A run that fails or diverges is a Run with
+    that status, not an exception; Ctrl-C (interrupting the kernel) marks the run
+    interrupted and raises KeyboardInterrupt; the same call again resumes it."""
+    from bnexp import sweep
+    from bnexp.views.progress import make_reporter
+
+    if jobs < 0:
+        raise BadInput(f"jobs: {jobs} is below 0 (0 = one process per core)")
+    overrides = [*(set or []), *([f"name={name}"] if name is not None else [])]
+    specs, source = _specs(config, overrides)
+    if smoke:
+        specs = config_mod.smoke_specs(specs)
+    with _stop_handling():
+        outcomes = sweep.run_all(specs, Path(runs_dir), make_reporter(), source=source,
+                                 jobs=jobs, force=force)
+    return [load_run(o.path) if o.path is not None else Run(None, o.status)
+            for o in outcomes]
+
+
+def _specs(config, overrides: list[str]) -> tuple[list, str]:
+    """The RunSpecs of a path, a dict or a Config, and the name messages give it."""
+    if isinstance(config, str | Path):
+        return config_mod.load(config, overrides), str(config)
+    if isinstance(config, config_mod.Config):
+        config = config.model_dump(mode="json", exclude_defaults=True)
+    if not isinstance(config, dict):
+        raise BadInput(f"config: a path, a dict or a Config, not {type(config).__name__}")
+    source = "config (dict)"
+    raw = copy.deepcopy(config)
+    raw.setdefault("name", "run")
+    raw = config_mod.apply_overrides(raw, overrides, source)
+    return config_mod.expand(raw, source=source, overrides=overrides), source
+
+
+def _stop_handling():
+    """Ctrl-C handling as in the CLI (the run records `interrupted`) where signals can be
+    handled (the main thread); elsewhere no handler."""
+    import contextlib
+    import threading
+
+    from bnexp.training import stop
+
+    if threading.current_thread() is threading.main_thread():
+        return stop.handling()
+    return contextlib.nullcontext()
+
+
+def load_runs(runs_dir: str | Path) -> pd.DataFrame:
+    """Every run beneath runs_dir, one row each (of several attempts of one config and
+    seed, the one that counts): run_id, path, status, seed, config keys as dotted
+    columns, final_* and best_* metrics. Like MLflow's search_runs."""
+
+    found = _load(runs_dir)
+    return found.table.drop(columns=[c for c in found.table if c == "started"])
+
+
+def compare(runs_dir: str | Path, *, by: list[str] | None = None, metric: str = "test_acc",
+            at: str = "final", baseline: str | None = None, per_run: bool = False
+            ) -> pd.DataFrame:
+    """`bnexp compare`: one row per group of runs that differ only by seed (counts, mean,
+    std, min, max, 95% CI; with baseline "KEY=VALUE", the difference and p-value against
+    that group). per_run: one row per run instead (`--runs`)."""
+    from bnexp.analysis import compare as compare_mod
+
+    if at not in ("final", "best"):
+        raise BadInput(f"at: {at!r} is not final or best")
+    found = _load(runs_dir)
+    if per_run:
+        return compare_mod.run_rows(found, metric, at, by)
+    return compare_mod.table(found, metric, at, by, baseline)
+
+
+def doctor(path: str | Path) -> pd.DataFrame:
+    """`bnexp doctor`: one row per finding (run, id, severity, evidence, advice), most
+    serious first per run; no rows when nothing was found."""
+    from bnexp.analysis import doctor as doctor_mod
+
+    findings, found_warnings = doctor_mod.diagnose_all(Path(path))
+    _warn(found_warnings)
+    return pd.DataFrame([f.to_dict() for f in findings],
+                        columns=["run", "id", "severity", "evidence", "advice"])
+
+
+# ---------------------------------------------------------------- figures
+
+
+def plot_curves(runs_dir: str | Path, *, by: list[str] | None = None,
+                metrics: tuple[str, ...] = ("train_loss", "train_acc", "test_acc")):
+    """Learning curves per group (mean over seeds and 95% band), a panel per metric."""
+    from bnexp.analysis import series
+    from bnexp.views import plots
+
+    found = _load(runs_dir)
+    panels = {m: series.curves(found, m, by) for m in metrics}
+    panels = {m: c for m, c in panels.items() if c}
+    if not panels:
+        raise BadInput(f"{runs_dir}: nothing to plot (no completed run with metrics)")
+    return _shown(plots.figure_curves(panels, "epoch", f"learning curves: {plots.GROUP_NOTE}"))
+
+
+def plot_gap(runs_dir: str | Path, *, by: list[str] | None = None):
+    """Test accuracy with the moving statistics and with batch statistics, per group."""
+    from bnexp.analysis import series
+    from bnexp.views import plots
+
+    found = _load(runs_dir)
+    batch = series.curves(found, "test_acc_batchstats", by)
+    if not batch:
+        raise BadInput(f"{runs_dir}: no test_acc_batchstats column "
+                       "(diagnostics.batch_stats_eval was off)")
+    return _shown(plots.figure_gap(series.curves(found, "test_acc", by), batch))
+
+
+def plot_steps(runs_dir: str | Path, *, by: list[str] | None = None):
+    """Test accuracy over training steps (diagnostics.step_metrics)."""
+    from bnexp.analysis import series
+    from bnexp.views import plots
+
+    steps = series.step_curves(_load(runs_dir), "test_acc", by)
+    if not steps:
+        raise BadInput(f"{runs_dir}: no steps.csv (diagnostics.step_metrics was off)")
+    return _shown(plots.figure_curves({"test_acc": steps}, "step",
+                                      f"test accuracy over steps\n{plots.GROUP_NOTE}",
+                                      size=(6.4, 4.2)))
+
+
+def plot_activations(runs_dir: str | Path, *, layer: str | None = None, unit: str = "0",
+                     by: list[str] | None = None):
+    """The 15th, 50th and 85th percentiles of a layer's inputs to its activation over
+    steps (Ioffe & Szegedy Fig. 1 b, c; diagnostics.activations)."""
+    from bnexp.analysis import series
+    from bnexp.views import plots
+
+    layer, bands = series.activation_bands(_load(runs_dir), layer, unit, by)
+    if not bands:
+        raise BadInput(f"{runs_dir}: no activations.csv (diagnostics.activations was off)")
+    return _shown(plots.figure_bands(layer, unit, bands))
+
+
+def plot_drift(runs_dir: str | Path, *, by: list[str] | None = None):
+    """How far the moving statistics are from the true ones, per layer and epoch."""
+    from bnexp.analysis import series
+    from bnexp.views import plots
+
+    drift = series.drift_curves(_load(runs_dir), by)
+    if not drift:
+        raise BadInput(f"{runs_dir}: no drift.csv (diagnostics.drift was off)")
+    return _shown(plots.figure_drift(drift))
+
+
+def plot_features(run_dir: str | Path, *, image: int = 0, channels: int = 6):
+    """`bnexp plot features`: test image number `image` through the layers before the
+    first flatten, `channels` channels each, inference mode (loads the run's checkpoint,
+    so TensorFlow starts)."""
+    from bnexp.tfquiet import import_tensorflow
+    from bnexp.views import plots
+
+    if channels < 1:
+        raise BadInput(f"channels: {channels} is below 1")
+    import_tensorflow()
+    from bnexp.analysis import features
+
+    picture, label, outputs = features.feature_maps(Path(run_dir), image)
+    return _shown(plots.figure_features(picture, label, outputs, channels,
+                                        class_names=features.class_names(Path(run_dir))))
+
+
+def _load(runs_dir):
+    from bnexp.analysis import compare as compare_mod
+
+    found = compare_mod.load(Path(runs_dir))
+    _warn(found.warnings)
+    return found
+
+
+def _warn(messages: list[str]) -> None:
+    for message in messages:
+        warnings.warn(message, stacklevel=3)
+
+
+def _shown(fig: Any):
+    """The figure, displayable inline: in IPython (a Jupyter kernel), a Figure shows as a
+    PNG once a PNG formatter is registered for it. matplotlib's inline backend registers
+    one when pyplot loads it; bnexp draws without pyplot, so it registers the same one."""
+    import sys
+
+    if "IPython" in sys.modules:
+        from IPython import get_ipython
+
+        shell = get_ipython()
+        if shell is not None:
+            from IPython.core.pylabtools import print_figure
+            from matplotlib.figure import Figure
+
+            png = shell.display_formatter.formatters["image/png"]
+            if Figure not in png.type_printers:
+                png.for_type(Figure, lambda f: print_figure(f, "png", bbox_inches="tight"))
+    return fig
