@@ -24,7 +24,7 @@ from bnexp.backends.pool import PoolBackend, threads_per_job, usable_cores
 from bnexp.config import RunSpec
 from bnexp.reporter import Reporter
 from bnexp.runs import Outcome
-from bnexp.runs.resumable import resumable
+from bnexp.runs.plan import plan, resumable
 from bnexp.tfquiet import import_tensorflow
 
 
@@ -52,7 +52,8 @@ def run_all(specs: list[RunSpec], runs_dir: Path, reporter: Reporter, source: st
             pool.check_buildable(models, source)
         else:
             _check_here(models, source, devices)
-        outcomes, todo = _plan(specs, runs_dir, force, reporter)
+        outcomes, todo = plan(specs, runs_dir, force, reporter)
+        todo = [Todo(spec, resume) for spec, resume in todo]
         runs.make_folder(runs_dir, "--runs-dir")  # only now that every check passed
         if backend is None:
             backend = pool or _local(source, datasets)
@@ -110,17 +111,3 @@ def _distinct_models(specs, datasets) -> list:
         shape = datasets[_data_key(spec)].input_shape
         seen.setdefault((spec.config.model.model_dump_json(), shape), (spec.config.model, shape))
     return list(seen.values())
-
-
-def _plan(specs, runs_dir: Path, force: bool, reporter):
-    """(outcomes of runs left as they are, [(spec, folder to resume or None)] to run)."""
-    attempts = {} if force else runs.latest_attempts(runs_dir)
-    outcomes, todo = [], []
-    for spec in specs:
-        status, path = attempts.get(config_mod.config_hash(spec.config), (None, None))
-        if status in runs.FINISHED or status == "running":
-            outcomes.append(Outcome(path, status, skipped=True))
-            reporter.run_skipped(path, status)
-        else:
-            todo.append(Todo(spec, path if status == "interrupted" else None))
-    return outcomes, todo

@@ -32,7 +32,7 @@ from bnexp.errors import BadInput
 from bnexp.model.build import build, param_counts
 from bnexp.reporter import Reporter
 from bnexp.runs import Outcome
-from bnexp.runs.resumable import resumable
+from bnexp.runs.plan import resumable
 from bnexp.training import checkpoint
 from bnexp.training.loop import Diverged, fit, new_model
 

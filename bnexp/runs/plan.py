@@ -1,0 +1,52 @@
+"""What to do with the run folders already there, decided from their files alone (no
+TensorFlow): a sweep's plan (skip what finished or still runs, resume what was
+interrupted, start the rest), and whether `--resume` can continue a folder, so bad
+input is answered before TensorFlow starts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bnexp import config as config_mod
+from bnexp.config import Config
+from bnexp.errors import BadInput
+from bnexp.runs.reader import latest_attempts, read_record
+from bnexp.runs.record import FINISHED, Outcome
+
+
+def resumable(path: Path) -> tuple[dict, Config]:
+    """(summary, config) of a run that can be resumed; BadInput saying why one cannot."""
+    if not (path / "summary.json").is_file():
+        raise BadInput(f"{path}: --resume: not a run folder (no summary.json)")
+    try:
+        record = read_record(path)
+    except ValueError as e:
+        raise BadInput(f"{path}/summary.json: --resume: {e}") from None
+    summary = record.summary
+    if record.status == "running":
+        raise BadInput(f"{path}: --resume: still running (pid {summary.get('pid')} on "
+                       f"{summary.get('host')})")
+    (spec,) = config_mod.load(path / "config.yaml")
+    if config_mod.config_hash(spec.config) != summary.get("config_hash"):
+        raise BadInput(f"{path}/config.yaml: --resume: the config changed since the run "
+                       "started; start a new run instead")
+    return summary, spec.config
+
+
+def plan(specs: list, runs_dir: Path, force: bool, reporter) -> tuple[list, list]:
+    """(Outcomes of the runs left as they are, [(spec, folder to resume or None)] to train).
+
+    Each spec is matched by its config hash with the latest attempt under runs_dir: a
+    finished one (completed, diverged) or one still running in a live process is skipped
+    (and reported); an interrupted one resumes in its folder; a failed or missing one
+    starts afresh. force: every spec starts afresh."""
+    attempts = {} if force else latest_attempts(runs_dir)
+    outcomes, todo = [], []
+    for spec in specs:
+        status, path = attempts.get(config_mod.config_hash(spec.config), (None, None))
+        if status in FINISHED or status == "running":
+            outcomes.append(Outcome(path, status, skipped=True))
+            reporter.run_skipped(path, status)
+        else:
+            todo.append((spec, path if status == "interrupted" else None))
+    return outcomes, todo
