@@ -115,3 +115,16 @@ def fake_run_rows(runs_dir: Path, rows: list[dict], status="completed", name="ex
         "host": socket.gethostname(), **(summary or {}),
     })
     return path
+
+
+def drawn_picture(path: Path) -> np.ndarray:
+    """The PNG at path decoded (height, width, RGB[A]); fails unless it is a real picture:
+    decodable, at least 200 x 150 pixels, with ink on it (not one flat colour)."""
+    import matplotlib.image
+
+    image = matplotlib.image.imread(path)
+    assert image.ndim == 3 and image.shape[0] >= 150 and image.shape[1] >= 200, image.shape
+    rgb = image[..., :3]
+    assert rgb.std() > 0.02, f"{path.name}: a blank picture"
+    assert (rgb.min(axis=-1) < 0.5).mean() > 0.002, f"{path.name}: no dark ink (text, lines)"
+    return image
