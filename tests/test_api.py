@@ -33,6 +33,7 @@ def test_import_bnexp_is_light_and_lists_the_api():
         bnexp.no_such_thing  # noqa: B018
 
 
+@pytest.mark.slow  # trains four runs
 def test_train_from_a_dict_matches_the_cli_and_skips_what_is_finished(tmp_path, write_config):
     """A dict config trains the same runs as its YAML file through the CLI: same folders,
     same numbers; calling train again skips them."""
@@ -57,6 +58,7 @@ def test_train_from_a_dict_matches_the_cli_and_skips_what_is_finished(tmp_path, 
     assert len([p for p in api_dir.iterdir() if p.is_dir()]) == len(runs)
 
 
+@pytest.mark.slow  # trains two runs
 def test_train_a_file_with_overrides_and_smoke_and_a_config_object(tmp_path, write_config):
     path = write_config(SYNTHETIC + "sweep: {seeds: [0, 1, 2]}\n")
     runs = bnexp.train(path, set=["optimizer.learning_rate=0.05"], runs_dir=tmp_path / "r",

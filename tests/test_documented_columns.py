@@ -13,6 +13,8 @@ from typer.testing import CliRunner
 from bnexp.cli import app
 from tests.helpers import SYNTHETIC
 
+pytestmark = pytest.mark.slow  # trains a two-run sweep with every diagnostic
+
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 # summary.json fields written only when something happened
 CONDITIONAL = {"resumed", "diverged_at", "notes"}
