@@ -1,9 +1,12 @@
 """Helpers the tests share: the synthetic config, fake run folders, tiny IDX datasets,
-compiled steps for a model, and the marker for tests that need Debian's Fashion-MNIST."""
+compiled steps for a model, the installed script in a subprocess, decoded pictures, and
+the marker for tests that need Debian's Fashion-MNIST."""
 
 import gzip
 import os
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -128,3 +131,12 @@ def drawn_picture(path: Path) -> np.ndarray:
     assert rgb.std() > 0.02, f"{path.name}: a blank picture"
     assert (rgb.min(axis=-1) < 0.5).mean() > 0.002, f"{path.name}: no dark ink (text, lines)"
     return image
+
+
+def run_bnexp(*args, cwd=None, timeout=600, env=None) -> subprocess.CompletedProcess:
+    """The installed console script in a subprocess, as a user runs it: stdout and stderr
+    apart, nothing downloaded."""
+    exe = Path(sys.executable).with_name("bnexp")
+    env = {**os.environ, "BNEXP_NO_DOWNLOAD": "1", **(env or {})}
+    return subprocess.run([str(exe), *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd, env=env, timeout=timeout)

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from bnexp import config, runs
 from bnexp.cli import app
-from tests.helpers import needs_fashion, tiny_mnist, write_idx_folder
+from tests.helpers import needs_fashion, run_bnexp, tiny_mnist, write_idx_folder
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = sorted(ROOT.glob("configs/**/*.yaml"))
@@ -24,10 +24,7 @@ pytestmark = [pytest.mark.e2e, needs_fashion]
 
 def bnexp(*args, cwd=ROOT):
     """The installed console script, as a user runs it."""
-    exe = Path(sys.executable).with_name("bnexp")
-    env = {**os.environ, "BNEXP_NO_DOWNLOAD": "1"}
-    return subprocess.run([str(exe), *map(str, args)], capture_output=True, text=True, cwd=cwd,
-                          env=env, timeout=600)
+    return run_bnexp(*args, cwd=cwd)
 
 
 def only_run(runs_dir: Path) -> Path:
@@ -89,9 +86,8 @@ def test_scratch_and_keras_bn_train_alike_on_real_data(tmp_path, write_config):
         "name: impl\ndata: {limit: 3000, validation_size: 1000, test_limit: 2000}\n"
         "train: {epochs: 2}\nsweep:\n  grid:\n    model.bn.impl: [keras, scratch]\n"
     )
-    result = CliRunner().invoke(app, ["train", str(path), "--jobs", "1", "--runs-dir",
-                                      str(tmp_path / "r")])
-    assert result.exit_code == 0, result.output
+    result = bnexp("train", path, "--jobs", "1", "--runs-dir", tmp_path / "r")
+    assert result.returncode == 0, result.stderr
     finals = {}
     for run in (tmp_path / "r").iterdir():
         summary = runs.read_summary(run)

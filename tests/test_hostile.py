@@ -323,3 +323,34 @@ def test_damaged_run_folders_through_resume_and_plot(tmp_path_factory, damage):
                                                  str(figures)]))
     _one_line_or_result(CliRunner().invoke(app, ["train", "--resume", str(victim)]),
                         allowed=(0, 1, 2))
+
+
+@pytest.fixture(scope="module")
+def two_groups(tmp_path_factory):
+    """Four fake runs: BN none and before, two seeds each."""
+    folder = tmp_path_factory.mktemp("groups")
+    for seed in (0, 1):
+        for placement, acc in (("none", 0.7), ("before", 0.8)):
+            fake_run(folder, seed, [acc - 0.1, acc + 0.01 * seed], model__bn__placement=placement)
+    return folder
+
+
+option_text = st.one_of(st.text(max_size=40), st.sampled_from(
+    ["model.bn.placement=[1", "model.bn.placement=!!int x", "model.bn.placement=&a 1",
+     "model.bn.placement=none", "=", "seed=0", "model.bn.placement={a: [", "a.b.c=%"]))
+
+
+@SETTINGS
+@given(baseline=option_text, by=st.lists(st.text(max_size=20), max_size=2),
+       metric=st.one_of(st.sampled_from(["test_acc", "train_loss", "nope"]),
+                        st.text(max_size=12)),
+       at=st.sampled_from(["final", "best"]), per_run=st.booleans())
+def test_any_compare_options_give_a_table_or_one_line(two_groups, baseline, by, metric, at,
+                                                      per_run):
+    """--baseline, --by and --metric are text a user types: any of it is a table or one
+    line of bad input (the API raises BadInput with that line)."""
+    args = ["compare", str(two_groups), "--metric", metric, "--at", at, "--format", "csv"]
+    args += ["--runs"] if per_run else ["--baseline", baseline]
+    for key in by:
+        args += ["--by", key]
+    _one_line_or_result(CliRunner().invoke(app, args))

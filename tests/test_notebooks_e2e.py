@@ -6,10 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from bnexp.cli import app
-from tests.helpers import needs_fashion
+from tests.helpers import needs_fashion, run_bnexp
 
 ROOT = Path(__file__).resolve().parents[1]
 NB004 = ROOT / "configs" / "notebooks" / "004_mxnet_lenet_broken_moving_average.yaml"
@@ -22,9 +20,8 @@ pytestmark = [pytest.mark.e2e, needs_fashion]
 
 
 def train(config: Path, runs_dir: Path, *args, budget=SUBSET) -> tuple[Path, list[dict]]:
-    result = CliRunner().invoke(app, ["train", str(config), "--runs-dir", str(runs_dir),
-                                      *budget, *args])
-    assert result.exit_code == 0, result.output
+    result = run_bnexp("train", config, "--runs-dir", runs_dir, *budget, *args)
+    assert result.returncode == 0, result.stderr
     (run,) = [p for p in runs_dir.iterdir() if p.is_dir()]
     with open(run / "metrics.csv") as f:
         return run, [{k: float(v) for k, v in row.items() if v} for row in csv.DictReader(f)]
@@ -32,8 +29,8 @@ def train(config: Path, runs_dir: Path, *args, budget=SUBSET) -> tuple[Path, lis
 
 def doctor(path: Path) -> dict[str, str]:
     """id -> severity of every finding."""
-    result = CliRunner().invoke(app, ["doctor", str(path), "--format", "json"])
-    assert result.exit_code == 0, result.output
+    result = run_bnexp("doctor", path, "--format", "json")
+    assert result.returncode == 0 and result.stderr == "", result.stderr
     return {f["id"]: f["severity"] for f in json.loads(result.stdout)}
 
 

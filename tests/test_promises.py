@@ -13,6 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from bnexp import runs
+from tests.helpers import run_bnexp
+
 pytestmark = pytest.mark.slow
 
 BNEXP = Path(sys.executable).with_name("bnexp")
@@ -22,8 +25,7 @@ TINY = ("data: {dataset: synthetic, batch_size: 50, validation_size: 100, limit:
 
 
 def bnexp(*args, timeout=300):
-    return subprocess.run([str(BNEXP), *map(str, args)], capture_output=True, text=True,
-                          env=ENV, timeout=timeout)
+    return run_bnexp(*args, timeout=timeout)
 
 
 def summary_of(folder: str) -> dict:
@@ -107,3 +109,63 @@ def test_one_run_or_jobs_1_trains_in_process_and_jobs_0_in_worker_processes(tmp_
     (tmp_path / "c").mkdir()
     me, pids = _pids(cfg, tmp_path / "c" / "runs")
     assert len(pids) == 2 and me not in pids
+
+
+def test_a_run_whose_worker_dies_fails_alone_and_the_sweep_goes_on(tmp_path):
+    """A real failure in a parallel sweep: the worker process training one run is killed
+    (SIGKILL, as the kernel's OOM killer does). That run is reported failed, the others
+    complete, bnexp exits 1 (no hang waiting for the dead worker); the killed run's folder
+    reads interrupted, and the same command again resumes it and exits 0."""
+    cfg = tmp_path / "k.yaml"
+    cfg.write_text(TINY + "train: {epochs: 30, steps_per_call: 1}\nsweep: {seeds: [0, 1, 2]}\n")
+    runs_dir = tmp_path / "runs"
+    with open(tmp_path / "out", "w") as stdout, open(tmp_path / "err", "w") as stderr:
+        proc = subprocess.Popen([str(BNEXP), "train", str(cfg), "--runs-dir", str(runs_dir),
+                                 "--jobs", "2"], stdout=stdout, stderr=stderr, env=ENV)
+    deadline = time.monotonic() + 180
+    victim = None
+    while victim is None:  # the first run with an epoch written: kill its process
+        assert proc.poll() is None and time.monotonic() < deadline, "no epoch within 180 s"
+        for metrics in runs_dir.glob("*/metrics.csv"):
+            if len(metrics.read_text().splitlines()) > 1:
+                victim = metrics.parent
+                break
+        time.sleep(0.05)
+    worker = summary_of(str(victim))["pid"]
+    assert worker != proc.pid
+    os.kill(worker, signal.SIGKILL)
+    assert proc.wait(timeout=300) == 1, (tmp_path / "err").read_text()[-2000:]
+    err = (tmp_path / "err").read_text()
+    assert "worker process died" in err and "Traceback" not in err
+    others = [f for f in runs_dir.iterdir() if f != victim]
+    assert len(others) == 2 and all(summary_of(str(f))["status"] == "completed" for f in others)
+    assert runs.read_record(victim).status == "interrupted"
+    again = bnexp("train", cfg, "--runs-dir", runs_dir, "--jobs", "2")
+    assert again.returncode == 0, again.stderr
+    assert summary_of(str(victim))["status"] == "completed"
+    assert len(summary_of(str(victim))["resumed"]) == 1
+
+
+def test_a_second_ctrl_c_stops_at_once_with_130_and_no_traceback(tmp_path):
+    """Two SIGINTs in a row (an impatient Ctrl-C Ctrl-C) while a run trains: exit 130, one
+    line on stderr saying how to finish, no traceback, and the run's folder reads
+    interrupted (resumable), as after one Ctrl-C."""
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(TINY + "train: {epochs: 200, steps_per_call: 1}\n")
+    runs_dir = tmp_path / "runs"
+    with open(tmp_path / "out", "w") as stdout, open(tmp_path / "err", "w") as stderr:
+        proc = subprocess.Popen([str(BNEXP), "train", str(cfg), "--runs-dir", str(runs_dir),
+                                 "--jobs", "1"], stdout=stdout, stderr=stderr, env=ENV)
+    deadline = time.monotonic() + 120
+    while not any(len(p.read_text().splitlines()) > 1 for p in runs_dir.glob("*/metrics.csv")):
+        assert proc.poll() is None and time.monotonic() < deadline, "no epoch within 120 s"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=60) == 130
+    err = (tmp_path / "err").read_text()
+    assert "Traceback" not in err
+    assert err.strip().splitlines()[-1] == (
+        "error: interrupted; the same command again finishes what is left")
+    (folder,) = runs_dir.iterdir()
+    assert runs.read_record(folder).status == "interrupted"

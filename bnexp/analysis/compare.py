@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import yaml
 from scipy import stats
 
 from bnexp import runs
@@ -221,7 +222,12 @@ def _add_baseline(out: pd.DataFrame, keys: list[str], baseline: str) -> pd.DataF
 
 
 def _parse_value(text: str):
-    return format_value(parse_yaml(text))
+    """The value as the config would hold it (`1e-3`, `true`); text that is not a YAML
+    value (`[1`, `!!int x`) is compared as the text itself."""
+    try:
+        return format_value(parse_yaml(text))
+    except (yaml.YAMLError, RecursionError):
+        return text
 
 
 def run_rows(found: Runs, metric: str = "test_acc", at: str = "final",

@@ -62,21 +62,43 @@ class PoolBackend:
             raise BadInput(error)
 
     def run(self, todo: list[Todo], runs_dir: Path, reporter: Reporter) -> list[Outcome]:
-        """One Outcome per item, in order; a run whose worker died is "failed"."""
+        """One Outcome per item, in order; a run whose worker died is "failed" (its folder
+        reads interrupted, so the same command again resumes it), and the others go on."""
         specs = [spec for spec, _ in todo]
         if not specs:
             return []
         for index, (spec, resume_path) in enumerate(todo):
             self.tasks.put(("run", index, spec, runs_dir, self.source, resume_path))
         outcomes: dict[int, Outcome] = {}
+        in_hand: dict[int, int] = {}  # worker pid -> the index of the run it took
+        paths: dict[int, Path] = {}
+
+        def tick():
+            reporter.sweep_tick()
+            for process in self.workers:
+                index = in_hand.pop(process.pid, None)
+                if process.exitcode is not None and index is not None and index not in outcomes:
+                    outcomes[index] = Outcome(paths.get(index), "failed")
+                    reporter.sweep_run_error(specs[index].label, "its worker process died "
+                                             f"(exit code {process.exitcode})")
+                elif index is not None:
+                    in_hand[process.pid] = index
+            return len(outcomes) == len(specs)  # the last one may have just been marked
+
         reporter.sweep_started(len(specs), len(self.workers))
         try:
             while len(outcomes) < len(specs):
                 try:
-                    kind, index, *rest = self._next_event(tick=reporter.sweep_tick)
+                    event = self._next_event(tick=tick)
                 except RuntimeError:
                     break  # every worker is gone; the rest are marked failed below
-                if kind == "started":
+                if event is None:
+                    continue  # tick() has just marked the last run
+                kind, index, *rest = event
+                if kind == "took":
+                    in_hand[rest[0]] = index
+                elif kind == "started":
+                    paths[index] = Path(rest[0])
                     reporter.sweep_run_started(Path(rest[0]))
                 elif kind == "note":
                     reporter.note(rest[0])
@@ -89,10 +111,11 @@ class PoolBackend:
                     reporter.sweep_run_error(specs[index].label, rest[0])
         finally:
             reporter.sweep_finished()
-        return [outcomes.get(i, Outcome(None, "failed")) for i in range(len(specs))]
+        return [outcomes.get(i, Outcome(paths.get(i), "failed")) for i in range(len(specs))]
 
     def _next_event(self, tick=None):
-        """The next worker event; KeyboardInterrupt on a stop request; RuntimeError if all died."""
+        """The next worker event; KeyboardInterrupt on a stop request; RuntimeError if all
+        died; None when tick(), called while no event comes, returns true."""
         while True:
             stop.check()
             try:
@@ -100,8 +123,8 @@ class PoolBackend:
             except queue.Empty:
                 if not any(w.is_alive() for w in self.workers):
                     raise RuntimeError("every worker process has exited") from None
-                if tick:
-                    tick()
+                if tick and tick():
+                    return None
 
     def close(self) -> None:
         """Stop the workers: those mid-run record "interrupted"; idle ones just exit."""
@@ -151,6 +174,7 @@ def _worker(tasks, events, threads: int, cpu_devices: int = 0) -> None:
                 events.put(("checked", -1, str(e)))
             continue
         _, index, spec, runs_dir, source, resume_path = task
+        events.put(("took", index, os.getpid()))  # the parent's to know if this process dies
         try:
             worker.train(spec, resume_path, runs_dir, source, _Events(events, index), cache)
         except KeyboardInterrupt:

@@ -30,7 +30,8 @@ MAX_DEPTH = 32  # nesting deeper than this is not a config either
 class _Loader(yaml.SafeLoader):
     """Safe loading (no Python objects) that reads 1e-3 as a float, as users expect, and
     refuses what only a hostile or broken file holds: aliases (a "billion laughs" bomb
-    expands them exponentially), nesting deeper than MAX_DEPTH (a RecursionError),
+    expands them exponentially), explicit tags (`!!int abc`, `!!set`: their constructors
+    fail with Python errors, not YAML ones), nesting deeper than MAX_DEPTH (a RecursionError),
     duplicate keys (the second would silently replace the first) and integers with a
     leading zero (YAML 1.1 reads 010 as octal 8)."""
 
@@ -40,6 +41,11 @@ class _Loader(yaml.SafeLoader):
             raise yaml.composer.ComposerError(
                 None, None, f"aliases (*{event.anchor}) are not allowed in a config",
                 event.start_mark)
+        event = self.peek_event()
+        if getattr(event, "tag", None) not in (None, "!"):  # !!int, !!set, !!binary, !x ...
+            raise yaml.composer.ComposerError(
+                None, None, f"explicit tags ({event.tag}) are not allowed in a config: "
+                "write the value plainly", event.start_mark)
         self._depth = getattr(self, "_depth", 0) + 1
         try:
             if self._depth > MAX_DEPTH:
@@ -88,8 +94,12 @@ for _first, _resolvers in _Loader.yaml_implicit_resolvers.items():
 
 
 def parse_yaml(text: str) -> Any:
-    """A YAML value read with the hardened loader; yaml.YAMLError if refused."""
-    return yaml.load(text, Loader=_Loader)
+    """A YAML value read with the hardened loader; yaml.YAMLError if refused, whatever
+    the reason (a constructor's own ValueError or TypeError too)."""
+    try:
+        return yaml.load(text, Loader=_Loader)
+    except (ValueError, TypeError, KeyError, AttributeError, IndexError, OverflowError) as e:
+        raise yaml.YAMLError(f"cannot read a value ({type(e).__name__})") from None
 
 
 def read_yaml(path: Path) -> dict[str, Any]:

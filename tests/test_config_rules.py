@@ -1,0 +1,591 @@
+"""The config rules, message by message: the hardened YAML loader, --set parsing, the one-line
+errors (where, what was expected, what was got), sweep expansion, the config hash, smoke
+cuts and the schema's small helpers. Messages are user-facing, so their full text is pinned."""
+
+import datetime
+import hashlib
+import io
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from bnexp import config
+from bnexp.config import loading
+from bnexp.config.loading import _default_name, _kind, _show, apply_overrides, parse_yaml
+from bnexp.config.schema import DataConfig, RunSpec, _slug, cpu_devices_needed, input_shape
+from bnexp.errors import ConfigError
+from tests.helpers import synthetic_config
+
+LEADING_ZERO = ": a leading zero is ambiguous (YAML 1.1 reads it as octal): write the number " \
+               "without it"
+
+
+def error_of(path, overrides=None) -> str:
+    """The one-line message config.load raises for this file, without the path in front."""
+    with pytest.raises(ConfigError) as info:
+        config.load(path, overrides)
+    message = str(info.value)
+    assert message.startswith(str(path)), message
+    return message[len(str(path)):]
+
+
+# ------------------------------------------------------------------ the YAML loader
+
+YAML_REFUSED = [
+    # aliases: a "billion laughs" bomb
+    ("a: &x 1\nb: *x\n", " (line 2, column 4): aliases (*x) are not allowed in a config"),
+    ("a: &anchor [1]\nb: [*anchor]\n",
+     " (line 2, column 5): aliases (*anchor) are not allowed in a config"),
+    # keys that are no names
+    ("[1]: 2\n", " (line 1, column 1): a key must be a name, not a list or mapping"),
+    ("seed: 1\n{a: 1}: 2\n", " (line 2, column 1): a key must be a name, not a list or mapping"),
+    # duplicate keys, at the top and nested
+    ("a: 1\na: 2\n", " (line 2, column 1): duplicate key 'a'"),
+    ("model:\n  arch: mlp\n  bn: {}\n  arch: lenet\n", " (line 4, column 3): duplicate key 'arch'"),
+    ("1: a\n1: b\n", " (line 2, column 1): duplicate key 1"),
+    # integers with a leading zero (YAML 1.1's octal), whatever sign or underscores
+    ("seed: 010\n", " (line 1, column 7): 010" + LEADING_ZERO),
+    ("seed: 01\n", " (line 1, column 7): 01" + LEADING_ZERO),
+    ("seed: 00\n", " (line 1, column 7): 00" + LEADING_ZERO),
+    ("seed: -010\n", " (line 1, column 7): -010" + LEADING_ZERO),
+    ("seed: +010\n", " (line 1, column 7): +010" + LEADING_ZERO),
+    ("seed: -01\n", " (line 1, column 7): -01" + LEADING_ZERO),
+    ("seed: 0_10\n", " (line 1, column 7): 0_10" + LEADING_ZERO),
+    ("seed: +0_1\n", " (line 1, column 7): +0_1" + LEADING_ZERO),
+    # an error inside a key is found where it is, before the key is refused
+    ("? [010]\n: x\n", " (line 1, column 4): 010" + LEADING_ZERO),
+    # malformed YAML: the problem, not the context ("while parsing a flow sequence")
+    ("a: [1, 2\n", " (line 2, column 1): expected ',' or ']', but got '<stream end>'"),
+    ("a: \"abc\n", " (line 2, column 1): found unexpected end of stream"),
+    ("x: !!python/object/apply:os.system ['echo hi']\n",
+     " (line 1, column 4): explicit tags (tag:yaml.org,2002:python/object/apply:os.system) "
+     "are not allowed in a config: write the value plainly"),
+    # explicit tags whose constructors fail with Python errors, not YAML ones
+    ("a: !!int abc\n", " (line 1, column 4): explicit tags (tag:yaml.org,2002:int) are not "
+     "allowed in a config: write the value plainly"),
+    ("? !!set {a}\n: 1\n", " (line 1, column 3): explicit tags (tag:yaml.org,2002:set) are "
+     "not allowed in a config: write the value plainly"),
+    ("a: !local x\n", " (line 1, column 4): explicit tags (!local) are not allowed in a "
+     "config: write the value plainly"),
+    # a reader error has no mark and no `problem`: its first line is the message
+    ("a: \x01\n", ": unacceptable character #x0001: special characters are not allowed"),
+]
+
+
+@pytest.mark.parametrize("text,expected", YAML_REFUSED)
+def test_the_loader_refuses_with_one_exact_line(write_config, text, expected):
+    path = write_config(text)
+    assert error_of(path) == ": not valid YAML" + expected
+
+
+NESTED_33 = "[" * 33 + "]" * 33
+
+
+def test_nesting_is_limited_to_32_levels(write_config):
+    """The document's root is level 1: 32 nested lists load, 33 do not."""
+    assert loading.MAX_DEPTH == 32
+    deepest = parse_yaml("[" * 32 + "]" * 32)
+    for _ in range(31):
+        (deepest,) = deepest
+    assert deepest == []
+    assert parse_yaml("a: " + "[" * 31 + "]" * 31) is not None
+    with pytest.raises(yaml.YAMLError, match="nested deeper than 32 levels"):
+        parse_yaml("a: " + "[" * 32 + "]" * 32)
+    path = write_config(NESTED_33)
+    assert error_of(path) == ": not valid YAML (line 1, column 33): nested deeper than 32 levels"
+
+
+def test_nesting_depth_counts_back_down_exactly_after_each_sibling():
+    """A finished sibling (the 0s) takes its level back, no more and no less."""
+    flat = parse_yaml("[0, " * 31 + "]" * 31)
+    assert flat[0] == 0 and len(flat) == 2
+    assert parse_yaml("{a: 1, b: 2, c: " * 31 + "1" + "}" * 31)["c"]["a"] == 1
+    for deep in ("[0, " * 32 + "]" * 32, "[0, " * 40 + "]" * 40,
+                 "{a: 1, b: 2, c: " * 33 + "1" + "}" * 33):
+        with pytest.raises(yaml.YAMLError, match="nested deeper than 32 levels"):
+            parse_yaml(deep)
+
+
+def test_each_document_is_counted_from_the_top():
+    """A loader's count starts at 0 for each read: many reads at the limit all pass."""
+    for _ in range(3):
+        assert parse_yaml("[" * 32 + "]" * 32) is not None
+
+
+YAML_VALUES = [
+    ("1e-3", 0.001), ("1E3", 1000.0), ("1e+3", 1000.0), ("1.5", 1.5), (".5", 0.5),
+    ("-.5", -0.5), ("+.5e-3", 0.0005), ("1.", 1.0), ("0.0", 0.0),
+    ("0", 0), ("-0", 0), ("10", 10), ("-5", -5), ("+5", 5), ("1_000", 1000),
+    ("0x1F", 31), ("-0x10", -16), ("0b101", 5),
+    ("true", True), ("false", False), ("null", None), ("~", None), ("", None),
+    ("[1e-3, 2]", [0.001, 2]), ("{a: 1}", {"a": 1}), ("after", "after"),
+]
+
+
+@pytest.mark.parametrize("text,value", YAML_VALUES)
+def test_yaml_numbers_and_scalars(text, value):
+    got = parse_yaml(text)
+    assert got == value
+    assert type(got) is type(value)
+
+
+@pytest.mark.parametrize("text", ["010", "-010", "+010", "0_10", "01", "-01", "00", "0_0"])
+def test_a_leading_zero_is_refused_by_parse_yaml(text):
+    with pytest.raises(yaml.constructor.ConstructorError) as info:
+        parse_yaml(text)
+    assert info.value.problem == text + LEADING_ZERO
+    assert info.value.problem_mark is not None and info.value.problem_mark.column == 0
+
+
+def test_anchors_without_aliases_are_harmless(write_config):
+    (spec,) = config.load(write_config("seed: &s 4\n"))
+    assert spec.config.seed == 4
+
+
+# ------------------------------------------------------------------ reading the file
+
+
+def test_missing_file_folder_empty_and_non_mappings(write_config, tmp_path):
+    missing = tmp_path / "nope.yaml"
+    assert error_of(missing) == ": no such file"
+    assert error_of(tmp_path) == ": is a folder, expected a YAML config file"
+    assert error_of(write_config("")) == ": the file is empty; expected a mapping of config keys"
+    for text, kind in [("- a\n- b\n", "a list"), ("42\n", "an integer"), ("1.5\n", "a number"),
+                       ("just text\n", "a string"), ("true\n", "a boolean"),
+                       ("2024-01-01\n", "date")]:
+        assert error_of(write_config(text)) == (
+            f": expected a mapping of config keys, got {kind}"), text
+
+
+def test_a_file_over_one_mib_is_refused_unread(tmp_path):
+    assert loading.MAX_BYTES == 1 << 20
+    path = tmp_path / "big.yaml"
+    path.write_bytes(b"#" * (loading.MAX_BYTES + 1))
+    assert error_of(path) == ": 1,048,577 bytes: too large for a config (at most 1,048,576)"
+
+
+def test_the_size_limit_is_inclusive(tmp_path, monkeypatch):
+    monkeypatch.setattr(loading, "MAX_BYTES", 1000)
+    text = "seed: 5\n"
+    at_limit = tmp_path / "ok.yaml"
+    at_limit.write_text(text + "#" * (1000 - len(text) - 1) + "\n")
+    assert at_limit.stat().st_size == 1000
+    assert config.read_yaml(at_limit) == {"seed": 5}
+    over = tmp_path / "over.yaml"
+    over.write_text(text + "#" * (1000 - len(text)) + "\n")
+    assert error_of(over) == ": 1,001 bytes: too large for a config (at most 1,000)"
+
+
+def test_bytes_that_are_not_utf8_cannot_be_read(tmp_path):
+    path = tmp_path / "latin.yaml"
+    path.write_bytes(b"name: caf\xe9\n")
+    assert error_of(path) == ": cannot read: UnicodeDecodeError"
+
+
+def test_a_config_is_read_as_utf8_whatever_the_locale(tmp_path, monkeypatch):
+    """On a machine whose locale is Latin-1 (simulated: what open() falls back to), a UTF-8
+    config still reads as written."""
+    real = io.text_encoding
+    monkeypatch.setattr(io, "text_encoding",
+                        lambda encoding, stacklevel=2: "latin-1" if encoding is None
+                        else real(encoding))
+    path = tmp_path / "c.yaml"
+    path.write_bytes("data: {path: /données}\n".encode())
+    assert config.read_yaml(path) == {"data": {"path": "/données"}}
+
+
+def test_a_recursion_error_while_parsing_is_one_line(write_config, monkeypatch):
+    def overflow(text):
+        raise RecursionError("maximum recursion depth exceeded")
+
+    path = write_config("seed: 1\n")
+    monkeypatch.setattr(loading, "parse_yaml", overflow)
+    assert error_of(path) == ": not valid YAML: nested too deeply"
+    with pytest.raises(ConfigError) as info:
+        apply_overrides({}, ["seed=1"], "c.yaml")
+    assert str(info.value) == "c.yaml (--set seed): cannot read value '1'"
+
+
+# ------------------------------------------------------------------ --set overrides
+
+
+def test_overrides_read_values_as_yaml_and_leave_the_input_alone():
+    raw = {"name": "x", "model": {"bn": {"placement": "none"}}}
+    out = apply_overrides(raw, ["model.bn.placement=after", "optimizer.learning_rate=1e-3",
+                                "model.hidden=[10, 20]", "model.use_bias=false",
+                                " data.limit =500", "data.path=/a=b", "data.test_limit=",
+                                "x.y.z=deep"])
+    assert out == {"name": "x",
+                   "model": {"bn": {"placement": "after"}, "hidden": [10, 20],
+                             "use_bias": False},
+                   "optimizer": {"learning_rate": 0.001},
+                   "data": {"limit": 500, "path": "/a=b", "test_limit": None},
+                   "x": {"y": {"z": "deep"}}}
+    assert raw == {"name": "x", "model": {"bn": {"placement": "none"}}}
+
+
+OVERRIDES_REFUSED = [
+    (["model.bn.placement"], "config (--set 'model.bn.placement'): expected KEY=VALUE, "
+                             "e.g. model.bn.placement=after"),
+    (["=1"], "config (--set '=1'): expected KEY=VALUE, e.g. model.bn.placement=after"),
+    ([" =1"], "config (--set ' =1'): expected KEY=VALUE, e.g. model.bn.placement=after"),
+    (["model.hidden=[1, 2"], "config (--set model.hidden): cannot read value '[1, 2'"),
+    ([" seed =010"], "config (--set seed): cannot read value '010'"),
+    (["seed=" + "[" * 40 + "]" * 40], "config (--set seed): cannot read value '"
+     + "[" * 40 + "]" * 16 + "..."),
+    (["k" * 100 + "=[1"], "config (--set " + "k" * 80 + "): cannot read value '[1'"),
+    (["model=3", "model.arch=mlp"], "config (--set model.arch): 'model' is not a section "
+                                    "(it holds 3)"),
+    (["model.bn=[after]", "model.bn.placement=x"],
+     "config (--set model.bn.placement): 'bn' is not a section (it holds ['after'])"),
+]
+
+
+@pytest.mark.parametrize("overrides,expected", OVERRIDES_REFUSED)
+def test_bad_overrides_raise_one_exact_line(overrides, expected):
+    with pytest.raises(ConfigError) as info:
+        apply_overrides({"name": "x"}, overrides)
+    assert str(info.value) == expected
+
+
+def test_override_errors_name_the_file_given(write_config):
+    path = write_config("name: x\n")
+    assert error_of(path, ["seed"]) == " (--set 'seed'): expected KEY=VALUE, " \
+                                       "e.g. model.bn.placement=after"
+    assert error_of(path, ["seed=[1"]) == " (--set seed): cannot read value '[1'"
+
+
+def test_overrides_that_name_the_run_are_kept_for_its_label(write_config):
+    path = write_config("name: g\nsweep:\n  grid:\n    model.bn.placement: [none, after]\n"
+                        "  seeds: [3, 1]\n")
+    specs = config.load(path, ["model.bn.momentum=0.5", "name=zz", "seed=4", "sweep.seeds=[7]",
+                               "data.path=a=b", "model.bn.input=true"])
+    assert [s.label for s in specs] == [
+        "zz_momentum=0.5_path=a-b_input=true_placement=none_s7",
+        "zz_momentum=0.5_path=a-b_input=true_placement=after_s7"]
+    for spec in specs:
+        assert spec.overrides == {"model.bn.momentum": 0.5, "data.path": "a=b",
+                                  "model.bn.input": True}
+        assert spec.config.data.path == "a=b" and spec.config.name == "zz"
+
+
+# ------------------------------------------------------------------ validation messages
+
+INVALID = [
+    # wrong types: what was expected, what was got and of which kind
+    ("data: [1, 2]\n", ": data: input should be a valid dictionary; got [1, 2] (a list)"),
+    ("model: {bn: 3}\n", ": model.bn: input should be a valid dictionary; got 3 (an integer)"),
+    ("data: {path: 5}\n", ": data.path: input should be a valid string; got 5 (an integer)"),
+    ("data: {path: {a: 1}}\n",
+     ": data.path: input should be a valid string; got {'a': 1} (a mapping)"),
+    ("name: [1]\n", ": name: input should be a valid string; got [1] (a list)"),
+    ("seed: 2024-01-01\n", ": seed: input should be a valid integer; got 2024-01-01 (date)"),
+    ("seed: 1e-3\n", ": seed: input should be a valid integer; got 0.001 (a number)"),
+    ("seed: null\n", ": seed: input should be a valid integer; got None (null)"),
+    ("model: {bn: {input: 'yes'}}\n", ": model.bn.input: input should be a valid boolean; "
+                                      "got 'yes'"),
+    ("train: {epochs: true}\n", ": train.epochs: input should be a valid integer; "
+                                "got True (a boolean)"),
+    ("model: {hidden: [10, a]}\n", ": model.hidden[1]: input should be a valid integer; got 'a'"),
+    ("model: {filters: [6, [1]]}\n",
+     ": model.filters[1]: input should be a valid integer; got [1] (a list)"),
+    # ranges
+    ("data: {batch_size: 0}\n",
+     ": data.batch_size: input should be greater than 0; got 0 (an integer)"),
+    ("seed: -1\n", ": seed: input should be greater than or equal to 0; got -1 (an integer)"),
+    ("model: {bn: {momentum: 1}}\n",
+     ": model.bn.momentum: input should be less than 1; got 1 (an integer)"),
+    ("optimizer: {learning_rate: .inf}\n",
+     ": optimizer.learning_rate: input should be a finite number; got inf (a number)"),
+    # literals: the choices, and a near one
+    ("model: {bn: {placement: middle}}\n",
+     ": model.bn.placement: expected 'none', 'before' or 'after'; got 'middle'"),
+    ("model: {activation: relu6}\n", ": model.activation: expected 'relu', 'sigmoid', 'elu', "
+                                     "'tanh' or 'selu'; got 'relu6' (did you mean 'relu'?)"),
+    ("optimizer: {name: 3}\n",
+     ": optimizer.name: expected 'sgd', 'adam' or 'rmsprop'; got 3 (an integer)"),
+    # a literal or a boolean: the union's branch names are no part of the key
+    ("model: {use_bias: maybe}\n", ": model.use_bias: expected 'auto', true or false; "
+                                   "got 'maybe'"),
+    ("model: {use_bias: 3}\n", ": model.use_bias: expected 'auto', true or false; "
+                               "got 3 (an integer)"),
+    ("train: {jit_compile: 3}\n", ": train.jit_compile: expected 'auto', 'except_conv', true or "
+                                  "false; got 3 (an integer)"),
+    ("train: {jit_compile: except}\n", ": train.jit_compile: expected 'auto', 'except_conv', "
+                                       "true or false; got 'except' (did you mean "
+                                       "'except_conv'?)"),
+    # the name's pattern
+    ("name: a/b\n", ": name: expected letters, digits, '.', '_' or '-', starting with a letter "
+                    "or digit; got 'a/b'"),
+    ("name: ''\n", ": name: expected letters, digits, '.', '_' or '-', starting with a letter "
+                   "or digit; got ''"),
+    # unknown keys, with a hint where one is near, wherever they are
+    ("sed: 1\n", ": sed: unknown key (did you mean 'seed'?)"),
+    ("none: 1\n", ": none: unknown key"),
+    ("train: {float: 1}\n", ": train.float: unknown key"),
+    ("data: {batch: 32}\n", ": data.batch: unknown key (did you mean 'batch_size'?)"),
+    ("sweep: {seed: [1]}\n", ": sweep.seed: unknown key (did you mean 'seeds'?)"),
+    ("model: {bn: {gamma_initializer: {name: ones, foo: 1}}}\n",
+     ": model.bn.gamma_initializer.foo: unknown key"),
+    ("model: {arch: layers, layers: [{type: dense, units: 10, foo: 1}]}\n",
+     ": model.layers[0].dense.foo: unknown key"),
+    ("model: {bn: {gamma_initializer: {name: random_normal, stddev: x}}}\n",
+     ": model.bn.gamma_initializer.stddev: input should be a valid number; got 'x'"),
+    # a section's own rule: the message alone, nothing "got"
+    ("data: {pad_to: 32, resize_to: 64}\n", ": data: pad_to and resize_to exclude each other"),
+    ("data: {limit: 100}\n", ": data: batch_size 256 is larger than limit 100: not one full "
+                             "batch to train on"),
+    ("optimizer: {name: adam, momentum: 0.9}\n",
+     ": optimizer: momentum must be 0 for adam (Adam's beta_1 plays that role)"),
+    ("model: {layers: [{type: dense, units: 10}]}\n",
+     ": model: layers is given with arch: layers, and only then"),
+    ("sweep: {seeds: [1, 1]}\n",
+     ": sweep: seeds lists a seed twice (the same run would train twice)"),
+    ("sweep: {grid: {seed: [1]}}\n", ": sweep: grid: seed and name are not grid keys (use "
+                                     "sweep.seeds; the name is the config's)"),
+    # the whole config's rule: no location of its own
+    ("data: {batch_size: 2}\ntrain: {strategy: mirrored, replicas: 4}\n",
+     ": data.batch_size: 2 is fewer examples than train.replicas (4) need, one each"),
+    # sweep grid keys
+    ("sweep: {grid: {model.bn.placment: [none]}}\n",
+     ": sweep.grid: 'model.bn.placment' is not a config key (did you mean "
+     "'model.bn.placement'?)"),
+    ("sweep: {grid: {model.bn.placement: [none, sideways]}}\n",
+     " (sweep.grid.model.bn.placement): model.bn.placement: expected 'none', 'before' or "
+     "'after'; got 'sideways'"),
+    ("sweep: {grid: {model.bn.gamma_initializer: [{name: random_normal, stddev: x}]}}\n",
+     " (sweep.grid.model.bn.gamma_initializer): model.bn.gamma_initializer.stddev: input should "
+     "be a valid number; got 'x'"),
+    ("sweep: {grid: {data.limit: [100]}}\n",
+     ": data: batch_size 256 is larger than limit 100: not one full batch to train on"),
+]
+
+
+@pytest.mark.parametrize("text,expected", INVALID)
+def test_invalid_configs_raise_one_exact_line(write_config, text, expected):
+    assert error_of(write_config(text)) == expected
+
+
+OVERRIDE_ORIGIN = [
+    # the error is at the key set
+    ("name: x\n", ["data.batch_size=a=b"],
+     " (--set data.batch_size): data.batch_size: input should be a valid integer; got 'a=b'"),
+    # ... below it
+    ("name: x\n", ["model.bn={placement: middle}"],
+     " (--set model.bn): model.bn.placement: expected 'none', 'before' or 'after'; got 'middle'"),
+    # ... or at the section holding it
+    ("name: x\n", ["data.limit=10"],
+     " (--set data.limit): data: batch_size 256 is larger than limit 10: not one full batch to "
+     "train on"),
+    ("name: x\n", ["model.bn.placment=after"],
+     " (--set model.bn.placment): model.bn.placment: unknown key (did you mean 'placement'?)"),
+    # a key that only begins like the one set is not its
+    ("data: {batch_size: 0}\n", ["data.batch=1"],
+     ": data.batch_size: input should be greater than 0; got 0 (an integer)"),
+    ("model: {bn: {placement: middle}}\n", ["model.b=1"],
+     ": model.bn.placement: expected 'none', 'before' or 'after'; got 'middle'"),
+    ("name: x\n", ["model.bn.momentum=0.5", "seed=-1"],
+     " (--set seed): seed: input should be greater than or equal to 0; got -1 (an integer)"),
+    ("data: {limit: 100}\n", ["model.bn.momentum=0.5"],
+     ": data: batch_size 256 is larger than limit 100: not one full batch to train on"),
+]
+
+
+@pytest.mark.parametrize("text,overrides,expected", OVERRIDE_ORIGIN)
+def test_errors_name_the_override_that_caused_them(write_config, text, overrides, expected):
+    assert error_of(write_config(text), overrides) == expected
+
+
+def test_a_grid_cell_error_names_the_override_it_came_from(write_config):
+    path = write_config("sweep: {grid: {data.limit: [100]}}\n")
+    assert error_of(path, ["data.batch_size=256"]) == (
+        " (--set data.batch_size): data: batch_size 256 is larger than limit 100: not one full "
+        "batch to train on")
+
+
+def test_long_values_are_cut_in_messages(write_config):
+    path = write_config("name: x\n")
+    assert error_of(path, ['data.batch_size="' + "a" * 70 + '"']) == (
+        " (--set data.batch_size): data.batch_size: input should be a valid integer; got '"
+        + "a" * 56 + "...")
+
+
+SHOWN = [
+    ("abc", "'abc'"), ("", "''"), (0, "0 (an integer)"), (None, "None (null)"),
+    (True, "True (a boolean)"), (1.5, "1.5 (a number)"), ([1, 2], "[1, 2] (a list)"),
+    ({"a": 1}, "{'a': 1} (a mapping)"), (datetime.date(2024, 1, 2), "2024-01-02 (date)"),
+    ("a" * 57, "'" + "a" * 57 + "'"),  # 59 characters: shown whole
+    ("a" * 58, "'" + "a" * 56 + "..."),  # 60: cut to 60
+    ("a" * 100, "'" + "a" * 56 + "..."),
+    (10**70, str(10**70)[:57] + "..."),
+]
+
+
+@pytest.mark.parametrize("value,shown", SHOWN)
+def test_show_quotes_strings_names_other_kinds_and_cuts_at_60(value, shown):
+    assert _show(value) == shown
+    assert len(shown) < 60 or len(shown) == 60 and shown.endswith("...")
+
+
+@pytest.mark.parametrize("value,kind", [
+    ({}, "a mapping"), ([], "a list"), ("", "a string"), (False, "a boolean"),
+    (0, "an integer"), (0.0, "a number"), (None, "null"),
+    (datetime.date(2024, 1, 1), "date"), ((1,), "tuple"), (b"x", "bytes"),
+])
+def test_kind_names_a_value_as_a_user_reads_it(value, kind):
+    assert _kind(value) == kind
+
+
+# ------------------------------------------------------------------ default names and labels
+
+
+@pytest.mark.parametrize("filename,name", [
+    ("my-exp.yaml", "my-exp"), (" my exp .yaml", "my-exp"), ("MyExp.yaml", "MyExp"),
+    ("Xray.yaml", "Xray"), ("v1.2_a.yaml", "v1.2_a"), (".hidden.yaml", "hidden"),
+    ("--a b!--.yaml", "a-b"), ("!!!.yaml", "bnexp"), ("é.yaml", "bnexp"),
+    ("a" * 100 + ".yaml", "a" * 80),
+])
+def test_default_name_is_the_file_stem_made_safe(filename, name):
+    assert _default_name(Path("/some/dir") / filename) == name
+
+
+def test_the_default_name_reaches_the_config(write_config):
+    (spec,) = config.load(write_config("seed: 1\n", name="My exp!.yaml"))
+    assert spec.config.name == "My-exp" and spec.label == "My-exp_s1"
+
+
+@pytest.mark.parametrize("value,slug", [
+    (True, "true"), (False, "false"), ("a b ", "a-b"), ("a/b", "a-b"), ("ABC", "ABC"),
+    ("Xa", "Xa"), ("x-", "x"), ("-.a.-", ".a."), ("", "x"), ("///", "x"), (0.1, "0.1"),
+    ([10, 20], "10-20"), ({"name": "ones"}, "name-ones"), ("a_b", "a-b"),
+])
+def test_slug_writes_a_value_for_a_folder_name(value, slug):
+    assert _slug(value) == slug
+
+
+def test_label_joins_name_overrides_cell_and_seed():
+    cfg = synthetic_config()
+    spec = RunSpec(cfg, cell={"model.bn.input": False}, overrides={"seed": 9, "optimizer.lr": 1})
+    assert spec.label == "t_lr=1_input=false_s0"
+
+
+# ------------------------------------------------------------------ sweeps
+
+
+def test_sweep_order_is_grid_product_then_seeds_as_listed(write_config):
+    path = write_config("name: sw\nsweep:\n  grid:\n    model.bn.placement: [none, after]\n"
+                        "    optimizer.learning_rate: [0.1, 1.0]\n  seeds: [3, 1]\n")
+    specs = config.load(path)
+    assert [s.label for s in specs] == [
+        "sw_placement=none_learning_rate=0.1_s3", "sw_placement=none_learning_rate=0.1_s1",
+        "sw_placement=none_learning_rate=1.0_s3", "sw_placement=none_learning_rate=1.0_s1",
+        "sw_placement=after_learning_rate=0.1_s3", "sw_placement=after_learning_rate=0.1_s1",
+        "sw_placement=after_learning_rate=1.0_s3", "sw_placement=after_learning_rate=1.0_s1"]
+    assert specs[0].cell == {"model.bn.placement": "none", "optimizer.learning_rate": 0.1}
+    assert all(s.config.sweep is None for s in specs)
+    assert all(s.overrides == {} for s in specs)
+
+
+def test_without_seeds_a_sweep_runs_on_the_configs_seed(write_config):
+    specs = config.load(write_config("seed: 5\nsweep: {grid: {model.arch: [mlp, lenet]}}\n"))
+    assert [(s.config.seed, s.config.model.hidden) for s in specs] == [
+        (5, [300, 100]), (5, [120, 84])]
+    assert all(s.config.sweep is None for s in specs)
+
+
+def test_expand_leaves_the_raw_mapping_alone():
+    raw = {"name": "g", "model": {"bn": {"placement": "none"}},
+           "sweep": {"grid": {"model.bn.placement": ["after", "before"]}}}
+    before = json.dumps(raw, sort_keys=True)
+    specs = config.expand(raw, "c.yaml")
+    assert [s.config.model.bn.placement for s in specs] == ["after", "before"]
+    assert json.dumps(raw, sort_keys=True) == before
+
+
+def test_a_grid_key_through_a_section_object_is_refused():
+    data = DataConfig(dataset="synthetic", batch_size=8, validation_size=0)
+    raw = {"name": "g", "data": data, "sweep": {"grid": {"data.batch_size": [4]}}}
+    with pytest.raises(ConfigError) as info:
+        config.expand(raw, "c.yaml")
+    assert str(info.value) == (f"sweep.grid.data.batch_size: 'data' is not a section "
+                               f"(it holds {data!r})")
+
+
+# ------------------------------------------------------------------ hash, YAML, smoke
+
+
+def _digest(tree: dict) -> str:
+    return hashlib.sha256(json.dumps(tree, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def test_config_hash_is_sorted_json_of_the_keys_off_their_defaults():
+    """Hashes are stored in finished runs' summaries: they must never change."""
+    cfg = config.validate({"name": "h", "seed": 3, "model": {"bn": {"placement": "after"}}}, "t")
+    expected = {"model": {"bn": {"placement": "after"}, "hidden": [120, 84]}, "name": "h",
+                "seed": 3}
+    assert config.config_hash(cfg) == _digest(expected) == "7b187a8aca0b4a90"
+    assert config.config_hash(config.validate({}, "t")) == _digest({})
+    same = config.validate({"model": {"hidden": [120, 84]}, "train": {"epochs": 10}}, "t")
+    assert config.config_hash(same) == _digest({})
+
+
+def test_config_hash_leaves_the_sweep_out():
+    plain = config.validate({"name": "h"}, "t")
+    swept = config.validate({"name": "h", "sweep": {"seeds": [1, 2]}}, "t")
+    assert swept.sweep is not None
+    assert config.config_hash(swept) == config.config_hash(plain)
+    assert len(config.config_hash(plain)) == 16
+
+
+def test_to_yaml_keeps_the_schema_order_and_leaves_the_sweep_out():
+    cfg = config.validate({"name": "y", "seed": 2, "sweep": {"seeds": [1, 2]}}, "t")
+    text = config.to_yaml(cfg)
+    top = [line.split(":")[0] for line in text.splitlines() if not line.startswith(" ")]
+    assert top == ["name", "seed", "data", "model", "optimizer", "train", "diagnostics"]
+    assert text.startswith("name: y\nseed: 2\ndata:\n  dataset: fashion_mnist\n  path: null\n")
+    assert "sweep" not in text
+
+
+def test_smoke_cuts_to_three_batches_of_one_epoch():
+    cfg = synthetic_config(data={"limit": 1000, "test_limit": 1000})
+    small = config.smoke(cfg)
+    d = small.data
+    assert (d.limit, d.validation_size, d.test_limit, small.train.epochs) == (150, 50, 50, 1)
+    d = config.smoke(synthetic_config(data={"limit": 60, "test_limit": 20})).data
+    assert (d.limit, d.test_limit) == (60, 20)
+    d = config.smoke(synthetic_config()).data
+    assert (d.limit, d.test_limit) == (150, 50)
+    assert cfg.data.limit == 1000 and cfg.train.epochs == 2
+
+
+def test_smoke_specs_keep_each_cell_on_its_first_seed(write_config):
+    specs = config.load(write_config(
+        "data: {dataset: synthetic, batch_size: 50, validation_size: 200}\n"
+        "sweep:\n  grid:\n    model.bn.placement: [none, before]\n  seeds: [5, 6]\n"))
+    smoke = config.smoke_specs(specs)
+    assert [(s.cell, s.config.seed) for s in smoke] == [
+        ({"model.bn.placement": "none"}, 5), ({"model.bn.placement": "before"}, 5)]
+    assert [s.label for s in smoke] == ["c_placement=none_s5", "c_placement=before_s5"]
+
+
+# ------------------------------------------------------------------ schema helpers
+
+
+def test_input_shape_follows_padding_or_resizing():
+    assert input_shape(DataConfig()) == (28, 28, 1)
+    assert input_shape(DataConfig(pad_to=32)) == (32, 32, 1)
+    assert input_shape(DataConfig(resize_to=64)) == (64, 64, 1)
+
+
+def test_cpu_devices_needed_counts_only_mirrored_runs():
+    plain = synthetic_config()
+    wide = synthetic_config(train={"replicas": 8})
+    four = synthetic_config(train={"strategy": "mirrored", "replicas": 4})
+    default = synthetic_config(train={"strategy": "mirrored"})
+    assert cpu_devices_needed([]) == 0
+    assert cpu_devices_needed([plain, wide]) == 0
+    assert cpu_devices_needed([default]) == 2
+    assert cpu_devices_needed([four]) == 4
+    assert cpu_devices_needed([plain, wide, default, four]) == 4
