@@ -16,7 +16,7 @@ from bnexp.config import loading
 from bnexp.config.loading import _default_name, _kind, _show, apply_overrides, parse_yaml
 from bnexp.config.schema import DataConfig, RunSpec, _slug, cpu_devices_needed, input_shape
 from bnexp.errors import ConfigError
-from tests.helpers import synthetic_config
+from tests.helpers import SYNTHETIC, synthetic_config
 
 LEADING_ZERO = ": a leading zero is ambiguous (YAML 1.1 reads it as octal): write the number " \
                "without it"
@@ -589,3 +589,33 @@ def test_cpu_devices_needed_counts_only_mirrored_runs():
     assert cpu_devices_needed([default]) == 2
     assert cpu_devices_needed([four]) == 4
     assert cpu_devices_needed([plain, wide, default, four]) == 4
+
+
+# ---------------------------------------------------------------- fixed after review
+
+
+@pytest.mark.parametrize("text", ["09", "-08", "09e2", "+0_7"])
+def test_a_float_looking_like_an_integer_with_a_leading_zero_is_refused(text):
+    with pytest.raises(yaml.YAMLError, match="a leading zero is ambiguous"):
+        loading.parse_yaml(text)
+
+
+@pytest.mark.parametrize("text, value", [(".5e3", 500.0), (".5e-1", 0.05), ("00.5", 0.5),
+                                         ("0e5", 0.0), ("-.5", -0.5)])
+def test_floats_with_a_dot_or_an_unsigned_exponent_are_numbers(text, value):
+    assert loading.parse_yaml(text) == value
+
+
+def test_an_error_in_a_list_item_names_the_override_that_set_it(write_config):
+    path = write_config("model: {hidden: [10]}\n")
+    with pytest.raises(ConfigError) as error:
+        loading.load(path, ["model.hidden=[10, a]"])
+    assert str(error.value).startswith(f"{path} (--set model.hidden): model.hidden[1]: ")
+
+
+def test_smoke_runs_keep_the_overrides_in_their_labels(write_config):
+    path = write_config(SYNTHETIC + "sweep: {seeds: [0, 1]}\n")
+    specs = loading.load(path, ["optimizer.learning_rate=0.05"])
+    (smoked,) = loading.smoke_specs(specs)
+    assert smoked.overrides == specs[0].overrides == {"optimizer.learning_rate": 0.05}
+    assert smoked.label == specs[0].label and "learning_rate=0.05" in smoked.label

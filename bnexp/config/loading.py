@@ -71,19 +71,29 @@ class _Loader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
     def construct_yaml_int(self, node):
-        text = str(node.value).lstrip("+-").replace("_", "")
-        if len(text) > 1 and text[0] == "0" and text[1].isdigit():
-            raise yaml.constructor.ConstructorError(
-                None, None, f"{node.value}: a leading zero is ambiguous (YAML 1.1 reads it "
-                "as octal): write the number without it", node.start_mark)
+        _refuse_leading_zero(node)
         return super().construct_yaml_int(node)
+
+    def construct_yaml_float(self, node):
+        if "." not in str(node.value):  # 09 and 09e2 look like integers: the same rule
+            _refuse_leading_zero(node)
+        return super().construct_yaml_float(node)
+
+
+def _refuse_leading_zero(node) -> None:
+    text = str(node.value).lstrip("+-").replace("_", "")
+    if len(text) > 1 and text[0] == "0" and text[1].isdigit():
+        raise yaml.constructor.ConstructorError(
+            None, None, f"{node.value}: a leading zero is ambiguous (YAML 1.1 reads it "
+            "as octal): write the number without it", node.start_mark)
 
 
 _Loader.add_constructor("tag:yaml.org,2002:int", _Loader.construct_yaml_int)
+_Loader.add_constructor("tag:yaml.org,2002:float", _Loader.construct_yaml_float)
 
 
 _FLOAT = re.compile(
-    r"""^[-+]?(?:[0-9][0-9_]*)\.?[0-9_]*(?:[eE][-+]?[0-9]+)?$|^[-+]?\.[0-9_]+(?:[eE][-+][0-9]+)?$
+    r"""^[-+]?(?:[0-9][0-9_]*)\.?[0-9_]*(?:[eE][-+]?[0-9]+)?$|^[-+]?\.[0-9_]+(?:[eE][-+]?[0-9]+)?$
     |^[-+]?\.(?:inf|Inf|INF)$|^\.(?:nan|NaN|NAN)$""",
     re.X,
 )
@@ -315,12 +325,18 @@ def _describe(error: dict, source: str, overrides: list[str], grid: list[str]) -
 def _origin(dotted: str, source: str, overrides: list[str], grid: list[str]) -> str:
     for item in overrides:
         key = item.partition("=")[0].strip()
-        if dotted == key or dotted.startswith(key + ".") or key.startswith(dotted + "."):
+        if _within(dotted, key) or key.startswith(dotted + "."):
             return f"{source} (--set {key})"
     for key in grid:
-        if dotted == key or dotted.startswith(key + "."):
+        if _within(dotted, key):
             return f"{source} (sweep.grid.{key})"
     return source
+
+
+def _within(dotted: str, key: str) -> bool:
+    """Whether the error's location `dotted` lies in `key`: the key itself, one of its
+    sub-keys (model.bn.momentum in model.bn) or list items (model.hidden[1])."""
+    return dotted == key or dotted.startswith((key + ".", key + "["))
 
 
 def _show(value: Any) -> str:
@@ -338,5 +354,6 @@ def _kind(value: Any) -> str:
 def smoke_specs(specs: list[RunSpec]) -> list[RunSpec]:
     """--smoke: every grid cell on its first seed, each cut to a few batches of one epoch."""
     first_seed = specs[0].config.seed
-    return [RunSpec(smoke(s.config), s.cell) for s in specs if s.config.seed == first_seed]
+    return [RunSpec(smoke(s.config), s.cell, overrides=s.overrides) for s in specs
+            if s.config.seed == first_seed]
 
