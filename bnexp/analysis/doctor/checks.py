@@ -204,17 +204,16 @@ def check_small_batch(run: Run) -> list[Finding]:
     ghost = run.get("model.bn.virtual_batch_size")
     mirrored = (run.get("train.strategy") == "mirrored"
                 and not run.get("model.bn.synchronized", False))
-    if isinstance(ghost, int):
-        size, how = min(ghost, batch), f"model.bn.virtual_batch_size {ghost} (ghost batches)"
-        fix = "a larger model.bn.virtual_batch_size (or null)"
-    elif mirrored:
+    size, how, fix = batch, f"data.batch_size {batch}", "a larger data.batch_size (>= 32)"
+    if mirrored:
         replicas = run.get("train.replicas") or DEFAULT_CPU_REPLICAS
         size = batch // replicas
         how = (f"data.batch_size {batch} split over {replicas} replicas with "
                "model.bn.synchronized false")
         fix = "model.bn.synchronized: true (BN over the global batch) or a larger batch"
-    else:
-        size, how, fix = batch, f"data.batch_size {batch}", "a larger data.batch_size (>= 32)"
+    if isinstance(ghost, int) and ghost < size:  # ghost batches within a batch or a slice
+        size, how = ghost, f"model.bn.virtual_batch_size {ghost} (ghost batches)"
+        fix = "a larger model.bn.virtual_batch_size (or null)"
     if size >= SMALL_BATCH:
         return []
     evidence = f"BN normalizes over {size} examples at a time ({how}); fewer than {SMALL_BATCH}"

@@ -59,7 +59,10 @@ class Run:
     def layers(self) -> list[dict]:
         """The model's layers as dicts (type, name, ...), BN settings filled in from
         model.bn: exactly the list bnexp built (config.model_layers). A config today's
-        schema cannot read gives no layers (the BN checks are then skipped)."""
+        schema cannot read, or no recorded config at all, gives no layers (the BN checks
+        are then skipped: an empty config would read as the default model)."""
+        if not self.config:
+            return []
         try:
             model = config_mod.validate(self.config, str(self.path)).model
         except BadInput:
