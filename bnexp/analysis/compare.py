@@ -202,16 +202,16 @@ def _add_baseline(out: pd.DataFrame, keys: list[str], baseline: str) -> pd.DataF
         raise BadInput(f"--baseline {key}: not one of the grouping keys ({', '.join(keys)})")
     wanted = _parse_value(raw)
     others = [k for k in keys if k != key]
-    if not (out[key].astype(str) == str(wanted)).any():
-        seen = ", ".join(sorted(out[key].astype(str).unique()))
+    if not _matches(out[key], wanted).any():
+        seen = ", ".join(sorted({_shown(v) for v in out[key]}))
         raise BadInput(f"--baseline {baseline}: no group has {key}={raw} (values: {seen})")
-    candidates = out[out[key].astype(str) == str(wanted)]
+    candidates = out[_matches(out[key], wanted)]
     label = f"{key}={raw}"
     extra = []
     for _, row in out.iterrows():
         match = candidates  # the baseline group that matches the row on every other key
         for other in others:
-            match = match[match[other].astype(str) == str(row[other])]
+            match = match[_matches(match[other], row[other])]
         if match.empty:
             extra.append({"baseline": UNLIKE, **difference({}, {})})
         elif match.index[0] == row.name:
@@ -219,6 +219,22 @@ def _add_baseline(out: pd.DataFrame, keys: list[str], baseline: str) -> pd.DataF
         else:
             extra.append({"baseline": label, **difference(row["_seeds"], match.iloc[0]["_seeds"])})
     return pd.concat([out, pd.DataFrame(extra, index=out.index)[BASELINE_COLUMNS]], axis=1)
+
+
+def _shown(value) -> str:
+    """A grouping value as text: a key missing from a run's config (NaN) reads "null", a
+    whole number upcast to float by that NaN reads as the integer it was (1.0 -> "1")."""
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "null"
+        if value.is_integer():
+            return str(int(value))
+    return str(value)
+
+
+def _matches(column: pd.Series, value) -> pd.Series:
+    """Which rows of a grouping column hold `value` (compared as _shown text)."""
+    return column.map(_shown) == _shown(value)
 
 
 def _parse_value(text: str):

@@ -1,0 +1,431 @@
+"""compare, rule by rule: a run's row, the statistics (checked against scipy, computed here
+independently), group order, counts, missing keys, baselines and the --runs table."""
+
+import math
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from bnexp.analysis import compare
+from bnexp.errors import BadInput
+from bnexp.runs.record import EPOCH_COLUMNS, RunRecord
+from tests.helpers import fake_run
+
+NAN = math.nan
+METRICS = EPOCH_COLUMNS[1:]
+STATS_KEYS = ["test", "n_pairs", "delta", "delta_ci95_low", "delta_ci95_high", "p_value"]
+
+
+def same(a, b) -> bool:
+    """Equality where NaN equals NaN (dicts, lists, scalars)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
+    if isinstance(a, list | tuple) and isinstance(b, list | tuple):
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
+        return True
+    return a == b
+
+
+def close(a, b) -> bool:
+    if math.isnan(a) or math.isnan(b):
+        return math.isnan(a) and math.isnan(b)
+    return a == pytest.approx(b, rel=1e-9, abs=1e-12)
+
+
+# ---------------------------------------------------------------- _row
+
+
+def test_row_of_a_record_exactly(tmp_path):
+    config = {"name": "exp", "seed": 7, "model": {"bn": {"placement": "after"}},
+              "data": {"sizes": [300, 100]}, "flag": True, "extra": None}
+    summary = {"status": "completed", "seed": 3, "config_hash": "h1", "epochs_done": 5,
+               "started": "2026-01-01T00:00:05",
+               "final": {"test_acc": 0.9, "train_loss": 1, "val_acc": "x", "val_loss": None},
+               "best": {"test_acc": 0.95, "seconds": 2.5}}
+    record = RunRecord(tmp_path / "exp_s7_1", summary, "completed", config)
+    expected = {
+        "run_id": "exp_s7_1", "path": str(tmp_path / "exp_s7_1"), "status": "completed",
+        "seed": 7, "config_hash": "h1", "epochs_done": 5, "started": "2026-01-01T00:00:05",
+        "cfg:name": "exp", "cfg:model.bn.placement": "after", "cfg:data.sizes": "[300, 100]",
+        "cfg:flag": "true", "cfg:extra": "null",
+    }
+    expected.update({f"final_{m}": NAN for m in METRICS})
+    expected.update({f"best_{m}": NAN for m in METRICS})
+    expected.update(final_test_acc=0.9, final_train_loss=1.0, best_test_acc=0.95,
+                    best_seconds=2.5)
+    row = compare._row(record)
+    assert same(row, expected), row
+    assert type(row["final_train_loss"]) is float
+
+
+def test_row_falls_back_to_the_summary_then_to_defaults(tmp_path):
+    summary = {"status": "failed", "seed": 3}
+    row = compare._row(RunRecord(tmp_path / "r", summary, "failed", {"name": "exp"}))
+    got = {k: row[k] for k in ("seed", "config_hash", "epochs_done", "started", "status")}
+    assert got == {"seed": 3, "config_hash": None, "epochs_done": 0, "started": "",
+                   "status": "failed"}
+    assert all(math.isnan(row[f"{at}_{m}"]) for at in ("final", "best") for m in METRICS)
+    row = compare._row(RunRecord(tmp_path / "r", {"status": "failed", "best": None},
+                                 "interrupted", {"name": "exp"}))
+    assert (row["seed"], row["epochs_done"], row["status"]) == (None, 0, "interrupted")
+    row = compare._row(RunRecord(tmp_path / "r", {"status": "x", "seed": 3, "epochs_done": 2},
+                                 "x", {"seed": 0}))
+    assert (row["seed"], row["epochs_done"]) == (0, 2)  # the config's seed 0 counts
+
+
+# ---------------------------------------------------------------- summarize
+
+
+def reference(values) -> dict:
+    x = [float(v) for v in values if np.isfinite(v)]
+    n = len(x)
+    if n == 0:
+        return {"n_used": 0, "mean": NAN, "std": NAN, "min": NAN, "max": NAN,
+                "ci95_low": NAN, "ci95_high": NAN}
+    mean = float(np.mean(np.array(x, dtype=np.float64)))
+    if n == 1:
+        return {"n_used": 1, "mean": mean, "std": NAN, "min": x[0], "max": x[0],
+                "ci95_low": NAN, "ci95_high": NAN}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # scipy on identical values
+        sem, std = float(stats.sem(x)), float(stats.tstd(x))
+    low, high = stats.t.interval(0.95, n - 1, loc=mean, scale=sem) if sem else (mean, mean)
+    return {"n_used": n, "mean": mean, "std": std, "min": min(x),
+            "max": max(x), "ci95_low": float(low), "ci95_high": float(high)}
+
+
+@pytest.mark.parametrize("values", [
+    [],
+    [NAN, math.inf, -math.inf],
+    [0.3],
+    [0.3, NAN],
+    [0.5, 0.7],
+    [0.8, 0.82, 0.85, 0.79],
+    [0.8, NAN, 0.82, math.inf, 0.85],
+    [1, 2, 3, 4, 10],
+    [0.25, 0.25, 0.25],
+])
+def test_summarize_equals_scipy(values):
+    got = compare.summarize(values)
+    want = reference(values)
+    assert list(got) == list(want)
+    assert got["n_used"] == want["n_used"]
+    for key in list(want)[1:]:
+        assert close(got[key], want[key]), (key, got[key], want[key])
+
+
+def test_summarize_single_precision_input_in_double_precision():
+    values = [np.float32(v) for v in (0.1, 0.2, 0.7, 0.3, 0.11)]
+    as_double = np.array([float(v) for v in values], dtype=np.float64)
+    got = compare.summarize(values)
+    assert got["mean"] == float(as_double.mean())
+    assert got["std"] == float(as_double.std(ddof=1))
+    got = compare.summarize(pd.Series([0.5, 0.7, NAN]))
+    assert (got["n_used"], got["mean"]) == (2, pytest.approx(0.6))
+
+
+# ---------------------------------------------------------------- difference
+
+
+def welch_reference(x: dict, b: dict) -> dict:
+    xv, bv = list(x.values()), list(b.values())
+    ref = stats.ttest_ind(xv, bv, equal_var=False)
+    ci = ref.confidence_interval(0.95)
+    return {"test": "welch", "n_pairs": len(set(x) & set(b)),
+            "delta": float(np.mean(xv) - np.mean(bv)), "delta_ci95_low": float(ci.low),
+            "delta_ci95_high": float(ci.high), "p_value": float(ref.pvalue)}
+
+
+def paired_reference(x: dict, b: dict) -> dict:
+    seeds = sorted(set(x) & set(b))
+    ref = stats.ttest_rel([x[s] for s in seeds], [b[s] for s in seeds])
+    ci = ref.confidence_interval(0.95)
+    return {"test": "paired", "n_pairs": len(seeds),
+            "delta": float(np.mean([x[s] - b[s] for s in seeds])),
+            "delta_ci95_low": float(ci.low), "delta_ci95_high": float(ci.high),
+            "p_value": float(ref.pvalue)}
+
+
+def none_reference(n_pairs: int) -> dict:
+    return {"test": "", "n_pairs": n_pairs, "delta": NAN, "delta_ci95_low": NAN,
+            "delta_ci95_high": NAN, "p_value": NAN}
+
+
+DIFFERENCES = [
+    ({}, {}, none_reference(0)),
+    ({0: 0.5}, {}, none_reference(0)),
+    ({0: 0.5}, {1: 0.4, 2: 0.5, 3: 0.6}, none_reference(0)),
+    ({1: 0.4, 2: 0.5, 3: 0.6}, {0: 0.5}, none_reference(0)),
+    ({0: 0.5, 1: 0.6}, {0: 0.4}, none_reference(1)),
+    ({0: 0.5, 1: 0.7}, {5: 0.4, 6: 0.5, 7: 0.65}, "welch"),
+    ({0: 0.5, 1: 0.7, 2: 0.6}, {5: 0.4, 6: 0.5}, "welch"),
+    ({0: 0.5, 1: 0.7}, {5: 0.4, 6: 0.55}, "welch"),
+    ({0: 0.5, 1: 0.7, 2: 0.6}, {0: 0.4, 6: 0.5, 7: 0.45}, "welch"),  # one shared seed
+    ({0: 0.5, 1: 0.7}, {0: 0.4, 1: 0.5}, "paired"),
+    ({0: 0.5, 1: 0.7, 2: 0.65, 9: 0.1}, {0: 0.4, 1: 0.5, 2: 0.6, 8: 0.9}, "paired"),
+]
+
+
+@pytest.mark.parametrize(("x", "b", "want"), DIFFERENCES)
+def test_difference_equals_scipy(x, b, want):
+    if want == "welch":
+        want = welch_reference(x, b)
+    elif want == "paired":
+        want = paired_reference(x, b)
+    got = compare.difference(x, b)
+    assert list(got) == STATS_KEYS
+    assert (got["test"], got["n_pairs"]) == (want["test"], want["n_pairs"])
+    for key in STATS_KEYS[2:]:
+        assert close(got[key], want[key]), (key, got[key], want[key])
+
+
+def test_welch_with_no_spread_has_a_zero_width_interval():
+    got = compare.difference({0: 1.0, 1: 1.0}, {2: 0.5, 3: 0.5})
+    assert (got["test"], got["delta"]) == ("welch", 0.5)
+    assert (got["delta_ci95_low"], got["delta_ci95_high"]) == (0.5, 0.5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        ref = stats.ttest_ind([1.0, 1.0], [0.5, 0.5], equal_var=False).pvalue
+    assert close(got["p_value"], float(ref))
+
+
+def test_identical_values_give_nan_p_without_a_warning():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        paired = compare.difference({0: 1.0, 1: 2.0}, {0: 1.0, 1: 2.0})
+        welch = compare.difference({0: 1.0, 1: 1.0}, {2: 1.0, 3: 1.0})
+    assert (paired["test"], paired["delta"]) == ("paired", 0.0)
+    assert math.isnan(paired["p_value"]) and math.isnan(welch["p_value"])
+    assert (welch["delta_ci95_low"], welch["delta_ci95_high"]) == (0.0, 0.0)
+
+
+def test_difference_silences_only_runtime_warnings(monkeypatch):
+    real = stats.ttest_rel
+
+    def noisy(*args, **kwargs):
+        warnings.warn("scipy says something else", DeprecationWarning, stacklevel=2)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(compare.stats, "ttest_rel", noisy)
+    with pytest.warns(DeprecationWarning, match="something else"):
+        compare.difference({0: 0.5, 1: 0.7}, {0: 0.4, 1: 0.5})
+
+
+# ---------------------------------------------------------------- tables built by hand
+
+
+def runs_of(rows: list[dict], keys: list[str]) -> compare.Runs:
+    """A Runs as load makes it: one row per run, config keys as columns."""
+    full = []
+    for i, row in enumerate(rows):
+        base = {"run_id": f"r{i:02d}", "path": f"/runs/r{i:02d}", "status": "completed",
+                "config_hash": f"h{i}", "epochs_done": 2, "started": "", "name": "exp"}
+        full.append({**base, **row})
+    return compare.Runs(pd.DataFrame(full), ["name", *keys])
+
+
+P = "model.bn.placement"
+TABLE_RUNS = [
+    {P: "none", "seed": 0, "final_test_acc": 0.70},
+    {P: "before", "seed": 0, "final_test_acc": 0.80},
+    {P: "none", "seed": 1, "final_test_acc": 0.74},
+    {P: "before", "seed": 1, "final_test_acc": NAN, "status": "diverged"},
+    {P: NAN, "seed": 0, "final_test_acc": 0.60},  # a run whose config lacks the key
+    {P: "none", "seed": 2, "final_test_acc": 0.10, "status": "failed"},
+    {P: "before", "seed": 2, "final_test_acc": 0.84},
+    {P: "before", "seed": 3, "final_test_acc": 0.50, "status": "running"},
+    {P: "none", "seed": 3, "final_test_acc": 0.20, "status": "interrupted"},
+    {P: "none", "seed": 4, "final_test_acc": NAN},  # completed without a value
+]
+
+
+def test_table_groups_in_order_of_appearance_with_exact_counts_and_stats():
+    t = compare.table(runs_of(TABLE_RUNS, [P]))
+    assert list(t.columns) == [P, *compare.COUNT_COLUMNS, *compare.STAT_COLUMNS]
+    assert list(t.index) == [0, 1, 2]
+    assert t[P].tolist()[:2] == ["none", "before"] and pd.isna(t[P].iloc[2])
+    counts = t[compare.COUNT_COLUMNS].values.tolist()
+    assert counts == [[5, 3, 0, 1, 1, 0], [4, 2, 1, 0, 0, 1], [1, 1, 0, 0, 0, 0]]
+    assert t["metric"].tolist() == ["test_acc"] * 3 and t["at"].tolist() == ["final"] * 3
+    for i, values in enumerate(([0.70, 0.74], [0.80, 0.84], [0.60])):
+        want = reference(values)
+        for key, value in want.items():
+            assert close(float(t[key].iloc[i]), value), (i, key)
+
+
+def test_table_metric_and_at_name_the_column_used():
+    rows = [{**r, "best_train_loss": 0.1 * (i + 1)} for i, r in enumerate(TABLE_RUNS)]
+    t = compare.table(runs_of(rows, [P]), metric="train_loss", at="best")
+    assert t["metric"].tolist() == ["train_loss"] * 3 and t["at"].tolist() == ["best"] * 3
+    assert t["mean"].iloc[0] == pytest.approx((0.1 + 0.3 + 1.0) / 3)
+
+
+def test_table_of_no_runs_has_the_columns_and_no_rows():
+    empty = compare.Runs(pd.DataFrame(), [])
+    t = compare.table(empty)
+    assert list(t.columns) == ["name", *compare.COUNT_COLUMNS, *compare.STAT_COLUMNS]
+    assert len(t) == 0
+    r = compare.run_rows(empty)
+    assert list(r.columns) == ["seed", "status", "test_acc", "run_id"] and len(r) == 0
+    r = compare.run_rows(empty, metric="val_loss", at="best")
+    assert list(r.columns) == ["seed", "status", "val_loss", "run_id"]
+
+
+def test_runs_of_one_config_are_grouped_by_name(tmp_path):
+    fake_run(tmp_path, 0, [0.5, 0.8])
+    fake_run(tmp_path, 1, [0.5, 0.9])
+    found = compare.load(tmp_path)
+    assert compare.group_keys(found, None) == ["name"]
+    t = compare.table(found)
+    assert list(t.columns)[:2] == ["name", "n"]
+    assert (t["name"].tolist(), t["n"].tolist()) == (["exp"], [2])
+    assert t["mean"].iloc[0] == pytest.approx(0.85)
+    assert compare.run_rows(found)["name"].tolist() == ["exp", "exp"]
+
+
+def test_metric_and_at_errors_exactly():
+    with pytest.raises(BadInput) as e:
+        compare.check_metric("nope", "final")
+    assert str(e.value) == "--metric nope: expected one of " + ", ".join(METRICS)
+    with pytest.raises(BadInput) as e:
+        compare.check_metric("test_acc", "last")
+    assert str(e.value) == "--at last: expected final or best"
+    with pytest.raises(BadInput, match="^--at last: expected final or best$"):
+        compare.table(runs_of(TABLE_RUNS, [P]), at="last")
+
+
+# ---------------------------------------------------------------- baselines
+
+
+LR = "optimizer.learning_rate"
+A = {0: 0.60, 1: 0.62, 2: 0.61}
+B = {0: 0.70, 1: 0.75, 2: 0.71}
+C = {0: 0.50, 1: 0.55}
+D = {5: 0.58, 6: 0.66}
+E = {0: 0.9, 1: 0.8}
+BASELINE_GROUPS = [("x=1", 0.1, A), ("y", 0.1, B), ("x=1", 1.0, C), ("y", 1.0, D),
+                   ("y", 9.0, E)]
+
+
+def baseline_runs() -> compare.Runs:
+    rows = [{"tag": tag, LR: lr, "seed": s, "final_test_acc": v}
+            for tag, lr, seeds in BASELINE_GROUPS for s, v in seeds.items()]
+    rows.append({"tag": "y", LR: 0.1, "seed": 7, "final_test_acc": 0.1, "status": "failed"})
+    return runs_of(rows, ["tag", LR])
+
+
+def test_baseline_rows_exactly():
+    t = compare.table(baseline_runs(), baseline="tag=x=1")
+    assert list(t.columns) == ["tag", LR, *compare.COUNT_COLUMNS, *compare.STAT_COLUMNS,
+                               *compare.BASELINE_COLUMNS]
+    assert list(zip(t["tag"], t[LR], strict=True)) == [(g[0], g[1]) for g in BASELINE_GROUPS]
+    assert t["baseline"].tolist() == ["(baseline)", "tag=x=1", "(baseline)", "tag=x=1",
+                                      compare.UNLIKE]
+    wants = [none_reference(0), paired_reference(B, A), none_reference(0),
+             welch_reference(D, C), none_reference(0)]
+    for i, want in enumerate(wants):
+        assert (t["test"].iloc[i], t["n_pairs"].iloc[i]) == (want["test"], want["n_pairs"])
+        for key in STATS_KEYS[2:]:
+            assert close(float(t[key].iloc[i]), want[key]), (i, key)
+
+
+def test_baseline_errors_exactly():
+    found = baseline_runs()
+    cases = {
+        "tag": "--baseline 'tag': expected KEY=VALUE, e.g. model.bn.placement=none",
+        "foo=1": "--baseline foo: not one of the grouping keys (tag, optimizer.learning_rate)",
+        "tag=z": "--baseline tag=z: no group has tag=z (values: x=1, y)",
+    }
+    for baseline, message in cases.items():
+        with pytest.raises(BadInput) as e:
+            compare.table(found, baseline=baseline)
+        assert str(e.value) == message
+
+
+def test_add_baseline_keeps_the_index_of_the_table_it_is_given():
+    out = pd.DataFrame({"tag": ["b", "a", "c"], "_seeds": [{0: 0.7, 1: 0.8}, {0: 0.5, 1: 0.6},
+                                                          {3: 0.1, 4: 0.2}]},
+                       index=[5, 6, 9])
+    got = compare._add_baseline(out, ["tag"], "tag=a")
+    assert list(got.index) == [5, 6, 9]
+    assert got["baseline"].tolist() == ["tag=a", "(baseline)", "tag=a"]
+    assert got["test"].tolist() == ["paired", "", "welch"]
+    assert got["delta"].iloc[0] == pytest.approx(0.2)
+
+
+# ---------------------------------------------------------------- run_rows
+
+
+def test_run_rows_exactly():
+    found = baseline_runs()
+    r = compare.run_rows(found)
+    assert list(r.columns) == ["tag", LR, "seed", "status", "epochs_done", "test_acc", "run_id"]
+    assert list(r.index) == list(range(len(r)))
+    rows = [tuple(row) for row in r[["tag", LR, "seed", "status", "test_acc"]].values]
+    expected = sorted([(tag, lr, s, "completed", v) for tag, lr, seeds in BASELINE_GROUPS
+                       for s, v in seeds.items()] + [("y", 0.1, 7, "failed", 0.1)])
+    assert rows == expected
+    by_id = dict(zip(found.table["run_id"], found.table["final_test_acc"], strict=True))
+    assert [by_id[i] for i in r["run_id"]] == r["test_acc"].tolist()
+
+
+def test_run_rows_by_and_metric():
+    rows = [{**row, "best_train_loss": i / 10} for i, row in enumerate(TABLE_RUNS)]
+    found = runs_of([{**row, "tag": "t"} for row in rows], [P, "tag"])
+    r = compare.run_rows(found, metric="train_loss", at="best", by=["tag"])
+    assert list(r.columns) == ["tag", "seed", "status", "epochs_done", "train_loss", "run_id"]
+    # sorted by seed, stable: runs with the same seed keep their order of appearance
+    assert r["run_id"].tolist() == ["r00", "r01", "r04", "r02", "r03", "r05", "r06", "r07",
+                                    "r08", "r09"]
+    assert r["train_loss"].tolist() == pytest.approx([0.0, 0.1, 0.4, 0.2, 0.3, 0.5, 0.6, 0.7,
+                                                      0.8, 0.9])
+    r = compare.run_rows(found, by=[P])
+    assert list(r.columns) == [P, "seed", "status", "epochs_done", "test_acc", "run_id"]
+
+
+def test_load_table_and_run_rows_agree_on_real_folders(tmp_path):
+    for seed, acc in enumerate([0.80, 0.82, 0.86]):
+        fake_run(tmp_path, seed, [0.5, acc], model__bn__placement="before")
+    for seed, acc in enumerate([0.70, 0.75]):
+        fake_run(tmp_path, seed, [0.5, acc], model__bn__placement="none")
+    found = compare.load(tmp_path)
+    assert sorted(found.table["epochs_done"]) == [2, 2, 2, 2, 2]
+    assert sorted(found.table["seed"]) == [0, 0, 1, 1, 2]
+    assert found.table["started"].str.startswith("2026-01-01T00:00:0").all()
+    assert found.table["config_hash"].str.len().min() > 0
+    t = compare.table(found, baseline=f"{P}=none").set_index(P)
+    want = paired_reference({0: 0.80, 1: 0.82}, {0: 0.70, 1: 0.75})
+    assert t.loc["before", "baseline"] == f"{P}=none"
+    assert t.loc["before", "p_value"] == pytest.approx(want["p_value"])
+    assert t.loc["none", "baseline"] == "(baseline)"
+    r = compare.run_rows(found)
+    assert r[[P, "seed"]].values.tolist() == [["before", 0], ["before", 1], ["before", 2],
+                                              ["none", 0], ["none", 1]]
+    assert r["test_acc"].tolist() == pytest.approx([0.80, 0.82, 0.86, 0.70, 0.75])
+    assert [Path(p).name for p in found.table.sort_values([P, "seed"])["path"]] == \
+        r["run_id"].tolist()
+
+
+def test_a_baseline_no_group_has_is_bad_input_even_beside_a_missing_key():
+    """A run whose config lacks the grouping key (NaN) used to make the "values: ..."
+    message a TypeError; it reads null."""
+    with pytest.raises(BadInput) as error:
+        compare.table(runs_of(TABLE_RUNS, [P]), baseline=f"{P}=after")
+    assert str(error.value) == (f"--baseline {P}=after: no group has {P}=after "
+                                "(values: before, none, null)")
+
+
+def test_a_numeric_baseline_matches_a_column_made_float_by_a_missing_key():
+    """Widths 1 and 2 and one run without the key: pandas holds 1.0, 2.0, NaN; the
+    baseline width=1 still finds its group."""
+    rows = [{"w": w, "seed": seed, "final_test_acc": acc + 0.01 * seed}
+            for w, acc in ((1, 0.5), (2, 0.7)) for seed in (0, 1)]
+    rows.append({"w": NAN, "seed": 0, "final_test_acc": 0.6})
+    t = compare.table(runs_of(rows, ["w"]), baseline="w=1")
+    assert t["baseline"].tolist()[:2] == ["(baseline)", "w=1"]
+    assert t["test"].iloc[1] == "paired" and close(float(t["delta"].iloc[1]), 0.2)

@@ -1,0 +1,535 @@
+"""Reading run folders back, rule by rule: the status that counts (a dead or reused pid),
+best/final rows, summary.json types and sizes, torn lines, metrics and diagnostics CSVs,
+config.yaml, foreign folders and the latest-attempt rule."""
+
+import json
+import math
+import os
+import re
+import socket
+from pathlib import Path
+
+import pandas  # noqa: F401  (imported once here, not inside a timed test)
+import pytest
+
+from bnexp import runs
+from bnexp.runs import reader, record
+from bnexp.runs.record import EPOCH_COLUMNS, RunRecord
+
+HERE = socket.gethostname()
+ME = os.getpid()
+GONE = 2**22 + 7  # above Linux's largest pid_max: never a process
+
+
+def own_start() -> int:
+    """Field 22 (starttime) of /proc/self/stat, parsed here independently of bnexp."""
+    text = Path(f"/proc/{ME}/stat").read_text()
+    after_comm = re.fullmatch(r"\d+ \(.*\) (.*)", text.strip(), re.S).group(1)
+    return int(after_comm.split(" ")[19])
+
+
+@pytest.fixture(autouse=True)
+def only_signal_zero(monkeypatch):
+    """A liveness probe may only ever send signal 0 (it must not disturb the process)."""
+    real_kill = os.kill
+
+    def kill(pid, sig):
+        assert sig == 0, f"sent signal {sig!r} to {pid!r}"
+        return real_kill(pid, sig)
+
+    monkeypatch.setattr(os, "kill", kill)
+
+
+def fake_kill(monkeypatch, error=None):
+    """os.kill replaced by one that answers for every pid: succeeds, or raises `error`."""
+    calls = []
+
+    def kill(pid, sig):
+        calls.append((pid, sig))
+        if error is not None:
+            raise error
+    monkeypatch.setattr(os, "kill", kill)
+    return calls
+
+
+# ---------------------------------------------------------------- effective_status
+
+
+def test_effective_status_table():
+    start = own_start()
+    cases = [
+        ({}, "unknown"),
+        ({"status": 3}, "unknown"),
+        ({"status": None}, "unknown"),
+        ({"status": ["running"]}, "unknown"),
+        ({"status": "completed", "host": "elsewhere", "pid": None}, "completed"),
+        ({"status": "completed", "host": HERE, "pid": GONE}, "completed"),
+        ({"status": "diverged", "host": HERE, "pid": GONE}, "diverged"),
+        ({"status": "failed"}, "failed"),
+        ({"status": "running", "host": "elsewhere", "pid": GONE}, "running"),
+        ({"status": "running", "pid": GONE}, "running"),  # no host: cannot tell
+        ({"status": "running", "host": HERE, "pid": ME}, "running"),
+        ({"status": "running", "host": HERE, "pid": ME, "pid_started": start}, "running"),
+        ({"status": "running", "host": HERE, "pid": ME, "pid_started": "x"}, "running"),
+        ({"status": "running", "host": HERE, "pid": ME, "pid_started": start + 1},
+         "interrupted"),  # the pid now belongs to another process: the run died
+        ({"status": "running", "host": HERE, "pid": GONE}, "interrupted"),
+        ({"status": "running", "host": HERE}, "interrupted"),
+        ({"status": "running", "host": HERE, "pid": "123"}, "interrupted"),
+    ]
+    got = [(summary, record.effective_status(summary)) for summary, _ in cases]
+    assert got == cases
+
+
+def test_read_record_status_is_the_effective_one(tmp_path):
+    runs.RunFolder(tmp_path).write_summary({"status": "running", "host": HERE, "pid": ME,
+                                           "pid_started": own_start() + 5})
+    assert runs.read_record(tmp_path).status == "interrupted"
+    runs.RunFolder(tmp_path).write_summary({"status": "running", "host": HERE, "pid": ME,
+                                           "pid_started": own_start()})
+    assert runs.read_record(tmp_path).status == "running"
+
+
+# ---------------------------------------------------------------- _process_alive
+
+
+def test_process_alive_never_probes_an_impossible_pid(monkeypatch):
+    calls = fake_kill(monkeypatch)  # every probe would say "alive"
+    pids = [0, -1, 2**22, 2**22 + 7, 3**22, True, False, "12", None, 1.0]
+    assert [record._process_alive(p) for p in pids] == [False] * len(pids)
+    assert calls == []
+    assert [record._process_alive(p) for p in (1, 45, 2**22 - 1)] == [True, True, True]
+    assert calls == [(1, 0), (45, 0), (2**22 - 1, 0)]
+
+
+def test_process_alive_no_such_process(monkeypatch):
+    fake_kill(monkeypatch, ProcessLookupError(3, "No such process"))
+    assert record._process_alive(ME) is False
+    assert record._process_alive(ME, own_start()) is False
+
+
+@pytest.mark.parametrize("error", [PermissionError(1, "Operation not permitted"),
+                                   OverflowError("too big")])
+def test_process_alive_when_the_probe_is_refused_start_time_decides(monkeypatch, error):
+    fake_kill(monkeypatch, error)
+    start = own_start()
+    got = {started: record._process_alive(ME, started)
+           for started in (None, "x", start, start + 1, start - 1)}
+    assert got == {None: True, "x": True, start: True, start + 1: False, start - 1: False}
+    # a process whose start cannot be read is taken as alive
+    assert record._process_alive(2**22 - 1, 5) is True
+
+
+def test_process_alive_real_process_and_pid_reuse():
+    start = own_start()
+    got = {started: record._process_alive(ME, started)
+           for started in (None, "x", 1.5, start, start + 1, start - 1)}
+    assert got == {None: True, "x": True, 1.5: True, start: True, start + 1: False,
+                   start - 1: False}
+
+
+# ---------------------------------------------------------------- process_started
+
+
+def test_process_started_reads_field_22_of_proc_stat():
+    assert record.process_started(ME) == own_start()
+    assert record.process_started(str(ME)) == own_start()
+    for pid in (GONE, -1, "abc", "", math.inf, 2**70):
+        assert record.process_started(pid) is None
+
+
+def test_process_started_parses_a_name_with_parentheses_and_spaces(monkeypatch):
+    fields = " ".join(str(i) for i in range(1, 19))
+    stat = f"4242 (a) b) c) S {fields} 987654 555 666\n"  # starttime 987654, vsize 555
+
+    class FakePath:
+        def __init__(self, path):
+            self.path = path
+
+        def read_text(self):
+            if self.path != "/proc/4242/stat":
+                raise FileNotFoundError(2, "No such file", str(self.path))
+            return stat
+
+    monkeypatch.setattr(record, "Path", FakePath)
+    assert record.process_started(4242) == 987654
+    assert record.process_started(4243) is None
+
+
+# ---------------------------------------------------------------- best_of, final_of
+
+
+def test_best_of_exact_with_ties_gaps_and_nan():
+    rows = [
+        {"epoch": 1, "train_loss": 0.9, "test_acc": 0.5, "val_acc": math.nan},
+        {"epoch": 2, "train_loss": 0.4, "test_acc": 0.7, "val_acc": None},
+        {"epoch": 3, "train_loss": 0.4, "test_acc": 0.7, "val_loss": math.inf},
+        {"epoch": 4, "train_loss": 0.5, "test_acc": 0.6, "val_loss": 2.0},
+        {"epoch": 5, "train_loss": math.nan, "test_acc": 0.7, "val_loss": 3.0},
+    ]
+    assert runs.best_of(rows) == {
+        "train_loss": 0.4, "train_loss_epoch": 2,  # the first epoch that reached it
+        "test_acc": 0.7, "test_acc_epoch": 2,
+        "val_loss": 2.0, "val_loss_epoch": 4,
+    }
+    assert runs.best_of([]) == {}
+
+
+def test_final_of_holds_every_column_but_epoch():
+    row = {"epoch": 7, "train_loss": 0.25, "test_acc": 0.875, "other": 1}
+    expected = {k: None for k in EPOCH_COLUMNS if k != "epoch"}
+    expected.update(train_loss=0.25, test_acc=0.875)
+    assert runs.final_of(row) == expected
+    assert "epoch" not in runs.final_of(row) and len(runs.final_of(row)) == 11
+
+
+# ---------------------------------------------------------------- summary.json
+
+
+def write_summary(folder: Path, summary) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "summary.json").write_text(json.dumps(summary))
+    return folder
+
+
+def test_read_summary_too_deep_json_is_a_value_error(tmp_path):
+    (tmp_path / "summary.json").write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(ValueError, match="^nested too deeply$"):
+        runs.read_summary(tmp_path)
+    with pytest.raises(ValueError, match=r"^unreadable summary.json \(ValueError\)$"):
+        runs.read_record(tmp_path)
+
+
+def test_read_record_says_why_a_folder_is_not_a_run(tmp_path):
+    cases = {
+        "missing": (None, "unreadable summary.json (FileNotFoundError)"),
+        "badjson": ("{ not json", "unreadable summary.json (JSONDecodeError)"),
+        "list": ('["a"]', "summary.json is not a bnexp summary"),
+        "nostatus": ('{"seed": 1}', "summary.json is not a bnexp summary"),
+        "intstatus": ('{"status": 1}', "summary.json is not a bnexp summary"),
+    }
+    for name, (text, why) in cases.items():
+        folder = tmp_path / name
+        folder.mkdir()
+        if text is not None:
+            (folder / "summary.json").write_text(text)
+        with pytest.raises(ValueError) as e:
+            runs.read_record(folder)
+        assert str(e.value) == why, name
+    (tmp_path / "dir" / "summary.json").mkdir(parents=True)
+    with pytest.raises(ValueError, match=r"^unreadable summary.json \(IsADirectoryError\)$"):
+        runs.read_record(tmp_path / "dir")
+
+
+def test_summary_fields_of_the_wrong_type_read_as_absent(tmp_path):
+    wrong = {"final": "x", "best": [1], "data": 3, "config": "c", "started": 5,
+             "config_hash": 7, "epochs_done": "3", "seed": "1", "notes": "n"}
+    also_wrong = {"final": None, "best": 0.5, "data": [], "config": ["a"], "started": None,
+                  "config_hash": True, "epochs_done": True, "seed": False, "notes": {}}
+    still_wrong = {"epochs_done": 2.5, "seed": 1.0, "config_hash": None, "started": True}
+    right = {"final": {"test_acc": 0.5}, "best": {}, "data": {"train": 10}, "config": {},
+             "started": "2026-01-01T00:00:00", "config_hash": "h", "epochs_done": 3,
+             "seed": 0, "notes": ["resumed"]}
+    other = {"status": "completed", "pid": True, "host": 5, "extra": "kept"}
+    for i, fields in enumerate((wrong, also_wrong, still_wrong)):
+        folder = write_summary(tmp_path / f"w{i}", {**other, **fields})
+        assert runs.read_record(folder).summary == other, fields
+    folder = write_summary(tmp_path / "right", {**other, **right})
+    assert runs.read_record(folder).summary == {**other, **right}
+
+
+# ---------------------------------------------------------------- _read_bounded
+
+
+def test_read_bounded_limit_message_and_undecodable_bytes(tmp_path):
+    file = tmp_path / "f.txt"
+    file.write_bytes(b"x" * 1500)
+    assert reader._read_bounded(file, 1500) == "x" * 1500
+    assert reader._read_bounded(file, 1501) == "x" * 1500
+    with pytest.raises(ValueError) as e:
+        reader._read_bounded(file, 1499)
+    assert str(e.value) == "f.txt is larger than 1,499 bytes"
+    file.write_bytes(b"ok\xff\xfe!\xc3\xa9")
+    assert reader._read_bounded(file, 100) == "ok\ufffd\ufffd!\u00e9"
+    file.write_bytes(b"")
+    assert reader._read_bounded(file, 0) == ""
+
+
+def test_read_bounded_never_reads_more_than_it_needs_from_an_endless_file(monkeypatch):
+    asked = []
+
+    class Endless:
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def read(self, size=-1):
+            if not isinstance(size, int) or size < 0:
+                raise AssertionError("read an endless file whole")
+            asked.append(size)
+            return b"\0" * size
+
+    monkeypatch.setattr(reader, "open", lambda file, mode="r": Endless(), raising=False)
+    with pytest.raises(ValueError, match="larger than 1,000 bytes"):
+        reader._read_bounded(Path("endless"), 1000)
+    assert sum(asked) <= 1001
+
+
+def test_summary_size_limit_is_exact(tmp_path):
+    head = '{"status": "completed", "notes": ["'
+    pad = reader.MAX_SUMMARY_BYTES - len(head) - len('"]}')
+    (tmp_path / "summary.json").write_text(head + "a" * pad + '"]}')
+    assert runs.read_record(tmp_path).summary["notes"] == ["a" * pad]
+    (tmp_path / "summary.json").write_text(head + "a" * (pad + 1) + '"]}')
+    with pytest.raises(ValueError, match=r"^unreadable summary.json \(ValueError\)$"):
+        runs.read_record(tmp_path)
+
+
+# ---------------------------------------------------------------- read_record's config
+
+
+def test_read_record_config_only_when_asked_and_summary_first(tmp_path):
+    both = write_summary(tmp_path / "both", {"status": "completed",
+                                             "config": {"name": "from-summary"}})
+    (both / "config.yaml").write_text("name: from-yaml\n")
+    assert runs.read_record(both).config is None
+    assert runs.read_record(both, with_config=False).config is None
+    assert runs.read_record(both, with_config=True).config == {"name": "from-summary"}
+
+    yaml_only = write_summary(tmp_path / "yaml_only", {"status": "completed"})
+    (yaml_only / "config.yaml").write_text("name: from-yaml\nseed: 3\nmodel:\n  depth: 2\n")
+    expected = {"name": "from-yaml", "seed": 3, "model": {"depth": 2}}
+    assert runs.read_record(yaml_only, with_config=True).config == expected
+    assert runs.read_record(yaml_only).config is None
+
+    typo = write_summary(tmp_path / "typo", {"status": "completed", "config": "name: x"})
+    (typo / "config.yaml").write_text("name: from-yaml\n")
+    assert runs.read_record(typo, with_config=True).config == {"name": "from-yaml"}
+
+
+def test_read_record_config_yaml_problems(tmp_path):
+    cases = {
+        "missing": (None, "no readable config in summary.json or config.yaml"),
+        "broken": ("name: [", "no readable config in summary.json or config.yaml"),
+        "list": ("- a\n- b\n", "config.yaml is not a mapping"),
+        "empty": ("", "config.yaml is not a mapping"),
+        "scalar": ("just text\n", "config.yaml is not a mapping"),
+    }
+    for name, (text, why) in cases.items():
+        folder = write_summary(tmp_path / name, {"status": "completed"})
+        if text is not None:
+            (folder / "config.yaml").write_text(text)
+        assert runs.read_record(folder).config is None  # not asked: no problem
+        with pytest.raises(ValueError) as e:
+            runs.read_record(folder, with_config=True)
+        assert str(e.value) == why, name
+
+
+# ---------------------------------------------------------------- torn lines
+
+
+def test_torn_table(tmp_path):
+    cases = {b"": False, b"x": True, b"\n": False, b"a,b\n": False, b"a,b\n1": True,
+             b"a,b\n1,2\n": False, b"a,b\n1,2\r": True}
+    for i, (content, expected) in enumerate(cases.items()):
+        folder = tmp_path / f"r{i}"
+        folder.mkdir()
+        (folder / "metrics.csv").write_bytes(content)
+        assert runs.torn_metrics(folder) is expected, content
+        assert reader.torn(folder / "metrics.csv") is expected, content
+    assert runs.torn_metrics(tmp_path / "nothing") is False  # no file: nothing torn
+    assert reader.torn(tmp_path) is False  # a folder cannot be read: not torn
+
+
+# ---------------------------------------------------------------- read_metrics
+
+
+def same(a, b) -> bool:
+    """Equality of row lists where NaN equals NaN and ints stay ints."""
+    def norm(v):
+        return ("nan",) if isinstance(v, float) and math.isnan(v) else (type(v), v)
+    return [{k: norm(v) for k, v in r.items()} for r in a] == \
+        [{k: norm(v) for k, v in r.items()} for r in b]
+
+
+def test_read_metrics_rules(tmp_path):
+    (tmp_path / "metrics.csv").write_text(
+        "epoch,train_loss,test_acc\n"
+        "1,0.5,0.9\n"
+        "x,1,1\n"  # not a number: not a row
+        "2.5,1,1\n"  # not a whole number: not a row
+        ",1,1\n"  # blank epoch
+        "inf,1,1\n"
+        "nan,1,1\n"
+        "3.0,inf,\n"  # epoch 3.0 is epoch 3; inf and blank cells are NaN
+        "4,-inf,abc\n"
+        "5\n"  # a short row: missing cells are NaN
+        "6,0.25,0.75,99\n"  # an extra cell has no column: dropped
+        "7,1e-3,1"  # torn: not a row
+    )
+    nan = math.nan
+    expected = [
+        {"epoch": 1, "train_loss": 0.5, "test_acc": 0.9},
+        {"epoch": 3, "train_loss": nan, "test_acc": nan},
+        {"epoch": 4, "train_loss": nan, "test_acc": nan},
+        {"epoch": 5, "train_loss": nan, "test_acc": nan},
+        {"epoch": 6, "train_loss": 0.25, "test_acc": 0.75},
+    ]
+    got = runs.read_metrics(tmp_path)
+    assert same(got, expected), got
+    assert all(type(r["epoch"]) is int for r in got)
+
+
+def test_read_metrics_of_a_real_run_round_trips(tmp_path):
+    folder = runs.RunFolder(tmp_path)
+    folder.start_metrics()
+    folder.append_metrics({"epoch": 1, "train_loss": 0.5, "test_acc": 0.25})
+    got = runs.read_metrics(tmp_path)
+    expected = {k: math.nan for k in EPOCH_COLUMNS}
+    expected.update(epoch=1, train_loss=0.5, test_acc=0.25)
+    assert same(got, [expected])
+
+
+# ---------------------------------------------------------------- read_table
+
+
+def test_read_table_keeps_unit_as_text_and_drops_a_torn_line(tmp_path):
+    (tmp_path / "activations.csv").write_text(
+        "step,layer,unit,p50\n1,dense_1,0,0.5\n1,dense_1,1,0.25\n2,dense_1,1,0.1")
+    t = runs.read_table(tmp_path, "activations.csv")
+    assert list(t.columns) == ["step", "layer", "unit", "p50"]
+    assert list(t["unit"]) == ["0", "1"]
+    assert list(t["step"]) == [1, 1] and list(t["p50"]) == [0.5, 0.25]
+    (tmp_path / "mixed.csv").write_text("unit,v\n3,1\nall,2\n")
+    assert list(runs.read_table(tmp_path, "mixed.csv")["unit"]) == ["3", "all"]
+
+
+def test_read_table_empty_cases(tmp_path):
+    (tmp_path / "empty.csv").write_text("")
+    (tmp_path / "torn_only.csv").write_text("step,unit")
+    (tmp_path / "header.csv").write_text("step,unit\n")
+    for name in ("absent.csv", "empty.csv", "torn_only.csv"):
+        t = runs.read_table(tmp_path, name)
+        assert t.empty and list(t.columns) == [], name
+    header = runs.read_table(tmp_path, "header.csv")
+    assert header.empty and list(header.columns) == ["step", "unit"]
+
+
+# ---------------------------------------------------------------- scan, latest
+
+
+def test_scan_warns_of_a_torn_metrics_file(tmp_path):
+    torn_run = write_summary(tmp_path / "a", {"status": "failed"})
+    (torn_run / "metrics.csv").write_text("epoch,test_acc\n1,0.5\n2,0.")
+    whole = write_summary(tmp_path / "b", {"status": "completed"})
+    (whole / "metrics.csv").write_text("epoch,test_acc\n1,0.5\n")
+    write_summary(tmp_path / "c", {"status": "completed"})  # no metrics.csv: nothing torn
+    records, warnings = runs.scan(tmp_path)
+    assert [r.path for r in records] == [torn_run, whole, tmp_path / "c"]
+    assert warnings == [f"{torn_run}: metrics.csv ends in a torn line (a kill mid-write); "
+                        "that line is ignored"]
+
+
+def test_scan_latest_keeps_the_attempt_that_counts(tmp_path):
+    def attempt(name, status, started, config_hash="h"):
+        summary = {"status": status, "started": started, "config": {"name": name}}
+        if config_hash:
+            summary["config_hash"] = config_hash
+        return write_summary(tmp_path / name, summary)
+
+    attempt("a", "failed", "2026-01-01T00:00:01")
+    b = attempt("b", "completed", "2026-01-01T00:00:00")
+    attempt("c", "failed", "2026-01-01T00:00:09")
+    d = attempt("d", "completed", "2026-01-01T00:00:00", config_hash="other")
+    e = attempt("e", "failed", "", config_hash=None)
+    f = attempt("f", "failed", "", config_hash=None)
+    kept, warnings = runs.scan_latest(tmp_path)
+    assert [r.path for r in kept] == [b, d, e, f]
+    assert all(r.config is None for r in kept)
+    assert warnings == ["ignored 2 earlier attempt(s) of configs that ran again"]
+    kept, _ = runs.scan_latest(tmp_path, with_config=True)
+    assert [r.config for r in kept] == [{"name": n} for n in "bdef"]
+
+
+def test_scan_latest_without_reruns_warns_nothing(tmp_path):
+    write_summary(tmp_path / "a", {"status": "completed", "config_hash": "1"})
+    write_summary(tmp_path / "b", {"status": "completed", "config_hash": "2"})
+    kept, warnings = runs.scan_latest(tmp_path)
+    assert len(kept) == 2 and warnings == []
+
+
+def rec(name, status, started="", config_hash=None):
+    summary = {"status": status, "started": started}
+    if config_hash:
+        summary["config_hash"] = config_hash
+    return RunRecord(Path("/runs") / name, summary, status)
+
+
+def test_latest_rule_table():
+    first, second = rec("a", "completed", "t1", "h"), rec("b", "completed", "t1", "h")
+    assert runs.latest([first, second]) == {"h": first}  # a tie keeps the first seen
+    assert runs.latest([second, first]) == {"h": second}
+    old_done, new_failed = rec("c", "diverged", "t1", "h"), rec("d", "failed", "t9", "h")
+    assert runs.latest([old_done, new_failed]) == {"h": old_done}
+    assert runs.latest([new_failed, old_done]) == {"h": old_done}
+    late = rec("e", "completed", "t2", "h")
+    assert runs.latest([old_done, late, first]) == {"h": late}
+    x, y = rec("x", "completed"), rec("y", "completed")
+    assert runs.latest([x, y]) == {"/runs/x": x, "/runs/y": y}  # no hash: each stands alone
+
+
+def test_latest_attempts_of_a_missing_folder_is_empty(tmp_path):
+    assert runs.latest_attempts(tmp_path / "nope") == {}
+    (tmp_path / "file").write_text("")
+    assert runs.latest_attempts(tmp_path / "file") == {}
+
+
+# ---------------------------------------------------------------- foreign folders
+
+
+def test_foreign_folders_are_warned_once_each(tmp_path):
+    run = write_summary(tmp_path / "group" / "run1", {"status": "completed"})
+    (tmp_path / "group" / "README.txt").write_text("a folder above a run")
+    (run / "checkpoints").mkdir()
+    (run / "checkpoints" / "ckpt.bin").write_bytes(b"\0")
+    (tmp_path / ".trash" / "old").mkdir(parents=True)
+    (tmp_path / ".trash" / "old" / "config.yaml").write_text("name: x\n")
+    (tmp_path / ".trash" / "loose.txt").write_text("x")
+    (tmp_path / "loose.txt").write_text("beside the runs")
+    (tmp_path / "m_partial").mkdir()
+    (tmp_path / "m_partial" / "metrics.csv").write_text("epoch\n")
+    (tmp_path / "c_partial").mkdir()
+    (tmp_path / "c_partial" / "config.yaml").write_text("name: x\n")
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "todo.txt").write_text("hello")
+    (tmp_path / "notes" / "sub").mkdir()
+    (tmp_path / "notes" / "sub" / "metrics.csv").write_text("epoch\n")
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "starting").mkdir()
+    (tmp_path / "starting" / ".summary.json.k2j4.json").write_text("{")
+    records, warnings = runs.scan(tmp_path)
+    assert [r.path for r in records] == [run]
+    assert warnings == [
+        f"skipped {tmp_path / 'c_partial'}: a partial run folder (no summary.json)",
+        f"skipped {tmp_path / 'm_partial'}: a partial run folder (no summary.json)",
+        f"skipped {tmp_path / 'notes'}: not a bnexp run folder",
+        f"skipped {tmp_path / 'notes' / 'sub'}: a partial run folder (no summary.json)",
+    ]
+
+
+def test_a_folder_with_loose_files_and_no_runs_warns_nothing(tmp_path):
+    (tmp_path / "loose.txt").write_text("x")
+    (tmp_path / "config.yaml").write_text("name: x\n")
+    assert runs.scan(tmp_path) == ([], [])
+
+
+def test_foreign_folders_skip_a_run_that_appeared_after_the_listing(tmp_path):
+    (tmp_path / "a_new_run").mkdir()
+    (tmp_path / "a_new_run" / "summary.json").write_text("{}")
+    (tmp_path / "a_new_run" / "config.yaml").write_text("name: x\n")
+    (tmp_path / "b_notes").mkdir()
+    (tmp_path / "b_notes" / "todo.txt").write_text("x")
+    assert reader._foreign_folders(tmp_path, set()) == [
+        f"skipped {tmp_path / 'b_notes'}: not a bnexp run folder"]
