@@ -4,8 +4,11 @@ read from the run folders already under --runs-dir (the latest attempt of each c
 import json
 from pathlib import Path
 
+import pytest
+
 from bnexp import config
-from bnexp.runs.plan import plan
+from bnexp.errors import BadInput
+from bnexp.runs.plan import plan, resumable
 from tests.helpers import fake_run_rows
 
 DATA = {"dataset": "synthetic", "batch_size": 50, "validation_size": 200}
@@ -70,3 +73,40 @@ def test_a_finished_attempt_beats_a_later_interrupted_one(tmp_path):
 def test_a_missing_runs_folder_plans_everything(tmp_path):
     outcomes, todo = plan(specs([0, 1]), tmp_path / "none", False, Skips())
     assert outcomes == [] and [resume for _, resume in todo] == [None, None]
+
+
+# ---------------------------------------------------------------- --resume's checks
+
+
+def test_resumable_returns_the_summary_and_the_config_it_ran(tmp_path):
+    folder = fake_run_rows(tmp_path, ROW, status="interrupted", seed=3)
+    summary, cfg = resumable(folder)
+    assert summary["status"] == "interrupted" and summary["seed"] == 3
+    assert cfg.seed == 3 and config.config_hash(cfg) == summary["config_hash"]
+
+
+def test_resumable_refuses_with_one_line_naming_the_folder(tmp_path):
+    with pytest.raises(BadInput) as error:
+        resumable(tmp_path)
+    assert str(error.value) == f"{tmp_path}: --resume: not a run folder (no summary.json)"
+    live = fake_run_rows(tmp_path / "live", ROW, status="running", seed=0)
+    with pytest.raises(BadInput) as error:
+        resumable(live)
+    summary = json.loads((live / "summary.json").read_text())
+    assert str(error.value) == (f"{live}: --resume: still running (pid {summary['pid']} on "
+                                f"{summary['host']})")
+    broken = fake_run_rows(tmp_path / "broken", ROW, status="interrupted", seed=0)
+    (broken / "summary.json").write_text("{not json")
+    with pytest.raises(BadInput) as error:
+        resumable(broken)
+    assert str(error.value).startswith(f"{broken}/summary.json: --resume: ")
+
+
+def test_resumable_refuses_a_config_changed_since_the_run_started(tmp_path):
+    folder = fake_run_rows(tmp_path, ROW, status="failed", seed=0)
+    text = (folder / "config.yaml").read_text().replace("batch_size: 50", "batch_size: 40")
+    (folder / "config.yaml").write_text(text)
+    with pytest.raises(BadInput) as error:
+        resumable(folder)
+    assert str(error.value) == (f"{folder}/config.yaml: --resume: the config changed since the "
+                                "run started; start a new run instead")
