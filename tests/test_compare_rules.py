@@ -429,3 +429,11 @@ def test_a_numeric_baseline_matches_a_column_made_float_by_a_missing_key():
     t = compare.table(runs_of(rows, ["w"]), baseline="w=1")
     assert t["baseline"].tolist()[:2] == ["(baseline)", "w=1"]
     assert t["test"].iloc[1] == "paired" and close(float(t["delta"].iloc[1]), 0.2)
+
+
+def test_a_baseline_value_is_read_as_yaml_like_the_config():
+    """--baseline lr=1e-3 finds the group whose config says 0.001."""
+    rows = [{"lr": lr, "seed": seed, "final_test_acc": acc + 0.01 * seed}
+            for lr, acc in ((0.001, 0.5), (0.01, 0.7)) for seed in (0, 1)]
+    t = compare.table(runs_of(rows, ["lr"]), baseline="lr=1e-3")
+    assert t["baseline"].tolist() == ["(baseline)", "lr=1e-3"]

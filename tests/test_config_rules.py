@@ -619,3 +619,21 @@ def test_smoke_runs_keep_the_overrides_in_their_labels(write_config):
     (smoked,) = loading.smoke_specs(specs)
     assert smoked.overrides == specs[0].overrides == {"optimizer.learning_rate": 0.05}
     assert smoked.label == specs[0].label and "learning_rate=0.05" in smoked.label
+
+
+def test_the_non_specific_tag_is_allowed():
+    """`! 5` carries YAML's non-specific tag `!`: no explicit type, so it is not refused
+    (PyYAML reads it as it reads the value untagged)."""
+    assert loading.parse_yaml("a: ! 5\n") == {"a": 5}
+
+
+def test_a_constructor_failing_with_a_python_error_is_a_yaml_error(monkeypatch):
+    def broken(self, node):
+        raise ValueError("boom")
+
+    monkeypatch.setattr(loading._Loader, "yaml_constructors",
+                        {**loading._Loader.yaml_constructors,
+                         "tag:yaml.org,2002:float": broken})
+    with pytest.raises(yaml.YAMLError) as error:
+        loading.parse_yaml("a: 1.5\n")
+    assert str(error.value) == "cannot read a value (ValueError)"

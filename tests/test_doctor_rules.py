@@ -406,6 +406,9 @@ BATCH_FIX = "a larger data.batch_size (>= 32)"
     # ghost batches larger than the batch: the batch is what is small
     ({"data__batch_size": 8, "model__bn__impl": "scratch", "model__bn__virtual_batch_size": 32},
      8, "data.batch_size 8", BATCH_FIX),
+    # ghost batches as large as the batch: the batch is what is small
+    ({"data__batch_size": 8, "model__bn__impl": "scratch", "model__bn__virtual_batch_size": 8},
+     8, "data.batch_size 8", BATCH_FIX),
     # ghost batches within each replica's slice: the smaller of the two
     ({"data__batch_size": 24, "train__strategy": "mirrored", "model__bn__impl": "scratch",
       "model__bn__virtual_batch_size": 16}, 12,
