@@ -11,6 +11,8 @@ excluded (bnexp's own evaluation cost is reported separately, as a share of an e
          Keras 3 resolves to no XLA on a machine without GPU
   fit_xla  the same with jit_compile=True (not run unless asked: --loops ... fit_xla)
   bare   a tf.function GradientTape step fed NumPy batches, nothing else
+  torch, torch_compile  the same model in PyTorch, d2l's eager loop (and torch.compile):
+         benchmarks/torch_peer.py, which says how to install PyTorch for it
 Each case is measured --repeats times, the loops interleaved, so the machine's
 drift hits all alike; the table gives medians of samples/s and the median of the
 per-repeat ratios. --threads INTRA INTER applies to every loop alike.
@@ -40,6 +42,9 @@ from bnexp import config, data  # noqa: E402
 from bnexp.model import build as models  # noqa: E402
 from bnexp.reporter import NullReporter as Quiet  # noqa: E402
 from bnexp.training import loop, steps  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import torch_peer  # noqa: E402
 
 CASES = {
     "lenet-256": {"model": {"arch": "lenet"}, "data": {"batch_size": 256}},
@@ -131,12 +136,18 @@ def main() -> None:
     parser.add_argument("--set", dest="sets", action="append", default=[],
                         help="config override for bnexp's loop, e.g. train.jit_compile=false")
     parser.add_argument("--loops", nargs="+", default=["bnexp", "fit", "bare"],
-                        choices=["bnexp", "fit", "fit_xla", "bare"])
+                        choices=list(LOOPS))
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--validation-size", type=int, default=5000,
                         help="0: evaluation is the test set alone (eval/epoch = its share)")
     parser.add_argument("--threads", type=int, nargs=2, metavar=("INTRA", "INTER"))
     args = parser.parse_args()
+    torch_loops = {"torch", "torch_compile"} & set(args.loops)
+    if torch_loops:
+        sys.path.append(str(Path(__file__).resolve().parents[1] / ".bench" / "torch"))
+        if not torch_peer.available():
+            sys.exit("PyTorch is not installed for the benchmark: .venv/bin/pip install "
+                     '--target .bench/torch "torch==2.13.0+cpu"')
     if args.threads:
         tf.config.threading.set_intra_op_parallelism_threads(args.threads[0])
         tf.config.threading.set_inter_op_parallelism_threads(args.threads[1])
@@ -155,30 +166,43 @@ def main() -> None:
                 one["fit_xla"] = keras_fit(cfg, splits, jit_compile=True)
             if "bare" in args.loops:
                 one["bare"] = bare_step(cfg, splits)
+            for loop_name in sorted(torch_loops):
+                threads = args.threads[0] if args.threads else None
+                one[loop_name] = torch_peer.train(cfg, splits, loop_name == "torch_compile",
+                                                  threads)
             runs.append(one)
             print(name, one, file=sys.stderr, flush=True)
         row = {"case": name}
         for key in runs[0]:
             row[key] = statistics.median(r[key] for r in runs)
-        for other in ("fit", "fit_xla", "bare"):
+        for other in LOOPS[1:]:
             if "bnexp" in runs[0] and other in runs[0]:
                 row[f"over_{other}"] = statistics.median(r["bnexp"] / r[other] for r in runs)
+        peers = [k for k in PEERS if k in runs[0]]
+        if "bnexp" in runs[0] and peers:  # per repeat: bnexp over the fastest peer
+            row["over_best"] = statistics.median(r["bnexp"] / max(r[k] for k in peers)
+                                                 for r in runs)
         results.append(row)
     print(f"medians of {args.repeats} repeat(s), {args.examples:,} training examples, "
           f"epochs 2..{args.epochs} timed")
+    if torch_loops:
+        import torch
+
+        print(f"PyTorch {torch.__version__}, {torch.get_num_threads()} threads")
     print(f"threads: intra {tf.config.threading.get_intra_op_parallelism_threads()} "
           f"inter {tf.config.threading.get_inter_op_parallelism_threads()} (0 = TF default), "
           f"cores {os.cpu_count()}, TensorFlow {tf.__version__}, Keras {keras.__version__}")
     report(results)
 
 
-LOOPS = ("bnexp", "fit", "fit_xla", "bare")
+LOOPS = ("bnexp", "fit", "fit_xla", "bare", "torch", "torch_compile")
+PEERS = ("fit", "fit_xla", "torch", "torch_compile")  # what a user would otherwise run
 
 
 def report(results: list[dict]) -> None:
     """The table, then the same as CSV, with a column per loop that ran."""
     loops = [k for k in LOOPS if any(k in r for r in results)]
-    others = [k for k in LOOPS[1:] if any(f"over_{k}" in r for r in results)]
+    others = [k for k in (*LOOPS[1:], "best") if any(f"over_{k}" in r for r in results)]
     heads = [*loops, *(f"bnexp/{k}" for k in others), "eval/epoch"]
     print(f"{'case':<10} " + " ".join(f"{h:>10}" for h in heads))
     for r in results:

@@ -175,22 +175,27 @@ class BatchNorm(keras.layers.Layer):
             x = ops.moveaxis(x, axis, -1)
         by_batch, update = _modes(self.behaviour, training and self.trainable)
         if by_batch or update:
-            normalized, mean, variance = self._batch_statistics(x)
-        if not by_batch:  # read before the update below
-            normalized = self._standardize(x, self.moving_mean, self.moving_variance)
+            mean, variance, ghosts = self._batch_statistics(x)
+        if not by_batch:  # the moving statistics, read before the update below
+            outputs = self._normalize(x, self.moving_mean, self.moving_variance)
+        elif ghosts is not None:
+            outputs = self._affine(ghosts)
+        else:
+            outputs = self._normalize(x, mean, variance)
         if update:
             self._update_moving(mean, variance)
-        outputs = self._affine(normalized)
         if axis != len(x.shape) - 1:
             outputs = ops.moveaxis(outputs, -1, axis)
         return ops.cast(outputs, self.compute_dtype)
 
     def _batch_statistics(self, x):
-        """(x normalized by its batch statistics, mean and variance to update with)."""
+        """(mean, variance) to normalize and update with, and with ghost batches x already
+        standardized by each ghost batch's own statistics (else None)."""
         if self.virtual_batch_size:
-            return self._ghost_statistics(x)
+            ghosts, mean, variance = self._ghost_statistics(x)
+            return mean, variance, ghosts
         mean, variance = self._moments(x)
-        return self._standardize(x, mean, variance), mean, variance
+        return mean, variance, None
 
     def _moments(self, inputs):
         """Mean and biased variance over every axis but the last; with synchronized, over
@@ -198,8 +203,7 @@ class BatchNorm(keras.layers.Layer):
         axes = list(range(len(inputs.shape) - 1))
         context = tf.distribute.get_replica_context()
         if not (self.synchronized and context and context.num_replicas_in_sync > 1):
-            mean = ops.mean(inputs, axis=axes)
-            return mean, ops.mean(ops.square(inputs - mean), axis=axes)  # biased, as Keras
+            return tf.nn.moments(inputs, axes)  # biased variance, as Keras (its own op)
         count = tf.cast(tf.reduce_prod(tf.shape(inputs)[:-1]), inputs.dtype)
         total, n = context.all_reduce("sum", [tf.reduce_sum(inputs, axis=axes), count])
         mean = total / n
@@ -234,10 +238,17 @@ class BatchNorm(keras.layers.Layer):
         self.moving_mean.assign(moving_mean * m + mean * (1.0 - m))
         self.moving_variance.assign(moving_variance * m + variance * (1.0 - m))
 
-    def _standardize(self, x, mean, variance):
-        """(x - mean) / sqrt(variance + eps)."""
-        mean, variance = ops.cast(mean, x.dtype), ops.cast(variance, x.dtype)
-        return (x - mean) / ops.sqrt(variance + self.epsilon)
+    def _normalize(self, x, mean, variance):
+        """gamma * (x - mean) / sqrt(variance + eps) + beta, as x * scale + offset with the
+        per-channel scale and offset computed first: two passes over x instead of four
+        (what tf.nn.batch_normalization, and so Keras' layer, does)."""
+        scale = tf.math.rsqrt(ops.cast(variance, x.dtype) + self.epsilon)
+        if self.gamma is not None:
+            scale = scale * ops.cast(self.gamma, x.dtype)
+        offset = -ops.cast(mean, x.dtype) * scale
+        if self.beta is not None:
+            offset = offset + ops.cast(self.beta, x.dtype)
+        return x * scale + offset
 
     def _affine(self, outputs):
         if self.gamma is not None:
