@@ -179,3 +179,23 @@ def test_the_quickstart_notebook_runs_top_to_bottom_in_a_jupyter_kernel(tmp_path
     if debug := os.environ.get("BNEXP_KEEP_NOTEBOOK"):
         nbformat.write(nb, debug)
     assert len([p for p in (tmp_path / "quickstart_runs").iterdir() if p.is_dir()]) == 6
+
+
+def test_gap_and_activation_figures_draw_the_runs_numbers(tmp_path):
+    from tests.helpers import fake_run_rows
+
+    rows = [{"train_loss": 1.0, "train_acc": 0.6, "test_acc": 0.5, "test_acc_batchstats": 0.7},
+            {"train_loss": 0.8, "train_acc": 0.7, "test_acc": 0.6, "test_acc_batchstats": 0.8}]
+    bands = [{"step": s, "layer": "dense1_sigmoid", "unit": "all", "p15": -1.0 - s,
+              "p50": 0.0, "p85": 1.0 + s} for s in (0, 10)]
+    fake_run_rows(tmp_path, rows, seed=0, activations=bands)
+    gap = bnexp.plot_gap(tmp_path)
+    (ax,) = gap.axes
+    moving, batch = ax.get_lines()
+    assert list(moving.get_ydata()) == pytest.approx([0.5, 0.6])
+    assert list(batch.get_ydata()) == pytest.approx([0.7, 0.8])
+    fig = bnexp.plot_activations(tmp_path, unit="all")
+    (median,) = fig.axes[0].get_lines()
+    assert list(median.get_xdata()) == [0, 10] and list(median.get_ydata()) == [0.0, 0.0]
+    with pytest.raises(bnexp.BadInput, match="drift.csv"):
+        bnexp.plot_drift(tmp_path)
