@@ -11,6 +11,9 @@ excluded (bnexp's own evaluation cost is reported separately, as a share of an e
          Keras 3 resolves to no XLA on a machine without GPU
   fit_xla  the same with jit_compile=True (not run unless asked: --loops ... fit_xla)
   bare   a tf.function GradientTape step fed NumPy batches, nothing else
+  (bnexp's first epoch is reported as its samples/s over the later epochs': "1st epoch")
+  bnexp_scratch  bnexp's loop with model.bn.impl: scratch (bnexp's own BN layer); the
+         table's scratch/keras column is its ratio to `bnexp` (Keras' BN), per repeat
   torch, torch_compile  the same model in PyTorch, d2l's eager loop (and torch.compile):
          benchmarks/torch_peer.py, which says how to install PyTorch for it
 Each case is measured --repeats times, the loops interleaved, so the machine's
@@ -68,14 +71,16 @@ def case_config(name: str, examples: int, epochs: int, sets: list[str],
     return config.validate(raw, "benchmark")
 
 
-def bnexp_loop(cfg, splits) -> tuple[float, float]:
-    """(median samples/s after the first epoch, evaluation seconds / training seconds)."""
+def bnexp_loop(cfg, splits) -> tuple[float, float, float]:
+    """(median samples/s after the first epoch, evaluation seconds / training seconds,
+    the first epoch's samples/s over the later epochs': what tracing and compiling cost)."""
     rows = []
     keras.backend.clear_session()
     loop.fit(cfg, splits, rows.append, Quiet())
     later = rows[1:] or rows
     eval_share = statistics.median(r["eval_seconds"] / r["seconds"] for r in later)
-    return statistics.median(r["samples_per_sec"] for r in later), eval_share
+    speed = statistics.median(r["samples_per_sec"] for r in later)
+    return speed, eval_share, rows[0]["samples_per_sec"] / speed
 
 
 class EpochTimer(keras.callbacks.Callback):
@@ -159,7 +164,11 @@ def main() -> None:
         for _ in range(args.repeats):
             one = {}
             if "bnexp" in args.loops:
-                one["bnexp"], one["eval_share"] = bnexp_loop(cfg, splits)
+                one["bnexp"], one["eval_share"], one["first_epoch"] = bnexp_loop(cfg, splits)
+            if "bnexp_scratch" in args.loops:
+                scratch = case_config(name, args.examples, args.epochs,
+                                      [*args.sets, "model.bn.impl=scratch"], args.validation_size)
+                one["bnexp_scratch"] = bnexp_loop(scratch, splits)[0]
             if "fit" in args.loops:
                 one["fit"] = keras_fit(cfg, splits)
             if "fit_xla" in args.loops:
@@ -175,9 +184,12 @@ def main() -> None:
         row = {"case": name}
         for key in runs[0]:
             row[key] = statistics.median(r[key] for r in runs)
-        for other in LOOPS[1:]:
+        for other in LOOPS[1:-1]:  # not bnexp_scratch: its own column
             if "bnexp" in runs[0] and other in runs[0]:
                 row[f"over_{other}"] = statistics.median(r["bnexp"] / r[other] for r in runs)
+        if "bnexp" in runs[0] and "bnexp_scratch" in runs[0]:
+            row["scratch_over_keras"] = statistics.median(r["bnexp_scratch"] / r["bnexp"]
+                                                          for r in runs)
         peers = [k for k in PEERS if k in runs[0]]
         if "bnexp" in runs[0] and peers:  # per repeat: bnexp over the fastest peer
             row["over_best"] = statistics.median(r["bnexp"] / max(r[k] for k in peers)
@@ -195,28 +207,36 @@ def main() -> None:
     report(results)
 
 
-LOOPS = ("bnexp", "fit", "fit_xla", "bare", "torch", "torch_compile")
+LOOPS = ("bnexp", "fit", "fit_xla", "bare", "torch", "torch_compile", "bnexp_scratch")
 PEERS = ("fit", "fit_xla", "torch", "torch_compile")  # what a user would otherwise run
 
 
 def report(results: list[dict]) -> None:
     """The table, then the same as CSV, with a column per loop that ran."""
     loops = [k for k in LOOPS if any(k in r for r in results)]
-    others = [k for k in (*LOOPS[1:], "best") if any(f"over_{k}" in r for r in results)]
-    heads = [*loops, *(f"bnexp/{k}" for k in others), "eval/epoch"]
+    others = [k for k in (*LOOPS[1:-1], "best") if any(f"over_{k}" in r for r in results)]
+    scratch = any("scratch_over_keras" in r for r in results)
+    heads = [*loops, *(f"bnexp/{k}" for k in others), *(["scratch/keras"] * scratch),
+             "eval/epoch", "1st epoch"]
     print(f"{'case':<10} " + " ".join(f"{h:>10}" for h in heads))
     for r in results:
         cells = [f"{r[k]:,.0f}" if k in r else "-" for k in loops]
         cells += [f"{r[f'over_{k}']:.2f}x" if f"over_{k}" in r else "-" for k in others]
+        cells += [f"{r['scratch_over_keras']:.2f}x"] * scratch
         cells.append(f"{r['eval_share']:.1%}" if "eval_share" in r else "-")
+        cells.append(f"{r['first_epoch']:.2f}x" if "first_epoch" in r else "-")
         print(f"{r['case']:<10} " + " ".join(f"{c:>10}" for c in cells))
-    print("\ncase," + ",".join(f"{k}_samples_per_sec" for k in loops) + ","
-          + ",".join(f"bnexp_over_{k}" for k in others) + ",eval_share_of_epoch")
     nan = float("nan")
+    columns = ["case", *(f"{k}_samples_per_sec" for k in loops),
+               *(f"bnexp_over_{k}" for k in others), *(["scratch_over_keras"] * scratch),
+               "eval_share_of_epoch", "first_epoch_over_later"]
+    print("\n" + ",".join(columns))
     for r in results:
-        cells = [f"{r.get(k, nan):.1f}" for k in loops]
-        cells += [f"{r.get(f'over_{k}', nan):.3f}" for k in others]
-        print(f"{r['case']}," + ",".join(cells) + f",{r.get('eval_share', nan):.4f}")
+        cells = [r["case"], *(f"{r.get(k, nan):.1f}" for k in loops),
+                 *(f"{r.get(f'over_{k}', nan):.3f}" for k in others),
+                 *([f"{r.get('scratch_over_keras', nan):.3f}"] * scratch),
+                 f"{r.get('eval_share', nan):.4f}", f"{r.get('first_epoch', nan):.3f}"]
+        print(",".join(cells))
 
 
 if __name__ == "__main__":
