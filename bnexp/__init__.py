@@ -5,7 +5,7 @@ plot_* functions, and BadInput, the error their bad input raises. They are loade
 first use, so `import bnexp` (and `bnexp --help`) stays light: no pandas, no TensorFlow.
 """
 
-__version__ = "0.1.0"
+from bnexp.version import __version__
 
 _API = {"Run", "train", "load_run", "load_runs", "compare", "doctor", "plot_curves",
         "plot_gap", "plot_steps", "plot_activations", "plot_drift", "plot_features"}

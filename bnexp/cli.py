@@ -121,7 +121,7 @@ _CANNOT_WRITE = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EP
 
 def _print_version(value: bool) -> None:
     if value:
-        from bnexp import __version__
+        from bnexp.version import __version__
 
         print(f"bnexp {__version__}")
         raise typer.Exit()

@@ -23,7 +23,6 @@ import numpy as np
 import tensorflow as tf
 from tensorflow import keras
 
-import bnexp
 from bnexp import config as config_mod
 from bnexp import data as data_mod
 from bnexp import runs
@@ -35,6 +34,7 @@ from bnexp.runs import Outcome
 from bnexp.runs.plan import resumable
 from bnexp.training import checkpoint
 from bnexp.training.loop import Diverged, fit, new_model
+from bnexp.version import __version__
 
 
 def run_one(spec: RunSpec, splits: data_mod.Splits, runs_dir: Path,
@@ -174,7 +174,7 @@ def _initial_summary(spec: RunSpec, splits, model, path: Path) -> dict:
         "pid": os.getpid(),
         "pid_started": runs.process_started(os.getpid()),
         "host": socket.gethostname(),
-        "versions": {"bnexp": bnexp.__version__, "tensorflow": tf.__version__,
+        "versions": {"bnexp": __version__, "tensorflow": tf.__version__,
                      "keras": keras.__version__, "python": platform.python_version(),
                      "numpy": np.__version__},
         "git_commit": _git_commit(),
