@@ -44,19 +44,29 @@ def test_a_diverging_run_exits_0_and_says_diverged(tmp_path):
     assert "diverged" in out.stderr
 
 
+def train_until_an_epoch(cfg, runs_dir, *args, within=120):
+    """`bnexp train` started in the background (stdout and stderr to files beside
+    runs_dir), returned once a run has written its first epoch's row (an event, not a
+    delay): (the process, the run folder with that row)."""
+    with open(runs_dir.parent / "out", "w") as stdout, open(runs_dir.parent / "err", "w") as err:
+        proc = subprocess.Popen([str(BNEXP), "train", str(cfg), "--runs-dir", str(runs_dir),
+                                 *args], stdout=stdout, stderr=err, env=ENV)
+    deadline = time.monotonic() + within
+    while True:
+        for metrics in runs_dir.glob("*/metrics.csv"):
+            if len(metrics.read_text().splitlines()) > 1:
+                return proc, metrics.parent
+        assert proc.poll() is None and time.monotonic() < deadline, f"no epoch in {within} s"
+        time.sleep(0.05)
+
+
 def test_sigterm_interrupts_with_130_and_the_same_command_finishes_the_sweep(tmp_path):
     """SIGTERM once the first epoch's row is written (an event, not a delay): exit 130,
     the run interrupted; the same command again resumes it and runs the rest."""
     cfg = tmp_path / "s.yaml"
     cfg.write_text(TINY + "train: {epochs: 40, steps_per_call: 1}\nsweep: {seeds: [0, 1]}\n")
     runs_dir = tmp_path / "runs"
-    with open(tmp_path / "out", "w") as stdout, open(tmp_path / "err", "w") as stderr:
-        proc = subprocess.Popen([str(BNEXP), "train", str(cfg), "--runs-dir", str(runs_dir),
-                                 "--jobs", "1"], stdout=stdout, stderr=stderr, env=ENV)
-    deadline = time.monotonic() + 120
-    while not any(len(p.read_text().splitlines()) > 1 for p in runs_dir.glob("*/metrics.csv")):
-        assert proc.poll() is None and time.monotonic() < deadline, "no epoch within 120 s"
-        time.sleep(0.05)
+    proc, _ = train_until_an_epoch(cfg, runs_dir, "--jobs", "1")
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=120) == 130, (tmp_path / "err").read_text()[-2000:]
     (first,) = list(runs_dir.iterdir())
@@ -119,18 +129,7 @@ def test_a_run_whose_worker_dies_fails_alone_and_the_sweep_goes_on(tmp_path):
     cfg = tmp_path / "k.yaml"
     cfg.write_text(TINY + "train: {epochs: 30, steps_per_call: 1}\nsweep: {seeds: [0, 1, 2]}\n")
     runs_dir = tmp_path / "runs"
-    with open(tmp_path / "out", "w") as stdout, open(tmp_path / "err", "w") as stderr:
-        proc = subprocess.Popen([str(BNEXP), "train", str(cfg), "--runs-dir", str(runs_dir),
-                                 "--jobs", "2"], stdout=stdout, stderr=stderr, env=ENV)
-    deadline = time.monotonic() + 180
-    victim = None
-    while victim is None:  # the first run with an epoch written: kill its process
-        assert proc.poll() is None and time.monotonic() < deadline, "no epoch within 180 s"
-        for metrics in runs_dir.glob("*/metrics.csv"):
-            if len(metrics.read_text().splitlines()) > 1:
-                victim = metrics.parent
-                break
-        time.sleep(0.05)
+    proc, victim = train_until_an_epoch(cfg, runs_dir, "--jobs", "2", within=180)
     worker = summary_of(str(victim))["pid"]
     assert worker != proc.pid
     os.kill(worker, signal.SIGKILL)
@@ -153,13 +152,7 @@ def test_a_second_ctrl_c_stops_at_once_with_130_and_no_traceback(tmp_path):
     cfg = tmp_path / "c.yaml"
     cfg.write_text(TINY + "train: {epochs: 200, steps_per_call: 1}\n")
     runs_dir = tmp_path / "runs"
-    with open(tmp_path / "out", "w") as stdout, open(tmp_path / "err", "w") as stderr:
-        proc = subprocess.Popen([str(BNEXP), "train", str(cfg), "--runs-dir", str(runs_dir),
-                                 "--jobs", "1"], stdout=stdout, stderr=stderr, env=ENV)
-    deadline = time.monotonic() + 120
-    while not any(len(p.read_text().splitlines()) > 1 for p in runs_dir.glob("*/metrics.csv")):
-        assert proc.poll() is None and time.monotonic() < deadline, "no epoch within 120 s"
-        time.sleep(0.05)
+    proc, _ = train_until_an_epoch(cfg, runs_dir, "--jobs", "1")
     proc.send_signal(signal.SIGINT)
     proc.send_signal(signal.SIGINT)
     assert proc.wait(timeout=60) == 130
