@@ -138,8 +138,6 @@ def compare(runs_dir: str | Path, *, by: list[str] | None = None, metric: str = 
     that group). per_run: one row per run instead (`--runs`)."""
     from bnexp.analysis import compare as compare_mod
 
-    if at not in ("final", "best"):
-        raise BadInput(f"at: {at!r} is not final or best")
     found = _load(runs_dir)
     if per_run:
         return compare_mod.run_rows(found, metric, at, by)
