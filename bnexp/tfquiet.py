@@ -1,16 +1,28 @@
-"""Import TensorFlow without its C++ start-up notices on the terminal.
+"""Import TensorFlow without its C++ start-up notices on the terminal, with XLA's
+persistent compilation cache on.
 
 TensorFlow's native code prints "oneDNN custom operations are on" (twice) through
 absl before any log level applies, straight to file descriptor 2, so neither
 TF_CPP_MIN_LOG_LEVEL nor Python's sys.stderr can hold it back. The import runs
 with fd 2 pointed at /dev/null; a failing import still raises as usual.
+
+XLA compiles each step for each input shape (~1-3 s per LeNet run): the cache keeps
+the compiled code on disk, so the next run, process or smoke run of the same model
+loads it instead. It lives in $BNEXP_XLA_CACHE (`off`: none), by default
+~/.cache/bnexp/xla/<TensorFlow version>-<CPU>: compiled code is for one CPU, and a
+home directory shared by a cluster's machines must not mix them. The trap: TensorFlow
+reads TF_XLA_FLAGS once, when it loads, so the flag is set before the import.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
+import platform
 import sys
+from importlib import metadata
+from pathlib import Path
 
 
 def import_tensorflow():
@@ -18,9 +30,52 @@ def import_tensorflow():
     if "tensorflow" in sys.modules:
         return sys.modules["tensorflow"]
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    use_xla_cache()
     with silenced(2):
         import tensorflow
     return tensorflow
+
+
+def use_xla_cache() -> Path | None:
+    """Point TF_XLA_FLAGS at the persistent XLA cache (made if missing) unless it names
+    one already or BNEXP_XLA_CACHE is `off`; the folder used, or None."""
+    flags = os.environ.get("TF_XLA_FLAGS", "")
+    if "persistent_cache_directory" in flags:
+        return None
+    folder = xla_cache_dir()
+    if folder is None:
+        return None
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:  # a read-only home: compile as before
+        return None
+    os.environ["TF_XLA_FLAGS"] = f"{flags} --tf_xla_persistent_cache_directory={folder}".strip()
+    return folder
+
+
+def xla_cache_dir() -> Path | None:
+    """Where compiled XLA code is kept for this TensorFlow on this CPU; None: off."""
+    chosen = os.environ.get("BNEXP_XLA_CACHE", "")
+    if chosen.lower() == "off":
+        return None
+    if chosen:
+        return Path(chosen)
+    try:
+        version = metadata.version("tensorflow")
+    except metadata.PackageNotFoundError:
+        version = "unknown"
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "bnexp" / "xla" / f"tf{version}-{_cpu_id()}"
+
+
+def _cpu_id() -> str:
+    """A short hash of the CPU's model and instruction-set flags."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+        text = "\n".join(sorted({ln for ln in lines if ln.startswith(("model name", "flags"))}))
+    except OSError:
+        text = ""
+    return hashlib.sha256(f"{platform.machine()}\n{text}".encode()).hexdigest()[:12]
 
 
 @contextlib.contextmanager

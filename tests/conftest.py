@@ -14,6 +14,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # own settings must not change what the tests see
 for _name in ("BNEXP_DATA_DIR", "BNEXP_THREADS_PER_JOB", "KERAS_HOME"):
     os.environ.pop(_name, None)
+# test modules import TensorFlow themselves: the XLA cache's flag must be set before
+from bnexp.tfquiet import use_xla_cache  # noqa: E402
+
+use_xla_cache()
 
 CHECKOUT = Path(__file__).resolve().parents[1]
 
@@ -36,11 +40,16 @@ def _no_writes_into_the_checkout():
            if not e.startswith((".pytest_cache", ".hypothesis", ".ruff_cache", "__pycache__"))}
     assert not new, f"the test wrote into the checkout: {sorted(new)}"
 
+
 @pytest.fixture(autouse=True)
 def _fresh_keras_session():
+    """A fresh Keras session, and no compiled steps kept from another test: what a test
+    sees of tracing and XLA (its fallback) does not depend on the tests before it."""
     yield
     if "keras" in sys.modules:  # only tests that imported TensorFlow need this
         sys.modules["keras"].backend.clear_session()
+    if "bnexp.training.compiled" in sys.modules:
+        sys.modules["bnexp.training.compiled"].forget()
 
 
 @pytest.fixture

@@ -39,7 +39,10 @@ def synthetic_config(**sections) -> Config:
     raw = {"name": "t", "data": {"dataset": "synthetic", "batch_size": 50,
                                  "validation_size": 200}, "train": {"epochs": 2}}
     for key, value in sections.items():
-        raw.setdefault(key, {}).update(value)
+        if isinstance(value, dict):
+            raw.setdefault(key, {}).update(value)
+        else:  # a top-level key: seed=1
+            raw[key] = value
     return config.validate(raw, "test")
 
 

@@ -64,6 +64,32 @@ def test_same_seed_same_metrics():
     assert a[0]["test_acc"] == b[0]["test_acc"]
 
 
+def test_a_later_run_of_the_same_model_reuses_the_compiled_steps_and_ends_the_same():
+    """compiled.py: the second run of a model in a process takes over the first run's
+    traced and compiled steps; its metrics equal, bit for bit, those of the same run
+    given new steps (seed, learning rate and the optimizer's momentum slots reset)."""
+    from bnexp.training import compiled
+
+    def run(seed, lr, momentum=0.9):
+        cfg = synthetic_config(seed=seed, optimizer={"learning_rate": lr, "momentum": 0.5},
+                               model={"bn": {"momentum": momentum}}, train={"epochs": 2})
+        rows = []
+        model = train_loop.fit(cfg, splits, rows.append, Quiet())
+        return model, [{k: v for k, v in r.items() if "seconds" not in k and "per_sec" not in k}
+                       for r in rows]
+
+    splits = data.load(synthetic_config().data)
+    first, _ = run(1, 0.5)
+    again, reused = run(2, 0.1)
+    assert again is first  # the same model object: nothing traced again
+    other, _ = run(2, 0.1, momentum=0.8)  # BN momentum is baked into the trace: new steps
+    assert other is not first
+    compiled.forget()
+    fresh_model, fresh = run(2, 0.1)
+    assert fresh_model is not first
+    assert reused == fresh
+
+
 def test_divergence_stops_the_run_with_status_diverged(tmp_path):
     cfg = synthetic_config(model={"arch": "mlp", "activation": "relu", "bn": {"placement": "none"}},
                            optimizer={"learning_rate": 1.0e6}, train={"epochs": 3})

@@ -21,8 +21,8 @@ from bnexp.config import Config, batch_stats_eval
 from bnexp.data import Splits, epoch_order
 from bnexp.model.build import build
 from bnexp.reporter import Reporter
-from bnexp.training import checkpoint, distribute, recorders, stop
-from bnexp.training.steps import Steps, make_steps
+from bnexp.training import checkpoint, compiled, distribute, recorders, stop
+from bnexp.training.steps import Steps
 
 
 class Diverged(Exception):
@@ -68,7 +68,8 @@ def fit(config: Config, splits: Splits, on_epoch, reporter: Reporter, model=None
     With a run folder, the state is saved to its checkpoint after every epoch (before
     on_epoch), training continues from a checkpoint already there, and the diagnostics
     the config asks for are written there. A model given with a strategy (mirrored) must
-    have been built in its scope (`new_model`).
+    have been built in its scope (`new_model`). The model trained, returned, is an
+    earlier run's of the same shape where this process has one (bnexp/training/compiled.py).
     """
     if config.train.deterministic:
         tf.config.experimental.enable_op_determinism()
@@ -76,7 +77,8 @@ def fit(config: Config, splits: Splits, on_epoch, reporter: Reporter, model=None
         model, strategy = new_model(config, splits.input_shape)
     keras.utils.set_random_seed(config.seed)
     with distribute.scope(strategy):
-        steps = make_steps(config, model, splits.input_shape, strategy)
+        steps = compiled.steps_for(config, model, splits.input_shape, strategy)
+        model = steps.model  # an earlier run's, holding this one's state: compiled.py
         ctx = _context(config, splits, steps, reporter, folder)
         try:
             for epoch in range(len(ctx.rows) + 1, config.train.epochs + 1):
