@@ -13,7 +13,6 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from bnexp.analysis.compare import BASELINE_COLUMNS, COUNT_COLUMNS, STAT_COLUMNS, UNLIKE
 from bnexp.errors import BadInput
 from bnexp.runs import write_text_atomic
 
@@ -140,6 +139,8 @@ def _looks_numeric(text) -> bool:
 def terminal_view(frame):
     """Group keys under their last name, counts, then mean +- std, CI, range and baseline."""
     import pandas as pd
+
+    from bnexp.analysis.compare import BASELINE_COLUMNS, COUNT_COLUMNS, STAT_COLUMNS, UNLIKE
 
     numeric = set(COUNT_COLUMNS + STAT_COLUMNS + BASELINE_COLUMNS)
     keys = [c for c in frame.columns if c not in numeric and c != "run_id"]

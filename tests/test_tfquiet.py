@@ -1,0 +1,62 @@
+"""bnexp/tfquiet.py: modules hidden during TensorFlow's import, XLA's persistent cache."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from bnexp import tfquiet
+from tests.helpers import run_bnexp
+
+
+def test_a_hidden_module_fails_to_import_inside_the_block_and_imports_after_it():
+    name = "bnexp_never_loaded_module_xyz"
+    with tfquiet.hidden(name, "json"):
+        with pytest.raises(ImportError):
+            __import__(name)
+        import json  # already loaded before the block: not hidden
+
+        assert json.dumps(1) == "1"
+    assert name not in sys.modules  # the block leaves no "not there" behind
+    with pytest.raises(ModuleNotFoundError):  # a module that does not exist at all
+        __import__(name)
+
+
+def test_the_xla_cache_folder_follows_the_environment(monkeypatch, tmp_path):
+    monkeypatch.delenv("TF_XLA_FLAGS", raising=False)
+    monkeypatch.setenv("BNEXP_XLA_CACHE", "off")
+    assert tfquiet.use_xla_cache() is None and "TF_XLA_FLAGS" not in os.environ
+    monkeypatch.setenv("BNEXP_XLA_CACHE", str(tmp_path / "xla"))
+    assert tfquiet.use_xla_cache() == tmp_path / "xla" and (tmp_path / "xla").is_dir()
+    flags = os.environ["TF_XLA_FLAGS"]
+    assert flags == f"--tf_xla_persistent_cache_directory={tmp_path / 'xla'}"
+    assert tfquiet.use_xla_cache() is None  # a cache already named is left as it is
+    monkeypatch.delenv("BNEXP_XLA_CACHE")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "home"))
+    default = tfquiet.xla_cache_dir()
+    assert default.parent == tmp_path / "home" / "bnexp" / "xla"
+    assert default.name.startswith("tf") and default.name == tfquiet.xla_cache_dir().name
+
+
+@pytest.mark.slow
+def test_a_smoke_run_fills_the_xla_cache_and_keras_never_loaded_pandas(tmp_path):
+    """A real run (MLP: XLA-compiled whole) writes its compiled steps into the cache, and
+    a second run of the same model reads them back: the cache holds no new file."""
+    cache = tmp_path / "xla"
+    config = tmp_path / "c.yaml"
+    config.write_text("name: c\nmodel: {arch: mlp, hidden: [16]}\ntrain: {epochs: 1}\n"
+                      "data: {dataset: synthetic, batch_size: 50, validation_size: 100}\n")
+    env = {"BNEXP_XLA_CACHE": str(cache), "TF_XLA_FLAGS": ""}  # not the suite's own
+    first = run_bnexp("train", config, "--runs-dir", tmp_path / "runs", env=env)
+    assert first.returncode == 0, first.stderr
+    files = sorted(p.name for p in cache.iterdir())
+    assert files and all(name.startswith("xla_compile_cache") for name in files)
+    again = run_bnexp("train", config, "--runs-dir", tmp_path / "runs2", env=env)
+    assert again.returncode == 0, again.stderr
+    assert sorted(p.name for p in cache.iterdir()) == files
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import sys; from bnexp.tfquiet import import_tensorflow; "
+         "import_tensorflow(); print('pandas' in sys.modules, 'matplotlib' in sys.modules)"],
+        capture_output=True, text=True, check=True)
+    assert loaded.stdout.split() == ["False", "False"]
