@@ -11,7 +11,8 @@ the compiled code on disk, so the next run, process or smoke run of the same mod
 loads it instead. It lives in $BNEXP_XLA_CACHE (`off`: none), by default
 ~/.cache/bnexp/xla/<TensorFlow version>-<CPU>: compiled code is for one CPU, and a
 home directory shared by a cluster's machines must not mix them. The trap: TensorFlow
-reads TF_XLA_FLAGS once, when it loads, so the flag is set before the import.
+reads TF_XLA_FLAGS once, when it loads, so the flag is set before the import (and a
+child process inherits it).
 """
 
 from __future__ import annotations
@@ -29,7 +30,11 @@ def import_tensorflow():
     """Import and return the tensorflow module, quietly. Cheap when it is already loaded."""
     if "tensorflow" in sys.modules:
         return sys.modules["tensorflow"]
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if not os.environ.get("TF_CPP_MIN_LOG_LEVEL"):
+        # 3: no C++ errors either. Each executable loaded from the XLA cache logs two
+        # harmless ones (a text-format parse tried before the binary one; a CPU check
+        # that mistakes XLA's tuning hints for missing features); real failures raise
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
     use_xla_cache()
     with silenced(2), hidden(*UNUSED_BY_KERAS):
         import tensorflow

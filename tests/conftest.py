@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 os.environ["BNEXP_NO_DOWNLOAD"] = "1"  # never download during tests
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # as bnexp sets it: bnexp/tfquiet.py
 # variables that change where data comes from or how a run is scheduled: a developer's
 # own settings must not change what the tests see
 for _name in ("BNEXP_DATA_DIR", "BNEXP_THREADS_PER_JOB", "KERAS_HOME"):
