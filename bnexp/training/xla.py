@@ -55,4 +55,4 @@ def _piece(run: list[keras.layers.Layer]):
 
     if isinstance(run[0], keras.layers.Conv2D):
         return apply
-    return tf.function(apply, jit_compile=True)
+    return tf.function(apply, jit_compile=True, autograph=False)
