@@ -14,11 +14,14 @@ excluded (bnexp's own evaluation cost is reported separately, as a share of an e
   (bnexp's first epoch is reported as its samples/s over the later epochs': "1st epoch")
   bnexp_scratch  bnexp's loop with model.bn.impl: scratch (bnexp's own BN layer); the
          table's scratch/keras column is its ratio to `bnexp` (Keras' BN), per repeat
+  bnexp_bf16  bnexp's loop with train.precision: mixed_bfloat16; column bf16/fp32
   torch, torch_compile  the same model in PyTorch, d2l's eager loop (and torch.compile):
          benchmarks/torch_peer.py, which says how to install PyTorch for it
 Each case is measured --repeats times, the loops interleaved, so the machine's
 drift hits all alike; the table gives medians of samples/s and the median of the
 per-repeat ratios. --threads INTRA INTER applies to every loop alike.
+--device cpu | gpu | auto (default: the GPU where TensorFlow sees one) runs every loop
+there, PyTorch's on CUDA; the output names the device.
 Prints a table and CSV with bnexp/fit and bnexp/bare ratios.
 """
 
@@ -26,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import platform
 import statistics
 import sys
 import time
@@ -146,7 +150,10 @@ def main() -> None:
     parser.add_argument("--validation-size", type=int, default=5000,
                         help="0: evaluation is the test set alone (eval/epoch = its share)")
     parser.add_argument("--threads", type=int, nargs=2, metavar=("INTRA", "INTER"))
+    parser.add_argument("--device", choices=["auto", "cpu", "gpu"], default="auto",
+                        help="auto: the first GPU where TensorFlow sees one, else the CPU")
     args = parser.parse_args()
+    device = choose_device(args.device)
     torch_loops = {"torch", "torch_compile"} & set(args.loops)
     if torch_loops:
         sys.path.append(str(Path(__file__).resolve().parents[1] / ".bench" / "torch"))
@@ -165,10 +172,11 @@ def main() -> None:
             one = {}
             if "bnexp" in args.loops:
                 one["bnexp"], one["eval_share"], one["first_epoch"] = bnexp_loop(cfg, splits)
-            if "bnexp_scratch" in args.loops:
-                scratch = case_config(name, args.examples, args.epochs,
-                                      [*args.sets, "model.bn.impl=scratch"], args.validation_size)
-                one["bnexp_scratch"] = bnexp_loop(scratch, splits)[0]
+            for variant, change in VARIANTS.items():
+                if variant in args.loops:
+                    changed = case_config(name, args.examples, args.epochs,
+                                          [*args.sets, change], args.validation_size)
+                    one[variant] = bnexp_loop(changed, splits)[0]
             if "fit" in args.loops:
                 one["fit"] = keras_fit(cfg, splits)
             if "fit_xla" in args.loops:
@@ -178,18 +186,19 @@ def main() -> None:
             for loop_name in sorted(torch_loops):
                 threads = args.threads[0] if args.threads else None
                 one[loop_name] = torch_peer.train(cfg, splits, loop_name == "torch_compile",
-                                                  threads)
+                                                  threads, device)
             runs.append(one)
             print(name, one, file=sys.stderr, flush=True)
         row = {"case": name}
         for key in runs[0]:
             row[key] = statistics.median(r[key] for r in runs)
-        for other in LOOPS[1:-1]:  # not bnexp_scratch: its own column
+        for other in PEERS:
             if "bnexp" in runs[0] and other in runs[0]:
                 row[f"over_{other}"] = statistics.median(r["bnexp"] / r[other] for r in runs)
-        if "bnexp" in runs[0] and "bnexp_scratch" in runs[0]:
-            row["scratch_over_keras"] = statistics.median(r["bnexp_scratch"] / r["bnexp"]
-                                                          for r in runs)
+        for variant in VARIANTS:  # the same loop changed, over bnexp as it is
+            if "bnexp" in runs[0] and variant in runs[0]:
+                row[f"{variant}_over_bnexp"] = statistics.median(r[variant] / r["bnexp"]
+                                                                 for r in runs)
         peers = [k for k in PEERS if k in runs[0]]
         if "bnexp" in runs[0] and peers:  # per repeat: bnexp over the fastest peer
             row["over_best"] = statistics.median(r["bnexp"] / max(r[k] for k in peers)
@@ -197,44 +206,70 @@ def main() -> None:
         results.append(row)
     print(f"medians of {args.repeats} repeat(s), {args.examples:,} training examples, "
           f"epochs 2..{args.epochs} timed")
+    print(f"device: {describe(device)}")
     if torch_loops:
         import torch
 
-        print(f"PyTorch {torch.__version__}, {torch.get_num_threads()} threads")
+        print(f"PyTorch {torch.__version__} on {torch_peer.device_name(device)}")
     print(f"threads: intra {tf.config.threading.get_intra_op_parallelism_threads()} "
           f"inter {tf.config.threading.get_inter_op_parallelism_threads()} (0 = TF default), "
           f"cores {os.cpu_count()}, TensorFlow {tf.__version__}, Keras {keras.__version__}")
     report(results)
 
 
-LOOPS = ("bnexp", "fit", "fit_xla", "bare", "torch", "torch_compile", "bnexp_scratch")
+VARIANTS = {"bnexp_scratch": "model.bn.impl=scratch",  # bnexp's loop with one setting changed
+            "bnexp_bf16": "train.precision=mixed_bfloat16"}
+VARIANT_HEADS = {"bnexp_scratch": "scratch/keras", "bnexp_bf16": "bf16/fp32"}
+def choose_device(asked: str) -> str:
+    """cpu or gpu. TensorFlow places ops on its first GPU by itself; for cpu on a machine
+    with GPUs they are hidden from it (before its first op). A gpu asked for and not
+    there is an error, not a silent CPU run."""
+    gpus = tf.config.list_physical_devices("GPU")
+    if asked == "gpu" and not gpus:
+        sys.exit("--device gpu: TensorFlow sees no GPU on this machine")
+    if asked == "cpu" or not gpus:
+        tf.config.set_visible_devices([], "GPU")
+        return "cpu"
+    return "gpu"
+
+
+def describe(device: str) -> str:
+    """The device TensorFlow trains on, in words (named in the output)."""
+    if device == "gpu":
+        gpu = tf.config.list_physical_devices("GPU")[0]
+        details = tf.config.experimental.get_device_details(gpu)
+        return f"GPU {details.get('device_name', gpu.name)}"
+    return f"CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
+
+
+LOOPS = ("bnexp", "fit", "fit_xla", "bare", "torch", "torch_compile", *VARIANTS)
 PEERS = ("fit", "fit_xla", "torch", "torch_compile")  # what a user would otherwise run
 
 
 def report(results: list[dict]) -> None:
     """The table, then the same as CSV, with a column per loop that ran."""
     loops = [k for k in LOOPS if any(k in r for r in results)]
-    others = [k for k in (*LOOPS[1:-1], "best") if any(f"over_{k}" in r for r in results)]
-    scratch = any("scratch_over_keras" in r for r in results)
-    heads = [*loops, *(f"bnexp/{k}" for k in others), *(["scratch/keras"] * scratch),
+    others = [k for k in (*PEERS, "best") if any(f"over_{k}" in r for r in results)]
+    variants = [k for k in VARIANTS if any(f"{k}_over_bnexp" in r for r in results)]
+    heads = [*loops, *(f"bnexp/{k}" for k in others), *(VARIANT_HEADS[k] for k in variants),
              "eval/epoch", "1st epoch"]
     print(f"{'case':<10} " + " ".join(f"{h:>10}" for h in heads))
+    nan = float("nan")
     for r in results:
         cells = [f"{r[k]:,.0f}" if k in r else "-" for k in loops]
-        cells += [f"{r[f'over_{k}']:.2f}x" if f"over_{k}" in r else "-" for k in others]
-        cells += [f"{r['scratch_over_keras']:.2f}x"] * scratch
+        cells += [f"{r.get(f'over_{k}', nan):.2f}x" for k in others]
+        cells += [f"{r.get(f'{k}_over_bnexp', nan):.2f}x" for k in variants]
         cells.append(f"{r['eval_share']:.1%}" if "eval_share" in r else "-")
         cells.append(f"{r['first_epoch']:.2f}x" if "first_epoch" in r else "-")
         print(f"{r['case']:<10} " + " ".join(f"{c:>10}" for c in cells))
-    nan = float("nan")
     columns = ["case", *(f"{k}_samples_per_sec" for k in loops),
-               *(f"bnexp_over_{k}" for k in others), *(["scratch_over_keras"] * scratch),
+               *(f"bnexp_over_{k}" for k in others), *(f"{k}_over_bnexp" for k in variants),
                "eval_share_of_epoch", "first_epoch_over_later"]
     print("\n" + ",".join(columns))
     for r in results:
         cells = [r["case"], *(f"{r.get(k, nan):.1f}" for k in loops),
                  *(f"{r.get(f'over_{k}', nan):.3f}" for k in others),
-                 *([f"{r.get('scratch_over_keras', nan):.3f}"] * scratch),
+                 *(f"{r.get(f'{k}_over_bnexp', nan):.3f}" for k in variants),
                  f"{r.get('eval_share', nan):.4f}", f"{r.get('first_epoch', nan):.3f}"]
         print(",".join(cells))
 

@@ -78,14 +78,26 @@ def _activation(layers: list, name) -> None:
         layers.append(getattr(nn, ACTIVATIONS[name])())
 
 
-def train(cfg, splits, compile_model: bool = False, threads: int | None = None) -> float:
-    """Median samples/s of epochs 2.. of d2l's eager loop (torch.compile'd if asked)."""
+def device_name(device: str) -> str:
+    """What PyTorch trains on for `device` (cpu | gpu), in words."""
+    import torch
+
+    if device == "gpu":
+        return f"cuda: {torch.cuda.get_device_name(0)}"
+    return f"cpu, {torch.get_num_threads()} threads"
+
+
+def train(cfg, splits, compile_model: bool = False, threads: int | None = None,
+          device: str = "cpu") -> float:
+    """Median samples/s of epochs 2.. of d2l's eager loop (torch.compile'd if asked), on
+    the CPU or the first GPU (device "gpu"); the data is on that device before timing."""
     import torch
     from torch import nn
 
     if threads:
         torch.set_num_threads(threads)
-    model = build(cfg, splits.input_shape)
+    where = torch.device("cuda" if device == "gpu" else "cpu")
+    model = build(cfg, splits.input_shape).to(where)
     opt, params = cfg.optimizer, model.parameters()
     optimizer = {"sgd": lambda: torch.optim.SGD(params, lr=opt.learning_rate,
                                                  momentum=opt.momentum),
@@ -94,13 +106,13 @@ def train(cfg, splits, compile_model: bool = False, threads: int | None = None) 
                                                         momentum=opt.momentum)}[opt.name]()
     step_model = torch.compile(model) if compile_model else model
     loss_fn = nn.CrossEntropyLoss()
-    x_all = torch.from_numpy(_channels_first(splits.x_train))
-    y_all = torch.from_numpy(splits.y_train.astype(np.int64))
+    x_all = torch.from_numpy(_channels_first(splits.x_train)).to(where)
+    y_all = torch.from_numpy(splits.y_train.astype(np.int64)).to(where)
     n, batch = len(x_all), cfg.data.batch_size
     seconds = []
     model.train()
     for _ in range(cfg.train.epochs):
-        perm = torch.randperm(n)
+        perm = torch.randperm(n, device=where)
         start = time.perf_counter()
         for i in range(0, n, batch):
             idx = perm[i : i + batch]

@@ -72,7 +72,8 @@ def test_a_later_run_of_the_same_model_reuses_the_compiled_steps_and_ends_the_sa
 
     def run(seed, lr, momentum=0.9):
         cfg = synthetic_config(seed=seed, optimizer={"learning_rate": lr, "momentum": 0.5},
-                               model={"bn": {"momentum": momentum}}, train={"epochs": 2})
+                               model={"arch": "mlp", "hidden": [32], "bn": {"momentum": momentum}},
+                               train={"epochs": 2})
         rows = []
         model = train_loop.fit(cfg, splits, rows.append, Quiet())
         return model, [{k: v for k, v in r.items() if "seconds" not in k and "per_sec" not in k}

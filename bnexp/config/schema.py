@@ -218,6 +218,11 @@ class TrainConfig(_Section):
     cluster, the convolutions on TensorFlow's own (oneDNN) kernels, which beat XLA's on
     CPU. auto: true for mlp, except_conv for lenet (benchmarks/throughput.py). Falls back
     to no XLA if XLA fails."""
+    precision: Literal["float32", "mixed_bfloat16"] = "float32"
+    """mixed_bfloat16: Keras' mixed precision policy, layers compute in bfloat16 (CPUs
+    with AVX-512 BF16 or AMX, and GPUs, have units for it) and keep float32 weights; BN
+    normalizes and keeps its moving statistics in float32 (both impls), the loss is
+    float32. float32: everything in float32."""
     precise_bn: int = Field(0, ge=0, le=MAX_EXAMPLES)
     """Precise BN (Wu & Johnson 2021): before every evaluation, recompute each BN layer's
     moving statistics over the first N training examples with the weights fixed. 0 = off

@@ -9,6 +9,7 @@ infinite loss stops the run at once: `Diverged`, a result, not a crash.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,8 +40,20 @@ def new_model(config: Config, input_shape) -> tuple[keras.Model, tf.distribute.S
     keras.backend.clear_session(free_memory=False)  # gc.collect: 0.2 s a call
     keras.utils.set_random_seed(config.seed)
     strategy = distribute.strategy_for(config)
-    with distribute.scope(strategy):
+    with distribute.scope(strategy), precision_policy(config.train.precision):
         return build(config.model, input_shape), strategy
+
+
+@contextlib.contextmanager
+def precision_policy(name: str):
+    """Keras' global dtype policy is `name` inside the block (layers take it when they
+    are made), and what it was after: a process trains runs of either precision."""
+    saved = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(name)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(saved)
 
 
 @dataclass

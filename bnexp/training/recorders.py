@@ -106,7 +106,7 @@ def activation_inputs(model: keras.Model, x) -> dict[str, np.ndarray]:
     h = to_unit(x)
     for layer in model.layers:
         if isinstance(layer, keras.layers.Activation):
-            inputs[layer.name] = h.numpy().reshape(-1, h.shape[-1])
+            inputs[layer.name] = tf.cast(h, tf.float32).numpy().reshape(-1, h.shape[-1])
         h = layer(h, training=False)
     return inputs
 

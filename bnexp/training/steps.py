@@ -95,12 +95,16 @@ class Steps:
     def _plain_forward(self, x, training: bool):
         return self.model(x, training=training)
 
+    def _logits(self, x, training: bool):
+        """The model's outputs on uint8 pixels x, in float32 whatever the model computes
+        in (train.precision: mixed_bfloat16 gives bfloat16): loss and accuracy in float32."""
+        return tf.cast(self.forward(tf.cast(x, tf.float32) / 255.0, training), tf.float32)
+
     def eager_train_step(self, x, y):
         """One SGD step in training mode on uint8 pixels x; returns the batch's
         [mean loss, accuracy] (training mode: as the model was before the update)."""
-        x = tf.cast(x, tf.float32) / 255.0
         with tf.GradientTape() as tape:
-            logits = self.forward(x, True)
+            logits = self._logits(x, True)
             loss = self.loss_fn(y, logits)
             total = loss + tf.add_n(self.model.losses) if self.model.losses else loss
         self._mark_divergence(total, self.optimizer.iterations)
@@ -161,14 +165,14 @@ class Steps:
 
     def eager_eval_step(self, x, y):
         """Loss and accuracy sums of one batch in inference mode; changes no variable."""
-        logits = self.forward(tf.cast(x, tf.float32) / 255.0, False)
+        logits = self._logits(x, False)
         return _batch_sums(self.loss_fn(y, logits), logits, y)
 
     def eager_batch_stats_step(self, x, y):
         """Loss and accuracy sums of one batch with BN on its batch statistics (training
         mode). The trap: that also moves the moving statistics; evaluate_batch_stats puts
         them back."""
-        logits = self.forward(tf.cast(x, tf.float32) / 255.0, True)
+        logits = self._logits(x, True)
         return _batch_sums(self.loss_fn(y, logits), logits, y)
 
     def evaluate_batch_stats(self, x, y, batch: int) -> tuple[float, float]:
@@ -241,7 +245,7 @@ class MirroredSteps(Steps):
         start, end = n * i // k, n * (i + 1) // k
         xs, ys = x[start:end], y[start:end]
         with tf.GradientTape() as tape:
-            logits = self.model(xs, training=True)
+            logits = tf.cast(self.model(xs, training=True), tf.float32)
             per_example = self.per_example_loss(ys, logits)
             total = tf.reduce_sum(per_example) / tf.cast(n, tf.float32)
             if self.model.losses:
