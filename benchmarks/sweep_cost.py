@@ -13,13 +13,16 @@ end to end, process start included. From the run folders' summary.json:
              first run compiled in its process (bnexp/training/compiled.py)
   per run    the whole command's time over N
 Backends: jobs1 (--jobs 1: every run in the bnexp process), jobs2 (--jobs 2: two worker
-processes), ray (--backend ray: bnexp starts a local Ray and stops it).
+processes), ray (--backend ray: bnexp starts a local Ray and stops it). The first row,
+"cold", is one run on an empty XLA cache (bnexp/tfquiet.py): the compile cost of a model
+that this machine never trained before; the others share that cache, warm.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -39,6 +42,7 @@ BACKENDS = {"jobs1": ["--jobs", "1"], "jobs2": ["--jobs", "2"], "ray": ["--backe
 
 def sweep(n: int, backend: str, work: Path) -> dict:
     """Run one sweep of n runs; its timings."""
+    work.mkdir(parents=True, exist_ok=True)
     config = work / f"cost_{n}_{backend}.yaml"
     config.write_text(CONFIG.format(seeds=list(range(n))))
     runs_dir = work / f"runs_{n}_{backend}"
@@ -65,6 +69,12 @@ def main() -> None:
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
+        # every sweep on one XLA cache of its own, empty at first: the first row (one
+        # run, --jobs 1) shows a cold cache; the others, what any later sweep of this
+        # model on this machine sees
+        os.environ["BNEXP_XLA_CACHE"] = str(Path(tmp) / "xla")
+        os.environ.pop("TF_XLA_FLAGS", None)
+        rows.append({**sweep(1, "jobs1", Path(tmp) / "cold"), "backend": "cold"})
         for n in args.runs:
             for backend in args.backends:  # interleaved: the machine's drift hits all alike
                 rows.append(sweep(n, backend, Path(tmp)))

@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 phase=all
 case "${1:-}" in run|results) phase=$1; shift ;; esac
 studies=("$@")
-[ ${#studies[@]} -eq 0 ] && studies=(ioffe geron d2l lr momentum use_bias ghost)
+[ ${#studies[@]} -eq 0 ] && studies=(ioffe geron d2l lr momentum use_bias ghost precision)
 jobs=${BNEXP_JOBS:-0}
 
 run() {
@@ -34,6 +34,8 @@ results() {
     use_bias) args=(--baseline model.use_bias=true) ;;
     ghost)    args=(--baseline model.bn.virtual_batch_size=256)
               metrics=(test_acc train_acc train_loss) ;;
+    precision) args=(--baseline train.precision=float32)
+              metrics=(test_acc test_acc_batchstats train_loss) ;;
   esac
   mkdir -p "$out"
   for metric in "${metrics[@]}"; do
