@@ -397,11 +397,24 @@ def test_read_metrics_of_a_real_run_round_trips(tmp_path):
 
 def test_read_table_keeps_unit_as_text_and_drops_a_torn_line(tmp_path):
     (tmp_path / "activations.csv").write_text(
-        "step,layer,unit,p50\n1,dense_1,0,0.5\n1,dense_1,1,0.25\n2,dense_1,1,0.1")
+        "step,layer,unit,p15,p50,p85\n1,dense_1,0,0,0.5,1\n1,dense_1,1,0,0.25,1\n"
+        "2,dense_1,1,0,0.1,1")
     t = runs.read_table(tmp_path, "activations.csv")
-    assert list(t.columns) == ["step", "layer", "unit", "p50"]
+    assert list(t.columns) == ["step", "layer", "unit", "p15", "p50", "p85"]
     assert list(t["unit"]) == ["0", "1"]
     assert list(t["step"]) == [1, 1] and list(t["p50"]) == [0.5, 0.25]
+
+
+def test_read_table_of_a_diagnostics_file_lacking_its_columns_is_empty(tmp_path):
+    """A file that is not what its name says (hand-made, NULs, another header) gives an
+    empty table, never a KeyError in a reader; an unreadable number is NaN."""
+    (tmp_path / "activations.csv").write_text("step,layer,unit,p50\n1,dense_1,0,0.5\n")
+    assert runs.read_table(tmp_path, "activations.csv").empty
+    (tmp_path / "drift.csv").write_text("\x00\n\x00\n")
+    assert runs.read_table(tmp_path, "drift.csv").empty
+    (tmp_path / "drift.csv").write_text("epoch,layer,mean_error,variance_error\n1,bn,x,0.5\n")
+    frame = runs.read_table(tmp_path, "drift.csv")
+    assert math.isnan(frame["mean_error"][0]) and frame["variance_error"][0] == 0.5
     (tmp_path / "mixed.csv").write_text("unit,v\n3,1\nall,2\n")
     assert list(runs.read_table(tmp_path, "mixed.csv")["unit"]) == ["3", "all"]
 
@@ -531,5 +544,20 @@ def test_foreign_folders_skip_a_run_that_appeared_after_the_listing(tmp_path):
     (tmp_path / "a_new_run" / "config.yaml").write_text("name: x\n")
     (tmp_path / "b_notes").mkdir()
     (tmp_path / "b_notes" / "todo.txt").write_text("x")
-    assert reader._foreign_folders(tmp_path, set()) == [
+    folders = [str(tmp_path / "a_new_run"), str(tmp_path / "b_notes")]  # listed before
+    assert reader._foreign_folders(tmp_path, set(), folders) == [
         f"skipped {tmp_path / 'b_notes'}: not a bnexp run folder"]
+
+
+def test_a_link_to_a_folder_is_listed_but_never_entered(tmp_path):
+    """As Path.rglob: a link to a run folder is not a run (it would count twice), and a
+    link to a folder of other files is warned about like that folder."""
+    run = write_summary(tmp_path / "elsewhere" / "run1", {"status": "completed"})
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "todo.txt").write_text("x")
+    runs_dir = tmp_path / "runs"
+    runs_dir.mkdir()
+    (runs_dir / "linked_run").symlink_to(run)
+    (runs_dir / "linked_notes").symlink_to(tmp_path / "notes")
+    assert runs.scan(runs_dir) == (
+        [], [f"skipped {runs_dir / 'linked_notes'}: not a bnexp run folder"])

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import yaml
-from scipy import stats
+from scipy import special
 
 from bnexp import runs
 from bnexp.config import flatten, format_value, parse_yaml
@@ -60,6 +60,9 @@ def load(runs_dir: Path) -> Runs:
     return Runs(table, [k[4:] for k in keys], warnings)
 
 
+_PLAIN = (str, int, float)  # config values format_value leaves as they are (the most)
+
+
 def _row(record: runs.RunRecord) -> dict:
     summary, config = record.summary, record.config
     row = {
@@ -67,9 +70,8 @@ def _row(record: runs.RunRecord) -> dict:
         "seed": config.get("seed", summary.get("seed")), "config_hash": record.config_hash,
         "epochs_done": summary.get("epochs_done", 0), "started": record.started,
     }
-    for key, value in flatten(config).items():
-        if key != "seed":
-            row[f"cfg:{key}"] = format_value(value)
+    row.update({f"cfg:{key}": value if type(value) in _PLAIN else format_value(value)
+                for key, value in flatten(config).items() if key != "seed"})
     for at in ("final", "best"):
         values = summary.get(at) or {}
         for metric in METRICS:
@@ -125,7 +127,7 @@ def summarize(values) -> dict:
     out.update(mean=float(x.mean()), min=float(x.min()), max=float(x.max()))
     if n >= 2:
         std = float(x.std(ddof=1))
-        half = float(stats.t.ppf(0.975, n - 1)) * std / math.sqrt(n)
+        half = t_quantile(n - 1) * std / math.sqrt(n)
         out.update(std=std, ci95_low=out["mean"] - half, ci95_high=out["mean"] + half)
     return out
 
@@ -144,6 +146,8 @@ def _difference(x: dict, b: dict) -> dict:
     shared = sorted(set(x) & set(b))
     out = {"test": "", "n_pairs": len(shared), "delta": math.nan, "delta_ci95_low": math.nan,
            "delta_ci95_high": math.nan, "p_value": math.nan}
+    from scipy import stats
+
     if len(shared) >= 2:
         d = np.array([x[s] - b[s] for s in shared])
         mean, half = float(d.mean()), _half_width(d.std(ddof=1), len(d), len(d) - 1)
@@ -154,7 +158,7 @@ def _difference(x: dict, b: dict) -> dict:
         vx, vb = xv.var(ddof=1) / len(xv), bv.var(ddof=1) / len(bv)
         se = math.sqrt(vx + vb)
         df = (vx + vb) ** 2 / (vx**2 / (len(xv) - 1) + vb**2 / (len(bv) - 1)) if se else 1.0
-        mean, half = float(xv.mean() - bv.mean()), float(stats.t.ppf(0.975, df)) * se
+        mean, half = float(xv.mean() - bv.mean()), t_quantile(df) * se
         p = float(stats.ttest_ind(xv, bv, equal_var=False).pvalue)
         out.update(test="welch", delta=mean, p_value=p)
     else:
@@ -164,7 +168,14 @@ def _difference(x: dict, b: dict) -> dict:
 
 
 def _half_width(std: float, n: int, df: float) -> float:
-    return float(stats.t.ppf(0.975, df)) * float(std) / math.sqrt(n)
+    return t_quantile(df) * float(std) / math.sqrt(n)
+
+
+def t_quantile(df: float) -> float:
+    """Student's t 97.5% quantile with df degrees of freedom: what scipy.stats.t.ppf
+    computes, from scipy.special (scipy.stats takes ~0.5 s to import; only the
+    baseline's tests need it)."""
+    return float(special.stdtrit(df, 0.975))
 
 
 def table(found: Runs, metric: str = "test_acc", at: str = "final", by: list[str] | None = None,

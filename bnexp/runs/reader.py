@@ -11,6 +11,7 @@ import csv
 import io
 import json
 import math
+import os
 from pathlib import Path
 
 import yaml
@@ -72,7 +73,8 @@ def scan(runs_dir: Path, with_config: bool = False) -> tuple[list[RunRecord], li
     """Every run folder beneath runs_dir (sorted by path), and one warning per folder that
     was skipped: unreadable, foreign, or partial."""
     records, warnings = [], []
-    run_dirs = sorted(p.parent for p in runs_dir.rglob("summary.json"))
+    found, folders = _walk(runs_dir)
+    run_dirs = sorted(map(Path, found))
     for folder in run_dirs:
         try:
             records.append(read_record(folder, with_config))
@@ -82,7 +84,7 @@ def scan(runs_dir: Path, with_config: bool = False) -> tuple[list[RunRecord], li
         if torn(folder / "metrics.csv"):
             warnings.append(f"{folder}: metrics.csv ends in a torn line (a kill mid-write); "
                             "that line is ignored")
-    return records, warnings + _foreign_folders(runs_dir, set(run_dirs))
+    return records, warnings + _foreign_folders(runs_dir, set(found), folders)
 
 
 def scan_latest(runs_dir: Path, with_config: bool = False) -> tuple[list[RunRecord], list[str]]:
@@ -142,9 +144,17 @@ def _number(text, default=None):
     return value if math.isfinite(value) else default
 
 
+# the columns each diagnostics file's readers rely on; text columns, the rest numbers
+TABLE_COLUMNS = {"activations.csv": ("step", "layer", "unit", "p15", "p50", "p85"),
+                 "drift.csv": ("epoch", "layer", "mean_error", "variance_error"),
+                 "steps.csv": ("epoch", "step")}
+TEXT_COLUMNS = ("layer", "unit")
+
+
 def read_table(path: Path, name: str):
-    """A run folder's CSV file (a diagnostics file) as a DataFrame, empty if absent; a torn
-    last line is dropped. `unit` stays text ("all" beside unit numbers)."""
+    """A run folder's CSV file (a diagnostics file) as a DataFrame, empty if absent or
+    not that file (a column its readers need is missing); a torn last line is dropped,
+    an unreadable number is NaN. `unit` stays text ("all" beside unit numbers)."""
     import pandas as pd
 
     file = path / name
@@ -152,9 +162,18 @@ def read_table(path: Path, name: str):
         return pd.DataFrame()
     try:
         text = complete_lines(_read_bounded(file, MAX_CSV_BYTES))
-        return pd.read_csv(io.StringIO(text), dtype={"unit": str}) if text else pd.DataFrame()
+        frame = pd.read_csv(io.StringIO(text), dtype={"unit": str}) if text else pd.DataFrame()
     except (OSError, ValueError, pd.errors.ParserError):
         return pd.DataFrame()
+    needed = TABLE_COLUMNS.get(name, ())
+    if not set(needed) <= set(frame.columns):
+        return pd.DataFrame()
+    for column in needed:
+        if column in TEXT_COLUMNS:
+            frame[column] = frame[column].astype(str)
+        else:
+            frame[column] = pd.to_numeric(frame[column], errors="coerce")
+    return frame
 
 
 def torn(file: Path) -> bool:
@@ -184,13 +203,29 @@ def _read_config_yaml(folder: Path) -> dict:
     return config
 
 
-def _foreign_folders(runs_dir: Path, run_dirs: set[Path]) -> list[str]:
+def _walk(runs_dir: Path) -> tuple[list[str], list[str]]:
+    """(run folders: those holding a summary.json, every folder beneath runs_dir), as
+    paths in text. One pass of os.walk, which, like Path.rglob, lists a link to a folder
+    without going into it; text, not Path objects: 10,000 run folders in ~0.2 s."""
+    run_dirs, folders = [], []
+    for root, dirs, files in os.walk(runs_dir):
+        if "summary.json" in files or "summary.json" in dirs:
+            run_dirs.append(root)
+        if root != str(runs_dir):
+            folders.append(root)
+        folders += [link for link in (os.path.join(root, d) for d in dirs) if os.path.islink(link)]
+    return run_dirs, folders
+
+
+def _foreign_folders(runs_dir: Path, run_dirs: set[str], folders: list[str]) -> list[str]:
     """One warning per folder holding files that is neither a run folder nor above one."""
-    above = {parent for d in run_dirs for parent in d.parents}
+    top, above = str(runs_dir), set()
+    for folder in run_dirs:
+        while folder != top and folder != os.path.dirname(folder):
+            folder = os.path.dirname(folder)
+            above.add(folder)
     warnings = []
-    for folder in sorted(p for p in runs_dir.rglob("*") if p.is_dir()):
-        if folder in run_dirs or folder in above or any(p in run_dirs for p in folder.parents):
-            continue
+    for folder in sorted(map(Path, _outside_runs(folders, run_dirs, above, top))):
         if any(part.startswith(".") for part in folder.relative_to(runs_dir).parts):
             continue
         # hidden files are temp files mid-rename (the first summary.json of a new run)
@@ -202,3 +237,15 @@ def _foreign_folders(runs_dir: Path, run_dirs: set[Path]) -> list[str]:
         elif files:
             warnings.append(f"skipped {folder}: not a bnexp run folder")
     return warnings
+
+
+def _outside_runs(folders: list[str], run_dirs: set[str], above: set[str], top: str):
+    """The folders that are neither a run folder, nor above one, nor inside one."""
+    for folder in folders:
+        if folder in run_dirs or folder in above:
+            continue
+        parent = os.path.dirname(folder)
+        while parent != top and parent not in run_dirs and parent != os.path.dirname(parent):
+            parent = os.path.dirname(parent)
+        if parent not in run_dirs:
+            yield folder
