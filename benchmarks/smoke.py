@@ -54,7 +54,8 @@ def main() -> None:
                     sys.exit(f"{config}: exit {done.returncode}\n{done.stderr[-1500:]}")
                 times.append(seconds)
             if not times:
-                skipped.append(f"{config.relative_to(ROOT)}: {done.stderr.strip()[:150]}")
+                why = (done.stderr.strip().splitlines() or ["exit 2"])[-1][:150]
+                skipped.append(f"{config.relative_to(ROOT)}: {why}")
                 continue
             n = len(done.stdout.split())  # the run folders, one per line
             rows.append((config.relative_to(ROOT), n, statistics.median(times)))
