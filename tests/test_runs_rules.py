@@ -561,3 +561,26 @@ def test_a_link_to_a_folder_is_listed_but_never_entered(tmp_path):
     (runs_dir / "linked_notes").symlink_to(tmp_path / "notes")
     assert runs.scan(runs_dir) == (
         [], [f"skipped {runs_dir / 'linked_notes'}: not a bnexp run folder"])
+
+
+def test_read_table_keeps_a_unit_number_as_written_beside_a_blank_one(tmp_path):
+    (tmp_path / "activations.csv").write_text(
+        "step,layer,unit,p15,p50,p85\n1,dense_1,3,0,0.5,1\n1,dense_1,,0,0.5,1\n")
+    assert list(runs.read_table(tmp_path, "activations.csv")["unit"])[0] == "3"
+    (tmp_path / "other.csv").write_text("unit,v\n3,1\n")  # any file: unit stays text
+    assert list(runs.read_table(tmp_path, "other.csv")["unit"]) == ["3"]
+
+
+def test_a_folder_named_summary_json_makes_its_parent_an_unreadable_run(tmp_path):
+    (tmp_path / "odd" / "summary.json").mkdir(parents=True)
+    records, warnings = runs.scan(tmp_path)
+    assert records == [] and warnings == [
+        f"skipped {tmp_path / 'odd'}: unreadable summary.json (IsADirectoryError)"]
+
+
+def test_folders_deep_inside_a_run_folder_are_part_of_it(tmp_path):
+    run = write_summary(tmp_path / "run1", {"status": "completed"})
+    (run / "tensorboard" / "train").mkdir(parents=True)
+    (run / "tensorboard" / "train" / "events.out").write_bytes(b"\0")
+    records, warnings = runs.scan(tmp_path)
+    assert [r.path for r in records] == [run] and warnings == []
