@@ -47,7 +47,7 @@ def _fresh_keras_session():
     sees of tracing and XLA (its fallback) does not depend on the tests before it."""
     yield
     if "keras" in sys.modules:  # only tests that imported TensorFlow need this
-        sys.modules["keras"].backend.clear_session()
+        sys.modules["keras"].backend.clear_session(free_memory=False)
     if "bnexp.training.compiled" in sys.modules:
         sys.modules["bnexp.training.compiled"].forget()
 

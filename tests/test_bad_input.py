@@ -162,6 +162,7 @@ def test_read_only_runs_dir_exits_2(tmp_path):
     assert list(runs_dir.iterdir()) == []
 
 
+@pytest.mark.slow  # over ~2 s: out of the fast loop
 @pytest.mark.tf
 def test_a_missing_mnist_that_cannot_be_downloaded_exits_2_quietly(tmp_path):
     """No MNIST anywhere and no way to download it (a proxy nobody answers): one note

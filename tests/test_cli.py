@@ -83,6 +83,7 @@ def test_unbuildable_model_exits_2(write_config, tmp_path):
     assert not (tmp_path / "runs").exists()  # found by the config check, before any folder
 
 
+@pytest.mark.slow  # over ~2 s: out of the fast loop
 def test_train_writes_the_run_folder_and_prints_it(write_config, tmp_path):
     path = write_config(SYNTHETIC)
     code, out = invoke("train", path, "--runs-dir", tmp_path / "runs", "--set", "seed=3")

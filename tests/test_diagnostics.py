@@ -49,6 +49,7 @@ def test_batch_stats_eval_equals_inference_once_moving_stats_are_that_batch(impl
     assert fresh.evaluate(x, y)[0] != pytest.approx(loss_b, rel=1e-2)
 
 
+@pytest.mark.slow  # over ~2 s: out of the fast loop
 def test_off_when_turned_off_and_blank_columns(write_config, tmp_path):
     """On by default for a BN model since notebooks 000-004 (tests/test_layers.py); turned
     off, the columns stay blank and summary.json has no gap."""

@@ -130,6 +130,7 @@ def damage_run(victim, damage) -> None:
         (victim / kind).write_bytes(what)
 
 
+@pytest.mark.slow  # over ~2 s: out of the fast loop
 @SETTINGS
 @given(damage=st.one_of(
     st.tuples(st.just("summary.json"), st.binary(max_size=200)),
@@ -340,6 +341,7 @@ option_text = st.one_of(st.text(max_size=40), st.sampled_from(
      "model.bn.placement=none", "=", "seed=0", "model.bn.placement={a: [", "a.b.c=%"]))
 
 
+@pytest.mark.slow  # over ~2 s: out of the fast loop
 @SETTINGS
 @given(baseline=option_text, by=st.lists(st.text(max_size=20), max_size=2),
        metric=st.one_of(st.sampled_from(["test_acc", "train_loss", "nope"]),

@@ -136,6 +136,7 @@ def test_loss_and_output_mismatches_are_warned_about():
     assert "applies softmax once more" in advice.warnings(softmax_on_logits)[0]
 
 
+@pytest.mark.slow  # over ~2 s: out of the fast loop
 def test_a_run_records_its_warnings_and_the_batch_stats_gap_by_default(write_config,
                                                                        tmp_path):
     """A BN model evaluates with batch statistics unless told not to (metrics.csv's

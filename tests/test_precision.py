@@ -17,6 +17,7 @@ def _config(impl, precision):
                                                                  "precision": precision})
 
 
+@pytest.mark.slow  # over ~2 s: out of the fast loop
 @pytest.mark.parametrize("impl", ["keras", "scratch"])
 def test_mixed_bfloat16_computes_in_bfloat16_and_keeps_bn_statistics_in_float32(impl):
     cfg = _config(impl, "mixed_bfloat16")

@@ -119,6 +119,7 @@ def test_steps_csv_holds_every_step_and_agrees_with_the_epoch_metrics(tmp_path):
     np.testing.assert_allclose(by_epoch["train_loss"], metrics["train_loss"], rtol=1e-4)
 
 
+@pytest.mark.slow  # over ~2 s: out of the fast loop
 def test_activations_csv_every_k_steps_on_the_probe_batch(tmp_path):
     cfg = mlp_config(activations=True, every_steps=8, probe_size=100, activation_units=2)
     path = run(cfg, tmp_path)
@@ -141,6 +142,7 @@ def test_drift_csv_per_epoch_and_bn_layer_and_precise_bn_measured_before(tmp_pat
     assert (drift.variance_error > 1e-4).all()
 
 
+@pytest.mark.slow  # over ~2 s: out of the fast loop
 def test_tensorboard_event_files_hold_the_metrics_and_bn_histograms(tmp_path):
     cfg = mlp_config()
     cfg = cfg.model_copy(update={"train": cfg.train.model_copy(update={"tensorboard": True})})
@@ -194,6 +196,7 @@ def test_an_interrupted_run_resumes_its_diagnostics_without_gap_or_duplicate(tmp
     assert not acts.duplicated(subset=["step", "layer", "unit"]).any()
 
 
+@pytest.mark.slow  # over ~2 s: out of the fast loop
 def test_tensorboard_hparams_group_a_sweep_by_its_settings(tmp_path, write_config):
     """With train.tensorboard, each run of a sweep writes an HParams session (its cell's
     keys, every model.bn setting, the seed) that TensorBoard's own reader finds, beside

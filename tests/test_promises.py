@@ -5,6 +5,7 @@ the sweep, and stdout carries only run folders."""
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -44,18 +45,19 @@ def test_a_diverging_run_exits_0_and_says_diverged(tmp_path):
     assert "diverged" in out.stderr
 
 
-def train_until_an_epoch(cfg, runs_dir, *args, within=120):
+def train_until_an_epoch(cfg, runs_dir, *args, within=120, runs_with_rows=1):
     """`bnexp train` started in the background (stdout and stderr to files beside
-    runs_dir), returned once a run has written its first epoch's row (an event, not a
-    delay): (the process, the run folder with that row)."""
+    runs_dir), returned once `runs_with_rows` runs have written their first epoch's row
+    (an event, not a delay): (the process, a run folder with that row)."""
     with open(runs_dir.parent / "out", "w") as stdout, open(runs_dir.parent / "err", "w") as err:
         proc = subprocess.Popen([str(BNEXP), "train", str(cfg), "--runs-dir", str(runs_dir),
                                  *args], stdout=stdout, stderr=err, env=ENV)
     deadline = time.monotonic() + within
     while True:
-        for metrics in runs_dir.glob("*/metrics.csv"):
-            if len(metrics.read_text().splitlines()) > 1:
-                return proc, metrics.parent
+        started = [m.parent for m in runs_dir.glob("*/metrics.csv")
+                   if len(m.read_text().splitlines()) > 1]
+        if len(started) >= runs_with_rows:
+            return proc, started[0]
         assert proc.poll() is None and time.monotonic() < deadline, f"no epoch in {within} s"
         time.sleep(0.05)
 
@@ -162,3 +164,35 @@ def test_a_second_ctrl_c_stops_at_once_with_130_and_no_traceback(tmp_path):
         "error: interrupted; the same command again finishes what is left")
     (folder,) = runs_dir.iterdir()
     assert runs.read_record(folder).status == "interrupted"
+
+
+def test_a_dataset_that_vanishes_mid_sweep_fails_its_runs_alone(tmp_path):
+    """A real failure from outside: the dataset's folder is deleted while a parallel sweep
+    trains. The runs already holding their data finish; the run that needs to read it
+    afterwards fails with one line naming the folder, bnexp exits 1 with no traceback;
+    with the files back, the same command trains only what is missing."""
+    from tests.helpers import tiny_mnist, write_idx_folder
+
+    folder = tmp_path / "mnist"
+    write_idx_folder(folder, tiny_mnist(n_train=700, n_test=50))
+    cfg = tmp_path / "v.yaml"
+    cfg.write_text(f"data: {{dataset: mnist, path: '{folder}', batch_size: 50,"
+                   " validation_size: 100}\nmodel: {arch: mlp, hidden: [16]}\n"
+                   "train: {epochs: 30, steps_per_call: 1}\n"
+                   "sweep: {grid: {data.limit: [200, 300, 400]}}\n")  # three datasets
+    runs_dir = tmp_path / "runs"
+    # both workers hold their run's dataset; the third run will have to read its own
+    proc, _ = train_until_an_epoch(cfg, runs_dir, "--jobs", "2", within=180, runs_with_rows=2)
+    shutil.rmtree(folder)
+    assert proc.wait(timeout=300) == 1, (tmp_path / "err").read_text()[-2000:]
+    err = (tmp_path / "err").read_text()
+    assert "Traceback" not in err
+    assert any("DataError" in line and str(folder) in line for line in err.splitlines()), err
+    done = (tmp_path / "out").read_text().splitlines()
+    assert len(done) == 2 and all(summary_of(f)["status"] == "completed" for f in done)
+    write_idx_folder(folder, tiny_mnist(n_train=700, n_test=50))
+    again = bnexp("train", cfg, "--runs-dir", runs_dir, "--jobs", "2")
+    assert again.returncode == 0, again.stderr
+    folders = again.stdout.splitlines()
+    assert len(folders) == 3 and set(done) < set(folders)
+    assert all(summary_of(f)["status"] == "completed" for f in folders)

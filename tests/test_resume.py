@@ -42,6 +42,7 @@ def interrupted_run(write_config, tmp_path, text=SYNTHETIC, after_epochs=1):
     return path, spec
 
 
+@pytest.mark.slow  # over ~2 s: out of the fast loop
 def test_resume_continues_without_gap_or_duplicate(write_config, tmp_path):
     path, spec = interrupted_run(write_config, tmp_path, SYNTHETIC.replace("epochs: 2",
                                                                            "epochs: 3"))
@@ -57,6 +58,7 @@ def test_resume_continues_without_gap_or_duplicate(write_config, tmp_path):
     assert [r["epoch"] for r in runs.read_metrics(path)] == [1, 2, 3]
 
 
+@pytest.mark.slow  # over ~2 s: out of the fast loop
 def test_resume_refuses_what_it_cannot_continue(write_config, tmp_path):
     path, _ = interrupted_run(write_config, tmp_path)
     before = {p.name: p.read_bytes() for p in path.iterdir()}
@@ -78,6 +80,7 @@ def test_resume_refuses_what_it_cannot_continue(write_config, tmp_path):
     assert code.exit_code == 2 and "either CONFIG or --resume" in code.output
 
 
+@pytest.mark.slow  # over ~2 s: out of the fast loop
 def test_a_sweep_rerun_resumes_an_interrupted_run_in_its_own_folder(write_config, tmp_path):
     path, spec = interrupted_run(write_config, tmp_path)
     outcomes = sweep.run_all([spec], tmp_path / "runs", Quiet(), "test")

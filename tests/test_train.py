@@ -44,6 +44,7 @@ def test_evaluation_changes_no_variable_and_training_moves_bn_statistics():
     assert not np.allclose(moving, 0.0)
 
 
+@pytest.mark.slow  # over ~2 s: out of the fast loop
 def test_fit_learns_and_reports_every_column():
     cfg = synthetic_config(train={"epochs": 3}, diagnostics={"batch_stats_eval": True})
     rows = []
@@ -64,6 +65,7 @@ def test_same_seed_same_metrics():
     assert a[0]["test_acc"] == b[0]["test_acc"]
 
 
+@pytest.mark.slow  # over ~2 s: out of the fast loop
 def test_a_later_run_of_the_same_model_reuses_the_compiled_steps_and_ends_the_same():
     """compiled.py: the second run of a model in a process takes over the first run's
     traced and compiled steps; its metrics equal, bit for bit, those of the same run
@@ -113,6 +115,7 @@ def test_a_run_that_raises_is_recorded_as_failed(tmp_path, monkeypatch):
     assert "Traceback" in (outcome.path / "train.log").read_text()
 
 
+@pytest.mark.slow  # over ~2 s: out of the fast loop
 def test_a_stop_request_interrupts_the_run_and_handlers_are_restored(tmp_path):
     import signal
 
@@ -175,6 +178,7 @@ def test_eval_batch_follows_the_widest_layer_and_does_not_change_results():
     np.testing.assert_allclose(steps.evaluate(splits.x_test, splits.y_test), whole, rtol=1e-5)
 
 
+@pytest.mark.slow  # over ~2 s: out of the fast loop
 def test_a_note_reaches_the_reporter_train_log_and_summary(tmp_path, monkeypatch):
     """A notice raised while training (the XLA fallback is one) is not only shown: it is
     written to train.log and summary.json's notes, where a worker's user can read it."""

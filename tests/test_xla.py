@@ -54,6 +54,7 @@ def _xla_functions(concrete) -> list[str]:
             if f.attr["_XlaMustCompile"].b]
 
 
+@pytest.mark.slow  # over ~2 s: out of the fast loop
 def test_except_conv_steps_compile_the_pieces_and_train_like_plain_steps():
     cfg = synthetic_config(model=LENET)
     splits = data.load(cfg.data)
@@ -78,6 +79,7 @@ def test_except_conv_steps_compile_the_pieces_and_train_like_plain_steps():
         np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4)
 
 
+@pytest.mark.slow  # over ~2 s: out of the fast loop
 def test_except_conv_evaluates_like_the_plain_model():
     cfg = synthetic_config(model=LENET)
     splits = data.load(cfg.data)
