@@ -178,12 +178,16 @@ def test_a_dataset_that_vanishes_mid_sweep_fails_its_runs_alone(tmp_path):
     cfg = tmp_path / "v.yaml"
     cfg.write_text(f"data: {{dataset: mnist, path: '{folder}', batch_size: 50,"
                    " validation_size: 100}\nmodel: {arch: mlp, hidden: [16]}\n"
-                   "train: {epochs: 30, steps_per_call: 1}\n"
+                   "train: {epochs: 300, steps_per_call: 1}\n"
                    "sweep: {grid: {data.limit: [200, 300, 400]}}\n")  # three datasets
     runs_dir = tmp_path / "runs"
-    # both workers hold their run's dataset; the third run will have to read its own
+    # both workers hold their run's dataset (the first two, taken in order, both still
+    # training); the third run will have to read its own once one of them is done
     proc, _ = train_until_an_epoch(cfg, runs_dir, "--jobs", "2", within=180, runs_with_rows=2)
     shutil.rmtree(folder)
+    training = sorted(summary_of(str(f))["cell"]["data.limit"] for f in runs_dir.iterdir()
+                      if summary_of(str(f))["status"] == "running")
+    assert training == [200, 300], f"the runs were too short for this machine: {training}"
     assert proc.wait(timeout=300) == 1, (tmp_path / "err").read_text()[-2000:]
     err = (tmp_path / "err").read_text()
     assert "Traceback" not in err
