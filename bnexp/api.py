@@ -83,20 +83,19 @@ def train(config: str | Path | dict | config_mod.Config, *, set: list[str] | Non
     if jobs < 0:
         raise BadInput(f"jobs: {jobs} is below 0 (0 = one process per core)")
     overrides = [*(set or []), *([f"name={name}"] if name is not None else [])]
-    specs, source = _specs(config, overrides)
+    specs = _specs(config, overrides)
     if smoke:
         specs = config_mod.smoke_specs(specs)
     with _stop_handling():
-        outcomes = sweep.run_all(specs, Path(runs_dir), make_reporter(), source=source,
-                                 jobs=jobs, force=force)
+        outcomes = sweep.run_all(specs, Path(runs_dir), make_reporter(), jobs=jobs, force=force)
     return [load_run(o.path) if o.path is not None else Run(None, o.status)
             for o in outcomes]
 
 
-def _specs(config, overrides: list[str]) -> tuple[list, str]:
-    """The RunSpecs of a path, a dict or a Config, and the name messages give it."""
+def _specs(config, overrides: list[str]) -> list:
+    """The RunSpecs of a path, a dict or a Config (their source: the name messages give it)."""
     if isinstance(config, str | Path):
-        return config_mod.load(config, overrides), str(config)
+        return config_mod.load(config, overrides)
     if isinstance(config, config_mod.Config):
         config = config.model_dump(mode="json", exclude_defaults=True)
     if not isinstance(config, dict):
@@ -105,7 +104,7 @@ def _specs(config, overrides: list[str]) -> tuple[list, str]:
     raw = copy.deepcopy(config)
     raw.setdefault("name", "run")
     raw = config_mod.apply_overrides(raw, overrides, source)
-    return config_mod.expand(raw, source=source, overrides=overrides), source
+    return config_mod.expand(raw, source=source, overrides=overrides)
 
 
 def _stop_handling():

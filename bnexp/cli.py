@@ -136,8 +136,10 @@ def _options(version: Annotated[bool, typer.Option(
 
 @app.command()
 def train(
-    config: Annotated[Path | None, typer.Argument(
-        help="The experiment's YAML config.", show_default=False)] = None,
+    configs: Annotated[list[Path] | None, typer.Argument(
+        metavar="CONFIG", show_default=False,
+        help="The experiment's YAML config; several are all checked, then trained in turn.")
+    ] = None,
     set_: SetOpt = None,
     name: Annotated[str | None, typer.Option(
         "--name", help="The runs' name (their folder names start with it).",
@@ -168,9 +170,7 @@ def train(
 ) -> None:
     """Train CONFIG: one run, or one per sweep cell and seed. Prints each run folder."""
     with _exit_codes():
-        from bnexp import config as config_mod
-
-        if (config is None) == (resume is None):
+        if (not configs) == (resume is None):
             raise BadInput("bnexp train: give either CONFIG or --resume RUN_DIR")
         if resume and (set_ or name is not None or smoke or runs_dir is not None or force):
             raise BadInput("--resume: continues a run as it was configured, in its own "
@@ -180,11 +180,21 @@ def train(
         if backend is Backend.local and (address or copy_back):
             raise BadInput("--address and --copy-back need --backend ray")
         overrides = [*(set_ or []), *([f"name={name}"] if name is not None else [])]
-        specs = [] if resume else config_mod.load(config, overrides)
-        if smoke and specs:
-            specs = config_mod.smoke_specs(specs)
-        _train(specs, resume, Path(runs_dir or "runs"), str(config), jobs, force,
+        specs = [] if resume else _specs_of(configs, overrides, smoke)
+        _train(specs, resume, Path(runs_dir or "runs"), jobs, force,
                _ray_options(backend, address, copy_back, cpus))
+
+
+def _specs_of(configs: list[Path], overrides: list[str], smoke: bool) -> list:
+    """Every run of every config file, in order (--smoke: each file's first seed, cut
+    short); all of them are read and checked before the first run trains."""
+    from bnexp import config as config_mod
+
+    specs = []
+    for path in configs:
+        some = config_mod.load(path, overrides)
+        specs += config_mod.smoke_specs(some) if smoke else some
+    return specs
 
 
 def _ray_options(backend: Backend, address, copy_back, cpus):
@@ -195,7 +205,7 @@ def _ray_options(backend: Backend, address, copy_back, cpus):
     return RayOptions(address=address, copy_back=copy_back, cpus=cpus)
 
 
-def _train(specs, resume, runs_dir, source, jobs, force, ray) -> None:
+def _train(specs, resume, runs_dir, jobs, force, ray) -> None:
     from bnexp import sweep
     from bnexp.training import stop
     from bnexp.views.progress import make_reporter
@@ -206,8 +216,8 @@ def _train(specs, resume, runs_dir, source, jobs, force, ray) -> None:
             if resume:
                 outcomes = [sweep.resume(resume, make_reporter())]
             else:
-                outcomes = sweep.run_all(specs, runs_dir, make_reporter(), source=source,
-                                         jobs=jobs, force=force, ray=ray)
+                outcomes = sweep.run_all(specs, runs_dir, make_reporter(), jobs=jobs,
+                                         force=force, ray=ray)
     except KeyboardInterrupt:
         print_error("interrupted; the same command again finishes what is left")
         raise typer.Exit(130) from None

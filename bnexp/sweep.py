@@ -28,8 +28,8 @@ from bnexp.runs.plan import plan, resumable
 from bnexp.tfquiet import import_tensorflow
 
 
-def run_all(specs: list[RunSpec], runs_dir: Path, reporter: Reporter, source: str,
-            jobs: int = 1, force: bool = False, ray=None) -> list[Outcome]:
+def run_all(specs: list[RunSpec], runs_dir: Path, reporter: Reporter, jobs: int = 1,
+            force: bool = False, ray=None) -> list[Outcome]:
     """Check, skip or resume what exists, and train the rest; one Outcome per run.
 
     jobs: processes at once (0 = one per core); a single job trains in this process.
@@ -39,24 +39,24 @@ def run_all(specs: list[RunSpec], runs_dir: Path, reporter: Reporter, source: st
     if ray is not None:
         from bnexp.backends.ray import RayBackend
 
-        backend = RayBackend(ray, source)
+        backend = RayBackend(ray)
         backend.check()
         jobs = 1
     jobs = min(jobs or usable_cores(), len(specs))  # 0: one per core (measured)
     devices = config_mod.cpu_devices_needed([spec.config for spec in specs])
-    pool = PoolBackend(jobs, threads_per_job(jobs), devices, source) if jobs > 1 else None
+    pool = PoolBackend(jobs, threads_per_job(jobs), devices) if jobs > 1 else None
     try:
-        datasets = _load_datasets(specs, source)
+        datasets = _load_datasets(specs)
         models = _distinct_models(specs, datasets)
         if pool:
-            pool.check_buildable(models, source)
+            pool.check_buildable(models)
         else:
-            _check_here(models, source, devices)
+            _check_here(models, devices)
         outcomes, todo = plan(specs, runs_dir, force, reporter)
         todo = [Todo(spec, resume) for spec, resume in todo]
         runs.make_folder(runs_dir, "--runs-dir")  # only now that every check passed
         if backend is None:
-            backend = pool or _local(source, datasets)
+            backend = pool or _local(datasets)
         return outcomes + backend.run(todo, runs_dir, reporter)
     finally:
         if pool:
@@ -64,18 +64,18 @@ def run_all(specs: list[RunSpec], runs_dir: Path, reporter: Reporter, source: st
 
 
 
-def _check_here(models, source: str, devices: int) -> None:
+def _check_here(models, devices: int) -> None:
     import_tensorflow()
     from bnexp.training import distribute, lifecycle
 
     distribute.prepare_devices(devices)  # before TensorFlow runs its first op
-    lifecycle.check_buildable(models, source)
+    lifecycle.check_buildable(models)
 
 
-def _local(source: str, datasets: dict):
+def _local(datasets: dict):
     from bnexp.backends.local import LocalBackend
 
-    return LocalBackend(source, datasets)
+    return LocalBackend(datasets)
 
 
 def resume(path: Path, reporter: Reporter) -> Outcome:
@@ -95,19 +95,21 @@ def _data_key(spec: RunSpec) -> str:
     return spec.config.data.model_dump_json()
 
 
-def _load_datasets(specs: list[RunSpec], source: str) -> dict[str, data_mod.Splits]:
+def _load_datasets(specs: list[RunSpec]) -> dict[str, data_mod.Splits]:
     """Each distinct dataset once: this is where missing or corrupt files are found."""
     datasets = {}
     for spec in specs:
         if _data_key(spec) not in datasets:
-            datasets[_data_key(spec)] = data_mod.load(spec.config.data, source)
+            datasets[_data_key(spec)] = data_mod.load(spec.config.data, spec.source)
     return datasets
 
 
 def _distinct_models(specs, datasets) -> list:
-    """(ModelConfig, input shape) pairs, each once."""
+    """(ModelConfig, input shape, the config file that asks for it) triples, each model
+    and shape once."""
     seen = {}
     for spec in specs:
         shape = datasets[_data_key(spec)].input_shape
-        seen.setdefault((spec.config.model.model_dump_json(), shape), (spec.config.model, shape))
+        seen.setdefault((spec.config.model.model_dump_json(), shape),
+                        (spec.config.model, shape, spec.source))
     return list(seen.values())

@@ -38,7 +38,17 @@ def import_tensorflow():
     use_xla_cache()
     with silenced(2), hidden(*UNUSED_BY_KERAS):
         import tensorflow
+    tensorflow.get_logger().addFilter(_no_retracing_warning)
     return tensorflow
+
+
+def _no_retracing_warning(record) -> bool:
+    """Drop TensorFlow's "N out of the last M calls to <Steps.eager_train_many> triggered
+    tf.function retracing": it counts the calls of one method across every Steps object,
+    so a sweep over several models (or `bnexp train a.yaml b.yaml`) sets it off, although
+    each model is traced once, on purpose (steps of the same model are reused: see
+    training/compiled.py)."""
+    return "triggered tf.function retracing" not in record.getMessage()
 
 
 # Keras imports these at start-up for what bnexp never asks of it (pandas inputs to fit,

@@ -11,10 +11,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from typer.testing import CliRunner
 
 from bnexp import config, runs
-from bnexp.cli import app
 from tests.helpers import needs_fashion, run_bnexp, tiny_mnist, write_idx_folder
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -63,22 +61,44 @@ def test_cli_trains_a_fashion_mnist_subset_and_writes_the_run_folder(tmp_path):
     assert rerun[-1]["test_acc"] == pytest.approx(float(rows[-1]["test_acc"]), abs=2e-3)
 
 
-@pytest.mark.parametrize("path", CONFIGS, ids=[str(p.relative_to(ROOT)) for p in CONFIGS])
-def test_every_shipped_config_runs_under_smoke(path, tmp_path, monkeypatch):
+# the shipped configs in four groups, one `bnexp train A.yaml B.yaml ... --smoke` each
+# (one TensorFlow start per group; the groups spread over the test workers)
+GROUPS = {"configs": sorted(ROOT.glob("configs/*.yaml")),
+          **{f"configs/{d}": sorted(ROOT.glob(f"configs/{d}/**/*.yaml"))
+             for d in ("notebooks", "smoke", "studies")}}
+
+
+def test_the_groups_hold_every_shipped_config():
+    assert sorted(p for group in GROUPS.values() for p in group) == CONFIGS
+    assert len(CONFIGS) >= 30  # a glob that finds nothing must not pass for "every"
+
+
+@pytest.mark.parametrize("group", GROUPS)
+def test_every_shipped_config_runs_under_smoke(group, tmp_path):
+    """The installed script trains every config of the group in one process: one run
+    per grid cell, each completed after one epoch of three batches."""
     # MNIST is not packaged: the MNIST configs run on small IDX files written here
     write_idx_folder(tmp_path / "data" / "mnist", tiny_mnist(n_train=400, n_test=100))
-    monkeypatch.setenv("BNEXP_DATA_DIR", str(tmp_path / "data"))
-    result = CliRunner().invoke(app, ["train", str(path), "--smoke", "--jobs", "1",
-                                      "--runs-dir", str(tmp_path / "runs")])
-    assert result.exit_code == 0, result.output
-    grid = (yaml.safe_load(path.read_text()).get("sweep") or {}).get("grid") or {}
-    cells = math.prod(len(values) for values in grid.values())  # --smoke: one run per cell
-    folders = sorted((tmp_path / "runs").iterdir())
-    assert len(folders) == cells, [f.name for f in folders]
+    paths = GROUPS[group]
+    out = run_bnexp("train", *paths, "--smoke", "--jobs", "1", "--runs-dir", tmp_path / "runs",
+                    cwd=ROOT, env={"BNEXP_DATA_DIR": str(tmp_path / "data")})
+    assert out.returncode == 0, out.stderr[-3000:]
+    expected: dict[str, int] = {}
+    for path in paths:
+        raw = yaml.safe_load(path.read_text())
+        grid = (raw.get("sweep") or {}).get("grid") or {}
+        name = raw.get("name") or path.stem
+        expected[name] = expected.get(name, 0) + math.prod(len(v) for v in grid.values())
+    folders = [Path(line) for line in out.stdout.splitlines()]
+    made: dict[str, int] = {}
     for run in folders:
         summary = runs.read_summary(run)
-        assert summary["status"] == "completed" and summary["epochs_done"] == 1
+        assert summary["status"] == "completed" and summary["epochs_done"] == 1, run
         assert len(runs.read_metrics(run)) == 1
+        name = yaml.safe_load((run / "config.yaml").read_text())["name"]
+        made[name] = made.get(name, 0) + 1
+    assert made == expected
+    assert sorted(folders) == sorted((tmp_path / "runs").iterdir())
 
 
 def test_scratch_and_keras_bn_train_alike_on_real_data(tmp_path, write_config):

@@ -200,3 +200,25 @@ def test_a_dataset_that_vanishes_mid_sweep_fails_its_runs_alone(tmp_path):
     folders = again.stdout.splitlines()
     assert len(folders) == 3 and set(done) < set(folders)
     assert all(summary_of(f)["status"] == "completed" for f in folders)
+
+
+def test_several_configs_are_all_checked_before_the_first_trains(tmp_path):
+    """`bnexp train a.yaml b.yaml`: a dataset missing for the second file is found before
+    the first file's run starts: exit 2, one line naming the second file, nothing written.
+    With both good (and --jobs 1), both train in this one process, in order."""
+    good = tmp_path / "a.yaml"
+    good.write_text("name: a\n" + TINY + "train: {epochs: 1}\n")
+    bad = tmp_path / "b.yaml"
+    bad.write_text(f"name: b\ndata: {{dataset: mnist, path: '{tmp_path / 'nowhere'}'}}\n")
+    out = bnexp("train", good, bad, "--runs-dir", tmp_path / "runs")
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    (line,) = out.stderr.strip().splitlines()
+    assert line.startswith(f"error: {bad}") and "nowhere" in line
+    assert not (tmp_path / "runs").exists() and out.stdout == ""
+    other = tmp_path / "c.yaml"
+    other.write_text("name: c\n" + TINY + "train: {epochs: 1}\nsweep: {seeds: [0, 1]}\n")
+    out = bnexp("train", good, other, "--runs-dir", tmp_path / "runs", "--jobs", "1")
+    assert out.returncode == 0, out.stderr
+    names = [summary_of(f)["run_id"].split("_")[0] for f in out.stdout.splitlines()]
+    assert names == ["a", "c", "c"]
+    assert len({summary_of(f)["pid"] for f in out.stdout.splitlines()}) == 1

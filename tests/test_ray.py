@@ -61,15 +61,15 @@ def test_a_sweep_on_ray_equals_the_local_backend(local_ray, tmp_path, copy_back)
     specs = config.expand(SWEEP, "sweep.yaml")
     # the local reference in 2 worker processes of one thread each, as the Ray tasks
     # (cpus=1): oneDNN's results depend on the thread count even in deterministic mode
-    local = sweep.run_all(specs, tmp_path / "local", Quiet(), "sweep.yaml", jobs=2)
+    local = sweep.run_all(specs, tmp_path / "local", Quiet(), jobs=2)
     options = RayOptions(address=None, copy_back=copy_back, cpus=1)
-    remote = sweep.run_all(specs, tmp_path / "ray", Quiet(), "sweep.yaml", ray=options)
+    remote = sweep.run_all(specs, tmp_path / "ray", Quiet(), ray=options)
     assert [o.status for o in remote] == ["completed"] * RUNS
     assert {o.path.parent for o in remote} == {tmp_path / "ray"}
     assert_same_runs(tmp_path / "local", tmp_path / "ray")
     assert not [p for p in (tmp_path / "ray").iterdir() if p.name.startswith(".")]
     # the skip rule of local sweeps holds: nothing runs twice
-    again = sweep.run_all(specs, tmp_path / "ray", Quiet(), "sweep.yaml", ray=options)
+    again = sweep.run_all(specs, tmp_path / "ray", Quiet(), ray=options)
     assert all(o.skipped for o in again) and len(list((tmp_path / "ray").iterdir())) == RUNS
     assert [o.status for o in local] == ["completed"] * RUNS
 
@@ -82,7 +82,7 @@ def test_without_ray_the_message_says_how_to_install(monkeypatch, tmp_path):
         ray_backend.require_ray()
     specs = config.expand(SWEEP, "sweep.yaml")
     with pytest.raises(BadInput):
-        sweep.run_all(specs, tmp_path / "r", Quiet(), "sweep.yaml",
+        sweep.run_all(specs, tmp_path / "r", Quiet(),
                       ray=RayOptions())
     assert not list((tmp_path / "r").glob("*/"))
 

@@ -83,7 +83,7 @@ def test_resume_refuses_what_it_cannot_continue(write_config, tmp_path):
 @pytest.mark.slow  # over ~2 s: out of the fast loop
 def test_a_sweep_rerun_resumes_an_interrupted_run_in_its_own_folder(write_config, tmp_path):
     path, spec = interrupted_run(write_config, tmp_path)
-    outcomes = sweep.run_all([spec], tmp_path / "runs", Quiet(), "test")
+    outcomes = sweep.run_all([spec], tmp_path / "runs", Quiet())
     assert [(o.path, o.status) for o in outcomes] == [(path, "completed")]
     assert [r["epoch"] for r in runs.read_metrics(path)] == [1, 2]
 

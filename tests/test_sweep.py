@@ -14,7 +14,7 @@ SWEEP = SYNTHETIC.replace("epochs: 2", "epochs: 1") + (
 def test_two_jobs_run_every_cell_and_a_rerun_skips_finished_ones(write_config, tmp_path):
     specs = config.load(write_config(SWEEP))
     runs_dir = tmp_path / "runs"
-    first = sweep.run_all(specs, runs_dir, Quiet(), "test", jobs=2)
+    first = sweep.run_all(specs, runs_dir, Quiet(), jobs=2)
     assert [o.status for o in first] == ["completed"] * 6
     assert len({o.path for o in first}) == 6 and not any(o.skipped for o in first)
     hashes = {runs.read_summary(o.path)["config_hash"] for o in first}
@@ -23,12 +23,12 @@ def test_two_jobs_run_every_cell_and_a_rerun_skips_finished_ones(write_config, t
     broken = first[3].path
     summary = runs.read_summary(broken)
     runs.RunFolder(broken).write_summary({**summary, "status": "failed"})
-    again = sweep.run_all(specs, runs_dir, Quiet(), "test", jobs=2)
+    again = sweep.run_all(specs, runs_dir, Quiet(), jobs=2)
     assert sum(o.skipped for o in again) == 5
     (redone,) = [o for o in again if not o.skipped]
     assert redone.status == "completed" and redone.path != broken
     assert len(list(runs_dir.iterdir())) == 7
-    forced = sweep.run_all(specs[:2], runs_dir, Quiet(), "test", jobs=1, force=True)
+    forced = sweep.run_all(specs[:2], runs_dir, Quiet(), jobs=1, force=True)
     assert not any(o.skipped for o in forced) and len(list(runs_dir.iterdir())) == 9
 
 

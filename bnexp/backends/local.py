@@ -13,13 +13,12 @@ from bnexp.training import stop
 class LocalBackend:
     """Trains in this process, with the datasets the sweep's checks already loaded."""
 
-    def __init__(self, source: str, datasets: dict | None = None):
-        self.source, self.cache = source, worker.DatasetCache(datasets)
+    def __init__(self, datasets: dict | None = None):
+        self.cache = worker.DatasetCache(datasets)
 
     def run(self, todo: list[Todo], runs_dir: Path, reporter: Reporter) -> list[Outcome]:
         outcomes = []
         for spec, resume in todo:
             stop.check()
-            outcomes.append(worker.train(spec, resume, runs_dir, self.source, reporter,
-                                         self.cache))
+            outcomes.append(worker.train(spec, resume, runs_dir, reporter, self.cache))
         return outcomes

@@ -42,8 +42,7 @@ def usable_cores() -> int:
 class PoolBackend:
     """`n` worker processes with `threads` TensorFlow threads each; close() always."""
 
-    def __init__(self, n: int, threads: int, cpu_devices: int = 0, source: str = "config"):
-        self.source = source
+    def __init__(self, n: int, threads: int, cpu_devices: int = 0):
         ctx = mp.get_context("spawn")
         self.tasks, self.events = ctx.Queue(), ctx.Queue()
         self.workers = [
@@ -54,9 +53,9 @@ class PoolBackend:
         for process in self.workers:
             process.start()
 
-    def check_buildable(self, models_and_shapes, source: str) -> None:
+    def check_buildable(self, models) -> None:
         """BadInput if a model cannot be built; checked by a worker (this process has no TF)."""
-        self.tasks.put(("check", models_and_shapes, source))
+        self.tasks.put(("check", models))
         kind, _, error = self._next_event()
         if kind == "checked" and error:
             raise BadInput(error)
@@ -68,7 +67,7 @@ class PoolBackend:
         if not specs:
             return []
         for index, (spec, resume_path) in enumerate(todo):
-            self.tasks.put(("run", index, spec, runs_dir, self.source, resume_path))
+            self.tasks.put(("run", index, spec, runs_dir, resume_path))
         outcomes: dict[int, Outcome] = {}
         in_hand: dict[int, int] = {}  # worker pid -> the index of the run it took
         paths: dict[int, Path] = {}
@@ -168,15 +167,15 @@ def _worker(tasks, events, threads: int, cpu_devices: int = 0) -> None:
             return
         if task[0] == "check":
             try:
-                lifecycle.check_buildable(task[1], task[2])
+                lifecycle.check_buildable(task[1])
                 events.put(("checked", -1, None))
             except BadInput as e:
                 events.put(("checked", -1, str(e)))
             continue
-        _, index, spec, runs_dir, source, resume_path = task
+        _, index, spec, runs_dir, resume_path = task
         events.put(("took", index, os.getpid()))  # the parent's to know if this process dies
         try:
-            worker.train(spec, resume_path, runs_dir, source, _Events(events, index), cache)
+            worker.train(spec, resume_path, runs_dir, _Events(events, index), cache)
         except KeyboardInterrupt:
             return  # the run has recorded "interrupted"
         except BaseException as e:  # noqa: BLE001 - report, and take the next run

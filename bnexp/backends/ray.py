@@ -59,8 +59,8 @@ class RayBackend:
     else connects to options.address ("auto": the running cluster), else starts a local
     one for the sweep."""
 
-    def __init__(self, options: RayOptions, source: str):
-        self.options, self.source = options, source
+    def __init__(self, options: RayOptions):
+        self.options = options
 
     def check(self) -> None:
         """Before any work: BadInput if Ray is missing or an explicit address is unreachable."""
@@ -86,8 +86,7 @@ class RayBackend:
                     request["num_gpus"] = spec.config.train.replicas or gpus
                 resume = str(resume_path) if resume_path and not options.copy_back else None
                 ref = task.options(**request).remote(
-                    spec, str(runs_dir.resolve()), self.source, resume, options.copy_back,
-                    options.cpus)
+                    spec, str(runs_dir.resolve()), resume, options.copy_back, options.cpus)
                 pending[ref] = spec
             slots = min(max(1, int(ray.cluster_resources().get("CPU", 1) // options.cpus)),
                         len(todo))
@@ -182,15 +181,15 @@ def write_back(runs_dir: Path, name: str, files: dict[str, bytes]) -> Path:
     return runs.move_into(runs_dir, hidden, name)
 
 
-def _task(spec: RunSpec, runs_dir: str, source: str, resume_path: str | None, copy_back: bool,
+def _task(spec: RunSpec, runs_dir: str, resume_path: str | None, copy_back: bool,
           threads: int) -> dict:
     """One run in a Ray worker: train, and return where it went (and its files with
     copy_back). Runs in the worker process, which imports TensorFlow on its first task."""
     worker.start(threads, cpu_devices_needed([spec.config]))
     target = Path(tempfile.mkdtemp(prefix="bnexp-ray-")) if copy_back else Path(runs_dir)
     try:
-        outcome = worker.train(spec, resume_path and Path(resume_path), target, source,
-                               NullReporter(), _CACHE)
+        outcome = worker.train(spec, resume_path and Path(resume_path), target, NullReporter(),
+                               _CACHE)
         files = None
         if copy_back:
             files = {str(p.relative_to(outcome.path)): p.read_bytes()

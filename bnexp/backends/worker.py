@@ -38,22 +38,22 @@ class DatasetCache:
     def __init__(self, preloaded: dict | None = None):
         self.splits = dict(preloaded or {})
 
-    def get(self, spec: RunSpec, source: str):
+    def get(self, spec: RunSpec):
         from bnexp import data
 
         key = spec.config.data.model_dump_json()
         if key not in self.splits:
             self.splits.clear()  # one dataset at a time: memory stays flat over a sweep
-            self.splits[key] = data.load(spec.config.data, source)
+            self.splits[key] = data.load(spec.config.data, spec.source)
         return self.splits[key]
 
 
-def train(spec: RunSpec, resume_path: Path | None, runs_dir: Path, source: str,
-          reporter: Reporter, cache: DatasetCache) -> Outcome:
+def train(spec: RunSpec, resume_path: Path | None, runs_dir: Path, reporter: Reporter,
+          cache: DatasetCache) -> Outcome:
     """Resume the run at resume_path, or start `spec` in a new folder under runs_dir."""
     from bnexp.training import lifecycle
 
-    splits = cache.get(spec, source)
+    splits = cache.get(spec)
     if resume_path:
         return lifecycle.resume_run(Path(resume_path), splits, reporter)
     return lifecycle.run_one(spec, splits, Path(runs_dir), reporter)

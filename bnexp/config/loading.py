@@ -8,6 +8,7 @@ naming the file (or the --set / sweep.grid entry) and the dotted key.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import itertools
 import json
@@ -183,7 +184,8 @@ def expand(raw: dict[str, Any], source: str, overrides: list[str] = ()) -> list[
         for seed in seeds:
             cell_raw["seed"] = seed
             config = validate(cell_raw, source, overrides, grid=list(cell))
-            runs.append(RunSpec(config=config, cell=cell, overrides=_named(overrides)))
+            runs.append(RunSpec(config=config, cell=cell, overrides=_named(overrides),
+                                source=source))
     return runs
 
 
@@ -354,6 +356,6 @@ def _kind(value: Any) -> str:
 def smoke_specs(specs: list[RunSpec]) -> list[RunSpec]:
     """--smoke: every grid cell on its first seed, each cut to a few batches of one epoch."""
     first_seed = specs[0].config.seed
-    return [RunSpec(smoke(s.config), s.cell, overrides=s.overrides) for s in specs
+    return [dataclasses.replace(s, config=smoke(s.config)) for s in specs
             if s.config.seed == first_seed]
 

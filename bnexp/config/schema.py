@@ -329,11 +329,14 @@ class Config(_Section):
 @dataclass(frozen=True)
 class RunSpec:
     """One run of an expanded config: the resolved config, the grid cell it came from,
-    and the --set overrides that made it (both show in its folder name)."""
+    the --set overrides that made it (both show in its folder name), and the config
+    file it came from (what an error about its data or model names: one `bnexp train`
+    may take several files)."""
 
     config: Config
     cell: dict[str, Any] = field(default_factory=dict)
     overrides: dict[str, Any] = field(default_factory=dict)
+    source: str = "config"
 
     @property
     def label(self) -> str:

@@ -138,9 +138,10 @@ class _Noting:
         return getattr(self._reporter, name)
 
 
-def check_buildable(models_and_shapes, source: str) -> None:
-    """BadInput if a (ModelConfig, input shape) cannot be built, e.g. a kernel too big."""
-    for model_cfg, shape in models_and_shapes:
+def check_buildable(models) -> None:
+    """BadInput naming the config file if a (ModelConfig, input shape, config file) cannot
+    be built, e.g. a kernel too big for the images."""
+    for model_cfg, shape, source in models:
         try:
             build(model_cfg, shape)
         except ValueError as e:
