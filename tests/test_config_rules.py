@@ -561,13 +561,17 @@ def test_smoke_cuts_to_three_batches_of_one_epoch():
 
 
 def test_smoke_specs_keep_each_cell_on_its_first_seed(write_config):
-    specs = config.load(write_config(
+    path = write_config(
         "data: {dataset: synthetic, batch_size: 50, validation_size: 200}\n"
-        "sweep:\n  grid:\n    model.bn.placement: [none, before]\n  seeds: [5, 6]\n"))
+        "sweep:\n  grid:\n    model.bn.placement: [none, before]\n  seeds: [5, 6]\n")
+    specs = config.load(path)
     smoke = config.smoke_specs(specs)
     assert [(s.cell, s.config.seed) for s in smoke] == [
         ({"model.bn.placement": "none"}, 5), ({"model.bn.placement": "before"}, 5)]
     assert [s.label for s in smoke] == ["c_placement=none_s5", "c_placement=before_s5"]
+    # every run keeps the file it came from (errors about its data or model name it)
+    assert [s.source for s in specs + smoke] == [str(path)] * 6
+    assert config.RunSpec(specs[0].config).source == "config"
 
 
 # ------------------------------------------------------------------ schema helpers
