@@ -38,6 +38,7 @@ def main() -> None:
                         default=sorted((ROOT / "configs").rglob("*.yaml")))
     parser.add_argument("--repeats", type=int, default=1)
     args = parser.parse_args()
+    args.configs = [c.resolve() for c in args.configs]  # relative to here or absolute
     exe = str(Path(sys.executable).with_name("bnexp"))
     imports, rows, skipped = [], [], []
     with tempfile.TemporaryDirectory() as tmp:

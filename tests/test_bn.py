@@ -250,6 +250,24 @@ def test_mxnet_fault_on_the_textbook_case():
     np.testing.assert_allclose(y, BatchNorm(momentum=0.9, epsilon=1e-5)(x, training=True), **TOL)
     np.testing.assert_allclose(layer.moving_mean, [0.9 - 0.9 * 8 / 3] * 2, **TOL)  # -1.5
     np.testing.assert_array_equal(layer.moving_variance, [1.0, 1.0])
+    layer(x, training=True)  # a second step by hand: -1.5 + 0.9 - 0.9 * 8/3 = -3.0
+    np.testing.assert_allclose(layer.moving_mean, [-3.0, -3.0], **TOL)
+    np.testing.assert_array_equal(layer.moving_variance, [1.0, 1.0])
+
+
+def test_ghost_batches_by_hand_with_a_short_last_one():
+    """x = 0, 2 | 4, 6 | 10 in ghost batches of 2 (the last one short): each normalized by
+    its own statistics (means 1, 5, 10; variances 1, 1, 0), and the moving statistics
+    move toward the plain mean of the ghost means (16/3) and of their variances (2/3),
+    each ghost batch weighing the same however short. Worked by hand, not by bnexp."""
+    x = np.array([[0.0], [2.0], [4.0], [6.0], [10.0]], dtype="float32")
+    eps = 1e-3
+    layer = BatchNorm(momentum=0.5, epsilon=eps, virtual_batch_size=2)
+    y = layer(x, training=True)
+    one = 1 / np.sqrt(1 + eps)
+    np.testing.assert_allclose(np.ravel(y), [-one, one, -one, one, 0.0], **TOL)
+    np.testing.assert_allclose(layer.moving_mean, [0.5 * 0 + 0.5 * 16 / 3], **TOL)
+    np.testing.assert_allclose(layer.moving_variance, [0.5 * 1 + 0.5 * 2 / 3], **TOL)
 
 
 def test_mxnet_fault_with_zero_moving_variance_blows_up_inference_as_in_004():

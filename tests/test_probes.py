@@ -235,3 +235,17 @@ def test_tensorboard_hparams_group_a_sweep_by_its_settings(tmp_path, write_confi
         final = runs.read_metrics(folder)[-1]
         (last,) = [e for e in reader.Tensors(run, "test_acc") if e.step == final["epoch"]]
         assert float(tf.make_ndarray(last.tensor_proto)) == pytest.approx(final["test_acc"])
+
+
+def test_drift_by_hand_on_a_one_unit_bn_layer():
+    """The drift errors worked by hand: pixels 0 and 255 reach the BN layer as 0 and 1
+    (population mean 0.5, variance 0.25); moving mean 0.75 and variance 1.0 are off by
+    (0.75 - 0.5) / sqrt(0.25) = 0.5 standard deviations and (1.0 - 0.25) / 0.25 = 3.0."""
+    model = keras.Sequential([keras.Input((1,)), keras.layers.BatchNormalization(epsilon=1e-9)])
+    bn = model.layers[0]
+    bn.moving_mean.assign([0.75])
+    bn.moving_variance.assign([1.0])
+    (row,) = diagnostics.drift(model, np.array([[0], [255], [0], [255]], dtype=np.uint8))
+    assert row["mean_error"] == pytest.approx(0.5, rel=1e-6)
+    assert row["variance_error"] == pytest.approx(3.0, rel=1e-6)
+    assert bn.moving_mean.numpy()[0] == 0.75  # put back as it was

@@ -167,7 +167,7 @@ def test_eval_batch_follows_the_widest_layer_and_does_not_change_results():
     mlp = models.build(synthetic_config(model={"arch": "mlp"}).model, (28, 28, 1))
     lenet = models.build(synthetic_config().model, (28, 28, 1))
     assert train_steps.eval_batch_size(mlp) == 10_000  # widest: 784 pixels, 31 MB at 10,000
-    assert train_steps.eval_batch_size(lenet) == train_steps.EVAL_BYTES // (4 * 24 * 24 * 6)
+    assert train_steps.eval_batch_size(lenet) == 2427  # 32 MiB / (4 bytes * 24*24*6)
     cfg = synthetic_config()
     splits = data.load(cfg.data)
     model = models.build(cfg.model, splits.input_shape)
