@@ -187,13 +187,19 @@ def train(
 
 def _specs_of(configs: list[Path], overrides: list[str], smoke: bool) -> list:
     """Every run of every config file, in order (--smoke: each file's first seed, cut
-    short); all of them are read and checked before the first run trains."""
+    short); all of them are read and checked before the first run trains. A run that two
+    files (or one file given twice) both ask for is bad input, as a seed listed twice."""
     from bnexp import config as config_mod
 
-    specs = []
+    specs, seen = [], {}
     for path in configs:
-        some = config_mod.load(path, overrides)
-        specs += config_mod.smoke_specs(some) if smoke else some
+        some = config_mod.load(path, overrides)  # no run twice within one file
+        for spec in config_mod.smoke_specs(some) if smoke else some:
+            twin = seen.setdefault(config_mod.config_hash(spec.config), spec)
+            if twin is not spec:
+                raise BadInput(f"{spec.source}: run {spec.label} is also a run of "
+                               f"{twin.source} (the same run would train twice)")
+            specs.append(spec)
     return specs
 
 

@@ -360,6 +360,13 @@ INVALID = [
      "be a valid number; got 'x'"),
     ("sweep: {grid: {data.limit: [100]}}\n",
      ": data: batch_size 256 is larger than limit 100: not one full batch to train on"),
+    # two cells that are one run: a value listed twice, or two spellings of one value
+    ("sweep: {grid: {model.bn.momentum: [0.9, 0.9]}}\n",
+     ": sweep.grid: the cells {'model.bn.momentum': 0.9} and {'model.bn.momentum': 0.9} "
+     "are the same run (it would train twice)"),
+    ("sweep: {grid: {optimizer.learning_rate: [1, 0.5, 1.0]}}\n",
+     ": sweep.grid: the cells {'optimizer.learning_rate': 1} and "
+     "{'optimizer.learning_rate': 1.0} are the same run (it would train twice)"),
 ]
 
 
@@ -641,3 +648,24 @@ def test_a_constructor_failing_with_a_python_error_is_a_yaml_error(monkeypatch):
     with pytest.raises(yaml.YAMLError) as error:
         loading.parse_yaml("a: 1.5\n")
     assert str(error.value) == "cannot read a value (ValueError)"
+
+
+def test_a_run_asked_for_by_two_files_or_one_file_twice_is_refused_before_anything(tmp_path):
+    from typer.testing import CliRunner
+
+    from bnexp.cli import app
+
+    a = tmp_path / "a.yaml"
+    a.write_text("data: {dataset: synthetic}\n")
+    b = tmp_path / "b.yaml"
+    b.write_text("name: a\ndata: {dataset: synthetic}\nsweep: {seeds: [1, 0]}\n")
+    for files, message in (
+            ([a, a], f"error: {a}: run a_s0 is also a run of {a} (the same run would train "
+                     "twice)"),
+            ([a, b], f"error: {b}: run a_s0 is also a run of {a} (the same run would train "
+                     "twice)")):
+        result = CliRunner().invoke(app, ["train", *map(str, files), "--runs-dir",
+                                          str(tmp_path / "runs")])
+        assert result.exit_code == 2
+        assert result.output.strip() == message
+        assert not (tmp_path / "runs").exists()

@@ -175,7 +175,7 @@ def expand(raw: dict[str, Any], source: str, overrides: list[str] = ()) -> list[
         _check_key_path(key, source)
     seeds = sweep.seeds if sweep.seeds is not None else [base.seed]
     plain = {k: v for k, v in raw.items() if k != "sweep"}
-    runs = []
+    runs, seen = [], {}
     for values in itertools.product(*sweep.grid.values()):
         cell = dict(zip(sweep.grid, values, strict=True))
         cell_raw = copy.deepcopy(plain)
@@ -184,8 +184,12 @@ def expand(raw: dict[str, Any], source: str, overrides: list[str] = ()) -> list[
         for seed in seeds:
             cell_raw["seed"] = seed
             config = validate(cell_raw, source, overrides, grid=list(cell))
-            runs.append(RunSpec(config=config, cell=cell, overrides=_named(overrides),
-                                source=source))
+            spec = RunSpec(config=config, cell=cell, overrides=_named(overrides), source=source)
+            twin = seen.setdefault(config_hash(config), spec)
+            if twin is not spec:  # a value listed twice: [0.9, 0.9], or [1, 1.0]
+                raise ConfigError(f"{source}: sweep.grid: the cells {twin.cell} and {cell} "
+                                  "are the same run (it would train twice)")
+            runs.append(spec)
     return runs
 
 
