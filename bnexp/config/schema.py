@@ -284,9 +284,10 @@ class SweepConfig(_Section):
     """A grid of dotted keys to lists of values, run for each seed (a paired design)."""
 
     grid: dict[str, list[Any]] = {}
-    """Dotted config key -> the values to try, e.g. model.bn.placement: [none, before]."""
+    """Dotted config key -> the values to try, e.g. model.bn.placement: [none, before]
+    (two cells that make the same run, e.g. [1, 1.0], are refused)."""
     seeds: list[Annotated[int, Field(ge=0, le=MAX_SEED)]] | None = Field(None, max_length=1000)
-    """null = the config's own seed only."""
+    """null = the config's own seed only (each seed once)."""
 
     @model_validator(mode="after")
     def _non_empty(self) -> SweepConfig:
