@@ -170,6 +170,8 @@ def train(
 ) -> None:
     """Train CONFIG: one run, or one per sweep cell and seed. Prints each run folder."""
     with _exit_codes():
+        from bnexp import config as config_mod
+
         if (not configs) == (resume is None):
             raise BadInput("bnexp train: give either CONFIG or --resume RUN_DIR")
         if resume and (set_ or name is not None or smoke or runs_dir is not None or force):
@@ -180,27 +182,9 @@ def train(
         if backend is Backend.local and (address or copy_back):
             raise BadInput("--address and --copy-back need --backend ray")
         overrides = [*(set_ or []), *([f"name={name}"] if name is not None else [])]
-        specs = [] if resume else _specs_of(configs, overrides, smoke)
+        specs = [] if resume else config_mod.load_all(configs, overrides, smoke)
         _train(specs, resume, Path(runs_dir or "runs"), jobs, force,
                _ray_options(backend, address, copy_back, cpus))
-
-
-def _specs_of(configs: list[Path], overrides: list[str], smoke: bool) -> list:
-    """Every run of every config file, in order (--smoke: each file's first seed, cut
-    short); all of them are read and checked before the first run trains. A run that two
-    files (or one file given twice) both ask for is bad input, as a seed listed twice."""
-    from bnexp import config as config_mod
-
-    specs, seen = [], {}
-    for path in configs:
-        some = config_mod.load(path, overrides)  # no run twice within one file
-        for spec in config_mod.smoke_specs(some) if smoke else some:
-            twin = seen.setdefault(config_mod.config_hash(spec.config), spec)
-            if twin is not spec:
-                raise BadInput(f"{spec.source}: run {spec.label} is also a run of "
-                               f"{twin.source} (the same run would train twice)")
-            specs.append(spec)
-    return specs
 
 
 def _ray_options(backend: Backend, address, copy_back, cpus):

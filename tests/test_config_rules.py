@@ -669,3 +669,14 @@ def test_a_run_asked_for_by_two_files_or_one_file_twice_is_refused_before_anythi
         assert result.exit_code == 2
         assert result.output.strip() == message
         assert not (tmp_path / "runs").exists()
+
+
+def test_load_all_keeps_file_order_and_cuts_each_file_to_its_first_seed_under_smoke(tmp_path):
+    a = tmp_path / "a.yaml"
+    a.write_text("data: {dataset: synthetic}\nsweep: {seeds: [3, 4]}\n")
+    b = tmp_path / "b.yaml"
+    b.write_text("data: {dataset: synthetic}\nsweep: {seeds: [7, 8]}\n")
+    assert [s.label for s in config.load_all([b, a], [])] == ["b_s7", "b_s8", "a_s3", "a_s4"]
+    smoke = config.load_all([b, a], ["train.epochs=5"], True)
+    assert [(s.label, s.source, s.config.train.epochs) for s in smoke] == [
+        ("b_epochs=5_s7", str(b), 1), ("a_epochs=5_s3", str(a), 1)]

@@ -185,12 +185,34 @@ def expand(raw: dict[str, Any], source: str, overrides: list[str] = ()) -> list[
             cell_raw["seed"] = seed
             config = validate(cell_raw, source, overrides, grid=list(cell))
             spec = RunSpec(config=config, cell=cell, overrides=_named(overrides), source=source)
-            twin = seen.setdefault(config_hash(config), spec)
-            if twin is not spec:  # a value listed twice: [0.9, 0.9], or [1, 1.0]
+            twin = _same_run(seen, spec)
+            if twin:  # a value listed twice: [0.9, 0.9], or [1, 1.0]
                 raise ConfigError(f"{source}: sweep.grid: the cells {twin.cell} and {cell} "
                                   "are the same run (it would train twice)")
             runs.append(spec)
     return runs
+
+
+def load_all(paths: list[Path], overrides: list[str], smoke_runs: bool = False) -> list[RunSpec]:
+    """Every run of every config file, in order (smoke_runs: each file's first seed, cut
+    short), all read and checked before any trains. A run that two files (or one file
+    given twice) both ask for is bad input, as a seed listed twice is."""
+    runs, seen = [], {}
+    for path in paths:
+        some = load(path, overrides)
+        for spec in smoke_specs(some) if smoke_runs else some:
+            twin = _same_run(seen, spec)
+            if twin:
+                raise ConfigError(f"{spec.source}: run {spec.label} is also a run of "
+                                  f"{twin.source} (the same run would train twice)")
+            runs.append(spec)
+    return runs
+
+
+def _same_run(seen: dict[str, RunSpec], spec: RunSpec) -> RunSpec | None:
+    """The run in `seen` (by config hash) that `spec` repeats, else None; records spec."""
+    twin = seen.setdefault(config_hash(spec.config), spec)
+    return None if twin is spec else twin
 
 
 def validate(
