@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -17,15 +18,27 @@ CONFIG = ("name: rc\ndata: {dataset: synthetic, batch_size: 50, validation_size:
           "sweep: {seeds: [0, 1]}\n")
 
 
-def raylets() -> int:
-    """Ray node processes on this machine (read from /proc: no pgrep needed)."""
-    count = 0
+def raylets() -> set[str]:
+    """PIDs of the Ray node processes on this machine (read from /proc: no pgrep needed).
+
+    A set, not a count: another test's Ray may still be exiting when this test starts
+    (`ray.shutdown()` does not wait for its raylet), and must not count against bnexp."""
+    pids = set()
     for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
         try:
-            count += b"raylet" in cmdline.read_bytes()
+            if b"raylet" in cmdline.read_bytes():
+                pids.add(cmdline.parent.name)
         except OSError:  # the process ended while we looked
             continue
-    return count
+    return pids
+
+
+def raylets_left(before: set[str], wait: float = 20.0) -> set[str]:
+    """The raylets not in `before` that are still alive after up to `wait` seconds."""
+    deadline = time.monotonic() + wait
+    while (left := raylets() - before) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return left
 
 
 def test_bnexp_starts_trains_on_and_stops_its_own_ray(tmp_path):
@@ -44,4 +57,4 @@ def test_bnexp_starts_trains_on_and_stops_its_own_ray(tmp_path):
     for folder in folders:
         summary = json.loads((Path(folder) / "summary.json").read_text())
         assert summary["status"] == "completed" and summary["epochs_done"] == 2
-    assert raylets() == before  # its own Ray stopped with it
+    assert raylets_left(before) == set()  # its own Ray stopped with it
