@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas  # noqa: F401  (imported once here, not inside a timed test)
 import pytest
 
-from bnexp import runs
+from bnexp import reading, runs
 from bnexp.runs import reader, record
 from bnexp.runs.record import EPOCH_COLUMNS, RunRecord
 
@@ -271,7 +271,7 @@ def test_read_bounded_never_reads_more_than_it_needs_from_an_endless_file(monkey
             asked.append(size)
             return b"\0" * size
 
-    monkeypatch.setattr(reader, "open", lambda file, mode="r": Endless(), raising=False)
+    monkeypatch.setattr(reading, "open_for_reading", lambda file: Endless())
     with pytest.raises(ValueError, match="larger than 1,000 bytes"):
         reader._read_bounded(Path("endless"), 1000)
     assert sum(asked) <= 1001
@@ -283,7 +283,7 @@ def test_summary_size_limit_is_exact(tmp_path):
     (tmp_path / "summary.json").write_text(head + "a" * pad + '"]}')
     assert runs.read_record(tmp_path).summary["notes"] == ["a" * pad]
     (tmp_path / "summary.json").write_text(head + "a" * (pad + 1) + '"]}')
-    with pytest.raises(ValueError, match=r"^unreadable summary.json \(ValueError\)$"):
+    with pytest.raises(ValueError, match=r"^unreadable summary.json \(TooLarge\)$"):
         runs.read_record(tmp_path)
 
 

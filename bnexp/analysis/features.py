@@ -16,7 +16,7 @@ from bnexp import config as config_mod
 from bnexp import data as data_mod
 from bnexp.errors import BadInput
 from bnexp.model.build import build
-from bnexp.training import checkpoint
+from bnexp.runs import checkpoint
 from bnexp.training.recorders import to_unit
 
 

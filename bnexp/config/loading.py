@@ -23,6 +23,7 @@ from bnexp.config.keys import leaf_keys, section_at
 from bnexp.config.presets import check_shapes
 from bnexp.config.schema import Config, RunSpec, SweepConfig
 from bnexp.errors import ConfigError, did_you_mean
+from bnexp.reading import TooLarge, read_bounded
 
 MAX_BYTES = 1 << 20  # a config file larger than 1 MiB is not a config
 MAX_DEPTH = 32  # nesting deeper than this is not a config either
@@ -120,10 +121,9 @@ def read_yaml(path: Path) -> dict[str, Any]:
     if path.is_dir():
         raise ConfigError(f"{path}: is a folder, expected a YAML config file")
     try:
-        if path.stat().st_size > MAX_BYTES:
-            raise ConfigError(f"{path}: {path.stat().st_size:,} bytes: too large for a config "
-                              f"(at most {MAX_BYTES:,})")
-        raw = parse_yaml(path.read_text(encoding="utf-8"))
+        raw = parse_yaml(read_bounded(path, MAX_BYTES).decode("utf-8"))
+    except TooLarge:
+        raise ConfigError(_too_large(path)) from None
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError(f"{path}: cannot read: {type(e).__name__}") from None
     except RecursionError:
@@ -138,6 +138,13 @@ def read_yaml(path: Path) -> dict[str, Any]:
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping of config keys, got {_kind(raw)}")
     return raw
+
+
+def _too_large(path: Path) -> str:
+    size = path.stat().st_size
+    if size > MAX_BYTES:
+        return f"{path}: {size:,} bytes: too large for a config (at most {MAX_BYTES:,})"
+    return f"{path}: more than {MAX_BYTES:,} bytes (it does not end): not a config"
 
 
 def apply_overrides(raw: dict[str, Any], overrides: list[str], source: str = "config"

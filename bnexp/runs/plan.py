@@ -10,6 +10,7 @@ from pathlib import Path
 from bnexp import config as config_mod
 from bnexp.config import Config
 from bnexp.errors import BadInput
+from bnexp.runs import checkpoint
 from bnexp.runs.reader import latest_attempts, read_record
 from bnexp.runs.record import FINISHED, Outcome
 
@@ -18,6 +19,10 @@ def resumable(path: Path) -> tuple[dict, Config]:
     """(summary, config) of a run that can be resumed; BadInput saying why one cannot."""
     if not (path / "summary.json").is_file():
         raise BadInput(f"{path}: --resume: not a run folder (no summary.json)")
+    for entry in sorted(path.iterdir()):  # resuming appends to them: a FIFO would hang it
+        if not (entry.is_file() or entry.is_dir()):
+            raise BadInput(f"{entry}: --resume: not a regular file (bnexp writes only "
+                           "regular files in a run folder)")
     try:
         record = read_record(path)
     except ValueError as e:
@@ -30,6 +35,8 @@ def resumable(path: Path) -> tuple[dict, Config]:
     if config_mod.config_hash(spec.config) != summary.get("config_hash"):
         raise BadInput(f"{path}/config.yaml: --resume: the config changed since the run "
                        "started; start a new run instead")
+    if (path / checkpoint.FILENAME).exists():
+        checkpoint.read(path / checkpoint.FILENAME)  # whole, before anything is written
     return summary, spec.config
 
 
@@ -47,6 +54,18 @@ def plan(specs: list, runs_dir: Path, force: bool, reporter) -> tuple[list, list
         if status in FINISHED or status == "running":
             outcomes.append(Outcome(path, status, skipped=True))
             reporter.run_skipped(path, status)
+        elif status == "interrupted" and (why := _why_not_resumable(path)):
+            reporter.note(f"{path}: cannot resume ({why}); the run starts afresh")
+            todo.append((spec, None))
         else:
             todo.append((spec, path if status == "interrupted" else None))
     return outcomes, todo
+
+
+def _why_not_resumable(path: Path) -> str | None:
+    """Why an interrupted run's folder cannot be continued (damaged files), or None."""
+    try:
+        resumable(path)
+    except BadInput as e:
+        return str(e)
+    return None

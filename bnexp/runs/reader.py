@@ -16,6 +16,7 @@ from pathlib import Path
 
 import yaml
 
+from bnexp.reading import open_for_reading, read_bounded
 from bnexp.runs.files import complete_lines
 from bnexp.runs.record import FINISHED, RunRecord, effective_status
 
@@ -35,12 +36,8 @@ def read_summary(path: Path) -> dict:
 
 def _read_bounded(file: Path, limit: int) -> str:
     """A text file read whole, at most `limit` bytes (never an endless file or a link to
-    one); undecodable bytes become U+FFFD."""
-    with open(file, "rb") as f:
-        data = f.read(limit + 1)
-    if len(data) > limit:
-        raise ValueError(f"{file.name} is larger than {limit:,} bytes")
-    return data.decode("utf-8", errors="replace")
+    one, never waiting on a FIFO); undecodable bytes become U+FFFD."""
+    return read_bounded(file, limit).decode("utf-8", errors="replace")
 
 
 def read_record(folder: Path, with_config: bool = False) -> RunRecord:
@@ -179,7 +176,7 @@ def read_table(path: Path, name: str):
 def torn(file: Path) -> bool:
     """True if the file ends in a line cut short (a kill in the middle of a write)."""
     try:
-        with open(file, "rb") as f:
+        with open_for_reading(file) as f:
             f.seek(0, 2)
             if f.tell() == 0:
                 return False

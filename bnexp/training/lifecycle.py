@@ -30,9 +30,8 @@ from bnexp.config import RunSpec, advice
 from bnexp.errors import BadInput
 from bnexp.model.build import build, param_counts
 from bnexp.reporter import Reporter
-from bnexp.runs import Outcome
+from bnexp.runs import Outcome, checkpoint
 from bnexp.runs.plan import resumable
-from bnexp.training import checkpoint
 from bnexp.training.loop import Diverged, fit, new_model
 from bnexp.version import __version__
 

@@ -22,7 +22,8 @@ from bnexp.config import Config, batch_stats_eval
 from bnexp.data import Splits, epoch_order
 from bnexp.model.build import build
 from bnexp.reporter import Reporter
-from bnexp.training import checkpoint, compiled, distribute, recorders, stop
+from bnexp.runs import checkpoint
+from bnexp.training import compiled, distribute, recorders, stop
 from bnexp.training.steps import Steps
 
 

@@ -1,0 +1,40 @@
+"""Reading a file bnexp did not necessarily write: a config, a run folder's files, a
+checkpoint.
+
+The trap: a path can name something that is not a file at all. A FIFO makes `open()`
+wait for a writer (bnexp would hang for ever); /dev/zero or /dev/urandom never end
+(bnexp would fill the memory), and their size on disk says 0, so a size check before
+reading does not catch them. Here every file is opened without waiting, and read up
+to a limit.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import BinaryIO
+
+
+class TooLarge(ValueError):
+    """The file holds more than the limit (or never ends)."""
+
+
+def open_for_reading(path: Path) -> BinaryIO:
+    """The file opened for binary reading, never waiting at open (a FIFO with no writer
+    reads as empty); OSError where it cannot be opened."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        os.set_blocking(fd, True)  # reads wait for a writer that is there, as usual
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def read_bounded(path: Path, limit: int) -> bytes:
+    """The file's bytes, at most `limit` of them; TooLarge if there are more."""
+    with open_for_reading(path) as f:
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise TooLarge(f"{Path(path).name} is larger than {limit:,} bytes")
+    return data

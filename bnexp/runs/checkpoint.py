@@ -1,0 +1,100 @@
+"""A run's state after its last finished epoch, in one file replaced atomically.
+
+checkpoint.npz holds every model weight (BN moving statistics included), every
+optimizer variable (iteration count, momenta), the data-order RNG state, and the
+metric rows of the finished epochs. It is written to a temp file, fsynced and
+renamed over the old one, so a kill at any instant leaves the previous or the new
+checkpoint whole. It is written before the epoch's row goes to metrics.csv: on
+resume the checkpoint is the truth and metrics.csv is made to agree with it.
+
+A checkpoint bnexp did not write whole (damaged, copied in part, edited) is read whole
+and checked before a resume writes anything: CheckpointError, one line naming it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from bnexp.errors import BadInput
+from bnexp.reading import open_for_reading
+from bnexp.runs.files import replace_atomically
+
+FILENAME = "checkpoint.npz"
+
+
+def save(path: Path, model, optimizer, order: np.random.Generator, rows: list[dict]) -> None:
+    arrays = {f"model_{i}": np.asarray(v.numpy()) for i, v in enumerate(model.weights)}
+    for i, variable in enumerate(optimizer.variables):
+        arrays[f"optimizer_{i}"] = np.asarray(variable.numpy())
+    meta = {"rows": rows, "order": order.bit_generator.state,
+            "n_model": len(model.weights), "n_optimizer": len(optimizer.variables)}
+    arrays["meta"] = np.array(json.dumps(meta))
+    replace_atomically(path, lambda f: np.savez(f, **arrays))
+
+
+class CheckpointError(BadInput):
+    """checkpoint.npz is not a whole checkpoint bnexp wrote (damaged, replaced, not a file)."""
+
+
+def read(path: Path) -> tuple[dict[str, np.ndarray], dict]:
+    """(arrays, meta) of a checkpoint, every array bnexp's meta says it holds checked to be
+    there; CheckpointError naming the file otherwise. The trap: np.load reads lazily, so
+    a damaged file would fail half way through a restore; it is read whole first."""
+    try:
+        with open_for_reading(path) as file, np.load(file, allow_pickle=False) as f:
+            arrays = {name: f[name] for name in f.files}
+        meta = json.loads(str(arrays.pop("meta")))
+        counts = (meta["n_model"], meta["n_optimizer"])
+        if not all(type(n) is int and 0 <= n <= len(arrays) for n in counts):
+            raise ValueError("counts")
+        names = [f"model_{i}" for i in range(meta["n_model"])]
+        names += [f"optimizer_{i}" for i in range(meta["n_optimizer"])]
+        if (set(names) - set(arrays) or not isinstance(meta["rows"], list)
+                or not all(isinstance(row, dict) for row in meta["rows"])
+                or not isinstance(meta["order"], dict)):
+            raise ValueError("incomplete")
+    except Exception as e:  # noqa: BLE001 - zip and npy decoders raise many kinds on damage
+        # (BadZipFile, RuntimeError "encrypted", zlib.error, EOFError, ...): all mean the same
+        raise CheckpointError(f"{path}: not a whole bnexp checkpoint ({type(e).__name__})"
+                              ) from None
+    return arrays, meta
+
+
+def rows(path: Path) -> list[dict]:
+    """The metric rows a checkpoint holds (its finished epochs), without restoring anything."""
+    return read(path)[1]["rows"]
+
+
+def restore(path: Path, model, optimizer, order: np.random.Generator) -> list[dict]:
+    """Put the saved state into model, optimizer and order; return the finished epochs' rows."""
+    optimizer.build(model.trainable_variables)  # Keras creates optimizer variables lazily
+    arrays, meta = read(path)
+    if (meta["n_model"], meta["n_optimizer"]) != (len(model.weights), len(optimizer.variables)):
+        raise CheckpointError(f"{path}: checkpoint does not fit this model and optimizer")
+    _assign(path, model.weights, arrays, "model")
+    _assign(path, optimizer.variables, arrays, "optimizer")
+    try:
+        order.bit_generator.state = meta["order"]
+    except (ValueError, TypeError, KeyError):
+        raise CheckpointError(f"{path}: not a whole bnexp checkpoint (data order)") from None
+    return meta["rows"]
+
+
+def load_weights(path: Path, model) -> None:
+    """Put the saved model weights (moving statistics included) into model; no optimizer."""
+    arrays, meta = read(path)
+    if meta["n_model"] != len(model.weights):
+        raise CheckpointError(f"{path}: checkpoint does not fit this model")
+    _assign(path, model.weights, arrays, "model")
+
+
+def _assign(path: Path, variables, arrays: dict[str, np.ndarray], prefix: str) -> None:
+    for i, variable in enumerate(variables):
+        value = arrays[f"{prefix}_{i}"]
+        if tuple(value.shape) != tuple(variable.shape):
+            raise CheckpointError(f"{path}: checkpoint does not fit this model ({prefix}_{i} "
+                                  f"has shape {value.shape}, the model's {variable.shape})")
+        variable.assign(value)

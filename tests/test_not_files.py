@@ -1,0 +1,197 @@
+"""Paths that are not files, and checkpoints that are not whole: a FIFO where a config or
+a run folder's file should be (open() would wait for a writer for ever), a device that
+never ends (/dev/zero), a damaged checkpoint.npz. bnexp answers with one line or reads
+around them; it never hangs, never fills the memory, never shows a traceback.
+
+Every test here has a timeout (pytest-timeout): a hang is a failure, not a stuck suite."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from bnexp import config, sweep
+from bnexp.errors import BadInput, ConfigError
+from bnexp.reading import TooLarge, read_bounded
+from bnexp.reporter import NullReporter
+from bnexp.runs import checkpoint, reader
+from bnexp.runs.plan import plan, resumable
+from tests.helpers import fake_run
+
+pytestmark = pytest.mark.timeout(30)
+
+
+class Weight:
+    """A model or optimizer variable as checkpoint.save reads it (.numpy(), .shape)."""
+
+    def __init__(self, value):
+        self.value = np.asarray(value, np.float32)
+        self.shape = self.value.shape
+
+    def numpy(self):
+        return self.value
+
+    def assign(self, value):
+        self.value = np.asarray(value, np.float32)
+
+
+class Holder:
+    def __init__(self, shapes):
+        self.weights = self.variables = self.trainable_variables = [
+            Weight(np.full(shape, i + 1.0)) for i, shape in enumerate(shapes)]
+
+    def build(self, variables):
+        pass
+
+
+def write_checkpoint(folder, rows=({"epoch": 1},)):
+    model, optimizer = Holder([(3, 2), (2,)]), Holder([()])
+    order = np.random.default_rng(0)
+    checkpoint.save(folder / checkpoint.FILENAME, model, optimizer, order, list(rows))
+    return model, optimizer
+
+
+def interrupted_run(tmp_path):
+    path = fake_run(tmp_path / "runs", 0, [0.5], status="interrupted")
+    write_checkpoint(path)
+    return path
+
+
+def test_a_fifo_as_the_config_is_empty_not_a_hang(tmp_path):
+    fifo = tmp_path / "c.yaml"
+    os.mkfifo(fifo)
+    with pytest.raises(ConfigError, match=r"c\.yaml: the file is empty"):
+        config.load(fifo)
+
+
+def test_a_config_that_never_ends_is_refused_without_reading_it_all():
+    with pytest.raises(ConfigError) as e:
+        config.load("/dev/zero")
+    assert str(e.value) == "/dev/zero: more than 1,048,576 bytes (it does not end): not a config"
+
+
+def test_read_bounded_reads_a_regular_file_whole_and_stops_past_the_limit(tmp_path):
+    file = tmp_path / "f"
+    file.write_bytes(b"x" * 10)
+    assert read_bounded(file, 10) == b"x" * 10
+    with pytest.raises(TooLarge, match="f is larger than 9 bytes"):
+        read_bounded(file, 9)
+    with pytest.raises(TooLarge):
+        read_bounded("/dev/zero", 1000)
+
+
+@pytest.mark.parametrize("name", ["summary.json", "metrics.csv", "config.yaml"])
+def test_a_fifo_in_a_run_folder_is_read_around(tmp_path, name):
+    path = fake_run(tmp_path / "runs", 0, [0.5, 0.6])
+    (path / name).unlink()
+    os.mkfifo(path / name)
+    records, problems = reader.scan(tmp_path / "runs")  # returns: nothing waits on the FIFO
+    if name == "summary.json":
+        assert records == [] and problems == [f"skipped {path}: unreadable summary.json "
+                                              "(JSONDecodeError)"]
+    else:
+        assert [r.path for r in records] == [path]
+    assert not reader.torn(path / name)
+    if name == "metrics.csv":
+        assert reader.read_metrics(path) == []
+
+
+@pytest.mark.parametrize("name", ["metrics.csv", "train.log", "checkpoint.npz"])
+def test_resume_refuses_a_folder_holding_a_fifo(tmp_path, name):
+    path = interrupted_run(tmp_path)
+    (path / name).unlink(missing_ok=True)
+    os.mkfifo(path / name)
+    with pytest.raises(BadInput) as e:
+        resumable(path)
+    assert str(e.value) == (f"{path / name}: --resume: not a regular file (bnexp writes only "
+                            "regular files in a run folder)")
+
+
+def test_a_checkpoint_reads_back_what_was_saved(tmp_path):
+    model, optimizer = write_checkpoint(tmp_path, rows=[{"epoch": 1}, {"epoch": 2}])
+    assert checkpoint.rows(tmp_path / checkpoint.FILENAME) == [{"epoch": 1}, {"epoch": 2}]
+    fresh, fresh_opt = Holder([(3, 2), (2,)]), Holder([()])
+    for w in fresh.weights + fresh_opt.variables:
+        w.assign(np.zeros(w.shape))
+    order = np.random.default_rng(99)
+    checkpoint.restore(tmp_path / checkpoint.FILENAME, fresh, fresh_opt, order)
+    np.testing.assert_array_equal(fresh.weights[0].value, np.full((3, 2), 1.0))
+    np.testing.assert_array_equal(fresh.weights[1].value, np.full((2,), 2.0))
+    assert order.integers(1 << 30) == np.random.default_rng(0).integers(1 << 30)
+
+
+def test_a_checkpoint_of_another_shape_is_refused_before_any_weight_changes(tmp_path):
+    write_checkpoint(tmp_path)
+    other = Holder([(3, 2), (5,)])
+    with pytest.raises(checkpoint.CheckpointError, match=r"model_1 has shape \(2,\)"):
+        checkpoint.load_weights(tmp_path / checkpoint.FILENAME, other)
+
+
+def test_a_checkpoint_claiming_a_huge_count_is_refused_at_once(tmp_path):
+    np.savez(tmp_path / checkpoint.FILENAME, meta=np.array(json.dumps(
+        {"rows": [], "order": {}, "n_model": 10**15, "n_optimizer": 0})))
+    with pytest.raises(checkpoint.CheckpointError, match="not a whole bnexp checkpoint"):
+        checkpoint.read(tmp_path / checkpoint.FILENAME)
+
+
+def damaged(data: bytes, how) -> bytes:
+    kind, at, value = how
+    at = at % (len(data) + 1)
+    if kind == "truncate":
+        return data[:at]
+    if kind == "flip":
+        return data[:at] + bytes([value]) + data[at + 1:]
+    return bytes([value]) * at
+
+
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(how=st.tuples(st.sampled_from(["truncate", "flip", "fill"]), st.integers(0, 10**6),
+                     st.integers(0, 255)))
+def test_a_damaged_checkpoint_is_one_line_of_bad_input_or_still_whole(tmp_path_factory, how):
+    folder = tmp_path_factory.mktemp("ck")
+    write_checkpoint(folder)
+    file = folder / checkpoint.FILENAME
+    file.write_bytes(damaged(file.read_bytes(), how))
+    try:
+        arrays, meta = checkpoint.read(file)
+    except checkpoint.CheckpointError as e:
+        assert str(e).startswith(f"{file}: ") and "\n" not in str(e)
+        return
+    assert meta["n_model"] == 2 and {"model_0", "model_1", "optimizer_0"} <= set(arrays)
+
+
+def test_resume_refuses_a_damaged_checkpoint_before_writing_anything(tmp_path):
+    path = interrupted_run(tmp_path)
+    (path / checkpoint.FILENAME).write_bytes(b"PK\x03\x04 not a zip")
+    before = {p.name: p.read_bytes() for p in path.iterdir()}
+    with pytest.raises(BadInput, match=r"checkpoint\.npz: not a whole bnexp checkpoint "
+                                       r"\(BadZipFile\)"):
+        sweep.resume(path, NullReporter())
+    assert {p.name: p.read_bytes() for p in path.iterdir()} == before
+
+
+def test_a_sweep_starts_afresh_a_run_it_cannot_resume_and_says_why(tmp_path):
+    path = interrupted_run(tmp_path)
+    specs = config.load_all([path / "config.yaml"], [])
+    notes = []
+
+    class Noting(NullReporter):
+        def note(self, text):
+            notes.append(text)
+
+    intact = tmp_path / "intact"
+    path.rename(intact)
+    _, todo = plan(specs, tmp_path / "runs", False, Noting())
+    assert todo == [(specs[0], None)] and notes == []  # nothing there: a new run
+    intact.rename(path)
+    _, todo = plan(specs, tmp_path / "runs", False, Noting())
+    assert todo == [(specs[0], path)] and notes == []  # whole: resumed in its folder
+    (path / checkpoint.FILENAME).write_bytes(b"garbage")
+    _, todo = plan(specs, tmp_path / "runs", False, Noting())
+    assert todo == [(specs[0], None)]
+    assert notes == [f"{path}: cannot resume ({path / checkpoint.FILENAME}: not a whole bnexp "
+                     "checkpoint (ValueError)); the run starts afresh"]
