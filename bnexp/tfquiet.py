@@ -74,13 +74,15 @@ def hidden(*names: str):
 
 def use_xla_cache() -> Path | None:
     """Point TF_XLA_FLAGS at the persistent XLA cache (made if missing) unless it names
-    one already or BNEXP_XLA_CACHE is `off`; the folder used, or None."""
+    one already or BNEXP_XLA_CACHE is `off`; the folder used, or None. A folder whose
+    path holds a space is not used (TensorFlow would cut the flag there and cache
+    somewhere else): XLA then compiles as without a cache."""
     flags = os.environ.get("TF_XLA_FLAGS", "")
     if "persistent_cache_directory" in flags:
         return None
     folder = xla_cache_dir()
-    if folder is None:
-        return None
+    if folder is None or any(c.isspace() for c in str(folder)):
+        return None  # TF_XLA_FLAGS is split at spaces: such a folder cannot be named there
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError:  # a read-only home: compile as before

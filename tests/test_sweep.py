@@ -4,6 +4,7 @@ import pytest
 
 from bnexp import config, runs, sweep
 from bnexp.backends.pool import threads_per_job, usable_cores
+from bnexp.errors import BadInput
 from tests.helpers import SYNTHETIC, Quiet
 
 SWEEP = SYNTHETIC.replace("epochs: 2", "epochs: 1") + (
@@ -35,3 +36,14 @@ def test_two_jobs_run_every_cell_and_a_rerun_skips_finished_ones(write_config, t
 def test_threads_split_the_cores():
     assert threads_per_job(1) == usable_cores()
     assert threads_per_job(usable_cores()) == 1 and threads_per_job(64) == 1
+
+
+@pytest.mark.parametrize("value", ["abc", "0", "-2", "1.5", "²", "1e3", "1025", "9" * 400])
+def test_a_thread_count_in_the_environment_is_checked(monkeypatch, value):
+    monkeypatch.setenv("BNEXP_THREADS_PER_JOB", value)
+    with pytest.raises(BadInput) as e:
+        threads_per_job(2)
+    assert str(e.value).startswith("BNEXP_THREADS_PER_JOB=")
+    assert str(e.value).endswith(": expected a whole number of threads from 1 to 1024")
+    monkeypatch.setenv("BNEXP_THREADS_PER_JOB", " 3 ")
+    assert threads_per_job(2) == 3

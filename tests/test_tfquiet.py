@@ -33,6 +33,9 @@ def test_the_xla_cache_folder_follows_the_environment(monkeypatch, tmp_path):
     flags = os.environ["TF_XLA_FLAGS"]
     assert flags == f"--tf_xla_persistent_cache_directory={tmp_path / 'xla'}"
     assert tfquiet.use_xla_cache() is None  # a cache already named is left as it is
+    monkeypatch.setenv("TF_XLA_FLAGS", "")
+    monkeypatch.setenv("BNEXP_XLA_CACHE", str(tmp_path / "x a b"))  # cut at the space by TF
+    assert tfquiet.use_xla_cache() is None and os.environ["TF_XLA_FLAGS"] == ""
     monkeypatch.delenv("BNEXP_XLA_CACHE")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "home"))
     default = tfquiet.xla_cache_dir()

@@ -22,14 +22,21 @@ from bnexp.reporter import NullReporter, Reporter
 from bnexp.runs import Outcome
 from bnexp.training import stop
 
+MAX_THREADS = 1024  # more threads than any machine's cores is a typo, not a setting
+
 
 def threads_per_job(jobs: int) -> int:
     """TensorFlow intra- and inter-op threads for each of `jobs` processes: the cores split
     evenly (measured against oversubscribing: benchmarks/jobs.py --threads-per-job).
-    $BNEXP_THREADS_PER_JOB overrides it."""
-    if os.environ.get("BNEXP_THREADS_PER_JOB"):
-        return max(1, int(os.environ["BNEXP_THREADS_PER_JOB"]))
-    return max(1, usable_cores() // jobs)
+    $BNEXP_THREADS_PER_JOB overrides it: a whole number from 1 to MAX_THREADS, else
+    BadInput (the environment is input too)."""
+    text = os.environ.get("BNEXP_THREADS_PER_JOB", "").strip()
+    if not text:
+        return max(1, usable_cores() // jobs)
+    if not (text.isascii() and text.isdigit() and 1 <= int(text) <= MAX_THREADS):
+        raise BadInput(f"BNEXP_THREADS_PER_JOB={text!r}: expected a whole number of threads "
+                       f"from 1 to {MAX_THREADS}")
+    return int(text)
 
 
 def usable_cores() -> int:
