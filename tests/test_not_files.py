@@ -13,8 +13,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bnexp import config, sweep
-from bnexp.errors import BadInput, ConfigError
+from bnexp import config, data, sweep
+from bnexp.errors import BadInput, ConfigError, DataError
 from bnexp.reading import TooLarge, read_bounded
 from bnexp.reporter import NullReporter
 from bnexp.runs import checkpoint, reader
@@ -138,7 +138,12 @@ def test_a_checkpoint_claiming_a_huge_count_is_refused_at_once(tmp_path):
 
 
 def damaged(data: bytes, how) -> bytes:
+    """The bytes of a zip file (npz) damaged: cut short, one byte changed (anywhere, or
+    in the first central-directory entry: flags, compression method, sizes), or filled."""
     kind, at, value = how
+    if kind == "central":  # e.g. flags 1: "encrypted"; method 99: "not supported"
+        start = data.index(b"PK\x01\x02")
+        return damaged(data, ("flip", start + at % 46, value))
     at = at % (len(data) + 1)
     if kind == "truncate":
         return data[:at]
@@ -149,8 +154,10 @@ def damaged(data: bytes, how) -> bytes:
 
 @settings(max_examples=150, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(how=st.tuples(st.sampled_from(["truncate", "flip", "fill"]), st.integers(0, 10**6),
-                     st.integers(0, 255)))
+@given(how=st.one_of(
+    st.tuples(st.sampled_from(["truncate", "flip", "fill", "central"]), st.integers(0, 10**6),
+              st.integers(0, 255)),
+    st.sampled_from([("central", 8, 1), ("central", 10, 99)])))  # found: not to be lost
 def test_a_damaged_checkpoint_is_one_line_of_bad_input_or_still_whole(tmp_path_factory, how):
     folder = tmp_path_factory.mktemp("ck")
     write_checkpoint(folder)
@@ -195,3 +202,22 @@ def test_a_sweep_starts_afresh_a_run_it_cannot_resume_and_says_why(tmp_path):
     assert todo == [(specs[0], None)]
     assert notes == [f"{path}: cannot resume ({path / checkpoint.FILENAME}: not a whole bnexp "
                      "checkpoint (ValueError)); the run starts afresh"]
+
+
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(how=st.one_of(
+    st.tuples(st.sampled_from(["truncate", "flip", "fill", "central"]), st.integers(0, 10**6),
+              st.integers(0, 255)),
+    st.sampled_from([("central", 8, 1), ("central", 10, 99)])))  # found: not to be lost
+def test_a_damaged_mnist_npz_is_one_line_of_bad_input_or_still_whole(tmp_path_factory, how):
+    file = tmp_path_factory.mktemp("npz") / "mnist.npz"
+    x, y = np.zeros((4, 28, 28), np.uint8), np.arange(4, dtype=np.uint8)
+    np.savez(file, x_train=x, y_train=y, x_test=x[:2], y_test=y[:2])
+    file.write_bytes(damaged(file.read_bytes(), how))
+    try:
+        arrays = data.read_npz(file)
+    except DataError as e:
+        assert str(e).startswith(f"{file}: ") and "\n" not in str(e)
+        return
+    assert len(arrays) == 4
