@@ -12,6 +12,7 @@ download, unless `$BNEXP_NO_DOWNLOAD` is set (the tests set it).
 from __future__ import annotations
 
 import gzip
+import math
 import os
 import shutil
 import sys
@@ -249,7 +250,7 @@ def read_idx(path: Path, magic: int) -> np.ndarray:
     ndim = data[3]
     shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     body = data[4 + 4 * ndim :]
-    if len(body) != int(np.prod(shape)):
+    if len(body) != math.prod(shape):  # exact: np.prod would wrap round at 2**63
         raise DataError(
             f"{path}: truncated or oversized: {len(body)} bytes of data for shape {shape}"
         )

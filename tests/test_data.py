@@ -110,3 +110,13 @@ def test_real_fashion_mnist_from_the_debian_package(monkeypatch, tmp_path):
     assert s.source == str(FASHION_DIR)
     assert s.x_train.shape == (1000, 28, 28, 1) and len(s.x_val) == 5000 and len(s.x_test) == 500
     assert set(np.unique(s.y_val)) == set(range(10))
+
+
+def test_an_idx_header_whose_sizes_multiply_past_2_to_the_64_is_refused(tmp_path):
+    """4 dimensions of 65,536 multiply to 2**64, which np.prod wraps round to 0: with no
+    data at all, the sizes would "match" and reshape would raise a traceback."""
+    file = tmp_path / "train-images-idx3-ubyte"
+    file.write_bytes(b"\x00\x00\x08\x04" + (65536).to_bytes(4, "big") * 4)
+    with pytest.raises(DataError, match=r"0 bytes of data for shape \(65536, 65536, 65536, "
+                                        r"65536\)$"):
+        data.read_idx(file, 0x0804)
