@@ -233,6 +233,9 @@ def _idx_path(folder: Path, name: str) -> Path | None:
     return None
 
 
+MAX_IDX_DIMS = 4  # images are (N, H, W), labels (N,); numpy takes at most 64
+
+
 def read_idx(path: Path, magic: int) -> np.ndarray:
     """One IDX file (gzipped or not) as a uint8 array; DataError if it is not one whole."""
     opener = gzip.open if path.suffix == ".gz" else open
@@ -248,6 +251,9 @@ def read_idx(path: Path, magic: int) -> np.ndarray:
         got = data[:4].hex() if len(data) >= 4 else "nothing"
         raise DataError(f"{path}: not an IDX file of this kind (magic {got}, want {magic:08x})")
     ndim = data[3]
+    if ndim > MAX_IDX_DIMS or len(data) < 4 + 4 * ndim:
+        raise DataError(f"{path}: not an IDX file of this kind ({ndim} dimensions, "
+                        f"{len(data)} bytes)")
     shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     body = data[4 + 4 * ndim :]
     if len(body) != math.prod(shape):  # exact: np.prod would wrap round at 2**63

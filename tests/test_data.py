@@ -1,8 +1,14 @@
 """The IDX / npz loaders, the search order, splits, limits and padding, and bad files."""
 
 
+import gzip
+import tempfile
+from pathlib import Path
+
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bnexp import data
 from bnexp.config import DataConfig
@@ -120,3 +126,19 @@ def test_an_idx_header_whose_sizes_multiply_past_2_to_the_64_is_refused(tmp_path
     with pytest.raises(DataError, match=r"0 bytes of data for shape \(65536, 65536, 65536, "
                                         r"65536\)$"):
         data.read_idx(file, 0x0804)
+
+
+@settings(max_examples=300, deadline=None)
+@given(ndim=st.integers(0, 255), dims=st.lists(st.integers(0, 2**32 - 1), max_size=6),
+       body=st.binary(max_size=64), gz=st.booleans())
+def test_any_idx_header_reads_whole_or_is_one_line_of_bad_data(ndim, dims, body, gz):
+    raw = b"\x00\x00\x08" + bytes([ndim]) + b"".join(d.to_bytes(4, "big") for d in dims) + body
+    with tempfile.TemporaryDirectory() as folder:
+        file = Path(folder) / ("images.gz" if gz else "images")
+        file.write_bytes(gzip.compress(raw) if gz else raw)
+        try:
+            array = data.read_idx(file, 0x0800 + ndim)
+        except DataError as e:
+            assert str(e).startswith(f"{file}: ") and "\n" not in str(e)
+            return
+    assert array.dtype == np.uint8 and array.ndim == ndim
