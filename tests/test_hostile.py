@@ -4,9 +4,12 @@ one line, nothing written), never a traceback."""
 
 import json
 import math
+import os
 import string
+import tempfile
 
 import pytest
+import typer
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -356,3 +359,58 @@ def test_any_compare_options_give_a_table_or_one_line(two_groups, baseline, by, 
     for key in by:
         args += ["--by", key]
     _one_line_or_result(CliRunner().invoke(app, args))
+
+
+TF_FREE_COMMANDS = [("validate",), ("compare",), ("doctor",), ("plot", "runs")]
+
+
+def _options(path: tuple[str, ...]) -> list:
+    """The options of the command at `path`, read from the CLI itself: an option added
+    later is searched too, with no list here to keep up to date."""
+    command = typer.main.get_command(app)
+    for name in path:
+        command = command.commands[name]
+    return [p for p in command.params
+            if isinstance(p, typer.core.TyperOption) and p.name != "help"]
+
+
+@pytest.fixture(scope="module")
+def places(tmp_path_factory, two_groups):
+    """Paths a user might give: a config, runs, one run, nothing, a FIFO, an endless file."""
+    folder = tmp_path_factory.mktemp("places")
+    (folder / "c.yaml").write_text("data: {dataset: synthetic}\nsweep: {seeds: [0, 1]}\n")
+    os.mkfifo(folder / "fifo")
+    return [str(folder / "c.yaml"), str(two_groups), str(next(two_groups.iterdir())),
+            str(folder / "missing"), str(folder / "fifo"), "/dev/zero", str(folder / "out.csv"),
+            str(folder / "out"), str(folder)]
+
+
+option_values = st.one_of(
+    st.sampled_from(["0", "-1", "2", "1e309", "nan", "inf", "9" * 30, "", "-", "--", "x",
+                     "final", "best", "test_acc", "train_loss", "csv", "json", "markdown",
+                     "model.bn.placement=none", "seed=0", "a=b", "\n", "\x1b[31m", "é", "2.5"]),
+    st.text(max_size=15))
+
+
+@pytest.mark.slow  # over ~2 s: out of the fast loop
+@settings(SETTINGS, max_examples=200)
+@given(pick=st.data())
+def test_any_options_of_the_tensorflow_free_commands_give_a_result_or_one_line(places, pick):
+    """Every option of validate, compare, doctor and plot runs (read from the CLI), with
+    values a user might type or paste: exit 0 or one line of bad input, never a traceback
+    and never a hang (the FIFO and /dev/zero are among the paths)."""
+    path = pick.draw(st.sampled_from(TF_FREE_COMMANDS))
+    options = _options(path)
+    args = [*path, pick.draw(st.sampled_from(places))]
+    chosen = st.lists(st.sampled_from(options), max_size=4) if options else st.just([])
+    for option in pick.draw(chosen):
+        args.append(option.opts[0])
+        if not option.is_flag:
+            args.append(pick.draw(st.one_of(option_values, st.sampled_from(places))))
+    with tempfile.TemporaryDirectory() as cwd:  # relative outputs land here, not the checkout
+        old = os.getcwd()
+        os.chdir(cwd)
+        try:
+            _one_line_or_result(CliRunner().invoke(app, args))
+        finally:
+            os.chdir(old)
