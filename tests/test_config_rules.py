@@ -178,6 +178,32 @@ def test_the_size_limit_is_inclusive(tmp_path, monkeypatch):
     assert error_of(over) == ": 1,001 bytes: too large for a config (at most 1,000)"
 
 
+def test_a_sweep_of_625_million_runs_is_refused_before_it_is_listed(write_config):
+    """Four keys of 50 values and 100 seeds: listing them would fill the memory."""
+    assert loading.MAX_RUNS == 100_000
+    reference = (Path(__file__).parents[1] / "docs" / "config.md").read_text()
+    assert "at most 100,000 runs per config file" in " ".join(reference.split())
+    grid = {key: list(range(1, 51)) for key in
+            ["data.batch_size", "train.epochs", "data.validation_size", "optimizer.learning_rate"]}
+    path = write_config(yaml.safe_dump({"sweep": {"grid": grid, "seeds": list(range(100))}}))
+    assert error_of(path) == (
+        ": sweep: 625,000,000 runs (50 data.batch_size x 50 data.validation_size x 50 "
+        "optimizer.learning_rate x 50 train.epochs x 100 seeds): more than 100,000; "
+        "split it into several configs")
+
+
+def test_the_run_limit_is_inclusive(write_config, monkeypatch):
+    monkeypatch.setattr(loading, "MAX_RUNS", 6)
+    grid = "sweep: {grid: {train.epochs: [1, 2, 3]}, seeds: [0, 1]}\n"
+    assert len(config.load(write_config(grid))) == 6
+    over = write_config("sweep: {grid: {train.epochs: [1, 2, 3]}, seeds: [0, 1, 2]}\n")
+    assert error_of(over) == (": sweep: 9 runs (3 train.epochs x 3 seeds): more than 6; "
+                              "split it into several configs")
+    without_grid = write_config("sweep: {seeds: [0, 1, 2, 3, 4, 5, 6]}\n")
+    assert error_of(without_grid) == (": sweep: 7 runs (7 seeds): more than 6; split it "
+                                      "into several configs")
+
+
 def test_bytes_that_are_not_utf8_cannot_be_read(tmp_path):
     path = tmp_path / "latin.yaml"
     path.write_bytes(b"name: caf\xe9\n")

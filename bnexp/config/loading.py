@@ -12,6 +12,7 @@ import dataclasses
 import hashlib
 import itertools
 import json
+import math
 import re
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from bnexp.errors import ConfigError, did_you_mean
 from bnexp.reading import TooLarge, read_bounded
 
 MAX_BYTES = 1 << 20  # a config file larger than 1 MiB is not a config
+MAX_RUNS = 100_000  # runs one config may expand to (at 0.3 s a run: over 8 hours)
 MAX_DEPTH = 32  # nesting deeper than this is not a config either
 
 
@@ -181,6 +183,7 @@ def expand(raw: dict[str, Any], source: str, overrides: list[str] = ()) -> list[
     for key in sweep.grid:
         _check_key_path(key, source)
     seeds = sweep.seeds if sweep.seeds is not None else [base.seed]
+    _check_size(sweep.grid, seeds, source)
     plain = {k: v for k, v in raw.items() if k != "sweep"}
     runs, seen = [], {}
     for values in itertools.product(*sweep.grid.values()):
@@ -198,6 +201,18 @@ def expand(raw: dict[str, Any], source: str, overrides: list[str] = ()) -> list[
                                   "are the same run (it would train twice)")
             runs.append(spec)
     return runs
+
+
+def _check_size(grid: dict[str, list], seeds: list, source: str) -> None:
+    """ConfigError if the sweep expands to more than MAX_RUNS runs, said before expanding:
+    four keys of 50 values and 100 seeds are 625 million runs, which would fill the
+    memory while being listed (10,000 runs take 3 s and 90 MB to check)."""
+    total = math.prod(len(values) for values in grid.values()) * len(seeds)
+    if total > MAX_RUNS:
+        sizes = [f"{len(values)} {key}" for key, values in grid.items()]
+        sizes.append(f"{len(seeds)} seeds")
+        raise ConfigError(f"{source}: sweep: {total:,} runs ({' x '.join(sizes)}): more than "
+                          f"{MAX_RUNS:,}; split it into several configs")
 
 
 def load_all(paths: list[Path], overrides: list[str], smoke_runs: bool = False) -> list[RunSpec]:
