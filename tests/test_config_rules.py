@@ -159,11 +159,19 @@ def test_missing_file_folder_empty_and_non_mappings(write_config, tmp_path):
             f": expected a mapping of config keys, got {kind}"), text
 
 
-def test_a_file_over_one_mib_is_refused_unread(tmp_path):
-    assert loading.MAX_BYTES == 1 << 20
+def test_a_file_over_64_kib_is_refused_unread(tmp_path):
+    assert loading.MAX_BYTES == 1 << 16
     path = tmp_path / "big.yaml"
     path.write_bytes(b"#" * (loading.MAX_BYTES + 1))
-    assert error_of(path) == ": 1,048,577 bytes: too large for a config (at most 1,048,576)"
+    assert error_of(path) == ": 65,537 bytes: too large for a config (at most 65,536)"
+
+
+def test_a_model_of_more_than_1000_layers_is_refused(write_config):
+    """Checking a list of 10,000 layers took seconds (it grows faster than the list)."""
+    layers = ", ".join(["{type: dense, units: 2}"] * 1000)
+    path = write_config(f"model: {{arch: layers, layers: [{{type: flatten}}, {layers}]}}\n")
+    assert error_of(path).startswith(": model.layers: list should have at most 1000 items "
+                                     "after validation, not 1001")
 
 
 def test_the_size_limit_is_inclusive(tmp_path, monkeypatch):

@@ -70,7 +70,7 @@ def test_a_fifo_as_the_config_is_empty_not_a_hang(tmp_path):
 def test_a_config_that_never_ends_is_refused_without_reading_it_all():
     with pytest.raises(ConfigError) as e:
         config.load("/dev/zero")
-    assert str(e.value) == "/dev/zero: more than 1,048,576 bytes (it does not end): not a config"
+    assert str(e.value) == "/dev/zero: more than 65,536 bytes (it does not end): not a config"
 
 
 def test_read_bounded_reads_a_regular_file_whole_and_stops_past_the_limit(tmp_path):

@@ -26,7 +26,8 @@ from bnexp.config.schema import Config, RunSpec, SweepConfig
 from bnexp.errors import ConfigError, did_you_mean
 from bnexp.reading import TooLarge, read_bounded
 
-MAX_BYTES = 1 << 20  # a config file larger than 1 MiB is not a config
+MAX_BYTES = 1 << 16  # a config is a few KiB (the largest shipped: 2 KiB); PyYAML reads
+# ~1 MiB a minute of dense YAML, so a larger file would look like a hang
 MAX_RUNS = 100_000  # runs one config may expand to (at 0.3 s a run: over 8 hours)
 MAX_DEPTH = 32  # nesting deeper than this is not a config either
 

@@ -25,6 +25,7 @@ NUM_CLASSES = 10  # MNIST and Fashion-MNIST
 MAX_EXAMPLES = 10_000_000  # every count of examples: far above any dataset bnexp reads
 MAX_SEED = 2**32 - 1  # NumPy's and TensorFlow's seeds are 32-bit
 MAX_WIDTH = 65_536  # units of a dense layer, channels of a convolution
+MAX_LAYERS = 1_000  # layers of a model (checking a list of 10,000 takes seconds)
 
 
 class _Section(BaseModel):
@@ -140,10 +141,10 @@ class ModelConfig(_Section):
     arch: Literal["lenet", "mlp", "layers"] = "lenet"
     """lenet: two valid convolutions + pooling, then dense layers; mlp: dense layers only;
     layers: the list in `layers`, as written (any sequential model)."""
-    layers: list[LayerSpec] | None = None
+    layers: list[LayerSpec] | None = Field(None, max_length=MAX_LAYERS)
     """arch: layers: the model, layer by layer, each a mapping with its `type` (conv, dense,
     bn, activation, max_pool, avg_pool, flatten) and settings; the last layer gives the
-    10 outputs. See docs/config.md#the-model-as-a-list-of-layers."""
+    10 outputs; at most 1,000 layers. See docs/config.md#the-model-as-a-list-of-layers."""
     hidden: list[int] | None = None
     """Widths of the hidden dense layers. null = lenet [120, 84], mlp [300, 100]."""
     filters: list[int] = [6, 16]
