@@ -172,6 +172,11 @@ def test_a_model_of_more_than_1000_layers_is_refused(write_config):
     path = write_config(f"model: {{arch: layers, layers: [{{type: flatten}}, {layers}]}}\n")
     assert error_of(path).startswith(": model.layers: list should have at most 1000 items "
                                      "after validation, not 1001")
+    widths = ", ".join(["1"] * 333)  # each width: dense, bn, activation; + flatten, output
+    assert error_of(write_config(f"model: {{arch: mlp, hidden: [{widths}]}}\n")) == (
+        ": model: 1,001 layers once expanded: at most 1,000")
+    widths = ", ".join(["1"] * 332)
+    assert len(config.load(write_config(f"model: {{arch: mlp, hidden: [{widths}]}}\n"))) == 1
 
 
 def test_the_size_limit_is_inclusive(tmp_path, monkeypatch):

@@ -11,7 +11,14 @@ from __future__ import annotations
 from collections import Counter
 
 from bnexp.config.layers import BN, Activation, Conv, Dense, Flatten, Pool, shapes
-from bnexp.config.schema import NUM_CLASSES, BNConfig, Config, ModelConfig, input_shape
+from bnexp.config.schema import (
+    MAX_LAYERS,
+    NUM_CLASSES,
+    BNConfig,
+    Config,
+    ModelConfig,
+    input_shape,
+)
 
 BN_KEYS = ("impl", "momentum", "epsilon", "center", "scale", "gamma_initializer",
            "beta_initializer", "moving_mean_initializer", "moving_variance_initializer",
@@ -49,7 +56,10 @@ def check_shapes(config: Config) -> None:
         return (f"model: cannot build {model.arch} on inputs of shape {shape} (check "
                 f"kernel_size, filters, data.pad_to): layer {layer.name}")
 
-    out = shapes(model_layers(model), shape, where)
+    layers = model_layers(model)
+    if len(layers) > MAX_LAYERS:  # hidden: [1, 1, ...] makes three layers per width
+        raise ValueError(f"model: {len(layers):,} layers once expanded: at most {MAX_LAYERS:,}")
+    out = shapes(layers, shape, where)
     if out and out[-1] != (NUM_CLASSES,):
         raise ValueError(f"model.layers[{len(out) - 1}]: the last layer gives shape {out[-1]}; "
                          f"the model must end in {NUM_CLASSES} outputs (dense, units: "
