@@ -363,4 +363,14 @@ def plot_features(
 
 
 def main() -> None:
+    _never_fail_to_print()
     app(prog_name="bnexp")  # also under `python -m bnexp`
+
+
+def _never_fail_to_print() -> None:
+    """Characters the terminal's encoding lacks (an é in a path, compare's ±, under
+    PYTHONIOENCODING=ascii or a latin-1 terminal) are printed escaped (\\xe9), not
+    raised as UnicodeEncodeError half way through a table."""
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")

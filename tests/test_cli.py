@@ -1,6 +1,7 @@
 """The CLI through Typer's CliRunner: exit codes, messages, files; and what it imports."""
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -10,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from bnexp.cli import app
-from tests.helpers import SYNTHETIC
+from tests.helpers import SYNTHETIC, fake_run
 
 runner = CliRunner()
 ROOT = Path(__file__).resolve().parents[1]
@@ -142,3 +143,26 @@ print("heavy:", heavy)
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 0, out.stderr
     assert "heavy: []" in out.stdout
+
+
+@pytest.mark.parametrize("encoding", ["ascii", "latin-1"])
+def test_a_terminal_without_utf8_gets_escapes_not_a_traceback(tmp_path, encoding):
+    """An é in a path and compare's ± and … under PYTHONIOENCODING=ascii (or latin-1)
+    were a UnicodeEncodeError traceback, exit 1; they are printed escaped."""
+    config = tmp_path / "café.yaml"
+    config.write_text("data: {dataset: synthetic}\n")
+    for seed in (0, 1):
+        fake_run(tmp_path / "runs", seed, [0.5, 0.6 + 0.01 * seed])
+    def run_bnexp(*args, **_):  # the installed script, its output read in that encoding
+        env = {**os.environ, "PYTHONIOENCODING": encoding, "BNEXP_NO_DOWNLOAD": "1"}
+        return subprocess.run([str(Path(sys.executable).with_name("bnexp")), *map(str, args)],
+                              capture_output=True, encoding=encoding, env=env, timeout=60)
+
+    valid = run_bnexp("validate", config)
+    assert valid.returncode == 0 and valid.stderr == ""
+    assert ("caf\\xe9.yaml: valid" if encoding == "ascii" else "café.yaml: valid") in valid.stdout
+    table = run_bnexp("compare", tmp_path / "runs")
+    assert table.returncode == 0 and "Traceback" not in table.stderr
+    assert "0.6050" in table.stdout  # the mean of 0.60 and 0.61, in the table
+    missing = run_bnexp("validate", tmp_path / "nö.yaml")
+    assert missing.returncode == 2 and missing.stderr.count("\n") == 1
