@@ -152,12 +152,16 @@ def damaged(data: bytes, how) -> bytes:
     return bytes([value]) * at
 
 
-@settings(max_examples=150, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(how=st.one_of(
+DAMAGE_SETTINGS = settings(max_examples=150, deadline=None,
+                           suppress_health_check=[HealthCheck.function_scoped_fixture])
+damages = st.one_of(  # what `damaged` does to a zip file's bytes
     st.tuples(st.sampled_from(["truncate", "flip", "fill", "central"]), st.integers(0, 10**6),
               st.integers(0, 255)),
-    st.sampled_from([("central", 8, 1), ("central", 10, 99)])))  # found: not to be lost
+    st.sampled_from([("central", 8, 1), ("central", 10, 99)]))  # found: not to be lost
+
+
+@DAMAGE_SETTINGS
+@given(how=damages)
 def test_a_damaged_checkpoint_is_one_line_of_bad_input_or_still_whole(tmp_path_factory, how):
     folder = tmp_path_factory.mktemp("ck")
     write_checkpoint(folder)
@@ -204,12 +208,8 @@ def test_a_sweep_starts_afresh_a_run_it_cannot_resume_and_says_why(tmp_path):
                      "checkpoint (ValueError)); the run starts afresh"]
 
 
-@settings(max_examples=150, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(how=st.one_of(
-    st.tuples(st.sampled_from(["truncate", "flip", "fill", "central"]), st.integers(0, 10**6),
-              st.integers(0, 255)),
-    st.sampled_from([("central", 8, 1), ("central", 10, 99)])))  # found: not to be lost
+@DAMAGE_SETTINGS
+@given(how=damages)
 def test_a_damaged_mnist_npz_is_one_line_of_bad_input_or_still_whole(tmp_path_factory, how):
     file = tmp_path_factory.mktemp("npz") / "mnist.npz"
     x, y = np.zeros((4, 28, 28), np.uint8), np.arange(4, dtype=np.uint8)
