@@ -3,6 +3,8 @@
 import numpy as np
 import pytest
 import tensorflow as tf
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from tensorflow import keras
 
 from bnexp import config, data, runs
@@ -174,8 +176,22 @@ def test_eval_batch_follows_the_widest_layer_and_does_not_change_results():
     steps = steps_for(cfg, model, splits.input_shape)
     steps.train_step(splits.x_train[:50], splits.y_train[:50])
     whole = steps.evaluate(splits.x_test, splits.y_test)
-    steps.eval_batch = 7
-    np.testing.assert_allclose(steps.evaluate(splits.x_test, splits.y_test), whole, rtol=1e-5)
+    for batch in (7, 64, 299):  # 300 examples: 43 rows of 7 with 1 padding, 5 of 60, 2 of 150
+        steps.eval_batch = batch
+        np.testing.assert_allclose(steps.evaluate(splits.x_test, splits.y_test), whole,
+                                   rtol=1e-5)
+
+
+@settings(max_examples=300, deadline=None)
+@given(n=st.integers(1, 5000), batch=st.integers(1, 3000))
+def test_padded_batches_cover_every_example_once_in_equal_rows(n, batch):
+    index, weights = train_steps.padded_batches(n, batch)
+    rows, size = index.shape
+    assert weights.shape == index.shape and size <= batch
+    assert rows == -(-n // batch)  # no more calls than batches of `batch`
+    assert rows * size - n < rows  # fewer than one padding per row
+    assert sorted(index[weights == 1].tolist()) == list(range(n))
+    assert set(weights.ravel().tolist()) <= {0.0, 1.0} and index.max() == n - 1
 
 
 @pytest.mark.slow  # over ~2 s: out of the fast loop

@@ -3,15 +3,17 @@
 
 The two modes are the whole point of BN experiments, so they are explicit:
 `eager_train_step` calls the model with training=True (batch statistics, moving
-averages updated), `eager_eval_step` with training=False (moving statistics, nothing
+averages updated), `eager_sums_many` with training=False (moving statistics, nothing
 updated). The trap: anything else that calls a BN model with training=True (the
 batch-statistics evaluation) also moves its moving averages; it puts them back.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 
+import numpy as np
 import tensorflow as tf
 from tensorflow import keras
 
@@ -87,10 +89,11 @@ class Steps:
         compile_ = dict(jit_compile=jit_compile, autograph=False)
         self._train_many = tf.function(self.eager_train_many, **compile_,
                                        input_signature=[images, labels, chunk])
-        self._eval_step = tf.function(self.eager_eval_step, **compile_,
-                                      input_signature=[images, labels])
-        self._batch_stats_step = tf.function(self.eager_batch_stats_step, **compile_,
-                                             input_signature=[images, labels])
+        weights = tf.TensorSpec((None, None), tf.float32)
+        self._eval_many, self._batch_stats_many = (
+            tf.function(functools.partial(self.eager_sums_many, training=training), **compile_,
+                        input_signature=[images, labels, chunk, weights])
+            for training in (False, True))
 
     def _plain_forward(self, x, training: bool):
         return self.model(x, training=training)
@@ -163,34 +166,47 @@ class Steps:
         index = tf.range(tf.shape(x)[0])[None]
         return self.train_many(x, tf.convert_to_tensor(y, tf.int32), index)[0]
 
-    def eager_eval_step(self, x, y):
-        """Loss and accuracy sums of one batch in inference mode; changes no variable."""
-        logits = self._logits(x, False)
-        return _batch_sums(self.loss_fn(y, logits), logits, y)
+    def eager_sums_many(self, x_all, y_all, chunk, weights, training: bool):
+        """[loss sum, correct predictions, examples] over the batches of `chunk` (one row of
+        indices into x_all per batch), each example counted with its 0/1 weight (a padded
+        last batch). training=False: inference mode, changes no variable; training=True:
+        BN on each batch's statistics, which also moves the moving statistics (the trap:
+        evaluate_batch_stats puts them back). One call for a whole set: the host and the
+        TensorFlow runtime are paid once, not once per batch."""
 
-    def eager_batch_stats_step(self, x, y):
-        """Loss and accuracy sums of one batch with BN on its batch statistics (training
-        mode). The trap: that also moves the moving statistics; evaluate_batch_stats puts
-        them back."""
-        logits = self._logits(x, True)
-        return _batch_sums(self.loss_fn(y, logits), logits, y)
+        def batch(i, total):
+            x, y, w = tf.gather(x_all, chunk[i]), tf.gather(y_all, chunk[i]), weights[i]
+            logits = self._logits(x, training)
+            hits = tf.cast(tf.equal(tf.argmax(logits, axis=-1, output_type=tf.int32), y),
+                           tf.float32)
+            per_example = self.loss_fn.per_example(y, logits)
+            return i + 1, total + tf.stack([tf.reduce_sum(per_example * w),
+                                            tf.reduce_sum(hits * w), tf.reduce_sum(w)])
+
+        # one batch at a time: the eval batch size is what bounds the memory peak
+        return tf.while_loop(lambda i, _: i < tf.shape(chunk)[0], batch,
+                             (tf.constant(0), tf.zeros(3)), parallel_iterations=1)[1]
 
     def evaluate_batch_stats(self, x, y, batch: int) -> tuple[float, float]:
-        """(mean loss, accuracy) over a set with batch statistics, in batches of `batch`;
-        every non-trainable variable (the moving statistics) is restored bit for bit."""
+        """(mean loss, accuracy) over a set with batch statistics, in batches of `batch`
+        (the last one smaller, as in training); every non-trainable variable (the moving
+        statistics) is restored bit for bit."""
         if len(x) == 0:
             return math.nan, math.nan
         saved = [v.numpy() for v in self.model.non_trainable_weights]
         x, y = tf.convert_to_tensor(x, tf.uint8), tf.convert_to_tensor(y, tf.int32)
-        total = tf.zeros(3)
+        n, total = len(x), tf.zeros(3)
+        full = n // batch
+        parts = [np.arange(full * batch, dtype=np.int32).reshape(full, batch),
+                 np.arange(full * batch, n, dtype=np.int32)[None]]
         try:
-            for i in range(0, int(x.shape[0]), batch):
-                total += self._batch_stats_step(x[i : i + batch], y[i : i + batch])
+            for chunk in parts:
+                if chunk.size:
+                    total += self._batch_stats_many(x, y, chunk, np.ones(chunk.shape, np.float32))
         finally:
             for variable, value in zip(self.model.non_trainable_weights, saved, strict=True):
                 variable.assign(value)
-        loss_sum, correct, n = total.numpy()
-        return float(loss_sum / n), float(correct / n)
+        return _means(total)
 
     def take_sums(self) -> tuple[float, float]:
         """(mean loss, accuracy) since the last call, and reset."""
@@ -199,16 +215,32 @@ class Steps:
         return float(loss_sum / max(n, 1)), float(correct / max(n, 1))
 
     def evaluate(self, x, y) -> tuple[float, float]:
-        """(mean loss, accuracy) over a whole set in inference mode; NaN for an empty set."""
+        """(mean loss, accuracy) over a whole set in inference mode, in one call; NaN for an
+        empty set. The set is cut into equal batches, the last padded (weight 0): one
+        compiled shape per set, not two (results do not depend on the batch in inference
+        mode)."""
         if len(x) == 0:
             return math.nan, math.nan
+        chunk, weights = padded_batches(len(x), self.eval_batch)
         x, y = tf.convert_to_tensor(x, tf.uint8), tf.convert_to_tensor(y, tf.int32)
-        total = tf.zeros(3)
-        step = self.eval_batch
-        for i in range(0, int(x.shape[0]), step):
-            total += self._eval_step(x[i : i + step], y[i : i + step])
-        loss_sum, correct, n = total.numpy()
-        return float(loss_sum / n), float(correct / n)
+        return _means(self._eval_many(x, y, chunk, weights))
+
+
+def padded_batches(n: int, batch: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices 0..n-1 in as few rows of equal size as keep each row within `batch`, the
+    last row padded with index n-1 (fewer than one padding per row), and the 0/1 weights
+    that leave the padding out. Equal rows: one compiled shape per set, little waste."""
+    rows = -(-n // batch)
+    size = -(-n // rows)
+    index = np.arange(rows * size)
+    return (np.minimum(index, n - 1).astype(np.int32).reshape(rows, size),
+            (index < n).astype(np.float32).reshape(rows, size))
+
+
+def _means(total) -> tuple[float, float]:
+    """(mean loss, accuracy) from [loss sum, correct predictions, examples]."""
+    loss_sum, correct, n = total.numpy()
+    return float(loss_sum / n), float(correct / n)
 
 
 class MirroredSteps(Steps):
