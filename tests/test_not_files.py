@@ -221,3 +221,70 @@ def test_a_damaged_mnist_npz_is_one_line_of_bad_input_or_still_whole(tmp_path_fa
         assert str(e).startswith(f"{file}: ") and "\n" not in str(e)
         return
     assert len(arrays) == 4
+
+
+def not_a_regular_file(kind: str, path) -> None:
+    """Make `path` a folder, FIFO, socket, symbolic link loop or device (a copy of
+    /dev/null's, made with mknod where the tests run as root)."""
+    if kind == "folder":
+        path.mkdir()
+    elif kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "socket":
+        import socket
+
+        socket.socket(socket.AF_UNIX).bind(str(path))
+    elif kind == "loop":
+        path.symlink_to(path)
+    else:
+        if os.geteuid() != 0:
+            pytest.skip("mknod needs root")
+        os.mknod(path, 0o666 | __import__("stat").S_IFCHR, os.makedev(1, 3))
+
+
+KINDS = ["folder", "fifo", "socket", "loop", "device"]
+OUTPUTS = {  # an output option, and where in tmp_path its file goes
+    "compare --out": (["compare", "{runs}", "--out", "{target}", "--format", "csv"], "t.csv"),
+    "compare --plot": (["compare", "{runs}", "--plot", "{target}"], "t.png"),
+    "plot runs --out": (["plot", "runs", "{runs}", "--out", "{folder}"], "figs/curves.png"),
+}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("output", OUTPUTS)
+def test_an_output_that_is_not_a_regular_file_is_refused_and_left_as_it_was(
+        tmp_path, kind, output):
+    """Writing replaces a file by renaming a temp file over it: over a FIFO, a device or a
+    folder that would destroy it (`--out /dev/null` as root once replaced the machine's
+    /dev/null). Refused in one line, exit 2, the path left what it was."""
+    from typer.testing import CliRunner
+
+    from bnexp.cli import app
+
+    runs = tmp_path / "runs"
+    fake_run(runs, 0, [0.5, 0.6])
+    args, where = OUTPUTS[output]
+    target = tmp_path / where
+    target.parent.mkdir(exist_ok=True)
+    not_a_regular_file(kind, target)
+    before = os.lstat(target)
+    values = {"runs": str(runs), "target": str(target), "folder": str(target.parent)}
+    result = CliRunner().invoke(app, [a.format(**values) for a in args])
+    assert result.exit_code == 2, result.output
+    assert "not a regular file" in result.output and len(result.output.splitlines()) == 1
+    after = os.lstat(target)
+    assert (after.st_mode, after.st_ino) == (before.st_mode, before.st_ino)
+
+
+def test_an_output_through_a_symbolic_link_replaces_the_file_it_leads_to(tmp_path):
+    from bnexp.runs import write_text_atomic
+
+    real, link = tmp_path / "real.csv", tmp_path / "link.csv"
+    real.write_text("old")
+    link.symlink_to(real)
+    write_text_atomic(link, "new")
+    assert link.is_symlink() and real.read_text() == "new"
+    dangling = tmp_path / "dangling.csv"
+    dangling.symlink_to(tmp_path / "made.csv")
+    write_text_atomic(dangling, "made")
+    assert dangling.is_symlink() and (tmp_path / "made.csv").read_text() == "made"

@@ -10,10 +10,12 @@ reader (compare, a second process, a resume after a kill) must never see half a 
 from __future__ import annotations
 
 import csv
+import errno
 import io
 import json
 import math
 import os
+import stat
 import tempfile
 import time
 from pathlib import Path
@@ -55,12 +57,40 @@ def ensure_writable(runs_dir: Path) -> None:
 
 
 def check_writable_file(path: Path, option: str) -> None:
-    """BadInput naming the option unless `path` can be written (its folder exists and takes
-    a file): checked before any output is written, so a command writes all or nothing."""
-    folder = path.parent
-    if path.is_dir() or not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
-        why = "is a folder" if path.is_dir() else "its folder does not exist or is not writable"
-        raise BadInput(f"{path}: {option}: cannot write ({why})")
+    """BadInput naming the option unless `path` can be written (what it names is absent or
+    a regular file, and its folder takes a file): checked before any output is written,
+    so a command writes all or nothing."""
+    try:
+        target = writable_target(path)
+    except OSError as e:
+        raise BadInput(f"{path}: {option}: cannot write ({e.strerror})") from None
+    folder = target.parent
+    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        raise BadInput(f"{path}: {option}: cannot write (its folder does not exist or is "
+                       "not writable)")
+
+
+def writable_target(path: Path) -> Path:
+    """The file that writing `path` replaces: `path`, or the file its symbolic links lead
+    to (the link stays a link). OSError if that exists and is not a regular file.
+
+    The trap: a write is a rename of a temp file over the target, so a folder, device,
+    FIFO or socket there would be replaced by a regular file: `--out /dev/null` as root
+    once turned the machine's /dev/null into one."""
+    target = Path(os.path.realpath(path))  # a symlink loop is left unresolved: refused below
+    if target.is_symlink() or (target.exists() and not target.is_file()):
+        raise OSError(errno.EINVAL, f"not a regular file but {_kind(target)}", str(path))
+    return target
+
+
+def _kind(path: Path) -> str:
+    """What a path that is not a regular file is, in words."""
+    if path.is_symlink():
+        return "a symbolic link loop"
+    mode = path.stat().st_mode
+    kinds = {stat.S_ISDIR: "a folder", stat.S_ISFIFO: "a FIFO", stat.S_ISSOCK: "a socket",
+             stat.S_ISCHR: "a device", stat.S_ISBLK: "a device"}
+    return next((name for test, name in kinds.items() if test(mode)), "some other kind of file")
 
 
 def make_folder(path: Path, option: str) -> None:
@@ -191,11 +221,13 @@ def replace_atomically(path: Path, write) -> None:
     """Write a file so that a reader or a kill sees the old file or the new one, never half.
 
     write(f) fills a binary file object; it goes to a temp file in the same folder,
-    is fsynced and renamed over `path`.
+    is fsynced and renamed over `path` (or over the file a symbolic link `path` leads
+    to). OSError, writing nothing, where that is not a regular file (writable_target).
     """
+    target = writable_target(path)
     try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.",
-                                   suffix=path.suffix)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.",
+                                   suffix=target.suffix)
     except OSError as e:
         raise OSError(e.errno, e.strerror, str(path)) from None
     try:
@@ -204,7 +236,7 @@ def replace_atomically(path: Path, write) -> None:
             write(f)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        os.replace(tmp, target)
     except OSError as e:  # name the file meant, not the temp file
         Path(tmp).unlink(missing_ok=True)
         raise OSError(e.errno, e.strerror, str(path)) from None
