@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bnexp import config
 from bnexp.config import loading
@@ -137,6 +139,26 @@ def test_a_leading_zero_is_refused_by_parse_yaml(text):
         parse_yaml(text)
     assert info.value.problem == text + LEADING_ZERO
     assert info.value.problem_mark is not None and info.value.problem_mark.column == 0
+
+
+@settings(max_examples=200, deadline=None)
+@given(value=st.integers(-(2**70), 2**70) | st.integers(2**64, 2**20000),
+       spelling=st.sampled_from(["{:d}", "0x{:x}", "0b{:b}"]))
+def test_an_integer_wider_than_64_bits_is_refused_in_any_spelling(value, spelling):
+    """Python refuses int() of over 4,300 decimal digits, but 0x and 0b numbers of any size
+    pass, and showing one in an error (str) then raised ValueError: a traceback."""
+    if spelling == "{:d}" and abs(value).bit_length() > 14_000:
+        spelling = "0x{:x}"  # the test itself cannot write that many decimal digits
+    text = ("-" if value < 0 else "") + spelling.format(abs(value))
+    if abs(value).bit_length() <= loading.MAX_INT_BITS:
+        assert parse_yaml(text) == value
+        return
+    with pytest.raises(yaml.YAMLError, match="too large|cannot read"):
+        parse_yaml(text)
+    with pytest.raises(ConfigError) as info:
+        apply_overrides({}, [f"seed={text}"], "c.yaml")
+    assert len(str(info.value)) < 200
+    assert _show(value) == f"an integer of {abs(value).bit_length():,} bits"
 
 
 def test_anchors_without_aliases_are_harmless(write_config):

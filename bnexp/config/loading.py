@@ -26,6 +26,7 @@ from bnexp.config.schema import Config, RunSpec, SweepConfig
 from bnexp.errors import ConfigError, did_you_mean
 from bnexp.reading import TooLarge, read_bounded
 
+MAX_INT_BITS = 64  # the widest integer a config holds (seeds, sizes): a bigger one is a typo
 MAX_BYTES = 1 << 16  # a config is a few KiB (the largest shipped: 2 KiB); PyYAML reads
 # ~1 MiB a minute of dense YAML, so a larger file would look like a hang
 MAX_RUNS = 100_000  # runs one config may expand to (at 0.3 s a run: over 8 hours)
@@ -77,7 +78,12 @@ class _Loader(yaml.SafeLoader):
 
     def construct_yaml_int(self, node):
         _refuse_leading_zero(node)
-        return super().construct_yaml_int(node)
+        value = super().construct_yaml_int(node)
+        if value.bit_length() > MAX_INT_BITS:  # 0x and 0b numbers pass Python's 4,300-digit
+            raise yaml.constructor.ConstructorError(  # limit; no config value needs one
+                None, None, f"an integer of {value.bit_length():,} bits: too large (at most "
+                f"{MAX_INT_BITS} bits)", node.start_mark)
+        return value
 
     def construct_yaml_float(self, node):
         if "." not in str(node.value):  # 09 and 09e2 look like integers: the same rule
@@ -391,6 +397,8 @@ def _within(dotted: str, key: str) -> bool:
 
 
 def _show(value: Any) -> str:
+    if isinstance(value, int) and value.bit_length() > MAX_INT_BITS:
+        return f"an integer of {value.bit_length():,} bits"
     text = repr(value) if isinstance(value, str) else f"{value} ({_kind(value)})"
     return text if len(text) < 60 else text[:57] + "..."
 
