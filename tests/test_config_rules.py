@@ -6,6 +6,7 @@ import datetime
 import hashlib
 import io
 import json
+import typing
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from hypothesis import strategies as st
 
 from bnexp import config
 from bnexp.config import loading
+from bnexp.config.layers import INIT_NAMES
 from bnexp.config.loading import _default_name, _kind, _show, apply_overrides, parse_yaml
 from bnexp.config.schema import DataConfig, RunSpec, _slug, cpu_devices_needed, input_shape
 from bnexp.errors import ConfigError
@@ -160,6 +162,27 @@ def test_an_integer_wider_than_64_bits_is_refused_in_any_spelling(value, spellin
     assert len(str(info.value)) < 200
     if abs(value).bit_length() > 10_000:
         assert _show(value) == f"an integer of {abs(value).bit_length():,} bits"
+
+
+INITIALIZER_KEYS = ["model.bn.gamma_initializer", "model.bn.beta_initializer",
+                    "model.bn.moving_mean_initializer", "model.bn.moving_variance_initializer"]
+
+
+@settings(max_examples=100, deadline=None)
+@given(key=st.sampled_from(INITIALIZER_KEYS),
+       name=st.text(max_size=20) | st.sampled_from(typing.get_args(INIT_NAMES)))
+def test_an_initializer_is_one_of_keras_names_or_refused_before_training(key, name):
+    """A name was any string (`he_nromal` passed validate and would fail only once
+    TensorFlow had built the model); now only Keras' names pass, as a bare name or as
+    {name: ...}."""
+    for value in (name, {"name": name}):
+        raw = {"data": {"dataset": "synthetic"}, "model": {"bn": {key.rsplit(".")[-1]: value}}}
+        if name in typing.get_args(INIT_NAMES):
+            config.validate(raw, "c.yaml")
+        else:
+            with pytest.raises(ConfigError) as info:
+                config.validate(raw, "c.yaml")
+            assert key in str(info.value) and "\n" not in str(info.value)
 
 
 def test_anchors_without_aliases_are_harmless(write_config):

@@ -1,8 +1,12 @@
 """Model builders: parameter counts (trainable and not) and output shapes for every placement."""
 
+import typing
+
 import pytest
+from tensorflow import keras
 
 from bnexp.config import BNConfig, ModelConfig
+from bnexp.config.layers import INIT_NAMES, Initializer
 from bnexp.model import build as models
 
 # d2l BN-LeNet with use_bias auto: convs and hidden denses feed BN, so no bias there.
@@ -83,3 +87,11 @@ def test_layer_rows_sum_to_the_totals():
     rows = models.layer_rows(model)
     assert sum(r["params"] for r in rows) == model.count_params()
     assert rows[0]["output_shape"] == "(None, 784)"
+
+
+@pytest.mark.parametrize("name", typing.get_args(INIT_NAMES))
+def test_every_initializer_name_the_config_takes_is_one_keras_knows(name):
+    """The config accepts exactly these names (tests/test_config_rules.py); each must give
+    a Keras initializer, bare and as {name: ...}."""
+    for spec in (name, Initializer(name=name)):
+        assert callable(keras.initializers.get(models.initializer(spec)))

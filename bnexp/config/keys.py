@@ -3,6 +3,7 @@ values as YAML shows them. Used by error messages, sweeps, compare and the refer
 
 from __future__ import annotations
 
+import typing
 from typing import Any
 
 from pydantic import BaseModel
@@ -40,12 +41,18 @@ def section_type(annotation: Any) -> Any:
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return annotation
     args = getattr(annotation, "__args__", ())
-    if str in args:
+    if written_as_a_name(args):
         return None
     for arg in args:
         if isinstance(arg, type) and issubclass(arg, BaseModel):
             return arg
     return None
+
+
+def written_as_a_name(args: tuple) -> bool:
+    """Whether a union's members include a string (any, or one of a Literal's): then a
+    mapping member (an initializer) is a value, not a section."""
+    return any(arg is str or typing.get_origin(arg) is typing.Literal for arg in args)
 
 
 def leaf_keys(model: type[BaseModel] = Config, prefix: str = "") -> list[str]:

@@ -66,13 +66,15 @@ class Initializer(_Strict):
         """{"class_name": ..., "config": {...}} as keras.initializers.get reads it."""
         args = {k: getattr(self, k) for k in ("mean", "stddev", "minval", "maxval", "value")
                 if getattr(self, k) is not None}
+        if self.name == "constant":  # Keras' Constant.from_config needs it (KeyError)
+            args.setdefault("value", 0.0)
         class_name = "".join(part.capitalize() for part in self.name.split("_"))
         class_name = {"GlorotUniform": "GlorotUniform", "HeNormal": "HeNormal"}.get(
             class_name, class_name)
         return {"class_name": class_name, "config": args}
 
 
-InitArg = Initializer | str
+InitArg = Initializer | INIT_NAMES  # a bare name stays a name; any other string is an error
 
 
 class _Layer(_Strict):

@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
-from bnexp.config.keys import format_value, section_type
+from bnexp.config.keys import format_value, section_type, written_as_a_name
 from bnexp.config.layers import BN, Activation, Conv, Dense, Flatten, Initializer, Pool
 from bnexp.config.schema import DEFAULT_HIDDEN, Config
 
@@ -112,7 +112,8 @@ def _kind(annotation: Any) -> str:
     if annotation is bool:
         return "true \\| false"
     if origin in (typing.Union, types.UnionType):
-        if str in args and any(isinstance(a, type) and issubclass(a, BaseModel) for a in args):
+        if written_as_a_name(args) and any(isinstance(a, type) and issubclass(a, BaseModel)
+                                           for a in args):
             return "initializer" + (" or null" if type(None) in args else "")
         parts = [_kind(a) for a in args if a is not type(None)]
         return " \\| ".join(parts) + (" or null" if type(None) in args else "")

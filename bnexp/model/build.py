@@ -17,6 +17,7 @@ import numpy as np
 from tensorflow import keras
 
 from bnexp.config import ModelConfig, model_layers
+from bnexp.config.layers import Initializer
 from bnexp.model import bn as bn_module
 
 POOLS = {"max_pool": keras.layers.MaxPooling2D, "avg_pool": keras.layers.AveragePooling2D}
@@ -54,6 +55,8 @@ def keras_layer(spec, cfg: ModelConfig) -> keras.layers.Layer:
 
 def initializer(spec):
     """A config initializer as Keras takes it: a name as it is, arguments as an object."""
+    if spec == "constant":  # Keras' own "constant" has no value: KeyError when built
+        spec = Initializer(name="constant")
     if spec is None or isinstance(spec, str):
         return spec
     return keras.initializers.get(spec.keras_config())
