@@ -174,20 +174,31 @@ def to_unit(x: np.ndarray) -> np.ndarray:
 def candidate_folders(cfg: DataConfig) -> list[Path]:
     """Where the dataset's files are looked for, in order."""
     if cfg.path:
-        try:
-            return [Path(cfg.path).expanduser()]
-        except RuntimeError:  # ~user of a user that does not exist
-            raise DataError(f"data.path: {cfg.path}: no such user's home folder") from None
+        return [_home_expanded(cfg.path, "data.path")]
     names = FOLDER_NAMES[cfg.dataset]
     folders = []
     if os.environ.get("BNEXP_DATA_DIR"):
-        folders += [Path(os.environ["BNEXP_DATA_DIR"]) / n for n in names]
-    keras_home = Path(os.environ.get("KERAS_HOME", "~/.keras")).expanduser()
+        data_dir = _home_expanded(os.environ["BNEXP_DATA_DIR"], "$BNEXP_DATA_DIR")
+        folders += [data_dir / n for n in names]
+    keras_home = _home_expanded(os.environ.get("KERAS_HOME", "~/.keras"), "$KERAS_HOME")
     folders += [keras_home / "datasets" / n for n in names]
     if cfg.dataset == "mnist":
         folders.append(keras_home / "datasets")  # keras.datasets.mnist keeps mnist.npz here
     folders += [Path("/usr/share/datasets") / n for n in names]
     return folders
+
+
+def _home_expanded(path: str, name: str) -> Path:
+    """`path` with ~ expanded; DataError naming where it came from (a config key or an
+    environment variable) if ~user has no home or the path is too long to be one."""
+    try:
+        expanded = Path(path).expanduser()
+    except RuntimeError:  # ~user of a user that does not exist
+        raise DataError(f"{name}: {path}: no such user's home folder") from None
+    if len(str(expanded).encode()) >= 4096 or any(len(p.encode()) > 255 for p in expanded.parts):
+        raise DataError(f"{name}: {path[:100]}...: too long for a path (names up to 255 "
+                        "bytes, paths up to 4096)")
+    return expanded
 
 
 def _find_and_read(cfg: DataConfig, source: str):
@@ -301,7 +312,7 @@ def _download(dataset: str):
     lines on stderr, a "Downloading" line on stdout (where bnexp prints only run
     folders), `~/.keras/keras.json` and `datasets/`. Both streams are silenced, and a
     Keras home that did not exist before a failed attempt is removed again."""
-    keras_home = Path(os.environ.get("KERAS_HOME", "~/.keras")).expanduser()
+    keras_home = _home_expanded(os.environ.get("KERAS_HOME", "~/.keras"), "$KERAS_HOME")
     existed = keras_home.exists()
     print(f"bnexp: no {dataset} files here; asking keras.datasets to download them",
           file=sys.stderr)

@@ -142,3 +142,25 @@ def test_any_idx_header_reads_whole_or_is_one_line_of_bad_data(ndim, dims, body,
             assert str(e).startswith(f"{file}: ") and "\n" not in str(e)
             return
     assert array.dtype == np.uint8 and array.ndim == ndim
+
+
+BAD_PLACES = {"no such user": "~bnexp-no-such-user/data",
+              "a name over 255 bytes": "/tmp/" + "a" * 256,
+              "a path over 4096 bytes": "/tmp/" + "/".join(["b" * 200] * 21)}
+
+
+@pytest.mark.parametrize("where", ["data.path", "$BNEXP_DATA_DIR", "$KERAS_HOME"])
+@pytest.mark.parametrize("bad", BAD_PLACES)
+def test_a_data_folder_that_cannot_be_one_is_a_data_error_naming_its_source(
+        monkeypatch, where, bad):
+    """~user of no user raised RuntimeError from expanduser, and a name too long raised
+    OSError from is_file, which the CLI showed as "cannot write": a read, and the
+    variable unnamed. Now one DataError naming the key or variable."""
+    monkeypatch.delenv("BNEXP_DATA_DIR", raising=False)
+    monkeypatch.delenv("KERAS_HOME", raising=False)
+    value = BAD_PLACES[bad]
+    if where.startswith("$"):
+        monkeypatch.setenv(where[1:], value)
+    cfg = DataConfig(dataset="mnist", path=value if where == "data.path" else None)
+    with pytest.raises(DataError, match=rf"^\{where}: " if where[0] == "$" else f"^{where}: "):
+        data.candidate_folders(cfg)
