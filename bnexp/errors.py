@@ -4,7 +4,7 @@ the "did you mean" hint their messages share."""
 from __future__ import annotations
 
 import difflib
-import re
+import unicodedata
 
 
 class BadInput(Exception):
@@ -29,9 +29,16 @@ class DataError(BadInput):
 MAX_MESSAGE = 2000
 
 
+# what a terminal would act on rather than show: C0 and C1 controls, bidi overrides and
+# other format characters, line and paragraph separators, lone surrogates
+_UNSHOWABLE = {"Cc", "Cf", "Zl", "Zp", "Cs"}
+
+
 def one_line(text: str) -> str:
-    """text with control characters escaped and cut to MAX_MESSAGE characters."""
-    text = re.sub(r"[\x00-\x1f\x7f]", lambda m: repr(m.group())[1:-1], text)
+    """text with every character a terminal would act on escaped (a line break, an escape
+    sequence, a right-to-left override), cut to MAX_MESSAGE characters."""
+    text = "".join(repr(c)[1:-1] if unicodedata.category(c) in _UNSHOWABLE else c
+                   for c in text)  # repr: \n, \x1b, \u202e
     return text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 3] + "..."
 
 

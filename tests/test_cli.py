@@ -5,9 +5,12 @@ import os
 import re
 import subprocess
 import sys
+import unicodedata
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from bnexp.cli import app
@@ -166,3 +169,19 @@ def test_a_terminal_without_utf8_gets_escapes_not_a_traceback(tmp_path, encoding
     assert "0.6050" in table.stdout  # the mean of 0.60 and 0.61, in the table
     missing = run_bnexp("validate", tmp_path / "nö.yaml")
     assert missing.returncode == 2 and missing.stderr.count("\n") == 1
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.text(max_size=50))
+def test_one_line_leaves_nothing_a_terminal_would_act_on(text):
+    """Messages quote what the user gave. Only C0 controls were escaped: C1 controls
+    (\\x9b starts an escape sequence on some terminals), bidi overrides (\\u202e turns the
+    rest of the line around), \\u2028 and lone surrogates went through."""
+    from bnexp.errors import one_line
+
+    shown = one_line(text)
+    assert len(shown.splitlines()) <= 1
+    assert all(unicodedata.category(c) not in {"Cc", "Cf", "Zl", "Zp", "Cs"} for c in shown)
+    shown.encode("utf-8")  # no lone surrogate left to raise UnicodeEncodeError
+    if text.isprintable():
+        assert shown == text
