@@ -288,3 +288,17 @@ def test_an_output_through_a_symbolic_link_replaces_the_file_it_leads_to(tmp_pat
     dangling.symlink_to(tmp_path / "made.csv")
     write_text_atomic(dangling, "made")
     assert dangling.is_symlink() and (tmp_path / "made.csv").read_text() == "made"
+
+
+@pytest.mark.parametrize("link", ["dangling", "loop"])
+@pytest.mark.parametrize("below", [False, True])
+def test_a_runs_dir_through_a_broken_symbolic_link_is_refused_before_training(
+        tmp_path, link, below):
+    """ensure_writable walked up to the nearest existing folder and passed; mkdir then
+    failed at the first run, after TensorFlow had started."""
+    from bnexp.runs import ensure_writable
+
+    broken = tmp_path / "runs"
+    broken.symlink_to(tmp_path / "nowhere" if link == "dangling" else broken)
+    with pytest.raises(BadInput, match="symbolic link to nothing"):
+        ensure_writable(broken / "sub" if below else broken)

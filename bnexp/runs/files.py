@@ -42,6 +42,9 @@ def ensure_writable(runs_dir: Path) -> None:
                        f"folders (names up to {NAME_MAX} bytes, paths up to {PATH_MAX})")
     existing = runs_dir
     while not existing.exists() and existing != existing.parent:
+        if existing.is_symlink():  # mkdir would fail there later, after TensorFlow started
+            raise BadInput(f"{runs_dir}: --runs-dir: {existing} is a symbolic link to "
+                           "nothing (or a loop): run folders cannot be made there")
         existing = existing.parent  # the folder is made later, when a run starts
     try:
         if not existing.is_dir():
