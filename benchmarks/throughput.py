@@ -13,8 +13,9 @@ excluded (bnexp's own evaluation cost is reported separately, as a share of an e
   bare   a tf.function GradientTape step fed NumPy batches, nothing else
   (bnexp's first epoch is reported as its samples/s over the later epochs': "1st epoch")
   bnexp_scratch  bnexp's loop with model.bn.impl: scratch (bnexp's own BN layer); the
-         table's scratch/keras column is its ratio to `bnexp` (Keras' BN), per repeat
-  bnexp_bf16  bnexp's loop with train.precision: mixed_bfloat16; column bf16/fp32
+         table's scratch/keras column is its speed over `bnexp` (Keras' BN) measured
+         call against call (paired_calls: both models' compiled steps alternating)
+  bnexp_bf16  bnexp's loop with train.precision: mixed_bfloat16; column bf16/fp32, paired
   torch, torch_compile  the same model in PyTorch, d2l's eager loop (and torch.compile):
          benchmarks/torch_peer.py, which says how to install PyTorch for it
 Each case is measured --repeats times, the loops interleaved, so the machine's
@@ -48,7 +49,7 @@ from tensorflow import keras  # noqa: E402
 from bnexp import config, data  # noqa: E402
 from bnexp.model import build as models  # noqa: E402
 from bnexp.reporter import NullReporter as Quiet  # noqa: E402
-from bnexp.training import loop, steps  # noqa: E402
+from bnexp.training import compiled, loop, steps  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import torch_peer  # noqa: E402
@@ -85,6 +86,30 @@ def bnexp_loop(cfg, splits) -> tuple[float, float, float]:
     eval_share = statistics.median(r["eval_seconds"] / r["seconds"] for r in later)
     speed = statistics.median(r["samples_per_sec"] for r in later)
     return speed, eval_share, rows[0]["samples_per_sec"] / speed
+
+
+def paired_calls(cfg, changed, splits, passes: int = 3) -> float:
+    """The speed of `changed` over `cfg` in bnexp's compiled steps, call against call:
+    the two models' steps alternate call by call (steps_per_call steps each, as loop.fit
+    calls them) over `passes` passes of the training set, after one pass that compiles,
+    so the machine's drift hits both alike; whole runs one after the other differ by up
+    to 25% here. Returns the seconds of `cfg`'s calls over those of `changed`'s."""
+    x = tf.convert_to_tensor(splits.x_train, tf.uint8)
+    y = tf.convert_to_tensor(splits.y_train, tf.int32)
+    both = []
+    for c in (cfg, changed):
+        model, _ = loop.new_model(c, splits.input_shape)
+        both.append(compiled.steps_for(c, model, splits.input_shape))
+    order, seconds = np.random.default_rng(cfg.seed), [0.0, 0.0]
+    for timed in [False] + [True] * passes:
+        chunks = loop.batch_chunks(order.permutation(len(x)), cfg.data.batch_size,
+                                   cfg.train.steps_per_call)
+        for chunk in chunks:
+            for i, steps_ in enumerate(both):
+                start = time.perf_counter()
+                steps_.train_many(x, y, chunk).numpy()
+                seconds[i] += (time.perf_counter() - start) * timed
+    return seconds[0] / seconds[1]
 
 
 class EpochTimer(keras.callbacks.Callback):
@@ -177,6 +202,7 @@ def main() -> None:
                     changed = case_config(name, args.examples, args.epochs,
                                           [*args.sets, change], args.validation_size)
                     one[variant] = bnexp_loop(changed, splits)[0]
+                    one[f"{variant}_paired"] = paired_calls(cfg, changed, splits)
             if "fit" in args.loops:
                 one["fit"] = keras_fit(cfg, splits)
             if "fit_xla" in args.loops:
@@ -197,7 +223,7 @@ def main() -> None:
                 row[f"over_{other}"] = statistics.median(r["bnexp"] / r[other] for r in runs)
         for variant in VARIANTS:  # the same loop changed, over bnexp as it is
             if "bnexp" in runs[0] and variant in runs[0]:
-                row[f"{variant}_over_bnexp"] = statistics.median(r[variant] / r["bnexp"]
+                row[f"{variant}_over_bnexp"] = statistics.median(r[f"{variant}_paired"]
                                                                  for r in runs)
         peers = [k for k in PEERS if k in runs[0]]
         if "bnexp" in runs[0] and peers:  # per repeat: bnexp over the fastest peer
