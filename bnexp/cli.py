@@ -281,10 +281,16 @@ def compare(
             frame = compare_mod.table(found, metric, at.value, by, baseline)
         title = (f"{runs_dir}: {metric} at {at.value} epoch; statistics over completed runs "
                  "(diverged, failed, interrupted: counted, not averaged)")
-        curves = series.curves(found, metric, by) if plot else None
-        tables.emit_table(frame, fmt and fmt.value, out, title)
-        if plot:
-            plots.plot_curves(curves, metric, plot)
+        text = tables.table_text(frame, fmt and fmt.value, out)
+        files = {}  # everything is made before the first file is written
+        if out is not None:
+            files[out] = (text.encode("utf-8", "backslashreplace"), "--out")
+        if plot is not None:
+            figure = plots.figure_curves_of(series.curves(found, metric, by), metric)
+            files[plot] = (plots.png(figure), "--plot")
+        tables.write_files(files)
+        if out is None:
+            tables.emit_table(frame, fmt and fmt.value, None, title)
 
 
 @app.command()
@@ -323,7 +329,6 @@ def plot_runs(
     """Learning curves, the train/inference gap, steps, activation percentiles (Ioffe &
     Szegedy Fig. 1) and drift, as far as the runs' files allow."""
     with _exit_codes():
-        from bnexp import runs
         from bnexp.analysis import compare as compare_mod
         from bnexp.analysis import series
         from bnexp.views import plots, tables
@@ -333,9 +338,8 @@ def plot_runs(
         figures = series.standard(found, by, layer, unit)
         if not figures.any():
             raise BadInput(f"{folder}: nothing to plot (no completed run with metrics)")
-        out_dir = out or folder
-        runs.make_folder(out_dir, "--out")
-        for path in plots.plot_all(figures, out_dir):
+        files = plots.render_all(figures)  # all drawn before the first is written
+        for path in tables.write_folder(out or folder, files, "--out"):
             print(path)
 
 

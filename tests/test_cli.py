@@ -185,3 +185,14 @@ def test_one_line_leaves_nothing_a_terminal_would_act_on(text):
     shown.encode("utf-8")  # no lone surrogate left to raise UnicodeEncodeError
     if text.isprintable():
         assert shown == text
+
+
+def test_a_warning_naming_a_hostile_folder_stays_one_line(capsys):
+    """compare, plot and doctor warn about skipped folders by name; a folder name with a
+    line break and a terminal escape printed a forged second line and cleared the screen."""
+    from bnexp.views.tables import print_warnings
+
+    print_warnings(["skipped runs/a\nwarning: fake\x1b[2J\u202e: unreadable summary.json"])
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "\x1b" not in err and "\u202e" not in err
+    assert "\\nwarning: fake\\x1b[2J" in err

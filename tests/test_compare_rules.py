@@ -1,6 +1,7 @@
 """compare, rule by rule: a run's row, the statistics (checked against scipy, computed here
 independently), group order, counts, missing keys, baselines and the --runs table."""
 
+import json
 import math
 import warnings
 from pathlib import Path
@@ -8,11 +9,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from scipy import stats
+from typer.testing import CliRunner
 
-from bnexp.analysis import compare
+from bnexp.analysis import compare, series
+from bnexp.cli import app
 from bnexp.errors import BadInput
 from bnexp.runs.record import EPOCH_COLUMNS, RunRecord
+from bnexp.views import tables
 from tests.helpers import fake_run
 
 NAN = math.nan
@@ -437,3 +444,105 @@ def test_a_baseline_value_is_read_as_yaml_like_the_config():
             for lr, acc in ((0.001, 0.5), (0.01, 0.7)) for seed in (0, 1)]
     t = compare.table(runs_of(rows, ["lr"]), baseline="lr=1e-3")
     assert t["baseline"].tolist() == ["(baseline)", "lr=1e-3"]
+
+
+# ---------------------------------------------------------------- hostile run folders
+
+
+def raw_run(folder: Path, config: dict, acc: float = 0.5, as_yaml=False) -> Path:
+    """A run folder written by hand: summary.json (the config in it, or in config.yaml),
+    and a metrics.csv."""
+    folder.mkdir(parents=True)
+    summary = {"status": "completed", "final": {"test_acc": acc}, "epochs_done": 1}
+    if as_yaml:
+        (folder / "config.yaml").write_text(yaml.safe_dump(config))
+    else:
+        summary["config"] = config
+    (folder / "summary.json").write_text(json.dumps(summary, default=str), encoding="utf-8",
+                                         errors="surrogatepass")
+    (folder / "metrics.csv").write_text(f"epoch,train_loss,train_acc,test_acc\n1,1,0.5,{acc}\n")
+    return folder
+
+
+config_leaves = st.one_of(
+    st.none(), st.booleans(), st.integers(-(2**70), 2**70), st.floats(),
+    st.text(st.characters(), max_size=4), st.dates(), st.sampled_from([10**400, "\ud800x"]))
+config_values = st.recursive(config_leaves, lambda inner: st.one_of(
+    st.lists(inner, max_size=3), st.dictionaries(st.sampled_from(["a", "b"]), inner,
+                                                  max_size=2)), max_leaves=5)
+config_keys = st.sampled_from(["seed", "name", "lr", "status", "n", "metric", "cfg:x", "x",
+                               "run_id", "_value", "group", "test_acc", "final_test_acc"])
+
+
+@settings(max_examples=100, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(configs=st.lists(st.dictionaries(config_keys, config_values, max_size=4),
+                        min_size=1, max_size=4))
+def test_any_config_values_make_a_table_and_every_output(tmp_path_factory, configs):
+    """Config values of any JSON shape and type, or a date (YAML): seeds that are lists,
+    text beside numbers, names of compare's own columns, lone surrogates, numbers beyond
+    range. load, table, run_rows, curves and every format of the table all answer."""
+    folder = tmp_path_factory.mktemp("runs")
+    for i, config in enumerate(configs):
+        config = {"name": "n", **config}
+        try:  # every other run's config in config.yaml, where YAML can write it (dates)
+            as_yaml = i % 2 == 1 and bool(yaml.safe_dump(config))
+        except yaml.YAMLError:
+            as_yaml = False
+        raw_run(folder / f"r{i}", config, acc=0.5 + i / 10, as_yaml=as_yaml)
+    found = compare.load(folder)
+    seeds = found.table.get("seed", pd.Series(dtype=object))
+    assert seeds.map(lambda s: s is None or isinstance(s, int | float) and (
+        s != s or float(s).is_integer())).all()  # whole numbers, NaN where none
+    assert not set(found.config_keys) & compare.OWN_COLUMNS
+    outputs = [compare.table(found), compare.run_rows(found), compare.table(found, at="best")]
+    for frame in outputs:
+        assert frame.columns.is_unique
+        for text in (frame.to_csv(), frame.to_json(), tables.to_markdown(frame)):
+            text.encode("utf-8")
+        tables.rich_table(frame)
+    series.curves(found, "test_acc")
+
+
+def test_config_keys_of_compares_own_columns_are_left_out_with_a_warning(tmp_path):
+    for i, status in enumerate(["a", "b"]):
+        raw_run(tmp_path / f"r{i}", {"name": "x", "seed": i, "status": status, "n": 5,
+                                     "lr": [1, "0.1"][i], "cfg:x": 1})
+    found = compare.load(tmp_path)
+    assert found.config_keys == ["cfg:x", "lr", "name"]
+    assert found.warnings == ["config keys left out: n, status (compare's own columns have "
+                              "these names)"]
+    assert found.table["lr"].tolist() == ["1", "0.1"]  # text beside a number: all text
+    t = compare.table(found)
+    assert t["lr"].tolist() == ["1", "0.1"] and t["n"].tolist() == [1, 1]
+    assert compare.run_rows(found)["lr"].tolist() == ["0.1", "1"]
+
+
+def test_compare_writes_nothing_when_drawing_its_plot_fails(tmp_path, monkeypatch):
+    """--out and --plot: both are made before either is written."""
+    from bnexp.views import plots
+
+    raw_run(tmp_path / "runs" / "r0", {"name": "x", "seed": 0})
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("drawing failed")
+
+    monkeypatch.setattr(plots, "figure_curves", broken)
+    result = CliRunner().invoke(app, ["compare", str(tmp_path / "runs"), "--out",
+                                      str(tmp_path / "t.csv"), "--plot", str(tmp_path / "c.png")])
+    assert isinstance(result.exception, RuntimeError)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["runs"]
+
+
+def test_lone_surrogates_in_a_summary_reach_every_output(tmp_path):
+    for seed in range(2):
+        raw_run(tmp_path / "runs" / f"r{seed}", {"name": "\ud800x", "seed": seed})
+    base = ["compare", str(tmp_path / "runs")]
+    for extra in (["--format", "json"], ["--out", str(tmp_path / "t.csv")],
+                  ["--plot", str(tmp_path / "c.png")], ["--runs"]):
+        result = CliRunner().invoke(app, base + extra)
+        assert result.exit_code == 0, result.output
+    assert "\\ud800x" in (tmp_path / "t.csv").read_text()
+    result = CliRunner().invoke(app, ["plot", "runs", str(tmp_path / "runs"), "--out",
+                                      str(tmp_path / "figs")])
+    assert result.exit_code == 0, result.output

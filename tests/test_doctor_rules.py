@@ -2,12 +2,15 @@
 and advice users read) of runs built for each rule, its thresholds at and either side of
 their edges, and the helpers' results. No TensorFlow."""
 
+import json
+
 import pytest
 
 from bnexp import runs
 from bnexp.analysis import doctor
 from bnexp.analysis.doctor import checks
 from bnexp.analysis.doctor.run import Run
+from bnexp.errors import BadInput
 from tests.helpers import fake_run_rows
 
 # 1000 training examples in batches of 50: 20 steps an epoch; momentum 0.9 needs 30 steps,
@@ -602,3 +605,56 @@ def test_a_run_without_a_recorded_config_gets_no_bn_checks(tmp_path):
     run = run_of(tmp_path, rows=epochs(3, test_acc=0.1, test_acc_batchstats=0.8))
     assert run.layers == [] and run.bn_layers == []
     assert not checks.has_bn(run)
+
+
+# ---------------------------------------------------------------- damaged run folders
+
+
+def edit_summary(path, **fields):
+    """Replace summary.json fields with raw JSON text (numbers beyond what JSON parsers
+    hold as floats among them)."""
+    summary = json.loads((path / "summary.json").read_text())
+    text = json.dumps({k: v for k, v in summary.items() if k not in fields})
+    extra = ", ".join(f"{json.dumps(k)}: {v}" for k, v in fields.items())
+    (path / "summary.json").write_text(text[:-1] + ", " + extra + "}")
+
+
+BIG = "1" + "0" * 400  # beyond float range: math.isfinite and float() raise
+
+
+def test_diverged_where_the_summary_says_nothing_readable(tmp_path):
+    path = fake_run_rows(tmp_path, epochs(2), status="diverged", model__bn__placement="none")
+    config = json.loads((path / "summary.json").read_text())["config"]
+    config["optimizer"]["learning_rate"] = "LR"
+    edit_summary(path, diverged_at='"x"', config=json.dumps(config).replace('"LR"', BIG))
+    (finding,) = doctor.diagnose(path)
+    assert finding.evidence == (
+        "the training loss became NaN or infinite during training, after 2 finished "
+        "epoch(s); optimizer sgd, learning rate ?; the model has no BN")
+
+
+@pytest.mark.parametrize("metrics", [b"epoch,test_acc\n", bytes(range(256)) * 12,
+                                     b"epoch,test_acc\n1," + b"1" * 200_000 + b"\n"])
+def test_a_final_beyond_range_or_a_metrics_csv_of_noise_reads_as_absent(tmp_path, metrics):
+    path = fake_run_rows(tmp_path, epochs(1, test_acc=0.1, train_acc=0.9, test_acc_batchstats=0.9),
+                         train_size=TRAIN)
+    final = json.loads((path / "summary.json").read_text())["final"]
+    edit_summary(path, final=json.dumps({**final, "test_acc": "T"}).replace('"T"', BIG))
+    (path / "metrics.csv").write_bytes(metrics)
+    warnings = []
+    assert doctor.diagnose(path, warnings) == []  # no test_acc: nothing at chance
+    assert warnings == [f"{path}: read as absent (not a value a run holds: a number out of "
+                        "range, a date, a wrong type): summary.json final.test_acc"]
+
+
+def test_a_folder_of_runs_none_readable_says_what_was_skipped(tmp_path):
+    for seed in (0, 1):
+        path = fake_run_rows(tmp_path, epochs(1), seed=seed)
+        edit_summary(path, config="{}")
+        (path / "config.yaml").unlink()
+    first = sorted(p for p in tmp_path.iterdir())[0]
+    with pytest.raises(BadInput) as e:
+        doctor.diagnose_each(tmp_path)
+    assert str(e.value) == (f"{tmp_path}: no readable run folder here: 2 folder(s) skipped, "
+                            f"the first: {first}: no readable config in summary.json or "
+                            "config.yaml")

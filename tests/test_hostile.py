@@ -6,7 +6,10 @@ import json
 import math
 import os
 import string
+import subprocess
+import sys
 import tempfile
+from pathlib import Path
 
 import pytest
 import typer
@@ -414,3 +417,150 @@ def test_any_options_of_the_tensorflow_free_commands_give_a_result_or_one_line(p
             _one_line_or_result(CliRunner().invoke(app, args))
         finally:
             os.chdir(old)
+
+
+# ---------------------------------------------------------------- plot runs on damaged folders
+
+
+def two_runs_with_diagnostics(folder):
+    """Two completed runs whose folders hold every file plot draws: metrics, steps,
+    activations (units 0 and all of layer L) and drift."""
+    paths = [fake_run(folder, seed, [0.5, 0.6], model__bn__placement="before")
+             for seed in (0, 1)]
+    for path in paths:
+        (path / "steps.csv").write_text("epoch,step,test_acc\n1,0,0.3\n1,5,0.5\n")
+        (path / "activations.csv").write_text(
+            "step,layer,unit,p15,p50,p85\n0,L,0,-1,0,1\n0,L,all,-1,0,1\n5,L,0,-2,0,2\n"
+            "5,L,all,-2,0,2\n")
+        (path / "drift.csv").write_text("epoch,layer,mean_error,variance_error\n1,L,0.1,0.2\n"
+                                        "2,L,0.05,0.1\n")
+    return paths
+
+
+DAMAGES = {
+    "metrics.csv a folder": lambda p: (p / "metrics.csv").unlink() or (p / "metrics.csv").mkdir(),
+    "metrics.csv a link loop": lambda p: (p / "metrics.csv").unlink() or (
+        p / "metrics.csv").symlink_to("metrics.csv"),
+    "metrics.csv endless": lambda p: (p / "metrics.csv").unlink() or (
+        p / "metrics.csv").symlink_to("/dev/urandom"),
+    "metrics.csv noise": lambda p: (p / "metrics.csv").write_bytes(
+        bytes(range(256)) * 12),
+    "metrics.csv a huge field": lambda p: (p / "metrics.csv").write_text(
+        "epoch,test_acc\n1," + "1" * 200_000 + "\n"),
+    "metrics.csv epoch 1e300": lambda p: (p / "metrics.csv").write_text(
+        "epoch,train_loss,test_acc\n1,1,0.5\n1e300,1,0.6\n"),
+    "steps.csv step 1e308": lambda p: (p / "steps.csv").write_text(
+        "epoch,step,test_acc\n1,0,0.5\n1,1e308,0.6\n"),
+    "activations.csv 1e308": lambda p: (p / "activations.csv").write_text(
+        "step,layer,unit,p15,p50,p85\n0,L,0,-1e308,0,1e308\n5,L,0,-1e308,0,1e308\n"),
+    "drift.csv not positive": lambda p: (p / "drift.csv").write_text(
+        "epoch,layer,mean_error,variance_error\n1,L,0,-1\n2,L,-0.5,0\n"),
+}
+
+
+@pytest.mark.parametrize("damage", list(DAMAGES))
+def test_plot_runs_draws_around_damaged_files(tmp_path, damage):
+    """A file that is not one, bytes that are no CSV, numbers beyond what an axis can
+    show, a log scale without a positive value: plot draws what it can, no traceback."""
+    import warnings
+
+    paths = two_runs_with_diagnostics(tmp_path / "runs")
+    for path in paths if damage.startswith("drift") else paths[:1]:  # drift: a mean of both
+        DAMAGES[damage](path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # matplotlib's "cannot be log-scaled" among them
+        result = CliRunner().invoke(app, ["plot", "runs", str(tmp_path / "runs"), "--out",
+                                          str(tmp_path / "figs")])
+    assert result.exit_code == 0, result.output
+    assert {"curves.png", "drift.png"} <= {p.name for p in (tmp_path / "figs").iterdir()}
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--layer", "nope"], "--layer nope: no such layer in activations.csv (layers: L)"),
+    (["--unit", "99"], "--unit 99: layer L has no unit 99 in activations.csv (units: 0, all)"),
+    (["--unit", "x"], "--unit x: layer L has no unit x in activations.csv (units: 0, all)"),
+    (["--layer", "l"], "--layer l: no such layer in activations.csv (layers: L)"),
+])
+def test_plot_runs_names_the_layers_and_units_there_are(tmp_path, args, message):
+    two_runs_with_diagnostics(tmp_path / "runs")
+    result = CliRunner().invoke(app, ["plot", "runs", str(tmp_path / "runs"), "--out",
+                                      str(tmp_path / "figs"), *args])
+    assert (result.exit_code, result.output) == (2, f"error: {message}\n")
+    assert not (tmp_path / "figs").exists()
+
+
+def test_plot_runs_default_unit_of_a_layer_recorded_whole_draws_no_band(tmp_path):
+    """activation_units: 0 records unit "all" only: the default unit 0 draws nothing,
+    --unit all draws it, --layer without activations.csv anywhere is an error."""
+    for path in two_runs_with_diagnostics(tmp_path / "runs"):
+        (path / "activations.csv").write_text("step,layer,unit,p15,p50,p85\n0,L,all,-1,0,1\n")
+    result = CliRunner().invoke(app, ["plot", "runs", str(tmp_path / "runs")])
+    assert result.exit_code == 0 and "activations.png" not in result.output
+    result = CliRunner().invoke(app, ["plot", "runs", str(tmp_path / "runs"), "--unit", "all"])
+    assert result.exit_code == 0 and "activations.png" in result.output
+    other = tmp_path / "bare"
+    fake_run(other, 0, [0.5])
+    result = CliRunner().invoke(app, ["plot", "runs", str(other), "--layer", "L"])
+    assert result.exit_code == 2 and "--layer L: no completed run here recorded" in result.output
+
+
+def test_plot_runs_checks_every_output_before_writing_one(tmp_path):
+    two_runs_with_diagnostics(tmp_path / "runs")
+    (tmp_path / "figs" / "activations.png").mkdir(parents=True)  # after curves and steps
+    (tmp_path / "figs" / "drift.png").write_text("old")
+    result = CliRunner().invoke(app, ["plot", "runs", str(tmp_path / "runs"), "--out",
+                                      str(tmp_path / "figs")])
+    assert result.exit_code == 2 and "activations.png: --out: cannot write" in result.output
+    assert sorted(p.name for p in (tmp_path / "figs").iterdir()) == ["activations.png",
+                                                                      "drift.png"]
+    assert (tmp_path / "figs" / "drift.png").read_text() == "old"
+
+
+def test_plot_runs_that_cannot_finish_writing_leaves_no_folder(tmp_path):
+    """Files over the size limit (RLIMIT_FSIZE: EFBIG, a real write failing part way):
+    the files written before are removed, and the folders the command made."""
+    two_runs_with_diagnostics(tmp_path / "runs")
+    program = f"""
+import resource, signal
+from pathlib import Path
+from typer.testing import CliRunner
+from bnexp.cli import app
+from bnexp.errors import BadInput
+from bnexp.views import tables
+runner = CliRunner()
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (5_000, resource.RLIM_INFINITY))
+out = Path({str(tmp_path)!r}) / "new" / "figs"
+result = runner.invoke(app, ["plot", "runs", {str(tmp_path / "runs")!r}, "--out", str(out)])
+print(result.exit_code, result.output.replace(str(out), "OUT"), end="")
+try:  # the first file fits, the second does not
+    tables.write_folder(out, {{"a.csv": b"small", "b.png": b"x" * 9_000}}, "--out")
+except BadInput as e:
+    print(str(e).replace(str(out), "OUT"))
+"""
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True,
+                          timeout=300)
+    assert done.stdout == ("2 error: OUT/curves.png: --out: cannot write (File too large)\n"
+                           "OUT/b.png: --out: cannot write (File too large)\n"), done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["runs"]
+
+
+def test_a_config_yaml_bomb_in_a_run_folder_is_skipped_at_once(tmp_path):
+    """A billion-laughs config.yaml (10 levels of 10 aliases) where summary.json has no
+    config: skipped with a warning, never expanded."""
+    good = fake_run(tmp_path, 0, [0.5])
+    bomb = fake_run(tmp_path, 1, [0.6])
+    summary = json.loads((bomb / "summary.json").read_text())
+    del summary["config"]
+    (bomb / "summary.json").write_text(json.dumps(summary))
+    (bomb / "config.yaml").write_text("name: x\na: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{c}: &{c} [{', '.join(['*' + p] * 10)}]\n" for p, c in zip("abcdefghi", "bcdefghij",
+                                                                     strict=True)))
+    for args in (["compare", str(tmp_path)], ["plot", "runs", str(tmp_path), "--out",
+                                              str(tmp_path / "figs")]):
+        done = subprocess.run([str(Path(sys.executable).with_name("bnexp")), *args],
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        assert done.stderr == (f"warning: skipped {bomb}: no readable config in summary.json "
+                               "or config.yaml\n")
+    assert good.exists()

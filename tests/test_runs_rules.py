@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pandas  # noqa: F401  (imported once here, not inside a timed test)
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from bnexp import reading, runs
 from bnexp.runs import reader, record
@@ -19,6 +21,7 @@ from bnexp.runs.record import EPOCH_COLUMNS, RunRecord
 HERE = socket.gethostname()
 ME = os.getpid()
 GONE = 2**22 + 7  # above Linux's largest pid_max: never a process
+NAN = math.nan
 
 
 def own_start() -> int:
@@ -584,3 +587,175 @@ def test_folders_deep_inside_a_run_folder_are_part_of_it(tmp_path):
     (run / "tensorboard" / "train" / "events.out").write_bytes(b"\0")
     records, warnings = runs.scan(tmp_path)
     assert [r.path for r in records] == [run] and warnings == []
+
+
+# ---------------------------------------------------------------- values no run holds
+
+
+def plain(value) -> bool:
+    """Whether a value read back is one compare, plot and doctor can use: text any output
+    encodes, whole numbers of at most 64 bits, finite floats of at most 1e100 in size,
+    true, false, null, and lists and mappings (text keys) of them."""
+    if value is None or isinstance(value, bool):
+        return True
+    if isinstance(value, str):
+        return value.encode("utf-8") is not None
+    if isinstance(value, int):
+        return value.bit_length() <= 64
+    if isinstance(value, float):
+        return math.isfinite(value) and abs(value) <= 1e100
+    if isinstance(value, list):
+        return all(plain(v) for v in value)
+    return isinstance(value, dict) and all(isinstance(k, str) and plain(k) and plain(v)
+                                           for k, v in value.items())
+
+
+def test_values_no_run_holds_read_as_absent_and_are_named_once(tmp_path):
+    big, huge = "1" + "0" * 400, "9" * 5000  # beyond float range; beyond str()'s 4,300 digits
+    (tmp_path / "summary.json").write_text(
+        '{"status": "diverged", "diverged_at": "x", "epochs_done": 2, "pid_started": NaN,'
+        f' "final": {{"test_acc": {big}, "train_loss": 0.5, "seconds": 1e300}},'
+        f' "best": {{"test_acc": Infinity, "train_acc": {huge}}},'
+        ' "notes": [1, 1e101], "cell": {"seed": 18446744073709551616},'
+        ' "config": {"name": "\\ud800x", "seed": [1, 2], "\\udfffk": 18446744073709551615,'
+        f' "optimizer": {{"learning_rate": {big}, "name": "sgd"}}}}}}')
+    warnings = []
+    record = runs.read_record(tmp_path, with_config=True, warnings=warnings)
+    assert record.summary == {
+        "status": "diverged", "epochs_done": 2, "final": {"train_loss": 0.5}, "best": {},
+        "cell": {}, "config": {"name": "\\ud800x", "seed": [1, 2],
+                               "\\udfffk": 2**64 - 1, "optimizer": {"name": "sgd"}}}
+    assert record.config == {"name": "\\ud800x", "\\udfffk": 2**64 - 1,
+                             "optimizer": {"name": "sgd"}}
+    assert warnings == [
+        f"{tmp_path}: read as absent (not a value a run holds: a number out of range, a date, "
+        "a wrong type): summary.json pid_started, summary.json final.test_acc, summary.json "
+        "final.seconds, summary.json best.test_acc, summary.json best.train_acc, summary.json "
+        "notes, summary.json cell.seed, summary.json config.optimizer.learning_rate, "
+        "summary.json diverged_at, config.seed"]
+    assert runs.read_record(tmp_path).summary == record.summary  # no warnings asked: none
+
+
+json_leaves = st.one_of(
+    st.none(), st.booleans(), st.floats(), st.text(st.characters(), max_size=6),
+    st.integers(-(2**70), 2**70), st.sampled_from([10**400, -(2**64), 2**64 - 1, 1e100, 1e101]))
+json_trees = st.recursive(json_leaves, lambda inner: st.one_of(
+    st.lists(inner, max_size=3), st.dictionaries(st.text(st.characters(), max_size=6), inner,
+                                                  max_size=3)), max_leaves=8)
+
+
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(summary=st.dictionaries(st.sampled_from(
+    ["final", "best", "data", "started", "config_hash", "epochs_done", "seed", "notes",
+     "diverged_at", "pid", "extra"]), json_trees, max_size=5),
+       config=st.dictionaries(st.sampled_from(["seed", "data", "model", "x"]), json_trees,
+                              max_size=3))
+def test_any_json_in_a_summary_reads_as_plain_values(tmp_path, summary, config):
+    """Whatever JSON a summary.json holds (lone surrogates, numbers beyond float range or
+    of more than 4,300 digits, NaN), what the reader gives back is plain."""
+    text = json.dumps({**summary, "status": "completed", "config": {**config, "name": "n"}},
+                      allow_nan=True, default=str)
+    (tmp_path / "summary.json").write_text(text, encoding="utf-8", errors="surrogatepass")
+    record = runs.read_record(tmp_path, with_config=True, warnings=[])
+    assert plain(record.summary) and plain(record.config)
+    seed = record.config.get("seed")
+    assert seed is None or type(seed) is int
+
+
+BOMB = "name: x\na: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"{c}: &{c} [{', '.join(['*' + p] * 10)}]\n" for p, c in zip("abcdefghi", "bcdefghij",
+                                                                 strict=True))
+
+
+@pytest.mark.parametrize("text, why", [
+    (BOMB, "no readable config in summary.json or config.yaml"),  # aliases: refused, unread
+    ("name: x\nseed: 0x" + "f" * 4000 + "\n", "no readable config in summary.json or config.yaml"),
+    ("name: x\nseed: !!python/name:os.system\n", "no readable config in summary.json or "
+                                                 "config.yaml"),
+    ("name: x\na: " + "[" * 40 + "]" * 40 + "\n", "no readable config in summary.json or "
+                                                  "config.yaml"),
+    ("seed: 1\n", "no config with a name in summary.json or config.yaml"),
+    ("name: [a]\n", "no config with a name in summary.json or config.yaml"),
+    ("x" * 70_000 + ": 1\n", "no readable config in summary.json or config.yaml"),
+])
+def test_config_yaml_is_read_as_a_config_is(tmp_path, text, why):
+    """The hardened config reader (no aliases, tags, deep nesting, 64-bit integers, 64 KiB),
+    and a config has a name."""
+    write_summary(tmp_path, {"status": "completed", "config": {"seed": 1}})  # no name
+    (tmp_path / "config.yaml").write_text(text)
+    with pytest.raises(ValueError) as e:
+        runs.read_record(tmp_path, with_config=True)
+    assert str(e.value) == why
+
+
+def test_a_config_yaml_date_or_odd_key_is_absent_and_named(tmp_path):
+    write_summary(tmp_path, {"status": "completed"})
+    (tmp_path / "config.yaml").write_text("name: x\nseed: 2001-01-01\nwhen: 2001-01-01\n"
+                                          "1: one\ndata: {batch_size: 64, on: 1.5}\n")
+    warnings = []
+    record = runs.read_record(tmp_path, with_config=True, warnings=warnings)
+    assert record.config == {"name": "x", "data": {"batch_size": 64}}
+    assert warnings[0].endswith("config.yaml seed, config.yaml when, config.yaml 1, "
+                                "config.yaml data.True")
+
+
+# ---------------------------------------------------------------- read_csv
+
+
+@pytest.mark.parametrize("content, rows", [
+    (b"epoch,a\n1,0.5\r\n2\r3,0.25\n", [(1, 0.5), (2, NAN), (3, 0.25)]),  # \r ends a line
+    (b"epoch,a\n1," + b"1" * 200_000 + b"\n2,0.5\n", [(2, 0.5)]),  # over csv's field limit
+    (b"epoch,a\n1e300,1\n-1,1\n9007199254740992,1e100\n9007199254740994,1\n0,1e101\n",
+     [(2**53, 1e100), (0, NAN)]),
+])
+def test_read_csv_rows_of_hostile_lines(tmp_path, content, rows):
+    (tmp_path / "metrics.csv").write_bytes(content)
+    got = [(r["epoch"], r["a"]) for r in runs.read_metrics(tmp_path)]
+    assert same([dict(enumerate(r)) for r in got], [dict(enumerate(r)) for r in rows]), got
+
+
+def test_read_csv_of_what_is_not_a_file_is_nothing(tmp_path):
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    (tmp_path / "dir").mkdir()
+    (tmp_path / "endless").symlink_to("/dev/urandom")
+    for name in ("loop", "dir", "endless", "absent"):
+        frame = runs.read_csv(tmp_path / name)
+        assert frame.empty and list(frame.columns) == [], name
+    for name in ("metrics.csv", "steps.csv"):
+        (tmp_path / name).symlink_to("/dev/urandom")
+    assert runs.read_metrics(tmp_path) == []
+    assert runs.read_table(tmp_path, "steps.csv").empty
+
+
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(name=st.sampled_from(list(reader.TABLE_COLUMNS)), data=st.data())
+def test_any_csv_reads_as_rows_the_plots_can_draw(tmp_path, name, data):
+    """Random bytes, or lines of the file's own columns with cells that are numbers of any
+    size, text, quotes and line breaks: every row read has whole indexes from 0 to 2^53,
+    text where text is expected and every other cell NaN or within +-1e100."""
+    columns = ",".join(reader.TABLE_COLUMNS[name])
+    cell = st.one_of(st.floats(), st.integers(-(10**400), 10**400).map(str),
+                     st.sampled_from(["1e308", "-1e308", "nan", "", '"', "\r", "all", "1e-320"]),
+                     st.text(max_size=5))
+    line = st.lists(cell.map(str), max_size=7).map(",".join)
+    text = data.draw(st.one_of(
+        st.binary(max_size=300),
+        st.lists(line, max_size=6).map(lambda ls: "\n".join([columns, *ls, ""]).encode(
+            "utf-8", "surrogatepass"))))
+    (tmp_path / name).write_bytes(text)
+    frame = runs.read_csv(tmp_path / name)
+    for column in frame.columns:
+        values = frame[column].tolist()
+        if column in reader.TEXT_COLUMNS:
+            assert all(isinstance(v, str) for v in values)
+        elif column in reader.INDEX_COLUMNS:
+            assert all(type(v) is int and 0 <= v <= 2**53 for v in values)
+        else:
+            assert all(math.isnan(v) or abs(v) <= 1e100 for v in values)
+    table = runs.read_table(tmp_path, name)
+    assert table.empty or list(table.columns) == list(frame.columns)
+    if name == "metrics.csv":
+        assert same(runs.read_metrics(tmp_path),
+                    frame.to_dict("records") if "epoch" in frame.columns else [])

@@ -32,6 +32,10 @@ STAT_COLUMNS = ["metric", "at", "n_used", "mean", "std", "min", "max", "ci95_low
 UNLIKE = "(none alike)"  # no baseline group has this group's other settings: no delta, no p
 BASELINE_COLUMNS = ["baseline", "test", "n_pairs", "delta", "delta_ci95_low", "delta_ci95_high",
                     "p_value"]
+# the columns compare and plot make of their own: no config key may take one of these names
+OWN_COLUMNS = {"run_id", "path", "status", "seed", "config_hash", "epochs_done", "started",
+               "group", "_value", "_seeds", *COUNT_COLUMNS, *STAT_COLUMNS, *BASELINE_COLUMNS,
+               *METRICS, *(f"{at}_{m}" for at in ("final", "best") for m in METRICS)}
 
 
 @dataclass
@@ -48,14 +52,27 @@ class Runs:
 
 def load(runs_dir: Path) -> Runs:
     """Read every run folder beneath runs_dir; broken or foreign folders become warnings.
-    Of several attempts of one config and seed, the one that counts is kept."""
+    Of several attempts of one config and seed, the one that counts is kept.
+
+    Config keys are columns beside compare's own (OWN_COLUMNS): a config key of one of
+    those names (a foreign config) is left out with a warning. A key whose values are
+    text in some runs and numbers in others is compared as text (as _shown writes it)."""
     runs_dir = Path(runs_dir)
     if not runs_dir.is_dir():
         raise BadInput(f"{runs_dir}: RUNS_DIR: no such folder")
     kept, warnings = runs.scan_latest(runs_dir, with_config=True)
     rows = [_row(record) for record in kept]
-    table = pd.DataFrame(rows)
     keys = sorted({k for row in rows for k in row if k.startswith("cfg:")})
+    own = sorted(k for k in keys if k[4:] in OWN_COLUMNS)
+    if own:
+        warnings.append(f"config keys left out: {', '.join(k[4:] for k in own)} (compare's "
+                        "own columns have these names)")
+    keys = [k for k in keys if k not in own]
+    table = pd.DataFrame(rows).drop(columns=own)
+    for key in keys:
+        column = table[key]
+        if column.dropna().map(lambda v: isinstance(v, str)).nunique() > 1:
+            table[key] = column.map(_shown).where(column.notna())
     table = table.rename(columns={k: k[4:] for k in keys})
     return Runs(table, [k[4:] for k in keys], warnings)
 
@@ -66,9 +83,10 @@ _PLAIN = (str, int, float)  # config values format_value leaves as they are (the
 def _row(record: runs.RunRecord) -> dict:
     summary, config = record.summary, record.config
     row = {
-        "run_id": record.path.name, "path": str(record.path), "status": record.status,
-        "seed": config.get("seed", summary.get("seed")), "config_hash": record.config_hash,
-        "epochs_done": summary.get("epochs_done", 0), "started": record.started,
+        "run_id": runs.plain_text(record.path.name), "path": str(record.path),
+        "status": record.status, "seed": config.get("seed", summary.get("seed")),
+        "config_hash": record.config_hash, "epochs_done": summary.get("epochs_done", 0),
+        "started": record.started,
     }
     row.update({f"cfg:{key}": value if type(value) in _PLAIN else format_value(value)
                 for key, value in flatten(config).items() if key != "seed"})

@@ -14,6 +14,9 @@ import pandas as pd
 
 from bnexp import runs
 from bnexp.analysis.compare import Runs, check_metric, group_keys, summarize
+from bnexp.errors import BadInput, did_you_mean
+
+DEFAULT_UNIT = "0"  # activations.png's unit: the first of each layer
 
 
 def curves(found: Runs, metric: str = "test_acc", by: list[str] | None = None) -> dict:
@@ -28,19 +31,40 @@ def step_curves(found: Runs, metric: str = "test_acc", by: list[str] | None = No
     return _series(found, by, lambda path: runs.read_table(path, "steps.csv"), "step", metric)
 
 
-def activation_bands(found: Runs, layer: str | None = None, unit: str = "0",
+def activation_bands(found: Runs, layer: str | None = None, unit: str = DEFAULT_UNIT,
                      by: list[str] | None = None) -> tuple[str | None, dict]:
     """(layer, {group label: DataFrame step, p15, p50, p85}) from activations.csv: one
     unit of one layer (default: the last layer, "a typical sigmoid of the last hidden
-    layer") in each group's run with the lowest seed, as Ioffe & Szegedy's Fig. 1(b, c)."""
-    out = {}
+    layer") in each group's run with the lowest seed, as Ioffe & Szegedy's Fig. 1(b, c).
+    BadInput naming --layer or --unit where no group's file holds that layer, or that
+    unit of it (those it holds listed); the default unit of a layer recorded only as a
+    whole (diagnostics.activation_units: 0) draws nothing."""
+    frames = {}
     for label, group in _groups(found, by):
         frame = runs.read_table(Path(group.sort_values("seed")["path"].iloc[0]),
                                 "activations.csv")
-        if frame.empty:
-            continue
-        layer = layer or frame["layer"].iloc[-1]
-        rows = frame[(frame["layer"] == layer) & (frame["unit"].astype(str) == unit)]
+        if not frame.empty:
+            frames[label] = frame
+    unit = str(unit)
+    if not frames:
+        if layer is not None or unit != DEFAULT_UNIT:
+            option = f"--layer {layer}" if layer is not None else f"--unit {unit}"
+            raise BadInput(f"{option}: no completed run here recorded activations.csv "
+                           "(diagnostics.activations: true)")
+        return layer, {}
+    layer = layer if layer is not None else next(iter(frames.values()))["layer"].iloc[-1]
+    layers = list(dict.fromkeys(name for f in frames.values() for name in f["layer"]))
+    if layer not in layers:
+        raise BadInput(f"--layer {layer}: no such layer in activations.csv (layers: "
+                       f"{', '.join(layers)}){did_you_mean(layer, layers)}")
+    units = list(dict.fromkeys(u for f in frames.values()
+                               for u in f.loc[f["layer"] == layer, "unit"]))
+    if unit not in units and (unit != DEFAULT_UNIT or units != ["all"]):
+        raise BadInput(f"--unit {unit}: layer {layer} has no unit {unit} in activations.csv "
+                       f"(units: {', '.join(units)})")
+    out = {}
+    for label, frame in frames.items():
+        rows = frame[(frame["layer"] == layer) & (frame["unit"] == unit)]
         if not rows.empty:
             out[label] = rows[["step", "p15", "p50", "p85"]].reset_index(drop=True)
     return layer, out
@@ -119,7 +143,7 @@ class Figures:
 
 
 def standard(found: Runs, by: list[str] | None = None, layer: str | None = None,
-             unit: str = "0") -> Figures:
+             unit: str = DEFAULT_UNIT) -> Figures:
     """Every standard figure's numbers, as far as the runs' files allow."""
     curves_ = {m: curves(found, m, by) for m in ("train_loss", "train_acc", "test_acc")}
     layer, bands = activation_bands(found, layer, unit, by)

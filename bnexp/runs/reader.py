@@ -22,16 +22,53 @@ from bnexp.runs.record import FINISHED, RunRecord, effective_status
 
 MAX_SUMMARY_BYTES = 4 << 20  # summary.json is a few KiB; a bigger one is not bnexp's
 MAX_CSV_BYTES = 256 << 20  # steps.csv of a long run is a few MiB
+MAX_INT_BITS = 64  # the widest whole number a run's files hold (bnexp.config's limit)
+MAX_NUMBER = 1e100  # no metric comes near; sums and squares of such numbers stay finite
+MAX_INDEX = 2**53  # an epoch or step: a whole number a float holds exactly
 
 
 def read_summary(path: Path) -> dict:
     """summary.json as written; ValueError if it is too large or not JSON (OSError if it
-    cannot be read)."""
-    text = _read_bounded(path / "summary.json", MAX_SUMMARY_BYTES)
+    cannot be read). A whole number of more than 20 digits reads as NaN (never converted:
+    Python refuses 4,300 digits), as do NaN and infinities."""
+    return _read_summary(path)[0]
+
+
+def _read_summary(path: Path) -> tuple[object, bool]:
+    """(summary.json's value, whether it may hold a value `_plain` drops or changes)."""
+    raw = read_bounded(path / "summary.json", MAX_SUMMARY_BYTES)
+    return _loads(raw.decode("utf-8", errors="replace"), _may_be_odd(raw))
+
+
+_DIGITS_AS_ZEROS = bytes.maketrans(b"123456789E", b"000000000e")
+_ODD_MARKS = (b"NaN", b"Infinity", b"\\u", b"0" * 20, b"e+00", b"e-000")
+
+
+def _may_be_odd(raw: bytes) -> bool:
+    """Whether JSON text may hold a value `_plain` drops or changes: NaN or Infinity, an
+    escape (a lone surrogate cannot be encoded), a run of 20 digits (a whole number past
+    64 bits), an exponent of +10 or more or of -100 or less (json.dumps, which writes
+    summaries, always signs one; a hex hash holds "e" and digits too). A match inside a
+    string only costs a walk. Checked on bytes at C speed: a regular expression, or a walk
+    of every value, cost compare 0.3-1 s over 10,000 runs (benchmarks/compare_speed.py)."""
+    marked = raw.translate(_DIGITS_AS_ZEROS)
+    return any(mark in marked for mark in _ODD_MARKS)
+
+
+def _loads(text: str, odd: bool = True) -> tuple[object, bool]:
+    """(the JSON value, odd): json's own fast path where nothing is odd; else whole
+    numbers of over 20 digits never converted (Python refuses 4,300) and NaN read as NaN,
+    for `_plain` to drop."""
     try:
-        return json.loads(text)
+        if not odd:
+            return json.loads(text), False
+        return json.loads(text, parse_int=_json_int, parse_constant=lambda _: math.nan), True
     except RecursionError:
         raise ValueError("nested too deeply") from None
+
+
+def _json_int(text: str):
+    return int(text) if len(text) <= 20 else math.nan  # Python refuses 4,300 digits
 
 
 def _read_bounded(file: Path, limit: int) -> str:
@@ -40,30 +77,103 @@ def _read_bounded(file: Path, limit: int) -> str:
     return read_bounded(file, limit).decode("utf-8", errors="replace")
 
 
-def read_record(folder: Path, with_config: bool = False) -> RunRecord:
-    """The record of one run folder; ValueError saying why it is not a readable run."""
+def read_record(folder: Path, with_config: bool = False,
+                warnings: list[str] | None = None) -> RunRecord:
+    """The record of one run folder; ValueError saying why it is not a readable run.
+
+    Every value is one compare, plot and doctor can use (`_plain`, `_well_typed`); one
+    that is not reads as absent, and `warnings` (where given) gets a line naming it. The
+    config (with_config) is summary.json's, else config.yaml's: a mapping with a name."""
     try:
-        summary = read_summary(folder)
+        summary, odd = _read_summary(folder)
     except (OSError, ValueError) as e:
         raise ValueError(f"unreadable summary.json ({type(e).__name__})") from None
     if not isinstance(summary, dict) or not isinstance(summary.get("status"), str):
         raise ValueError("summary.json is not a bnexp summary")
-    summary = _well_typed(summary)
-    config = None
-    if with_config:
-        config = summary.get("config")
-        if not isinstance(config, dict):
-            config = _read_config_yaml(folder)
+    dropped: list[str] = []
+    try:
+        if odd:  # else every value is plain already (_loads)
+            summary = _plain(summary, "summary.json ", dropped)
+        summary = _well_typed(summary, dropped)
+        config = None
+        if with_config:
+            config = summary.get("config")
+            if not _a_config(config):
+                config = _read_config_yaml(folder, dropped)
+            config = _well_typed_config(config, dropped)
+    except RecursionError:
+        raise ValueError("summary.json or config.yaml nested too deeply") from None
+    if dropped and warnings is not None:
+        warnings.append(f"{folder}: read as absent (not a value a run holds: a number out of "
+                        f"range, a date, a wrong type): {', '.join(dropped)}")
     return RunRecord(folder, summary, effective_status(summary), config)
 
 
-def _well_typed(summary: dict) -> dict:
+_DAMAGED = object()
+
+
+def _plain(value, at: str, dropped: list[str]):
+    """A value read from JSON or YAML as the readers can use it, or _DAMAGED: text (lone
+    surrogates escaped, \\ud800), whole numbers of at most MAX_INT_BITS bits, finite
+    floats of at most MAX_NUMBER in size, true, false, null, and lists and mappings of
+    them (keys text). A damaged list item damages its list; a mapping's damaged entry is
+    left out and named in `dropped` (`at` is its file and dotted key)."""
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        return plain_text(value)
+    if isinstance(value, int):
+        return value if value.bit_length() <= MAX_INT_BITS else _DAMAGED
+    if isinstance(value, float):
+        return value if abs(value) <= MAX_NUMBER else _DAMAGED  # NaN fails too
+    if isinstance(value, list):
+        items = [_plain(item, at, dropped) for item in value]
+        return _DAMAGED if any(item is _DAMAGED for item in items) else items
+    if not isinstance(value, dict):
+        return _DAMAGED  # a YAML date or set
+    out = {}
+    for key, item in value.items():
+        name = f"{at}{key}"
+        item = _plain(item, f"{name}.", dropped) if isinstance(key, str) else _DAMAGED
+        if item is _DAMAGED:
+            dropped.append(plain_text(name))
+        else:
+            out[plain_text(key)] = item
+    return out
+
+
+def plain_text(text: str) -> str:
+    """Text that any output can encode: lone surrogates (JSON's "\\ud800") escaped."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _well_typed(summary: dict, dropped: list[str] | None = None) -> dict:
     """The summary with every field a reader relies on of the type it expects; a field of
-    another type (a hand-edited or foreign file) reads as absent."""
+    another type (a hand-edited or foreign file) reads as absent (null silently, the
+    rest named in `dropped`)."""
     kinds = {"final": dict, "best": dict, "data": dict, "config": dict, "started": str,
-             "config_hash": str, "epochs_done": int, "seed": int, "notes": list}
-    return {k: v for k, v in summary.items()
+             "config_hash": str, "epochs_done": int, "seed": int, "notes": list,
+             "diverged_at": dict}
+    kept = {k: v for k, v in summary.items()
             if k not in kinds or (isinstance(v, kinds[k]) and not isinstance(v, bool))}
+    if dropped is not None:
+        dropped += [f"summary.json {k}" for k, v in summary.items()
+                    if k not in kept and v is not None]
+    return kept
+
+
+def _a_config(config) -> bool:
+    """Whether a config as read is one: a mapping with a name (bnexp always writes one)."""
+    return isinstance(config, dict) and isinstance(config.get("name"), str)
+
+
+def _well_typed_config(config: dict, dropped: list[str]) -> dict:
+    """The config with its seed a whole number or absent (compare groups and sorts by it)."""
+    seed = config.get("seed")
+    if seed is None or (isinstance(seed, int) and not isinstance(seed, bool)):
+        return config
+    dropped.append("config.seed")
+    return {k: v for k, v in config.items() if k != "seed"}
 
 
 def scan(runs_dir: Path, with_config: bool = False) -> tuple[list[RunRecord], list[str]]:
@@ -74,7 +184,7 @@ def scan(runs_dir: Path, with_config: bool = False) -> tuple[list[RunRecord], li
     run_dirs = sorted(map(Path, found))
     for folder in run_dirs:
         try:
-            records.append(read_record(folder, with_config))
+            records.append(read_record(folder, with_config, warnings))
         except ValueError as e:
             warnings.append(f"skipped {folder}: {e}")
             continue
@@ -118,58 +228,75 @@ def find_finished(runs_dir: Path) -> dict[str, Path]:
             if status in FINISHED}
 
 
-def read_metrics(path: Path) -> list[dict]:
-    """metrics.csv rows as dicts of floats (epoch as int, blanks and unreadable cells as
-    NaN); a torn last line is not a row, nor one whose epoch is not a whole number."""
-    text = complete_lines(_read_bounded(path / "metrics.csv", MAX_CSV_BYTES))
-    rows = []
-    for row in csv.DictReader(io.StringIO(text)):
-        epoch = _number(row.get("epoch"))
-        if epoch is None or epoch != int(epoch):
-            continue
-        rows.append({k: int(epoch) if k == "epoch" else _number(v, math.nan)
-                     for k, v in row.items() if isinstance(k, str)})
-    return rows
-
-
-def _number(text, default=None):
-    """A cell as a finite float, else default."""
-    try:
-        value = float(text)
-    except (TypeError, ValueError):
-        return default
-    return value if math.isfinite(value) else default
-
-
-# the columns each diagnostics file's readers rely on; text columns, the rest numbers
-TABLE_COLUMNS = {"activations.csv": ("step", "layer", "unit", "p15", "p50", "p85"),
+# the columns each CSV file's readers rely on; text columns, index columns, the rest numbers
+TABLE_COLUMNS = {"metrics.csv": ("epoch",),
+                 "activations.csv": ("step", "layer", "unit", "p15", "p50", "p85"),
                  "drift.csv": ("epoch", "layer", "mean_error", "variance_error"),
                  "steps.csv": ("epoch", "step")}
 TEXT_COLUMNS = ("layer", "unit")
+INDEX_COLUMNS = ("epoch", "step")
+
+
+def read_csv(file: Path):
+    """A run folder's CSV file as a DataFrame: the one reader of every CSV file compare,
+    plot and doctor read. Empty where the file is absent or cannot be read (a folder, a
+    link loop, an endless file). Its columns are the header's: text columns as text (""
+    where missing), index columns (epoch, step) as integers, every other column floats
+    (NaN where blank, unreadable, not finite or beyond MAX_NUMBER in size). Not rows: a
+    torn last line, a line the csv module cannot read, a row whose index is not a whole
+    number from 0 to MAX_INDEX. Cells beyond the header are dropped."""
+    import pandas as pd
+
+    try:
+        text = complete_lines(_read_bounded(file, MAX_CSV_BYTES))
+    except (OSError, ValueError):
+        return pd.DataFrame()
+    names, *lines = list(_csv_lines(text)) or [[]]
+    padding = [None] * len(names)  # a short row: the rest missing; a long one: cut
+    frame = pd.DataFrame([(line + padding)[: len(names)] for line in lines], dtype=object,
+                         columns=range(len(names)))
+    frame.columns = names
+    frame = frame.loc[:, ~frame.columns.duplicated(keep="last")]
+    for column in frame.columns:
+        if column in TEXT_COLUMNS:
+            frame[column] = frame[column].fillna("")
+        else:
+            values = pd.to_numeric(frame[column], errors="coerce").astype(float)
+            frame[column] = values.where(values.abs() <= MAX_NUMBER)
+    for column in (c for c in INDEX_COLUMNS if c in frame.columns):
+        values = frame[column]
+        frame = frame[(values % 1 == 0) & (values >= 0) & (values <= MAX_INDEX)]
+        frame = frame.astype({column: int})
+    return frame.reset_index(drop=True)
+
+
+def _csv_lines(text: str):
+    """The lines of a CSV text as lists of cells, a line the csv module refuses (a field
+    over its limit, a stray quote or carriage return) left out."""
+    reader = csv.reader(io.StringIO(text, newline=""))
+    while True:  # each next() takes at least one line: this ends
+        try:
+            yield next(reader)
+        except StopIteration:
+            return
+        except csv.Error:
+            continue
+
+
+def read_metrics(path: Path) -> list[dict]:
+    """metrics.csv rows as dicts of floats (epoch as int, blanks and unreadable cells as
+    NaN), read by `read_csv`; [] where the file is absent, unreadable or has no epoch."""
+    frame = read_csv(path / "metrics.csv")
+    return frame.to_dict("records") if "epoch" in frame.columns else []
 
 
 def read_table(path: Path, name: str):
-    """A run folder's CSV file (a diagnostics file) as a DataFrame, empty if absent or
-    not that file (a column its readers need is missing); a torn last line is dropped,
-    an unreadable number is NaN. `unit` stays text ("all" beside unit numbers)."""
-    import pandas as pd
-
-    file = path / name
-    if not file.exists():
-        return pd.DataFrame()
-    try:
-        text = complete_lines(_read_bounded(file, MAX_CSV_BYTES))
-        frame = pd.read_csv(io.StringIO(text), dtype={"unit": str}) if text else pd.DataFrame()
-    except (OSError, ValueError, pd.errors.ParserError):
-        return pd.DataFrame()
-    needed = TABLE_COLUMNS.get(name, ())
-    if not set(needed) <= set(frame.columns):
-        return pd.DataFrame()
-    for column in needed:
-        if column in TEXT_COLUMNS:
-            frame[column] = frame[column].astype(str)
-        else:
-            frame[column] = pd.to_numeric(frame[column], errors="coerce")
+    """A run folder's CSV file (a diagnostics file) as a DataFrame, read by `read_csv`;
+    empty where absent, unreadable or not that file (a column its readers need is
+    missing). `unit` stays text ("all" beside unit numbers)."""
+    frame = read_csv(path / name)
+    if not set(TABLE_COLUMNS.get(name, ())) <= set(frame.columns):
+        return frame.iloc[0:0, 0:0]
     return frame
 
 
@@ -190,13 +317,20 @@ def torn_metrics(path: Path) -> bool:
     return torn(path / "metrics.csv")
 
 
-def _read_config_yaml(folder: Path) -> dict:
+def _read_config_yaml(folder: Path, dropped: list[str]) -> dict:
+    """config.yaml read as a config is (bnexp.config.parse_yaml: no aliases, no tags, at
+    most 32 levels deep, integers of at most 64 bits; at most 64 KiB)."""
+    from bnexp.config.loading import MAX_BYTES, parse_yaml
+
     try:
-        config = yaml.safe_load(_read_bounded(folder / "config.yaml", MAX_SUMMARY_BYTES))
+        config = parse_yaml(_read_bounded(folder / "config.yaml", MAX_BYTES))
     except (OSError, ValueError, yaml.YAMLError, RecursionError):
         raise ValueError("no readable config in summary.json or config.yaml") from None
     if not isinstance(config, dict):
         raise ValueError("config.yaml is not a mapping")
+    config = _plain(config, "config.yaml ", dropped)
+    if not _a_config(config):
+        raise ValueError("no config with a name in summary.json or config.yaml")
     return config
 
 

@@ -11,14 +11,14 @@ whole); no legend covers data.
 
 from __future__ import annotations
 
+import io
 import math
 from pathlib import Path
 
 import numpy as np
 
 from bnexp import data
-from bnexp.errors import BadInput
-from bnexp.runs import replace_atomically, write_text_atomic
+from bnexp.views.tables import write_files, write_folder
 
 FASHION_MNIST = data.CLASS_NAMES["fashion_mnist"]
 GROUP_NOTE = "mean over seeds, shaded 95% band"
@@ -29,9 +29,12 @@ MOVING, BATCH = "tab:blue", "tab:orange"
 
 def plot_curves(curves: dict, metric: str, out: Path) -> None:
     """`compare --plot`: learning curves of one metric, one line per group."""
-    fig = figure_curves({metric: curves}, "epoch",
-                         f"{metric}: {GROUP_NOTE}", size=(6.4, 4.2))
-    _save(fig, out, "--plot")
+    _save(figure_curves_of(curves, metric), out, "--plot")
+
+
+def figure_curves_of(curves: dict, metric: str):
+    """`compare --plot`'s figure: learning curves of one metric, one line per group."""
+    return figure_curves({metric: curves}, "epoch", f"{metric}: {GROUP_NOTE}", size=(6.4, 4.2))
 
 
 # ---------------------------------------------------------------- bnexp plot
@@ -41,30 +44,40 @@ def plot_all(figures, out_dir: Path) -> list[Path]:
     """The standard figures of a run or a folder of runs (an analysis.series.Figures), as
     far as their files allow: curves.png (learning curves), gap.png (train/inference
     gap), steps.png (test accuracy over steps, with its numbers in steps.csv),
-    activations.png (Fig. 1 b, c percentile bands), drift.png. Returns the files written."""
-    written = []
+    activations.png (Fig. 1 b, c percentile bands), drift.png. All are drawn before the
+    first is written (`write_folder`). Returns the files written."""
+    return write_folder(out_dir, render_all(figures), "--out")
 
-    def save(fig, name):
-        _save(fig, out_dir / name, "--out")
-        written.append(out_dir / name)
 
+def render_all(figures) -> dict[str, bytes]:
+    """plot_all's files, drawn in memory: {file name: its bytes}."""
+    files = {}
     curves = {m: s for m, s in figures.curves.items() if s}
     if curves:
-        save(figure_curves(curves, "epoch", f"learning curves: {GROUP_NOTE}"), "curves.png")
+        files["curves.png"] = png(figure_curves(curves, "epoch",
+                                                f"learning curves: {GROUP_NOTE}"))
     if figures.batch_stats:
-        save(figure_gap(figures.curves.get("test_acc", {}), figures.batch_stats), "gap.png")
+        files["gap.png"] = png(figure_gap(figures.curves.get("test_acc", {}),
+                                          figures.batch_stats))
     if figures.steps:
-        save(figure_curves({"test_acc": figures.steps}, "step",
-                            f"test accuracy over steps (Ioffe & Szegedy Fig. 1a)\n{GROUP_NOTE}",
-                            size=(6.4, 4.2)), "steps.png")
+        files["steps.png"] = png(figure_curves(
+            {"test_acc": figures.steps}, "step",
+            f"test accuracy over steps (Ioffe & Szegedy Fig. 1a)\n{GROUP_NOTE}",
+            size=(6.4, 4.2)))
         text = figures.steps_table.to_csv(index=False, float_format="%.4f")
-        write_text_atomic(out_dir / "steps.csv", text)
-        written.append(out_dir / "steps.csv")
+        files["steps.csv"] = text.encode("utf-8", "backslashreplace")
     if figures.bands:
-        save(figure_bands(figures.layer, figures.unit, figures.bands), "activations.png")
+        files["activations.png"] = png(figure_bands(figures.layer, figures.unit, figures.bands))
     if figures.drift:
-        save(figure_drift(figures.drift), "drift.png")
-    return written
+        files["drift.png"] = png(figure_drift(figures.drift))
+    return files
+
+
+def png(fig) -> bytes:
+    """A figure drawn as PNG bytes, in memory: nothing is written until all are drawn."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", bbox_inches="tight", pad_inches=0.1)
+    return buffer.getvalue()
 
 
 def figure_curves(panels: dict, x: str, title: str, size=None):
@@ -148,6 +161,8 @@ def figure_drift(drift: dict):
     fig, axes = _subplots(len(drift), 2, figsize=(8, 2.3 * len(drift) + 1), dpi=120,
                           sharex=True, sharey="col")
     layers: list = []
+    logarithmic = {column: any((frame[column] > 0).any() for frame in drift.values())
+                   for column in ("mean_error", "variance_error")}  # log: only of a positive
     for row, (label, frame) in zip(axes, drift.items(), strict=True):
         for layer, rows in frame.groupby("layer", sort=False):
             layers += [] if layer in layers else [layer]
@@ -158,7 +173,8 @@ def figure_drift(drift: dict):
                         markersize=4, markerfacecolor="none", label=f"layer {layer}")
         for ax, column in zip(row, ("mean_error", "variance_error"), strict=True):
             _axis(ax, "epoch", column)
-            ax.set_yscale("log")
+            if logarithmic[column]:
+                ax.set_yscale("log")
             ax.set_title(label or "all runs", fontsize=8)
             ax.tick_params(labelbottom=True)
     fig.suptitle("drift: moving vs population statistics of the current weights\n"
@@ -270,9 +286,6 @@ def _legend(fig, axes, ncols: int = 4) -> None:
 
 
 def _save(fig, out: Path, option: str) -> None:
-    """Write a figure atomically; BadInput naming the option if the file can't be written."""
-    try:
-        replace_atomically(out, lambda f: fig.savefig(f, format="png", bbox_inches="tight",
-                                                      pad_inches=0.1))
-    except OSError as e:
-        raise BadInput(f"{out}: {option}: cannot write ({e.strerror})") from None
+    """Write a figure atomically (drawn first); BadInput naming the option if the file
+    can't be written."""
+    write_files({out: (png(fig), option)})

@@ -13,8 +13,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from bnexp.errors import BadInput
-from bnexp.runs import write_text_atomic
+from bnexp.errors import BadInput, one_line
+from bnexp.runs import check_writable_file, make_folder, replace_atomically
 
 
 def stdout_console() -> Console:
@@ -68,8 +68,9 @@ SUFFIX_FORMATS = {".csv": "csv", ".md": "markdown", ".markdown": "markdown", ".j
 
 
 def print_warnings(warnings: list[str]) -> None:
+    """One line each on stderr; a folder name's line breaks and escapes shown escaped."""
     for warning in warnings:
-        print(f"warning: {warning}", file=sys.stderr, flush=True)
+        print(f"warning: {one_line(warning)}", file=sys.stderr, flush=True)
 
 
 def emit_table(frame, fmt: str | None, out: Path | None, title: str = "") -> None:
@@ -77,26 +78,71 @@ def emit_table(frame, fmt: str | None, out: Path | None, title: str = "") -> Non
 
     With --out and no --format, the format follows the file's suffix (csv otherwise).
     """
+    text = table_text(frame, fmt, out)
+    if out is not None:
+        write_files({out: (text.encode("utf-8", "backslashreplace"), "--out")})
+    elif text is None:
+        stdout_console().print(rich_table(frame, title))
+    else:
+        sys.stdout.write(text)
+
+
+def table_text(frame, fmt: str | None, out: Path | None) -> str | None:
+    """The compare table as text in its format (see emit_table); None for a rich table on
+    the terminal."""
     if fmt is None:
         fmt = SUFFIX_FORMATS.get(out.suffix.lower(), "csv") if out else "table"
     if fmt not in FORMATS:
         raise BadInput(f"--format {fmt}: expected one of {', '.join(FORMATS)}")
     if fmt == "table" and out is None:
-        stdout_console().print(rich_table(frame, title))
-        return
-    text = {
+        return None
+    return {
         "table": lambda: to_markdown(frame),
         "csv": lambda: frame.to_csv(index=False),
         "markdown": lambda: to_markdown(frame),
         "json": lambda: frame.to_json(orient="records", indent=2) + "\n",
     }[fmt]()
-    if out is None:
-        sys.stdout.write(text)
-        return
+
+
+def write_folder(out_dir: Path, files: dict[str, bytes], option: str) -> list[Path]:
+    """files ({name: bytes}) written into out_dir, created where missing; all or nothing:
+    every target is checked first, and on a failure the files written and the folders
+    created are removed again. BadInput naming the option where one cannot be written."""
+    missing = [p for p in (out_dir, *out_dir.parents) if not p.exists() and not p.is_symlink()]
+    make_folder(out_dir, option)
     try:
-        write_text_atomic(out, text)
-    except OSError as e:
-        raise BadInput(f"{out}: --out: cannot write ({e.strerror})") from None
+        write_files({out_dir / name: (data, option) for name, data in files.items()})
+    except BaseException:
+        for folder in missing:  # the deepest first; a folder someone else filled stays
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+        raise
+    return [out_dir / name for name in files]
+
+
+def write_files(files: dict[Path, tuple[bytes, str]]) -> None:
+    """Each file ({path: (bytes, option)}) written atomically, all or nothing: every
+    target is checked before the first is written, and where one cannot be written the
+    ones this call created are removed again (a file it replaced keeps its new content).
+    BadInput naming the file and its option."""
+    for path, (_, option) in files.items():
+        check_writable_file(path, option)
+    created = []
+    try:
+        for path, (data, option) in files.items():
+            new = not path.exists()
+            try:
+                replace_atomically(path, lambda f, data=data: f.write(data))
+            except OSError as e:
+                raise BadInput(f"{path}: {option}: cannot write ({e.strerror})") from None
+            if new:
+                created.append(path)
+    except BaseException:
+        for path in created:
+            path.unlink(missing_ok=True)
+        raise
 
 
 def _cell(value, column: str) -> str:

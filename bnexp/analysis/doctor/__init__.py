@@ -18,11 +18,12 @@ from bnexp.errors import BadInput
 __all__ = ["IDS", "Finding", "diagnose", "diagnose_all", "diagnose_each"]
 
 
-def diagnose(folder: Path) -> list[Finding]:
-    """Every finding of one run folder; BadInput if it is not a readable run folder."""
+def diagnose(folder: Path, warnings: list[str] | None = None) -> list[Finding]:
+    """Every finding of one run folder; BadInput if it is not a readable run folder.
+    `warnings` (where given) gets a line per value read as absent."""
     folder = Path(folder)
     try:
-        record = runs.read_record(folder, with_config=True)
+        record = runs.read_record(folder, with_config=True, warnings=warnings)
     except ValueError as e:
         raise BadInput(f"{folder}: not a readable run folder: {e}") from None
     return diagnose_record(record)
@@ -30,10 +31,7 @@ def diagnose(folder: Path) -> list[Finding]:
 
 def diagnose_record(record: runs.RunRecord) -> list[Finding]:
     """Every finding of one run record, most serious first."""
-    try:
-        rows = runs.read_metrics(record.path)
-    except (OSError, UnicodeDecodeError, ValueError):
-        rows = []
+    rows = runs.read_metrics(record.path)
     run = Run(record.path, record.summary, record.status, record.config or {}, rows)
     checks = CHECKS if has_bn(run) else [c for c in CHECKS if c not in BN_CHECKS]
     findings = [finding for check in checks for finding in check(run)]
@@ -47,8 +45,13 @@ def diagnose_each(path: Path) -> tuple[dict[str, list[Finding]], list[str]]:
     if not path.is_dir():
         raise BadInput(f"{path}: no such folder")
     if (path / "summary.json").is_file():
-        return {str(path): diagnose(path)}, []
+        warnings: list[str] = []
+        return {str(path): diagnose(path, warnings)}, warnings
     kept, warnings = runs.scan_latest(path, with_config=True)
+    skipped = [w for w in warnings if w.startswith("skipped ")]
+    if not kept and skipped:
+        raise BadInput(f"{path}: no readable run folder here: {len(skipped)} folder(s) "
+                       f"skipped, the first: {skipped[0].removeprefix('skipped ')}")
     if not kept:
         raise BadInput(f"{path}: no run folder here (no summary.json beneath it)")
     return {str(record.path): diagnose_record(record) for record in kept}, warnings
