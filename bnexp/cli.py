@@ -84,7 +84,16 @@ class DoctorFormat(StrEnum):
     json = "json"
 
 
-ConfigArg = Annotated[Path, typer.Argument(help="The experiment's YAML config.",
+def _path(value: str) -> Path:
+    """A path argument or option as given; an empty one is refused (Path("") is the
+    current folder, so `compare ''` compared, and `plot runs ''` wrote into, the folder
+    you stand in)."""
+    if not value:
+        raise typer.BadParameter("an empty path; give a file or folder ('.' for this one)")
+    return Path(value)
+
+
+ConfigArg = Annotated[Path, typer.Argument(parser=_path, help="The experiment's YAML config.",
                                            show_default=False)]
 SetOpt = Annotated[list[str] | None, typer.Option(
     "--set", help="Override a config key: --set model.bn.placement=after.", show_default=False)]
@@ -137,6 +146,7 @@ def _options(version: Annotated[bool, typer.Option(
 @app.command()
 def train(
     configs: Annotated[list[Path] | None, typer.Argument(
+        parser=_path,
         metavar="CONFIG", show_default=False,
         help="The experiment's YAML config; several are all checked, then trained in turn.")
     ] = None,
@@ -149,7 +159,7 @@ def train(
     smoke: Annotated[bool, typer.Option(
         "--smoke", help="A few batches of one epoch, first seed only (CI).")] = False,
     resume: Annotated[Path | None, typer.Option(
-        "--resume", help="Continue this interrupted run from its last epoch.",
+        "--resume", parser=_path, help="Continue this interrupted run from its last epoch.",
         show_default=False)] = None,
     jobs: Annotated[int, typer.Option(
         "--jobs", min=0, rich_help_panel=SWEEP,
@@ -248,7 +258,8 @@ def validate(config: ConfigArg, set_: SetOpt = None) -> None:
 
 @app.command()
 def compare(
-    runs_dir: Annotated[Path, typer.Argument(help="A folder of run folders, searched down.")],
+    runs_dir: Annotated[Path, typer.Argument(
+        parser=_path, help="A folder of run folders, searched down.")],
     by: ByOpt = None,
     metric: Annotated[str, typer.Option("--metric", help="A metrics.csv column.")] = "test_acc",
     at: Annotated[At, typer.Option("--at", help="The last epoch or the best one.")] = At.final,
@@ -259,9 +270,10 @@ def compare(
     fmt: Annotated[Format | None, typer.Option(
         "--format", help="Default: table, or from --out's suffix.", show_default=False)] = None,
     out: Annotated[Path | None, typer.Option(
-        "--out", help="Write the table to this file.", show_default=False)] = None,
+        "--out", parser=_path, help="Write the table to this file.", show_default=False)] = None,
     plot: Annotated[Path | None, typer.Option(
-        "--plot", help="Learning curves per group, as a PNG.", show_default=False)] = None,
+        "--plot", parser=_path, help="Learning curves per group, as a PNG.",
+        show_default=False)] = None,
 ) -> None:
     """One row per group of runs that differ only by seed: counts, mean, std, 95% CI."""
     with _exit_codes():
@@ -295,7 +307,7 @@ def compare(
 
 @app.command()
 def doctor(
-    path: Annotated[Path, typer.Argument(help="A run folder or a folder of runs.")],
+    path: Annotated[Path, typer.Argument(parser=_path, help="A run folder or a folder of runs.")],
     fmt: Annotated[DoctorFormat, typer.Option(
         "--format", help="text: one block per finding; json: a list of objects.")
     ] = DoctorFormat.text,
@@ -317,9 +329,10 @@ def doctor(
 
 @plot_app.command("runs")
 def plot_runs(
-    folder: Annotated[Path, typer.Argument(help="A run folder or a folder of runs.")],
+    folder: Annotated[Path, typer.Argument(parser=_path, help="A run folder or a folder of runs.")],
     out: Annotated[Path | None, typer.Option(
-        "--out", help="Folder for the PNGs (default: FOLDER).", show_default=False)] = None,
+        "--out", parser=_path, help="Folder for the PNGs (default: FOLDER).",
+        show_default=False)] = None,
     by: ByOpt = None,
     layer: Annotated[str | None, typer.Option(
         "--layer", help="activations.png: the layer (default: the last).",
@@ -345,9 +358,10 @@ def plot_runs(
 
 @plot_app.command("features")
 def plot_features(
-    run_dir: Annotated[Path, typer.Argument(help="A run folder with a checkpoint.")],
+    run_dir: Annotated[Path, typer.Argument(parser=_path, help="A run folder with a checkpoint.")],
     out: Annotated[Path | None, typer.Option(
-        "--out", help="The PNG (default: RUN_DIR/features.png).", show_default=False)] = None,
+        "--out", parser=_path, help="The PNG (default: RUN_DIR/features.png).",
+        show_default=False)] = None,
     image: Annotated[int, typer.Option("--image", help="Which test image.")] = 0,
     channels: Annotated[int, typer.Option("--channels", min=1,
                                           help="Channels per layer.")] = 6,

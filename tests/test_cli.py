@@ -196,3 +196,22 @@ def test_a_warning_naming_a_hostile_folder_stays_one_line(capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "\x1b" not in err and "\u202e" not in err
     assert "\\nwarning: fake\\x1b[2J" in err
+
+
+EMPTY_PATHS = [["compare", ""], ["compare", "runs", "--out", ""], ["compare", "runs", "--plot", ""],
+               ["plot", "runs", ""], ["plot", "runs", "runs", "--out", ""], ["doctor", ""],
+               ["validate", ""], ["summary", ""], ["train", ""], ["train", "--resume", ""],
+               ["plot", "features", ""], ["plot", "features", "runs", "--out", ""]]
+
+
+@pytest.mark.parametrize("args", EMPTY_PATHS, ids=" ".join)
+def test_an_empty_path_is_one_line_of_bad_input(args, tmp_path, monkeypatch):
+    """Path("") is ".": `compare ''` compared the folder you stood in and `plot runs ''`
+    wrote its PNGs there. Every path argument and option refuses an empty one."""
+    monkeypatch.chdir(tmp_path)
+    fake_run(tmp_path / "runs", 0, [0.5])
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2 and "an empty path" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before
