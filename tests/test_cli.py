@@ -215,3 +215,40 @@ def test_an_empty_path_is_one_line_of_bad_input(args, tmp_path, monkeypatch):
     assert result.exit_code == 2 and "an empty path" in result.output
     assert len(result.output.strip().splitlines()) == 1
     assert sorted(p.name for p in tmp_path.rglob("*")) == before
+
+
+def test_data_is_printed_as_it_is_never_as_rich_markup(tmp_path):
+    """A value "x[/]" raised rich's MarkupError (a traceback, half a table printed);
+    "[red]b[/red]" and ":thumbs_up:" were printed changed."""
+    values = ["[red]b[/red]", "x[/]", ":thumbs_up:"]
+    for seed, value in enumerate(values):
+        run = fake_run(tmp_path / "runs", seed, [0.5])
+        summary = json.loads((run / "summary.json").read_text())
+        summary["config"]["data"]["path"] = value
+        (run / "summary.json").write_text(json.dumps(summary))
+    result = CliRunner().invoke(app, ["compare", str(tmp_path / "runs")])
+    assert result.exit_code == 0 and all(v in result.output for v in values)
+    config = tmp_path / "d[/]" / "c[bold]x.yaml"
+    config.parent.mkdir(parents=True)
+    config.write_text(SYNTHETIC)
+    result = CliRunner().invoke(app, ["validate", str(config)])
+    assert result.exit_code == 0 and "c[bold]x.yaml: valid" in result.output
+
+
+def test_a_table_on_a_narrow_terminal_keeps_every_value_whole():
+    """On a terminal of 30 columns (or COLUMNS=0) rich cut every cell to "…" or blank."""
+    import io
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from bnexp.views.tables import PLAIN, print_table
+
+    table = Table()
+    for name in ("model.bn.placement", "test_acc mean ± std"):
+        table.add_column(name)
+    table.add_row("after_the_activation", "0.8350 ± 0.0508")
+    for width in (0, 1, 30):
+        out = io.StringIO()
+        print_table(Console(file=out, width=width, **PLAIN), table)
+        assert "after_the_activation" in out.getvalue() and "0.8350 ± 0.0508" in out.getvalue()

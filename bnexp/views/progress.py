@@ -30,7 +30,7 @@ def epoch_line(row: dict) -> str:
 def make_reporter(console: Console | None = None):
     """A rich progress bar on a terminal or in Jupyter (rich draws it in a notebook widget,
     which needs ipywidgets: `pip install 'bnexp[notebook]'`), plain lines otherwise."""
-    console = console or Console(stderr=True)
+    console = console or Console(stderr=True, markup=False, emoji=False, highlight=False)
     live = console.is_terminal or (console.is_jupyter and _has_widgets())
     return RichReporter(console) if live else PlainReporter(console)
 

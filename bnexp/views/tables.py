@@ -11,17 +11,31 @@ import sys
 from pathlib import Path
 
 from rich.console import Console
+from rich.measure import Measurement
 from rich.table import Table
 
 from bnexp.errors import BadInput, one_line
 from bnexp.runs import check_writable_file, make_folder, replace_atomically
 
+# what bnexp prints is data (paths, config values, run names), never rich markup: "[/]"
+# in a value raised MarkupError, "[bold]" and ":thumbs_up:" were silently rewritten
+PLAIN = {"markup": False, "emoji": False, "highlight": False}
+
 
 def stdout_console() -> Console:
-    """Standard output as rich sees it: the terminal's width on a terminal; anywhere else
-    (a pipe, a file, CI) wide enough that no table is squeezed to 80 columns."""
-    console = Console()
-    return console if console.is_terminal else Console(width=10_000)
+    """Standard output as rich sees it, printing text as it is: the terminal's width on a
+    terminal; anywhere else (a pipe, a file, CI) wide enough that no table is squeezed
+    to 80 columns."""
+    console = Console(**PLAIN)
+    return console if console.is_terminal else Console(width=10_000, **PLAIN)
+
+
+def print_table(console: Console, table: Table) -> None:
+    """A table at least as wide as it needs: on a terminal too narrow (or COLUMNS=0), rich
+    would cut every cell to an ellipsis or blank; the terminal wraps long lines instead."""
+    natural = Measurement.get(console, console.options.update(width=10_000), table).maximum
+    console.width = max(console.width, natural)  # print(width=) takes at most console.width
+    console.print(table)
 
 
 def print_model_summary(name: str, rows: list[dict], counts: dict, console=None,
@@ -34,7 +48,7 @@ def print_model_summary(name: str, rows: list[dict], counts: dict, console=None,
         table.add_column(column, justify="right" if column == "params" else "left")
     for row in rows:
         table.add_row(row["name"], row["type"], row["output_shape"], f"{row['params']:,}")
-    console.print(table)
+    print_table(console, table)
     total = counts["trainable"] + counts["non_trainable"]
     console.print(f"Total params: {total:,}")
     console.print(f"Trainable params: {counts['trainable']:,}")
@@ -46,12 +60,12 @@ def print_model_summary(name: str, rows: list[dict], counts: dict, console=None,
         for row in rows:
             for variable, shape, trainable in row["weights"]:
                 table.add_row(variable, str(shape), str(trainable))
-        console.print(table)
+        print_table(console, table)
 
 
 def print_run_list(source: str, specs, console=None) -> None:
     """validate's answer: the config is valid and expands to these runs."""
-    console = console or Console(soft_wrap=True, highlight=False)  # scripts read these lines
+    console = console or Console(soft_wrap=True, **PLAIN)  # scripts read these lines
     console.print(f"{source}: valid, {len(specs)} run{'s' * (len(specs) != 1)}")
     for spec in specs:
         cell = ", ".join(f"{k}={v}" for k, v in spec.cell.items())
@@ -82,7 +96,7 @@ def emit_table(frame, fmt: str | None, out: Path | None, title: str = "") -> Non
     if out is not None:
         write_files({out: (text.encode("utf-8", "backslashreplace"), "--out")})
     elif text is None:
-        stdout_console().print(rich_table(frame, title))
+        print_table(stdout_console(), rich_table(frame, title))
     else:
         sys.stdout.write(text)
 
