@@ -294,12 +294,12 @@ def compare(
         title = (f"{runs_dir}: {metric} at {at.value} epoch; statistics over completed runs "
                  "(diverged, failed, interrupted: counted, not averaged)")
         text = tables.table_text(frame, fmt and fmt.value, out)
-        files = {}  # everything is made before the first file is written
+        files = []  # everything is made before the first file is written
         if out is not None:
-            files[out] = (text.encode("utf-8", "backslashreplace"), "--out")
+            files.append((out, text.encode("utf-8", "backslashreplace"), "--out"))
         if plot is not None:
             figure = plots.figure_curves_of(series.curves(found, metric, by), metric)
-            files[plot] = (plots.png(figure), "--plot")
+            files.append((plot, plots.png(figure), "--plot"))
         tables.write_files(files)
         if out is None:
             tables.emit_table(frame, fmt and fmt.value, None, title)

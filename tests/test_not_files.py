@@ -302,3 +302,51 @@ def test_a_runs_dir_through_a_broken_symbolic_link_is_refused_before_training(
     broken.symlink_to(tmp_path / "nowhere" if link == "dangling" else broken)
     with pytest.raises(BadInput, match="symbolic link to nothing"):
         ensure_writable(broken / "sub" if below else broken)
+
+
+@pytest.mark.parametrize("plot_as", ["same", "dot", "link"])
+def test_out_and_plot_naming_one_file_are_refused(tmp_path, plot_as):
+    """--out x --plot x left the PNG where the table was asked for, exit 0."""
+    from typer.testing import CliRunner
+
+    from bnexp.cli import app
+
+    fake_run(tmp_path / "runs", 0, [0.5])
+    out = tmp_path / "t.csv"
+    plot = {"same": out, "dot": tmp_path / "." / "t.csv", "link": tmp_path / "l.csv"}[plot_as]
+    if plot_as == "link":
+        plot.symlink_to(out)
+    result = CliRunner().invoke(app, ["compare", str(tmp_path / "runs"), "--out", str(out),
+                                      "--plot", str(plot)])
+    assert result.exit_code == 2 and "the same file as --out" in result.output
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("name", ["summary.json", "metrics.csv", "config.yaml"])
+def test_an_output_never_replaces_a_run_folders_own_file(tmp_path, name):
+    """compare --out RUN/summary.json made the run unreadable."""
+    from typer.testing import CliRunner
+
+    from bnexp.cli import app
+
+    run = fake_run(tmp_path / "runs", 0, [0.5])
+    before = (run / name).read_bytes()
+    result = CliRunner().invoke(app, ["compare", str(tmp_path / "runs"), "--out",
+                                      str(run / name)])
+    assert result.exit_code == 2 and "a run folder's own file" in result.output
+    assert (run / name).read_bytes() == before
+
+
+def test_plot_runs_into_a_run_folder_keeps_its_steps_csv(tmp_path):
+    """The group table plot runs writes was named steps.csv: plotting a run into its own
+    folder (the default --out) replaced the run's per-step data with it."""
+    from typer.testing import CliRunner
+
+    from bnexp.cli import app
+
+    run = fake_run(tmp_path / "runs", 0, [0.5, 0.6])
+    steps = "epoch,step,train_loss,train_acc,test_loss,test_acc\n1,0,1,0.1,1,0.1\n1,5,1,0.2,1,0.3\n"
+    (run / "steps.csv").write_text(steps)
+    result = CliRunner().invoke(app, ["plot", "runs", str(run)])
+    assert result.exit_code == 0, result.output
+    assert (run / "steps.csv").read_text() == steps and (run / "steps_by_group.csv").exists()

@@ -65,7 +65,7 @@ def outside(fig) -> bool:
 def test_plot_all_writes_pictures_that_decode(tmp_path):
     written = plots.plot_all(synthetic_figures(), tmp_path)
     names = {p.name for p in written}
-    assert names == {"curves.png", "gap.png", "steps.png", "steps.csv", "activations.png",
+    assert names == {"curves.png", "gap.png", "steps.png", "steps_by_group.csv", "activations.png",
                      "drift.png"}
     for path in written:
         if path.suffix == ".png":

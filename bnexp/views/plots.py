@@ -43,7 +43,8 @@ def figure_curves_of(curves: dict, metric: str):
 def plot_all(figures, out_dir: Path) -> list[Path]:
     """The standard figures of a run or a folder of runs (an analysis.series.Figures), as
     far as their files allow: curves.png (learning curves), gap.png (train/inference
-    gap), steps.png (test accuracy over steps, with its numbers in steps.csv),
+    gap), steps.png (test accuracy over steps, with its numbers in steps_by_group.csv:
+    not steps.csv, a run's own file, which a plot into a run folder replaced),
     activations.png (Fig. 1 b, c percentile bands), drift.png. All are drawn before the
     first is written (`write_folder`). Returns the files written."""
     return write_folder(out_dir, render_all(figures), "--out")
@@ -65,7 +66,7 @@ def render_all(figures) -> dict[str, bytes]:
             f"test accuracy over steps (Ioffe & Szegedy Fig. 1a)\n{GROUP_NOTE}",
             size=(6.4, 4.2)))
         text = figures.steps_table.to_csv(index=False, float_format="%.4f")
-        files["steps.csv"] = text.encode("utf-8", "backslashreplace")
+        files["steps_by_group.csv"] = text.encode("utf-8", "backslashreplace")
     if figures.bands:
         files["activations.png"] = png(figure_bands(figures.layer, figures.unit, figures.bands))
     if figures.drift:
@@ -288,4 +289,4 @@ def _legend(fig, axes, ncols: int = 4) -> None:
 def _save(fig, out: Path, option: str) -> None:
     """Write a figure atomically (drawn first); BadInput naming the option if the file
     can't be written."""
-    write_files({out: (png(fig), option)})
+    write_files([(out, png(fig), option)])

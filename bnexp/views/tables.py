@@ -7,6 +7,7 @@ squeezed to 80 columns.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -94,7 +95,7 @@ def emit_table(frame, fmt: str | None, out: Path | None, title: str = "") -> Non
     """
     text = table_text(frame, fmt, out)
     if out is not None:
-        write_files({out: (text.encode("utf-8", "backslashreplace"), "--out")})
+        write_files([(out, text.encode("utf-8", "backslashreplace"), "--out")])
     elif text is None:
         print_table(stdout_console(), rich_table(frame, title))
     else:
@@ -125,7 +126,7 @@ def write_folder(out_dir: Path, files: dict[str, bytes], option: str) -> list[Pa
     missing = [p for p in (out_dir, *out_dir.parents) if not p.exists() and not p.is_symlink()]
     make_folder(out_dir, option)
     try:
-        write_files({out_dir / name: (data, option) for name, data in files.items()})
+        write_files([(out_dir / name, data, option) for name, data in files.items()])
     except BaseException:
         for folder in missing:  # the deepest first; a folder someone else filled stays
             try:
@@ -136,16 +137,24 @@ def write_folder(out_dir: Path, files: dict[str, bytes], option: str) -> list[Pa
     return [out_dir / name for name in files]
 
 
-def write_files(files: dict[Path, tuple[bytes, str]]) -> None:
-    """Each file ({path: (bytes, option)}) written atomically, all or nothing: every
+def write_files(files: list[tuple[Path, bytes, str]]) -> None:
+    """Each file ([(path, bytes, option)]) written atomically, all or nothing: every
     target is checked before the first is written, and where one cannot be written the
     ones this call created are removed again (a file it replaced keeps its new content).
     BadInput naming the file and its option."""
-    for path, (_, option) in files.items():
+    seen: dict[str, str] = {}
+    for path, _, option in files:
         check_writable_file(path, option)
+        real = os.path.realpath(path)
+        if real in seen:  # --out x --plot x: the second would replace the first
+            raise BadInput(f"{path}: {option}: the same file as {seen[real]}")
+        seen[real] = option
+        if _a_run_file(Path(real)):
+            raise BadInput(f"{path}: {option}: a run folder's own file (its folder holds "
+                           "summary.json): write elsewhere")
     created = []
     try:
-        for path, (data, option) in files.items():
+        for path, data, option in files:
             new = not path.exists()
             try:
                 replace_atomically(path, lambda f, data=data: f.write(data))
@@ -157,6 +166,16 @@ def write_files(files: dict[Path, tuple[bytes, str]]) -> None:
         for path in created:
             path.unlink(missing_ok=True)
         raise
+
+
+RUN_FILES = {"summary.json", "metrics.csv", "config.yaml", "checkpoint.npz", "train.log",
+             "steps.csv", "activations.csv", "drift.csv"}  # what training writes in a run folder
+
+
+def _a_run_file(path: Path) -> bool:
+    """Whether `path` is one of a run folder's own files: an output there would replace
+    the run's data (`compare --out RUN/summary.json` made the run unreadable)."""
+    return path.name in RUN_FILES and (path.parent / "summary.json").is_file()
 
 
 def _cell(value, column: str) -> str:
