@@ -38,7 +38,8 @@ def study(tmp_path_factory):
 def test_plot_draws_every_standard_figure_of_a_runs_folder(study, tmp_path):
     result = CliRunner().invoke(app, ["plot", "runs", str(study), "--out", str(tmp_path / "figs")])
     assert result.exit_code == 0, result.output
-    names = {"curves.png", "gap.png", "steps.png", "steps_by_group.csv", "activations.png", "drift.png"}
+    names = {"curves.png", "gap.png", "steps.png", "steps_by_group.csv", "activations.png",
+             "drift.png"}
     assert {p.name for p in (tmp_path / "figs").iterdir()} == names
     shapes = {name: drawn_picture(tmp_path / "figs" / name).shape for name in names
               if name.endswith(".png")}

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from bnexp import reading, runs
 from bnexp.runs import reader, record
 from bnexp.runs.record import EPOCH_COLUMNS, RunRecord
+from tests.helpers import fake_run
 
 HERE = socket.gethostname()
 ME = os.getpid()
@@ -759,3 +760,25 @@ def test_any_csv_reads_as_rows_the_plots_can_draw(tmp_path, name, data):
     if name == "metrics.csv":
         assert same(runs.read_metrics(tmp_path),
                     frame.to_dict("records") if "epoch" in frame.columns else [])
+
+
+def test_a_tree_deeper_than_pythons_recursion_limit_is_scanned(tmp_path):
+    """os.walk recurses: a tree 1,000 folders deep (a 2,000-character path) raised
+    RecursionError out of compare, plot and doctor."""
+    deep = tmp_path / "runs"
+    deep.mkdir()
+    for _ in range(1100):  # Path.mkdir(parents=True) recurses too
+        deep = deep / "d"
+        deep.mkdir()
+    found = fake_run(deep, 0, [0.5])
+    records, _ = runs.scan(tmp_path / "runs")
+    assert [r.path for r in records] == [found]
+
+
+def test_a_folder_gone_between_the_walk_and_the_look_is_passed_over(tmp_path):
+    """A folder deleted after the walk listed it (a cleanup, another run) raised
+    FileNotFoundError when its files were looked at."""
+    from bnexp.runs.reader import _foreign_folders
+
+    gone = str(tmp_path / "runs" / "gone")
+    assert _foreign_folders(tmp_path / "runs", set(), [gone]) == []
