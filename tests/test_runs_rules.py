@@ -6,6 +6,7 @@ import json
 import math
 import os
 import re
+import shutil
 import socket
 from pathlib import Path
 
@@ -771,8 +772,14 @@ def test_a_tree_deeper_than_pythons_recursion_limit_is_scanned(tmp_path):
         deep = deep / "d"
         deep.mkdir()
     found = fake_run(deep, 0, [0.5])
-    records, _ = runs.scan(tmp_path / "runs")
-    assert [r.path for r in records] == [found]
+    try:
+        records, _ = runs.scan(tmp_path / "runs")
+        assert [r.path for r in records] == [found]
+    finally:  # pytest's own clean-up (shutil.rmtree) recurses too
+        shutil.rmtree(found)
+        while deep != tmp_path:
+            deep.rmdir()
+            deep = deep.parent
 
 
 def test_a_folder_gone_between_the_walk_and_the_look_is_passed_over(tmp_path):
