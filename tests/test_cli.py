@@ -252,3 +252,17 @@ def test_a_table_on_a_narrow_terminal_keeps_every_value_whole():
         out = io.StringIO()
         print_table(Console(file=out, width=width, **PLAIN), table)
         assert "after_the_activation" in out.getvalue() and "0.8350 ± 0.0508" in out.getvalue()
+
+
+def test_matplotlibs_own_settings_cannot_break_or_blow_up_a_plot(tmp_path):
+    """MPLBACKEND=bogus was a ValueError traceback at matplotlib's import; a matplotlibrc
+    in the current folder with savefig.dpi 20000 made a PNG of gigabytes (MemoryError).
+    bnexp draws on its own Agg canvases at its own dpi."""
+    fake_run(tmp_path / "runs", 0, [0.5, 0.6])
+    (tmp_path / "matplotlibrc").write_text("savefig.dpi: 20000\n")
+    env = {**os.environ, "MPLBACKEND": "bogus"}
+    result = subprocess.run([sys.executable, "-m", "bnexp", "compare", "runs", "--plot",
+                             "c.png"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert 1_000 < (tmp_path / "c.png").stat().st_size < 1_000_000

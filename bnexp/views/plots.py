@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import io
 import math
+import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -77,7 +79,8 @@ def render_all(figures) -> dict[str, bytes]:
 def png(fig) -> bytes:
     """A figure drawn as PNG bytes, in memory: nothing is written until all are drawn."""
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", bbox_inches="tight", pad_inches=0.1)
+    # the figure's own dpi: a user's matplotlibrc with savefig.dpi 20000 ate the memory
+    fig.savefig(buffer, format="png", dpi=fig.dpi, bbox_inches="tight", pad_inches=0.1)
     return buffer.getvalue()
 
 
@@ -242,12 +245,26 @@ def _class_name(label: int, class_names: list[str] | None) -> str:
 
 def _subplots(nrows: int, ncols: int, *, figsize, dpi: int, **shared):
     """A Figure (not pyplot's: nothing global to close) and its 2-D array of axes."""
+    _import_matplotlib()
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=figsize, dpi=dpi, layout="constrained")
     FigureCanvasAgg(fig)  # draws and saves without any GUI or pyplot backend
     return fig, fig.subplots(nrows, ncols, squeeze=False, **shared)
+
+
+def _import_matplotlib() -> None:
+    """matplotlib imported; an MPLBACKEND it refuses (a typo) is dropped first, not
+    raised: bnexp draws on Agg canvases of its own and never uses a backend. A valid one
+    (Jupyter's inline backend) is left alone."""
+    try:
+        import matplotlib  # noqa: F401
+    except ValueError:  # raised half way through: its half-made modules go too
+        os.environ.pop("MPLBACKEND", None)
+        for name in [m for m in sys.modules if m.split(".")[0] == "matplotlib"]:
+            del sys.modules[name]
+        import matplotlib  # noqa: F401
 
 
 def _grid(n: int, width: float, height: float):
