@@ -8,6 +8,7 @@ answer at once. Bad input (BadInput) is one line on stderr and exit code 2.
 from __future__ import annotations
 
 import errno
+import os
 import sys
 from contextlib import contextmanager
 from enum import StrEnum
@@ -382,7 +383,19 @@ def plot_features(
 
 def main() -> None:
     _never_fail_to_print()
-    app(prog_name="bnexp")  # also under `python -m bnexp`
+    try:
+        app(prog_name="bnexp")  # also under `python -m bnexp`
+    except OSError as e:
+        if e.filename is not None or e.errno not in _STDOUT_FAILURES:
+            raise
+        # standard output itself failed (a full device, a descriptor opened read-only):
+        # say so once, and let nothing flush to it again at exit (a second traceback)
+        print(f"error: cannot write to standard output ({e.strerror})", file=sys.stderr)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(2)
+
+
+_STDOUT_FAILURES = {errno.EBADF, errno.ENOSPC, errno.EIO, errno.EDQUOT}
 
 
 def _never_fail_to_print() -> None:

@@ -266,3 +266,25 @@ def test_matplotlibs_own_settings_cannot_break_or_blow_up_a_plot(tmp_path):
                             timeout=120)
     assert result.returncode == 0, result.stderr
     assert 1_000 < (tmp_path / "c.png").stat().st_size < 1_000_000
+
+
+@pytest.mark.parametrize("stdout", ["read-only", "full"])
+@pytest.mark.parametrize("args", [["--help"], ["compare", "runs"], ["validate", "c.yaml"]])
+def test_a_standard_output_that_cannot_be_written_is_one_line(tmp_path, stdout, args):
+    """stdout opened read-only (EBADF) or a full device (ENOSPC) gave a traceback, exit 1."""
+    fake_run(tmp_path / "runs", 0, [0.5])
+    (tmp_path / "c.yaml").write_text(SYNTHETIC)
+    target = tmp_path / "out"
+    if stdout == "full":
+        if os.geteuid() != 0:
+            pytest.skip("mknod needs root")
+        os.mknod(target, 0o666 | __import__("stat").S_IFCHR, os.makedev(1, 7))
+        handle = open(target, "w")  # noqa: SIM115
+    else:
+        target.write_text("")
+        handle = open(target)  # noqa: SIM115
+    with handle:
+        result = subprocess.run([sys.executable, "-m", "bnexp", *args], cwd=tmp_path,
+                                stdout=handle, stderr=subprocess.PIPE, text=True, timeout=60)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.count("\n") == 1 and "cannot write" in result.stderr
