@@ -8,7 +8,7 @@ with fd 2 pointed at /dev/null; a failing import still raises as usual.
 
 XLA compiles each step for each input shape (~1-3 s per LeNet run): the cache keeps
 the compiled code on disk, so the next run, process or smoke run of the same model
-loads it instead. It lives in $BNEXP_XLA_CACHE (`off`: none), by default
+loads it instead. It lives in $BNEXP_XLA_CACHE (`off`: none; `on`: the default), by default
 ~/.cache/bnexp/xla/<TensorFlow version>-<CPU>: compiled code is for one CPU, and a
 home directory shared by a cluster's machines must not mix them. The trap: TensorFlow
 reads TF_XLA_FLAGS once, when it loads, so the flag is set before the import (and a
@@ -91,13 +91,21 @@ def use_xla_cache() -> Path | None:
     return folder
 
 
+# BNEXP_XLA_CACHE values that are switches, not folder names. The trap they close:
+# `BNEXP_XLA_CACHE=on` once filled a folder named `on` in the working tree (and git)
+CACHE_OFF = frozenset({"off", "no", "false", "0", "none"})
+CACHE_DEFAULT = frozenset({"on", "yes", "true", "1", "default", ""})
+
+
 def xla_cache_dir() -> Path | None:
-    """Where compiled XLA code is kept for this TensorFlow on this CPU; None: off."""
-    chosen = os.environ.get("BNEXP_XLA_CACHE", "")
-    if chosen.lower() == "off":
+    """Where compiled XLA code is kept for this TensorFlow on this CPU; None: off. A
+    relative folder is taken from the current one, once, so that a sweep's workers
+    started elsewhere share it."""
+    chosen = os.environ.get("BNEXP_XLA_CACHE", "").strip()
+    if chosen.lower() in CACHE_OFF:
         return None
-    if chosen:
-        return Path(chosen)
+    if chosen.lower() not in CACHE_DEFAULT:
+        return Path(chosen).expanduser().absolute()
     try:
         version = metadata.version("tensorflow")
     except metadata.PackageNotFoundError:

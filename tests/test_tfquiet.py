@@ -41,6 +41,15 @@ def test_the_xla_cache_folder_follows_the_environment(monkeypatch, tmp_path):
     default = tfquiet.xla_cache_dir()
     assert default.parent == tmp_path / "home" / "bnexp" / "xla"
     assert default.name.startswith("tf") and default.name == tfquiet.xla_cache_dir().name
+    for switch in ("on", "True", "1", "default", " yes "):  # a switch, not a folder named `on`
+        monkeypatch.setenv("BNEXP_XLA_CACHE", switch)
+        assert tfquiet.xla_cache_dir() == default
+    for switch in ("OFF", "false", "0", "no"):
+        monkeypatch.setenv("BNEXP_XLA_CACHE", switch)
+        assert tfquiet.xla_cache_dir() is None
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("BNEXP_XLA_CACHE", "cache/xla")  # relative: from here, made absolute
+    assert tfquiet.xla_cache_dir() == tmp_path / "cache" / "xla"
 
 
 @pytest.mark.slow
