@@ -23,7 +23,7 @@ try:  # newer typer vendors click as typer._click
 except ImportError:  # pragma: no cover - older typer on click itself
     from click.exceptions import ClickException
 
-from bnexp.errors import BadInput
+from bnexp.errors import BadInput, one_line
 from bnexp.tfquiet import import_tensorflow
 
 
@@ -43,7 +43,7 @@ class _OneLineErrors(TyperGroup):
                 sys.exit(e.exit_code)
             where = f"{ctx.command_path}: " if ctx else ""
             message = e.format_message().replace("Value error, ", "")
-            print(f"error: {where}{message}", file=sys.stderr, flush=True)
+            print(one_line(f"error: {where}{message}"), file=sys.stderr, flush=True)
             sys.exit(e.exit_code)
         except typer.Abort:
             print("error: aborted", file=sys.stderr, flush=True)
@@ -382,6 +382,7 @@ def plot_features(
 
 
 def main() -> None:
+    _claim_closed_standard_streams()
     _never_fail_to_print()
     try:
         app(prog_name="bnexp")  # also under `python -m bnexp`
@@ -396,6 +397,29 @@ def main() -> None:
 
 
 _STDOUT_FAILURES = {errno.EBADF, errno.ENOSPC, errno.EIO, errno.EDQUOT}
+
+
+def _claim_closed_standard_streams() -> None:
+    """A standard stream its caller closed (`>&-`, `2>&-`) is taken by /dev/null. The
+    trap: Python then sets sys.stdout (or sys.stderr) to None and print() drops output
+    without a word (compare's table lost, exit 0; errors sent to stdout instead), and
+    the next file opened would get descriptor 1 or 2 and receive what is printed there.
+    A closed stdout is reopened read-only, so the first write fails as for any stdout
+    that cannot be written (one line on stderr, exit 2)."""
+    for fd, mode in ((0, os.O_RDONLY), (1, os.O_RDONLY), (2, os.O_WRONLY)):
+        try:
+            os.fstat(fd)
+            continue
+        except OSError:
+            pass
+        taken = os.open(os.devnull, mode)
+        if taken != fd:
+            os.dup2(taken, fd)
+            os.close(taken)
+    if sys.stdout is None:
+        sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115 (lives as long as bnexp)
+    if sys.stderr is None:
+        sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115
 
 
 def _never_fail_to_print() -> None:

@@ -24,6 +24,7 @@ import numpy as np
 
 from bnexp.config import DataConfig
 from bnexp.errors import DataError
+from bnexp.reading import NAME_MAX, PATH_MAX, too_long_for_a_path
 from bnexp.tfquiet import import_tensorflow, silenced
 
 IDX_FILES = {
@@ -195,9 +196,9 @@ def _home_expanded(path: str, name: str) -> Path:
         expanded = Path(path).expanduser()
     except RuntimeError:  # ~user of a user that does not exist
         raise DataError(f"{name}: {path}: no such user's home folder") from None
-    if len(str(expanded).encode()) >= 4096 or any(len(p.encode()) > 255 for p in expanded.parts):
-        raise DataError(f"{name}: {path[:100]}...: too long for a path (names up to 255 "
-                        "bytes, paths up to 4096)")
+    if too_long_for_a_path(expanded):
+        raise DataError(f"{name}: {path[:100]}...: too long for a path (names up to "
+                        f"{NAME_MAX} bytes, paths up to {PATH_MAX})")
     return expanded
 
 

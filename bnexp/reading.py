@@ -14,6 +14,16 @@ import os
 from pathlib import Path
 from typing import BinaryIO
 
+NAME_MAX, PATH_MAX = 255, 4096  # Linux's limits on a file name and a whole path, in bytes
+
+
+def too_long_for_a_path(path: str | Path) -> bool:
+    """True where no Linux file system could hold `path`: a name past NAME_MAX bytes or
+    the whole past PATH_MAX (open() would fail with "File name too long")."""
+    text = str(path)
+    return len(text.encode()) >= PATH_MAX or any(len(part.encode()) > NAME_MAX
+                                                 for part in text.split("/"))
+
 
 class TooLarge(ValueError):
     """The file holds more than the limit (or never ends)."""

@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from bnexp.cli import app
-from tests.helpers import SYNTHETIC, fake_run
+from bnexp.errors import MAX_MESSAGE
+from tests.helpers import SYNTHETIC, fake_run, run_bnexp
 
 runner = CliRunner()
 ROOT = Path(__file__).resolve().parents[1]
@@ -268,13 +269,36 @@ def test_matplotlibs_own_settings_cannot_break_or_blow_up_a_plot(tmp_path):
     assert 1_000 < (tmp_path / "c.png").stat().st_size < 1_000_000
 
 
-@pytest.mark.parametrize("stdout", ["read-only", "full"])
+def test_with_standard_error_closed_an_error_still_exits_2_and_stdout_stays_clean(tmp_path):
+    """Errors went to stdout when stderr was closed (`2>&-`): Python's print(file=None)."""
+    result = subprocess.run([sys.executable, "-m", "bnexp", "compare", "nosuch"],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=60,
+                            preexec_fn=lambda: os.close(2))
+    assert result.returncode == 2 and result.stdout == ""
+
+
+def test_a_usage_error_quoting_a_huge_value_is_one_line_cut_short(tmp_path):
+    """click's own errors (an unknown --format) quoted a 120,000-character value whole."""
+    result = run_bnexp("compare", "--format", "x" * 120_000, tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and len(result.stderr) <= MAX_MESSAGE + 1
+
+
+@pytest.mark.parametrize("stdout", ["read-only", "full", "closed"])
 @pytest.mark.parametrize("args", [["--help"], ["compare", "runs"], ["validate", "c.yaml"]])
 def test_a_standard_output_that_cannot_be_written_is_one_line(tmp_path, stdout, args):
-    """stdout opened read-only (EBADF) or a full device (ENOSPC) gave a traceback, exit 1."""
+    """stdout opened read-only (EBADF) or a full device (ENOSPC) gave a traceback, exit 1;
+    closed (`>&-`), compare's table was lost without a word and exit 0."""
     fake_run(tmp_path / "runs", 0, [0.5])
     (tmp_path / "c.yaml").write_text(SYNTHETIC)
     target = tmp_path / "out"
+    if stdout == "closed":
+        result = subprocess.run([sys.executable, "-m", "bnexp", *args], cwd=tmp_path,
+                                stderr=subprocess.PIPE, text=True, timeout=60,
+                                preexec_fn=lambda: os.close(1))
+        assert result.returncode == 2, result.stderr
+        assert result.stderr.count("\n") == 1 and "cannot write" in result.stderr
+        return
     if stdout == "full":
         if os.geteuid() != 0:
             pytest.skip("mknod needs root")

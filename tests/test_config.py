@@ -103,6 +103,11 @@ BAD = [
     ("", ["empty"]),
     ("- just\n- a list\n", ["expected a mapping", "a list"]),
     ("x: !!python/object/apply:os.system ['echo hi']\n", ["not valid YAML"]),
+    # a path no file system holds passed validate and failed only once TensorFlow was up
+    ("data:\n  path: " + "a" * 4096 + "\n", ["data.path", "too long for a path"]),
+    ("data:\n  path: /tmp/" + "b" * 256 + "/x\n", ["data.path", "too long for a path"]),
+    ("data:\n  path: ''\n", ["data.path", "empty path"]),
+    ("data:\n  path: \"a\\0b\"\n", ["data.path", "NUL"]),
 ]
 
 

@@ -14,9 +14,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator, model_validator
 
 from bnexp.config.layers import BEHAVIOURS, FAULTS, InitArg, LayerSpec
+from bnexp.reading import NAME_MAX, PATH_MAX, too_long_for_a_path
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
 DEFAULT_HIDDEN = {"lenet": [120, 84], "mlp": [300, 100]}
@@ -74,6 +75,21 @@ class DataConfig(_Section):
                 "not one full batch to train on"
             )
         return self
+
+    @field_validator("path")
+    @classmethod
+    def _could_be_a_path(cls, path: str | None) -> str | None:
+        """A path no file system could hold is refused here, so that `validate` finds
+        what `train` would (an empty one would be the current folder: null searches)."""
+        if path is None:
+            return path
+        if not path or "\0" in path:
+            raise ValueError("an empty path or one with a NUL character; null searches "
+                             "the usual places")
+        if too_long_for_a_path(path):
+            raise ValueError(f"too long for a path (names up to {NAME_MAX} bytes, paths "
+                             f"up to {PATH_MAX})")
+        return path
 
 
 class BNConfig(_Section):

@@ -21,10 +21,10 @@ import time
 from pathlib import Path
 
 from bnexp.errors import BadInput
+from bnexp.reading import NAME_MAX, PATH_MAX
 from bnexp.runs.record import EPOCH_COLUMNS
 
 PROBE_BYTES = 4096
-NAME_MAX, PATH_MAX = 255, 4096  # Linux's limits on a file name and a whole path, in bytes
 RUN_NAME_MAX = 240  # a run folder's name: a label of up to 200 characters, time, "-k"
 
 
