@@ -263,6 +263,20 @@ def test_the_run_limit_is_inclusive(write_config, monkeypatch):
                                       "into several configs")
 
 
+def test_several_configs_of_one_command_share_the_run_limit(write_config, monkeypatch):
+    """Each config under the limit passed, and together they took minutes and gigabytes."""
+    monkeypatch.setattr(loading, "MAX_RUNS", 6)
+    four = write_config("sweep: {grid: {train.epochs: [1, 2]}, seeds: [0, 1]}\n", name="a.yaml")
+    three = write_config("sweep: {seeds: [5, 6, 7]}\n", name="b.yaml")
+    two = write_config("sweep: {seeds: [8, 9]}\n", name="c.yaml")
+    assert len(config.load_all([four, two], [])) == 6
+    with pytest.raises(ConfigError) as info:
+        config.load_all([four, three], [])
+    assert str(info.value) == (f"{three}: sweep: 3 runs (3 seeds): more than the 2 left of 6 "
+                               "for one command after the configs before it; train them in "
+                               "separate commands")
+
+
 def test_bytes_that_are_not_utf8_cannot_be_read(tmp_path):
     path = tmp_path / "latin.yaml"
     path.write_bytes(b"name: caf\xe9\n")

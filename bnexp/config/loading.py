@@ -174,23 +174,26 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str], source: str = "co
     return out
 
 
-def load(path: str | Path, overrides: list[str] | None = None) -> list[RunSpec]:
-    """Read, override, validate and expand a config file into the runs it describes."""
+def load(path: str | Path, overrides: list[str] | None = None,
+         room: int | None = None) -> list[RunSpec]:
+    """Read, override, validate and expand a config file into the runs it describes (at
+    most `room` of them, by default MAX_RUNS: what is left after the configs before it)."""
     path = Path(path)
     raw = read_yaml(path)
     raw.setdefault("name", _default_name(path))
     raw = apply_overrides(raw, overrides or [], str(path))
-    return expand(raw, source=str(path), overrides=overrides or [])
+    return expand(raw, source=str(path), overrides=overrides or [], room=room)
 
 
-def expand(raw: dict[str, Any], source: str, overrides: list[str] = ()) -> list[RunSpec]:
+def expand(raw: dict[str, Any], source: str, overrides: list[str] = (),
+           room: int | None = None) -> list[RunSpec]:
     """The Cartesian product of sweep.grid, times sweep.seeds; one validated Config each."""
     base = validate(raw, source, overrides)
     sweep = base.sweep or SweepConfig()
     for key in sweep.grid:
         _check_key_path(key, source)
     seeds = sweep.seeds if sweep.seeds is not None else [base.seed]
-    _check_size(sweep.grid, seeds, source)
+    _check_size(sweep.grid, seeds, source, room)
     plain = {k: v for k, v in raw.items() if k != "sweep"}
     runs, seen = [], {}
     for values in itertools.product(*sweep.grid.values()):
@@ -210,16 +213,20 @@ def expand(raw: dict[str, Any], source: str, overrides: list[str] = ()) -> list[
     return runs
 
 
-def _check_size(grid: dict[str, list], seeds: list, source: str) -> None:
-    """ConfigError if the sweep expands to more than MAX_RUNS runs, said before expanding:
+def _check_size(grid: dict[str, list], seeds: list, source: str, room: int | None) -> None:
+    """ConfigError if the sweep expands to more than `room` runs, said before expanding:
     four keys of 50 values and 100 seeds are 625 million runs, which would fill the
-    memory while being listed (10,000 runs take 3 s and 90 MB to check)."""
+    memory while being listed (10,000 runs take 3 s and 90 MB to check). The trap:
+    several configs of one command, each under MAX_RUNS, add up (room is what is left)."""
     total = math.prod(len(values) for values in grid.values()) * len(seeds)
-    if total > MAX_RUNS:
+    room = MAX_RUNS if room is None else room
+    if total > room:
         sizes = [f"{len(values)} {key}" for key, values in grid.items()]
         sizes.append(f"{len(seeds)} seeds")
-        raise ConfigError(f"{source}: sweep: {total:,} runs ({' x '.join(sizes)}): more than "
-                          f"{MAX_RUNS:,}; split it into several configs")
+        limit = (f"more than {MAX_RUNS:,}; split it into several configs" if room == MAX_RUNS
+                 else f"more than the {room:,} left of {MAX_RUNS:,} for one command after "
+                 "the configs before it; train them in separate commands")
+        raise ConfigError(f"{source}: sweep: {total:,} runs ({' x '.join(sizes)}): {limit}")
 
 
 def load_all(paths: list[Path], overrides: list[str], smoke_runs: bool = False) -> list[RunSpec]:
@@ -228,7 +235,7 @@ def load_all(paths: list[Path], overrides: list[str], smoke_runs: bool = False) 
     given twice) both ask for is bad input, as a seed listed twice is."""
     runs, seen = [], {}
     for path in paths:
-        some = load(path, overrides)
+        some = load(path, overrides, room=MAX_RUNS - len(runs))
         for spec in smoke_specs(some) if smoke_runs else some:
             twin = _same_run(seen, spec)
             if twin:
