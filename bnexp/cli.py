@@ -299,7 +299,8 @@ def compare(
         if out is not None:
             files.append((out, text.encode("utf-8", "backslashreplace"), "--out"))
         if plot is not None:
-            figure = plots.figure_curves_of(series.curves(found, metric, by), metric)
+            figure = plots.figure_curves_of(series.curves(found, metric, by), metric,
+                                            f"{runs_dir}: --plot")
             files.append((plot, plots.png(figure), "--plot"))
         tables.write_files(files)
         if out is None:
@@ -352,7 +353,7 @@ def plot_runs(
         figures = series.standard(found, by, layer, unit)
         if not figures.any():
             raise BadInput(f"{folder}: nothing to plot (no completed run with metrics)")
-        files = plots.render_all(figures)  # all drawn before the first is written
+        files = plots.render_all(figures, str(folder))  # all drawn before any is written
         for path in tables.write_folder(out or folder, files, "--out"):
             print(path)
 

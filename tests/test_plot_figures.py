@@ -6,6 +6,8 @@ import matplotlib.image as mpimg
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from bnexp.analysis.series import Figures
 from bnexp.errors import BadInput
@@ -185,3 +187,46 @@ def test_drift_has_a_row_per_group_so_equal_groups_both_show():
     assert [ax.get_title() for ax in fig.axes[::2]] == list(data.drift)
     assert all(len(ax.get_lines()) == 2 for ax in fig.axes)  # one line per layer
     assert outside(fig)
+
+
+def many_groups(n: int, label=lambda i: f"learning_rate={0.001 * (i + 1):.3f}") -> dict:
+    return {label(i): curve(0.5 + 0.01 * i, epochs=5, n=2) for i in range(n)}
+
+
+def test_forty_groups_draw_with_the_legend_whole_and_off_the_data():
+    """40 lines in compare --plot's figure: the legend's 20 rows collapsed the axes to
+    nothing (a matplotlib warning); the figure now grows with its legend."""
+    fig = plots.figure_curves_of(many_groups(plots.MAX_GROUPS), "test_acc")
+    assert outside(fig)
+    assert all(ax.get_window_extent().height > 150 for ax in fig.axes)
+
+
+def test_more_groups_than_one_figure_shows_are_refused_before_drawing():
+    """150 groups drew for a minute into collapsed panels; now one line naming where."""
+    too_many = many_groups(plots.MAX_GROUPS + 1)
+    with pytest.raises(BadInput, match=r"^runs: --plot: 41 groups of runs, more than the 40"):
+        plots.figure_curves_of(too_many, "test_acc", "runs: --plot")
+    figures = Figures({"test_acc": {}}, too_many, {}, None, "0", {}, {})
+    with pytest.raises(BadInput, match=r"^runs: 41 groups .* --by KEY"):
+        plots.render_all(figures, "runs")
+
+
+@given(st.lists(st.text(min_size=0, max_size=300), min_size=1, max_size=30),
+       st.sampled_from([plots.MAX_LABEL, plots.MAX_TITLE]))
+def test_shown_labels_are_short_and_still_one_per_group(labels, limit):
+    """A 120 KB config value made a legend that wide; cut, two groups still read apart."""
+    names = plots.shown(labels, limit)
+    assert list(names) == list(dict.fromkeys(labels))
+    assert len(set(names.values())) == len(names)
+    for label, name in names.items():
+        assert name == label if len(label) <= limit else len(name) <= limit + 4
+
+
+def test_a_huge_group_label_keeps_the_figures_their_size(tmp_path):
+    value = "/".join(["a" * 250] * 15)
+    groups = {f"path={value}{i}": curve(0.8 + 0.01 * i) for i in range(3)}
+    fig = plots.figure_curves({"test_acc": groups}, "epoch", "t")
+    assert fig.get_size_inches()[0] < 10
+    titles = [ax.get_title() for ax in plots.figure_gap(groups, groups).axes]
+    assert all(len(t.split("\n")[0]) <= plots.MAX_TITLE for t in titles)
+    assert titles[0].split("\n")[0].endswith("a0") and titles[2].split("\n")[0].endswith("a2")

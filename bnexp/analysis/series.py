@@ -6,6 +6,7 @@ Each function returns {group label: DataFrame}; the views only draw them. No Ten
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,11 +20,16 @@ from bnexp.errors import BadInput, did_you_mean
 DEFAULT_UNIT = "0"  # activations.png's unit: the first of each layer
 
 
-def curves(found: Runs, metric: str = "test_acc", by: list[str] | None = None) -> dict:
-    """Per group label, a DataFrame of epoch, mean, ci95_low, ci95_high, n (completed runs)."""
+def curves(found: Runs, metric: str = "test_acc", by: list[str] | None = None,
+           read=None) -> dict:
+    """Per group label, a DataFrame of epoch, mean, ci95_low, ci95_high, n (completed runs).
+    read: a run folder's metrics as a DataFrame (default: read_metrics, once per call)."""
     check_metric(metric, "final")
-    return _series(found, by, lambda path: pd.DataFrame(runs.read_metrics(path)), "epoch",
-                   metric)
+    return _series(found, by, read or _metrics, "epoch", metric)
+
+
+def _metrics(path: Path) -> pd.DataFrame:
+    return pd.DataFrame(runs.read_metrics(path))
 
 
 def step_curves(found: Runs, metric: str = "test_acc", by: list[str] | None = None) -> dict:
@@ -145,8 +151,9 @@ class Figures:
 def standard(found: Runs, by: list[str] | None = None, layer: str | None = None,
              unit: str = DEFAULT_UNIT) -> Figures:
     """Every standard figure's numbers, as far as the runs' files allow."""
-    curves_ = {m: curves(found, m, by) for m in ("train_loss", "train_acc", "test_acc")}
+    read = functools.cache(_metrics)  # four figures' curves: each metrics.csv read once
+    curves_ = {m: curves(found, m, by, read) for m in ("train_loss", "train_acc", "test_acc")}
     layer, bands = activation_bands(found, layer, unit, by)
-    return Figures(curves_, curves(found, "test_acc_batchstats", by),
+    return Figures(curves_, curves(found, "test_acc_batchstats", by, read),
                    step_curves(found, "test_acc", by), layer, unit, bands,
                    drift_curves(found, by))

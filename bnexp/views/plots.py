@@ -20,9 +20,14 @@ from pathlib import Path
 import numpy as np
 
 from bnexp import data
+from bnexp.errors import BadInput
 from bnexp.views.tables import write_files, write_folder
 
 FASHION_MNIST = data.CLASS_NAMES["fashion_mnist"]
+# Groups one figure shows (a line, panel or row each) and the characters of a group's
+# label it prints. The trap: both come from the runs, so 150 groups drew for a minute
+# into panels collapsed to nothing, and a 120 KB config value made a legend that wide
+MAX_GROUPS, MAX_LABEL, MAX_TITLE = 40, 60, 40  # a title: over a small panel
 GROUP_NOTE = "mean over seeds, shaded 95% band"
 LINESTYLES = ["-", "--", "-.", ":"]
 MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
@@ -34,8 +39,9 @@ def plot_curves(curves: dict, metric: str, out: Path) -> None:
     _save(figure_curves_of(curves, metric), out, "--plot")
 
 
-def figure_curves_of(curves: dict, metric: str):
+def figure_curves_of(curves: dict, metric: str, where: str = "--plot"):
     """`compare --plot`'s figure: learning curves of one metric, one line per group."""
+    check_group_count(len(curves), where)
     return figure_curves({metric: curves}, "epoch", f"{metric}: {GROUP_NOTE}", size=(6.4, 4.2))
 
 
@@ -52,8 +58,11 @@ def plot_all(figures, out_dir: Path) -> list[Path]:
     return write_folder(out_dir, render_all(figures), "--out")
 
 
-def render_all(figures) -> dict[str, bytes]:
+def render_all(figures, where: str = "plot runs") -> dict[str, bytes]:
     """plot_all's files, drawn in memory: {file name: its bytes}."""
+    check_group_count(max(map(len, [*figures.curves.values(), figures.batch_stats,
+                                    figures.steps, figures.bands, figures.drift]), default=0),
+                      where)
     files = {}
     curves = {m: s for m, s in figures.curves.items() if s}
     if curves:
@@ -76,6 +85,30 @@ def render_all(figures) -> dict[str, bytes]:
     return files
 
 
+def check_group_count(groups: int, where: str) -> None:
+    """BadInput, before anything is drawn, where one figure would hold more than
+    MAX_GROUPS groups."""
+    if groups > MAX_GROUPS:
+        raise BadInput(f"{where}: {groups} groups of runs, more than the {MAX_GROUPS} one "
+                       "figure can show; choose fewer with --by KEY, or plot a subfolder")
+
+
+def shown(labels, limit: int = MAX_LABEL) -> dict[str, str]:
+    """Each group label as a figure prints it: at most `limit` characters, its middle left
+    out (the start names the key, the end often tells groups apart), and still one name
+    per group (" #2" where two shortened labels would read the same)."""
+    names: dict[str, str] = {}
+    head = (limit - 3) // 2
+    for label in dict.fromkeys(labels):
+        short = label if len(label) <= limit else f"{label[:head]}...{label[-(limit - 3 - head):]}"
+        name, k = short, 1
+        while name in names.values():
+            k += 1
+            name = f"{short} #{k}"
+        names[label] = name
+    return names
+
+
 def png(fig) -> bytes:
     """A figure drawn as PNG bytes, in memory: nothing is written until all are drawn."""
     buffer = io.BytesIO()
@@ -88,15 +121,18 @@ def figure_curves(panels: dict, x: str, title: str, size=None):
     """Learning curves: one panel per metric (side by side), per group its mean over seeds
     and shaded 95% band. Groups keep one colour, line style and hollow marker in every
     panel, so lines that coincide stay visible; one legend for all panels, below them."""
-    fig, axes = _subplots(1, len(panels), figsize=size or (3.8 * len(panels) + 0.6, 3.6),
-                          dpi=120)
-    labels = list(dict.fromkeys(label for series in panels.values() for label in series))
+    names = shown(label for series in panels.values() for label in series)
+    labels = list(names)
+    ncols = 2 if len(panels) == 1 else 4
+    width, height = size or (3.8 * len(panels) + 0.6, 3.6)
+    legend = 0.2 * max(math.ceil(len(labels) / ncols) - 3, 0)  # its rows below the panels
+    fig, axes = _subplots(1, len(panels), figsize=(width, height + legend), dpi=120)
     for ax, (metric, series) in zip(axes[0], panels.items(), strict=True):
         for label, frame in series.items():
-            _curve(ax, frame, x, labels.index(label), label)
+            _curve(ax, frame, x, labels.index(label), names[label])
         _axis(ax, x, metric)
     fig.suptitle(title, fontsize=10)
-    _legend(fig, axes[0], ncols=2 if len(panels) == 1 else 4)
+    _legend(fig, axes[0], ncols=ncols)
     return fig
 
 
@@ -117,8 +153,9 @@ def figure_gap(moving: dict, batch: dict):
     moving statistics (inference mode) and with the test batch's own statistics; the
     shaded space between the two curves is the gap (its last-epoch value in the title)."""
     fig, axes = _grid(len(batch), 2.9, 2.4)
+    names = shown(batch, MAX_TITLE)
     for ax, (label, frame) in zip(axes, batch.items(), strict=True):
-        title, m = label, moving.get(label)
+        title, m = names[label], moving.get(label)
         if m is not None:
             ax.plot(m["epoch"], m["mean"], color=MOVING, marker="o", markersize=3,
                     label="moving statistics (inference mode)")
@@ -129,7 +166,7 @@ def figure_gap(moving: dict, batch: dict):
             ax.fill_between(both["epoch"], both["mean_m"], both["mean_b"], color="0.5",
                             alpha=0.3, linewidth=0, label="gap (shaded)")
             gap = both["mean_m"].iloc[-1] - both["mean_b"].iloc[-1]
-            title = f"{label}\nlast epoch: moving - batch = {gap:+.3f}"
+            title = f"{names[label]}\nlast epoch: moving - batch = {gap:+.3f}"
         ax.set_title(title, fontsize=8)
         _axis(ax, "epoch", "test_acc")
     fig.suptitle("train/inference gap: test accuracy, moving vs batch statistics "
@@ -142,18 +179,18 @@ def figure_bands(layer: str, unit: str, bands: dict):
     """Activation input percentiles (Ioffe & Szegedy Fig. 1b, c): one panel per group, the
     15th-85th percentile band and the median of one unit's input on a fixed probe batch,
     over steps, for the group's run with the lowest seed."""
-    fig, axes = _subplots(1, len(bands), figsize=(3.4 * len(bands) + 0.6, 3.4), dpi=120,
-                          sharey=True)
-    for ax, (label, frame) in zip(axes[0], bands.items(), strict=True):
+    fig, axes = _grid(len(bands), 3.4, 3.0)
+    names = shown(bands, MAX_TITLE)
+    for ax, (label, frame) in zip(axes, bands.items(), strict=True):
         ax.fill_between(frame["step"], frame["p15"], frame["p85"], alpha=0.25,
                         linewidth=0, label="15th-85th percentile")
         ax.plot(frame["step"], frame["p50"], label="median")
-        ax.set_title(label, fontsize=8)
+        ax.set_title(names[label], fontsize=8)
         _axis(ax, "step", None)
-    axes[0][0].set_ylabel(f"input to {layer}, unit {unit}")
+    axes[0].set_ylabel(f"input to {layer}, unit {unit}")
     fig.suptitle("activation input percentiles on a fixed probe batch, lowest seed "
                  "(Ioffe & Szegedy Fig. 1b, c)", fontsize=10)
-    _legend(fig, axes[0][:1])
+    _legend(fig, axes[:1])
     return fig
 
 
@@ -165,6 +202,7 @@ def figure_drift(drift: dict):
     fig, axes = _subplots(len(drift), 2, figsize=(8, 2.3 * len(drift) + 1), dpi=120,
                           sharex=True, sharey="col")
     layers: list = []
+    names = shown(drift)
     logarithmic = {column: any((frame[column] > 0).any() for frame in drift.values())
                    for column in ("mean_error", "variance_error")}  # log: only of a positive
     for row, (label, frame) in zip(axes, drift.items(), strict=True):
@@ -179,7 +217,7 @@ def figure_drift(drift: dict):
             _axis(ax, "epoch", column)
             if logarithmic[column]:
                 ax.set_yscale("log")
-            ax.set_title(label or "all runs", fontsize=8)
+            ax.set_title(names[label] or "all runs", fontsize=8)
             ax.tick_params(labelbottom=True)
     fig.suptitle("drift: moving vs population statistics of the current weights\n"
                  "(relative error, mean over seeds)", fontsize=10)
