@@ -10,7 +10,9 @@ to a limit.
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 from pathlib import Path
 from typing import BinaryIO
 
@@ -29,11 +31,15 @@ class TooLarge(ValueError):
     """The file holds more than the limit (or never ends)."""
 
 
-def open_for_reading(path: Path) -> BinaryIO:
+def open_for_reading(path: Path, regular: bool = False) -> BinaryIO:
     """The file opened for binary reading, never waiting at open (a FIFO with no writer
-    reads as empty); OSError where it cannot be opened."""
+    reads as empty); OSError where it cannot be opened. regular: only a regular file
+    (what a run folder holds), else OSError: a FIFO whose writer stays open and silent
+    would hold the first read for ever (a config may be a pipe: /dev/stdin)."""
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     try:
+        if regular and not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", str(path))
         os.set_blocking(fd, True)  # reads wait for a writer that is there, as usual
         return os.fdopen(fd, "rb")
     except BaseException:
@@ -41,9 +47,9 @@ def open_for_reading(path: Path) -> BinaryIO:
         raise
 
 
-def read_bounded(path: Path, limit: int) -> bytes:
+def read_bounded(path: Path, limit: int, regular: bool = False) -> bytes:
     """The file's bytes, at most `limit` of them; TooLarge if there are more."""
-    with open_for_reading(path) as f:
+    with open_for_reading(path, regular) as f:
         data = f.read(limit + 1)
     if len(data) > limit:
         raise TooLarge(f"{Path(path).name} is larger than {limit:,} bytes")

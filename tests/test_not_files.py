@@ -83,20 +83,29 @@ def test_read_bounded_reads_a_regular_file_whole_and_stops_past_the_limit(tmp_pa
         read_bounded("/dev/zero", 1000)
 
 
+@pytest.mark.parametrize("writer", [False, True])
 @pytest.mark.parametrize("name", ["summary.json", "metrics.csv", "config.yaml"])
-def test_a_fifo_in_a_run_folder_is_read_around(tmp_path, name):
+def test_a_fifo_in_a_run_folder_is_read_around(tmp_path, name, writer):
+    """Without a writer a FIFO read as empty; with one that stays open and silent (another
+    process), the first read waited for ever. A run folder holds regular files only."""
     path = fake_run(tmp_path / "runs", 0, [0.5, 0.6])
     (path / name).unlink()
     os.mkfifo(path / name)
-    records, problems = reader.scan(tmp_path / "runs")  # returns: nothing waits on the FIFO
+    held = os.open(path / name, os.O_RDWR) if writer else None  # Linux: a writer, at once
+    try:
+        records, problems = reader.scan(tmp_path / "runs")  # returns: nothing waits
+        assert not reader.torn(path / name)
+        metrics = reader.read_metrics(path)
+    finally:
+        if held is not None:
+            os.close(held)
     if name == "summary.json":
         assert records == [] and problems == [f"skipped {path}: unreadable summary.json "
-                                              "(JSONDecodeError)"]
+                                              "(not a regular file)"]
     else:
         assert [r.path for r in records] == [path]
-    assert not reader.torn(path / name)
     if name == "metrics.csv":
-        assert reader.read_metrics(path) == []
+        assert metrics == []
 
 
 @pytest.mark.parametrize("name", ["metrics.csv", "train.log", "checkpoint.npz"])

@@ -44,7 +44,7 @@ def read(path: Path) -> tuple[dict[str, np.ndarray], dict]:
     there; CheckpointError naming the file otherwise. The trap: np.load reads lazily, so
     a damaged file would fail half way through a restore; it is read whole first."""
     try:
-        with open_for_reading(path) as file, np.load(file, allow_pickle=False) as f:
+        with open_for_reading(path, regular=True) as file, np.load(file, allow_pickle=False) as f:
             arrays = {name: f[name] for name in f.files}
         meta = json.loads(str(arrays.pop("meta")))
         counts = (meta["n_model"], meta["n_optimizer"])

@@ -37,7 +37,7 @@ def read_summary(path: Path) -> dict:
 
 def _read_summary(path: Path) -> tuple[object, bool]:
     """(summary.json's value, whether it may hold a value `_plain` drops or changes)."""
-    raw = read_bounded(path / "summary.json", MAX_SUMMARY_BYTES)
+    raw = read_bounded(path / "summary.json", MAX_SUMMARY_BYTES, regular=True)
     return _loads(raw.decode("utf-8", errors="replace"), _may_be_odd(raw))
 
 
@@ -74,8 +74,8 @@ def _json_int(text: str):
 
 def _read_bounded(file: Path, limit: int) -> str:
     """A text file read whole, at most `limit` bytes (never an endless file or a link to
-    one, never waiting on a FIFO); undecodable bytes become U+FFFD."""
-    return read_bounded(file, limit).decode("utf-8", errors="replace")
+    one, never a FIFO, nor anything else not a regular file); undecodable bytes become U+FFFD."""
+    return read_bounded(file, limit, regular=True).decode("utf-8", errors="replace")
 
 
 def read_record(folder: Path, with_config: bool = False,
@@ -88,7 +88,8 @@ def read_record(folder: Path, with_config: bool = False,
     try:
         summary, odd = _read_summary(folder)
     except (OSError, ValueError) as e:
-        raise ValueError(f"unreadable summary.json ({type(e).__name__})") from None
+        why = e.strerror if isinstance(e, OSError) and e.strerror else type(e).__name__
+        raise ValueError(f"unreadable summary.json ({why})") from None
     if not isinstance(summary, dict) or not isinstance(summary.get("status"), str):
         raise ValueError("summary.json is not a bnexp summary")
     dropped: list[str] = []
@@ -326,7 +327,7 @@ def read_table(path: Path, name: str):
 def torn(file: Path) -> bool:
     """True if the file ends in a line cut short (a kill in the middle of a write)."""
     try:
-        with open_for_reading(file) as f:
+        with open_for_reading(file, regular=True) as f:
             f.seek(0, 2)
             if f.tell() == 0:
                 return False
