@@ -164,12 +164,10 @@ def _difference(x: dict, b: dict) -> dict:
     shared = sorted(set(x) & set(b))
     out = {"test": "", "n_pairs": len(shared), "delta": math.nan, "delta_ci95_low": math.nan,
            "delta_ci95_high": math.nan, "p_value": math.nan}
-    from scipy import stats
-
     if len(shared) >= 2:
         d = np.array([x[s] - b[s] for s in shared])
         mean, half = float(d.mean()), _half_width(d.std(ddof=1), len(d), len(d) - 1)
-        p = float(stats.ttest_rel([x[s] for s in shared], [b[s] for s in shared]).pvalue)
+        p = two_sided_p(np.divide(d.mean(), d.std(ddof=1) / math.sqrt(len(d))), len(d) - 1)
         out.update(test="paired", delta=mean, p_value=p)
     elif len(x) >= 2 and len(b) >= 2:
         xv, bv = np.array(list(x.values())), np.array(list(b.values()))
@@ -177,7 +175,7 @@ def _difference(x: dict, b: dict) -> dict:
         se = math.sqrt(vx + vb)
         df = (vx + vb) ** 2 / (vx**2 / (len(xv) - 1) + vb**2 / (len(bv) - 1)) if se else 1.0
         mean, half = float(xv.mean() - bv.mean()), t_quantile(df) * se
-        p = float(stats.ttest_ind(xv, bv, equal_var=False).pvalue)
+        p = two_sided_p(np.divide(xv.mean() - bv.mean(), se), df)
         out.update(test="welch", delta=mean, p_value=p)
     else:
         return out
@@ -187,6 +185,14 @@ def _difference(x: dict, b: dict) -> dict:
 
 def _half_width(std: float, n: int, df: float) -> float:
     return t_quantile(df) * float(std) / math.sqrt(n)
+
+
+def two_sided_p(t: float, df: float) -> float:
+    """The two-sided p-value of Student's t statistic t with df degrees of freedom, as
+    scipy.stats' ttest_rel and ttest_ind (Welch) give it: 2 P(T > |t|); 0 where t is
+    infinite (a constant nonzero difference), NaN where it is 0/0. From scipy.special:
+    importing scipy.stats took 1.5 s of `compare --baseline`'s 7.4 s over 10,000 runs."""
+    return float(2 * special.stdtr(df, -abs(t)))
 
 
 def t_quantile(df: float) -> float:
