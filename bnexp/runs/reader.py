@@ -16,7 +16,7 @@ from pathlib import Path
 
 import yaml
 
-from bnexp.reading import open_for_reading, read_bounded
+from bnexp.reading import NotARegularFile, open_for_reading, read_bounded
 from bnexp.runs.files import complete_lines
 from bnexp.runs.record import FINISHED, RunRecord, effective_status
 
@@ -88,7 +88,7 @@ def read_record(folder: Path, with_config: bool = False,
     try:
         summary, odd = _read_summary(folder)
     except (OSError, ValueError) as e:
-        why = e.strerror if isinstance(e, OSError) and e.strerror else type(e).__name__
+        why = "not a regular file" if isinstance(e, NotARegularFile) else type(e).__name__
         raise ValueError(f"unreadable summary.json ({why})") from None
     if not isinstance(summary, dict) or not isinstance(summary.get("status"), str):
         raise ValueError("summary.json is not a bnexp summary")
