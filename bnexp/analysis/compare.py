@@ -88,8 +88,12 @@ def _row(record: runs.RunRecord) -> dict:
         "config_hash": record.config_hash, "epochs_done": summary.get("epochs_done", 0),
         "started": record.started,
     }
-    row.update({f"cfg:{key}": value if type(value) in _PLAIN else format_value(value)
-                for key, value in flatten(config).items() if key != "seed"})
+    flat = flatten(config, "cfg:")  # prefixed as it flattens: 10,000 runs' keys add up
+    flat.pop("cfg:seed", None)
+    for key, value in flat.items():
+        if type(value) not in _PLAIN:
+            flat[key] = format_value(value)
+    row.update(flat)
     for at in ("final", "best"):
         values = summary.get(at) or {}
         for metric in METRICS:

@@ -69,9 +69,14 @@ def leaf_keys(model: type[BaseModel] = Config, prefix: str = "") -> list[str]:
 def flatten(tree: dict, prefix: str = "") -> dict:
     """{"model": {"bn": {"placement": "after"}}} -> {"model.bn.placement": "after"}."""
     out = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            out.update(flatten(value, f"{prefix}{key}."))
-        else:
+    stack = [(prefix, iter(tree.items()))]
+    while stack:  # depth first, in the tree's order, on a stack of its own
+        prefix, items = stack[-1]
+        for key, value in items:
+            if isinstance(value, dict):
+                stack.append((f"{prefix}{key}.", iter(value.items())))
+                break
             out[f"{prefix}{key}"] = value
+        else:
+            stack.pop()
     return out
