@@ -70,8 +70,8 @@ def load(runs_dir: Path) -> Runs:
     keys = [k for k in keys if k not in own]
     table = pd.DataFrame(rows).drop(columns=own)
     for key in keys:
-        column = table[key]
-        if column.dropna().map(lambda v: isinstance(v, str)).nunique() > 1:
+        column = table[key]  # only a column of Python objects can mix text and numbers
+        if column.dtype == object and len({isinstance(v, str) for v in column.dropna()}) > 1:
             table[key] = column.map(_shown).where(column.notna())
     table = table.rename(columns={k: k[4:] for k in keys})
     return Runs(table, [k[4:] for k in keys], warnings)
