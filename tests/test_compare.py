@@ -266,6 +266,10 @@ def test_by_groups_by_the_keys_given_instead_of_the_differing_ones(tmp_path):
     assert sorted(by["model.bn.placement"]) == ["before", "none"]
     assert list(by["n"]) == [4, 4]
     assert by["mean"].tolist() == pytest.approx([0.63, 0.63])
+    twice = ["model.bn.placement", "model.bn.placement"]  # --runs raised pandas' ValueError
+    assert compare.table(found, by=twice).equals(by)
+    assert list(compare.run_rows(found, "test_acc", "final", twice).columns).count(
+        "model.bn.placement") == 1
 
 
 def test_at_best_is_the_minimum_of_a_loss_and_the_maximum_of_an_accuracy(tmp_path):

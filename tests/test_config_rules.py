@@ -22,6 +22,7 @@ from bnexp.config.schema import DataConfig, RunSpec, _slug, cpu_devices_needed, 
 from bnexp.errors import ConfigError
 from tests.helpers import SYNTHETIC, synthetic_config
 
+BASE_60 = ": a base-60 number to YAML 1.1 (1:30 reads as 90): quote it, or write the number"
 LEADING_ZERO = ": a leading zero is ambiguous (YAML 1.1 reads it as octal): write the number " \
                "without it"
 
@@ -58,6 +59,9 @@ YAML_REFUSED = [
     ("seed: -01\n", " (line 1, column 7): -01" + LEADING_ZERO),
     ("seed: 0_10\n", " (line 1, column 7): 0_10" + LEADING_ZERO),
     ("seed: +0_1\n", " (line 1, column 7): +0_1" + LEADING_ZERO),
+    # base-60 numbers (YAML 1.1 reads 1:30 as 90), integer or float
+    ("train: {epochs: 1:30}\n", " (line 1, column 17): 1:30" + BASE_60),
+    ("optimizer:\n  learning_rate: -1:30.5\n", " (line 2, column 18): -1:30.5" + BASE_60),
     # an error inside a key is found where it is, before the key is refused
     ("? [010]\n: x\n", " (line 1, column 4): 010" + LEADING_ZERO),
     # malformed YAML: the problem, not the context ("while parsing a flow sequence")
@@ -331,7 +335,11 @@ OVERRIDES_REFUSED = [
     (["=1"], "config (--set '=1'): expected KEY=VALUE, e.g. model.bn.placement=after"),
     ([" =1"], "config (--set ' =1'): expected KEY=VALUE, e.g. model.bn.placement=after"),
     (["model.hidden=[1, 2"], "config (--set model.hidden): cannot read value '[1, 2'"),
-    ([" seed =010"], "config (--set seed): cannot read value '010'"),
+    ([" seed =010"], "config (--set seed): cannot read value '010': 010: a leading zero is "
+                     "ambiguous (YAML 1.1 reads it as octal): write the number without it"),
+    (["train.epochs=1:30"], "config (--set train.epochs): cannot read value '1:30': 1:30: a "
+                            "base-60 number to YAML 1.1 (1:30 reads as 90): quote it, or write "
+                            "the number"),
     (["seed=" + "[" * 40 + "]" * 40], "config (--set seed): cannot read value '"
      + "[" * 40 + "]" * 16 + "..."),
     (["k" * 100 + "=[1"], "config (--set " + "k" * 80 + "): cannot read value '[1'"),

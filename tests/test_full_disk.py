@@ -18,7 +18,7 @@ import pytest
 from typer.testing import CliRunner
 
 from bnexp.cli import app
-from tests.helpers import fake_run
+from tests.helpers import fake_run, fake_run_rows
 
 pytestmark = pytest.mark.slow
 
@@ -128,3 +128,26 @@ def test_outputs_onto_a_full_file_system_exit_2_and_leave_no_file(command, small
     assert "No space left" in result.output
     left = [p.name for p in small_fs.rglob("*") if p.name != "filler" and p.is_file()]
     assert left == []
+
+
+@pytest.mark.parametrize("leave", [30_000, 60_000, 90_000, 120_000, 400_000])
+def test_outputs_that_replace_files_leave_them_all_old_or_all_new(leave, small_fs, tmp_path):
+    """plot runs replaced curves.png, then found no room for gap.png: exit 2 with the
+    folder mixing new and old figures. Every new file is staged before one is renamed."""
+    runs_dir = tmp_path / "runs"
+    for seed in (0, 1):
+        fake_run_rows(runs_dir, [{"train_loss": 1.0, "train_acc": 0.5, "test_acc": 0.6,
+                                  "test_acc_batchstats": 0.4 + e / 10} for e in range(3)],
+                      seed=seed)
+    out = small_fs / "figures"
+    out.mkdir()
+    for name in ("curves.png", "gap.png"):
+        (out / name).write_bytes(b"OLD")
+    fill(small_fs, leave)
+    result = invoke(["plot", "runs", str(runs_dir), "--out", str(out)])
+    contents = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert set(contents) == {"curves.png", "gap.png"}  # no temp file left
+    if result.exit_code == 2:
+        assert set(contents.values()) == {b"OLD"}, result.output
+    else:
+        assert result.exit_code == 0 and b"OLD" not in contents.values()

@@ -119,6 +119,18 @@ def test_resume_refuses_a_folder_holding_a_fifo(tmp_path, name):
                             "regular files in a run folder)")
 
 
+def test_resume_refuses_a_config_yaml_that_became_a_sweep(tmp_path):
+    """`(spec,) = load(config.yaml)` raised ValueError (a traceback, and in a sweep's plan
+    after TensorFlow had started) where a hand edit made it a sweep of several runs."""
+    path = interrupted_run(tmp_path)
+    with open(path / "config.yaml", "a") as f:
+        f.write("sweep:\n  seeds: [0, 1]\n")
+    with pytest.raises(BadInput) as e:
+        resumable(path)
+    assert str(e.value) == (f"{path}/config.yaml: --resume: a sweep of 2 runs, not the "
+                            "config of one run; start a new run instead")
+
+
 def test_a_checkpoint_reads_back_what_was_saved(tmp_path):
     model, optimizer = write_checkpoint(tmp_path, rows=[{"epoch": 1}, {"epoch": 2}])
     assert checkpoint.rows(tmp_path / checkpoint.FILENAME) == [{"epoch": 1}, {"epoch": 2}]

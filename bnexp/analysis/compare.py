@@ -115,13 +115,14 @@ def differing_keys(found: Runs) -> list[str]:
 
 
 def group_keys(found: Runs, by: list[str] | None) -> list[str]:
-    """--by keys, checked; else the differing keys; else the name."""
+    """--by keys, checked, each once (a key given twice made two columns of one name:
+    a pandas traceback); else the differing keys; else the name."""
     if by:
         for key in by:
             if key not in found.config_keys:
                 raise BadInput(f"--by {key}: not a config key of these runs"
                                f"{did_you_mean(key, found.config_keys)}")
-        return list(by)
+        return list(dict.fromkeys(by))
     return differing_keys(found) or ["name"]
 
 

@@ -77,7 +77,7 @@ class _Loader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
     def construct_yaml_int(self, node):
-        _refuse_leading_zero(node)
+        _refuse_ambiguous_number(node)
         value = super().construct_yaml_int(node)
         if value.bit_length() > MAX_INT_BITS:  # 0x and 0b numbers pass Python's 4,300-digit
             raise yaml.constructor.ConstructorError(  # limit; no config value needs one
@@ -86,15 +86,25 @@ class _Loader(yaml.SafeLoader):
         return value
 
     def construct_yaml_float(self, node):
-        if "." not in str(node.value):  # 09 and 09e2 look like integers: the same rule
-            _refuse_leading_zero(node)
+        if "." not in str(node.value) or ":" in str(node.value):  # 09, 09e2, 1:30.5
+            _refuse_ambiguous_number(node)
         return super().construct_yaml_float(node)
 
 
-def _refuse_leading_zero(node) -> None:
+class AmbiguousNumber(yaml.constructor.ConstructorError):
+    """A number YAML 1.1 reads otherwise than it looks; its message says how to write it."""
+
+
+def _refuse_ambiguous_number(node) -> None:
+    """Numbers YAML 1.1 reads otherwise than they look: 010 (octal 8) and 1:30 (base 60:
+    90, so `epochs: 1:30` trained 90 epochs)."""
+    if ":" in str(node.value):
+        raise AmbiguousNumber(
+            None, None, f"{node.value}: a base-60 number to YAML 1.1 (1:30 reads as 90): "
+            "quote it, or write the number", node.start_mark)
     text = str(node.value).lstrip("+-").replace("_", "")
     if len(text) > 1 and text[0] == "0" and text[1].isdigit():
-        raise yaml.constructor.ConstructorError(
+        raise AmbiguousNumber(
             None, None, f"{node.value}: a leading zero is ambiguous (YAML 1.1 reads it "
             "as octal): write the number without it", node.start_mark)
 
@@ -167,9 +177,10 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str], source: str = "co
                               "e.g. model.bn.placement=after")
         try:
             value = parse_yaml(text)
-        except (yaml.YAMLError, RecursionError):
+        except (yaml.YAMLError, RecursionError) as e:
+            why = f": {e.problem}" if isinstance(e, AmbiguousNumber) else ""
             raise ConfigError(f"{source} (--set {key.strip()[:80]}): cannot read value "
-                              f"{_show(text)}") from None
+                              f"{_show(text)}{why}") from None
         _set_dotted(out, key.strip(), value, source=f"{source} (--set {key})")
     return out
 

@@ -15,6 +15,7 @@ from bnexp.runs.files import (
     move_into,
     repair_metrics,
     replace_atomically,
+    stage,
     write_text_atomic,
 )
 from bnexp.runs.reader import (
@@ -77,6 +78,7 @@ __all__ = [
     "read_table",
     "repair_metrics",
     "replace_atomically",
+    "stage",
     "scan",
     "scan_latest",
     "torn_metrics",

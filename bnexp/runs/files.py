@@ -227,10 +227,24 @@ def replace_atomically(path: Path, write) -> None:
     is fsynced and renamed over `path` (or over the file a symbolic link `path` leads
     to). OSError, writing nothing, where that is not a regular file (writable_target).
     """
+    tmp, target = stage(path, write)
+    try:
+        os.replace(tmp, target)
+    except OSError as e:  # name the file meant, not the temp file
+        Path(tmp).unlink(missing_ok=True)
+        raise OSError(e.errno, e.strerror, str(path)) from None
+
+
+def stage(path: Path, write) -> tuple[str, Path]:
+    """replace_atomically's first half: (temp file, target), the temp file beside the
+    target filled by write(f) and fsynced; os.replace(temp, target) is the second. A
+    caller writing several files stages them all before it renames one, so that a full
+    disk half way leaves every old file as it was. The temp file's name holds at most
+    64 characters of the target's (a 250-byte name would have passed 255 with them)."""
     target = writable_target(path)
     try:
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.",
-                                   suffix=target.suffix)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name[:64]}.",
+                                   suffix=target.suffix[:16])
     except OSError as e:
         raise OSError(e.errno, e.strerror, str(path)) from None
     try:
@@ -239,13 +253,13 @@ def replace_atomically(path: Path, write) -> None:
             write(f)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, target)
     except OSError as e:  # name the file meant, not the temp file
         Path(tmp).unlink(missing_ok=True)
         raise OSError(e.errno, e.strerror, str(path)) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    return tmp, target
 
 
 def write_text_atomic(path: Path, text: str) -> None:

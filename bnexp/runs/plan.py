@@ -31,7 +31,11 @@ def resumable(path: Path) -> tuple[dict, Config]:
     if record.status == "running":
         raise BadInput(f"{path}: --resume: still running (pid {summary.get('pid')} on "
                        f"{summary.get('host')})")
-    (spec,) = config_mod.load(path / "config.yaml")
+    specs = config_mod.load(path / "config.yaml")
+    if len(specs) != 1:  # a hand-edited config.yaml with a sweep: not one run's config
+        raise BadInput(f"{path}/config.yaml: --resume: a sweep of {len(specs)} runs, not "
+                       "the config of one run; start a new run instead")
+    (spec,) = specs
     if config_mod.config_hash(spec.config) != summary.get("config_hash"):
         raise BadInput(f"{path}/config.yaml: --resume: the config changed since the run "
                        "started; start a new run instead")

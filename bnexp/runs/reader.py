@@ -21,8 +21,11 @@ from bnexp.runs.files import complete_lines
 from bnexp.runs.record import FINISHED, RunRecord, effective_status
 
 MAX_SUMMARY_BYTES = 4 << 20  # summary.json is a few KiB; a bigger one is not bnexp's
-MAX_CSV_BYTES = 256 << 20  # steps.csv of a long run is a few MiB
+MAX_CSV_BYTES = 64 << 20  # steps.csv of a long run is a few MiB
 MAX_CSV_COLUMNS = 1000  # metrics.csv has ~20 columns; a file of more is not bnexp's
+# activations.csv of a long run holds ~100,000 rows; each row read costs ~200 bytes of
+# memory: 30 million blank lines (30 MB on disk) took 5.8 GB and 72 s
+MAX_CSV_ROWS = 1_000_000
 MAX_INT_BITS = 64  # the widest whole number a run's files hold (bnexp.config's limit)
 MAX_NUMBER = 1e100  # no metric comes near; sums and squares of such numbers stay finite
 MAX_INDEX = 2**53  # an epoch or step: a whole number a float holds exactly
@@ -242,7 +245,8 @@ INDEX_COLUMNS = ("epoch", "step")
 def read_csv(file: Path):
     """A run folder's CSV file as a DataFrame: the one reader of every CSV file compare,
     plot and doctor read. Empty where the file is absent or cannot be read (a folder, a
-    link loop, an endless file) or has over MAX_CSV_COLUMNS columns. Its columns are the
+    link loop, an endless file) or has over MAX_CSV_COLUMNS columns or MAX_CSV_ROWS
+    lines (a file that size is not a run's: reading it would take gigabytes). Its columns are the
     header's: text columns as text ("" where missing), index columns (epoch, step) as
     integers, every other column floats (NaN where blank, unreadable, not finite or
     beyond MAX_NUMBER in size). Not rows: a torn last line, a line the csv module cannot
@@ -253,6 +257,8 @@ def read_csv(file: Path):
     try:
         text = complete_lines(_read_bounded(file, MAX_CSV_BYTES))
     except (OSError, ValueError):
+        return pd.DataFrame()
+    if text.count("\n") > MAX_CSV_ROWS + 1:  # counted at C speed, before any row is made
         return pd.DataFrame()
     names, *lines = list(_csv_lines(text)) or [[]]
     if len(names) > MAX_CSV_COLUMNS:  # each column costs ~0.5 ms: 50,000 took 36 s

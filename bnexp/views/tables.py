@@ -16,7 +16,7 @@ from rich.measure import Measurement
 from rich.table import Table
 
 from bnexp.errors import BadInput, one_line
-from bnexp.runs import check_writable_file, make_folder, replace_atomically
+from bnexp.runs import check_writable_file, make_folder, stage
 
 # what bnexp prints is data (paths, config values, run names), never rich markup: "[/]"
 # in a value raised MarkupError, "[bold]" and ":thumbs_up:" were silently rewritten
@@ -139,9 +139,10 @@ def write_folder(out_dir: Path, files: dict[str, bytes], option: str) -> list[Pa
 
 def write_files(files: list[tuple[Path, bytes, str]]) -> None:
     """Each file ([(path, bytes, option)]) written atomically, all or nothing: every
-    target is checked before the first is written, and where one cannot be written the
-    ones this call created are removed again (a file it replaced keeps its new content).
-    BadInput naming the file and its option."""
+    target is checked before the first is written, and every new content is staged
+    (written and fsynced beside its target) before the first is renamed into place, so
+    that a disk full half way leaves every old file as it was. BadInput naming the file
+    and its option."""
     seen: dict[str, str] = {}
     for path, _, option in files:
         check_writable_file(path, option)
@@ -152,18 +153,25 @@ def write_files(files: list[tuple[Path, bytes, str]]) -> None:
         if _a_run_file(Path(real)):
             raise BadInput(f"{path}: {option}: a run folder's own file (its folder holds "
                            "summary.json): write elsewhere")
-    created = []
+    staged, created = [], []
     try:
         for path, data, option in files:
-            new = not path.exists()
             try:
-                replace_atomically(path, lambda f, data=data: f.write(data))
+                staged.append((*stage(path, lambda f, data=data: f.write(data)), path, option))
+            except OSError as e:
+                raise BadInput(f"{path}: {option}: cannot write ({e.strerror})") from None
+        for tmp, target, path, option in staged:
+            new = not target.exists()
+            try:
+                os.replace(tmp, target)
             except OSError as e:
                 raise BadInput(f"{path}: {option}: cannot write ({e.strerror})") from None
             if new:
-                created.append(path)
+                created.append(target)
     except BaseException:
-        for path in created:
+        for tmp, *_ in staged:
+            Path(tmp).unlink(missing_ok=True)
+        for path in created:  # where a rename failed after others: the new files go
             path.unlink(missing_ok=True)
         raise
 
