@@ -286,6 +286,10 @@ def compare(
         for path, option in ((out, "--out"), (plot, "--plot")):
             if path is not None:
                 check_writable_file(path, option)
+        if plot is not None:
+            tables.check_png(plot, "--plot")
+        if out is not None and fmt is None:
+            tables.format_of(out)
         found = compare_mod.load(runs_dir)
         tables.print_warnings(found.warnings)
         if runs:
@@ -370,8 +374,10 @@ def plot_features(
 ) -> None:
     """A test image's feature maps through the convolutional layers, inference mode."""
     with _exit_codes():
-        from bnexp.views import plots
+        from bnexp.views import plots, tables
 
+        if out is not None:  # before TensorFlow starts
+            tables.check_png(out, "--out")
         import_tensorflow()
         from bnexp.analysis import features
 

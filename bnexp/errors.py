@@ -37,9 +37,15 @@ _UNSHOWABLE = {"Cc", "Cf", "Zl", "Zp", "Cs"}
 def one_line(text: str) -> str:
     """text with every character a terminal would act on escaped (a line break, an escape
     sequence, a right-to-left override), cut to MAX_MESSAGE characters."""
-    text = "".join(repr(c)[1:-1] if unicodedata.category(c) in _UNSHOWABLE else c
-                   for c in text)  # repr: \n, \x1b, \u202e
+    text = escaped(text)
     return text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 3] + "..."
+
+
+def escaped(text: str) -> str:
+    """text with every character a terminal would act on shown escaped, as repr shows it
+    (\n, \x1b, \u202e); the rest as it is."""
+    return "".join(repr(c)[1:-1] if unicodedata.category(c) in _UNSHOWABLE else c
+                   for c in text)
 
 
 def did_you_mean(word: str, candidates: list[str]) -> str:

@@ -312,3 +312,23 @@ def test_a_standard_output_that_cannot_be_written_is_one_line(tmp_path, stdout, 
                                 stdout=handle, stderr=subprocess.PIPE, text=True, timeout=60)
     assert result.returncode == 2, result.stderr
     assert result.stderr.count("\n") == 1 and "cannot write" in result.stderr
+
+
+@pytest.mark.parametrize("args, error", [
+    (["--plot", "p.pdf"], "p.pdf: --plot: bnexp draws PNG files; name it .png"),
+    (["--out", "t.xlsx"], "t.xlsx: --out: bnexp writes tables as .csv, .md or .json, not "
+                          ".xlsx; rename it or give --format"),
+    (["--out", "t.png"], "t.png: --out: bnexp writes tables as .csv, .md or .json, not .png;"
+                         " rename it or give --format"),
+])
+def test_an_output_named_for_another_format_is_refused(tmp_path, monkeypatch, args, error):
+    """--plot p.pdf held PNG bytes and --out t.xlsx held CSV text."""
+    fake_run(tmp_path / "runs", 0, [0.5])
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["compare", "runs", *args])
+    assert result.exit_code == 2 and result.output == f"error: {error}\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["runs"]
+    ok = CliRunner().invoke(app, ["compare", "runs", "--out", "t.txt"])
+    assert ok.exit_code == 0 and (tmp_path / "t.txt").read_text().startswith("name,")
+    ok = CliRunner().invoke(app, ["compare", "runs", "--out", "t.tab", "--format", "markdown"])
+    assert ok.exit_code == 0 and (tmp_path / "t.tab").read_text().startswith("| name")

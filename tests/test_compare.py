@@ -296,3 +296,20 @@ def test_one_shared_seed_is_welch_and_two_are_paired():
     ref = stats.ttest_rel([0.85, 0.87], [0.80, 0.83])
     assert two["test"] == "paired" and two["n_pairs"] == 2
     assert two["p_value"] == pytest.approx(ref.pvalue)
+
+
+def test_a_value_with_a_bar_or_a_line_break_stays_in_its_cell(tmp_path):
+    """`a|b` split a Markdown cell and `c\nd` made two rows (the second a group that is
+    not there), in Markdown and on the terminal."""
+    for value in ("a|b", "c\nd"):
+        for seed in (0, 1):
+            fake_run(tmp_path, seed, [0.5], data__path=value)
+    for fmt in ("markdown", "table"):
+        result = CliRunner().invoke(app, ["compare", str(tmp_path), "--format", fmt])
+        assert result.exit_code == 0, result.output
+        lines = [line for line in result.output.splitlines() if "a\\|b" in line
+                 or "a|b" in line or "c\\nd" in line]
+        assert len(lines) == 2, result.output
+        if fmt == "markdown":  # as many cells in every row as in the header
+            rows = result.output.splitlines()
+            assert len({row.count("|") - row.count("\\|") for row in rows}) == 1, rows

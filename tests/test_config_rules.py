@@ -367,7 +367,7 @@ def test_override_errors_name_the_file_given(write_config):
 def test_overrides_that_name_the_run_are_kept_for_its_label(write_config):
     path = write_config("name: g\nsweep:\n  grid:\n    model.bn.placement: [none, after]\n"
                         "  seeds: [3, 1]\n")
-    specs = config.load(path, ["model.bn.momentum=0.5", "name=zz", "seed=4", "sweep.seeds=[7]",
+    specs = config.load(path, ["model.bn.momentum=0.5", "name=zz", "sweep.seeds=[7]",
                                "data.path=a=b", "model.bn.input=true"])
     assert [s.label for s in specs] == [
         "zz_momentum=0.5_path=a-b_input=true_placement=none_s7",
@@ -376,6 +376,26 @@ def test_overrides_that_name_the_run_are_kept_for_its_label(write_config):
         assert spec.overrides == {"model.bn.momentum": 0.5, "data.path": "a=b",
                                   "model.bn.input": True}
         assert spec.config.data.path == "a=b" and spec.config.name == "zz"
+
+
+@pytest.mark.parametrize("override, hidden", [
+    ("seed=4", "(--set seed): sweep.seeds sets every run's seed"),
+    ("model.bn.placement=before", "(--set model.bn.placement): sweep.grid sets "
+                                  "model.bn.placement in every run"),
+    ("model.bn={placement: before}", "(--set model.bn): sweep.grid sets model.bn.placement"),
+])
+def test_an_override_the_sweep_would_hide_in_every_run_is_refused(write_config, override,
+                                                                   hidden):
+    """The grid's cells and sweep.seeds are set after --set: the value was ignored."""
+    path = write_config("name: g\nsweep:\n  grid:\n    model.bn.placement: [none, after]\n"
+                        "  seeds: [3, 1]\n")
+    with pytest.raises(ConfigError) as e:
+        config.load(path, [override])
+    assert str(e.value).startswith(f"{path} {hidden}")
+    assert str(e.value).endswith("so this value would be ignored; " + (
+        "set sweep.seeds instead" if override.startswith("seed") else
+        "change the config's sweep.grid instead"))
+    assert len(config.load(path, ["model.bn={momentum: 0.5}", "sweep.seeds=[4]"])) == 2
 
 
 # ------------------------------------------------------------------ validation messages
@@ -686,6 +706,19 @@ def test_smoke_specs_keep_each_cell_on_its_first_seed(write_config):
     # every run keeps the file it came from (errors about its data or model name it)
     assert [s.source for s in specs + smoke] == [str(path)] * 6
     assert config.RunSpec(specs[0].config).source == "config"
+
+
+def test_smoke_runs_that_cutting_made_equal_are_one(write_config):
+    """A grid over train.epochs (or data.limit) made equal smoke runs, which --smoke then
+    refused as "the same run would train twice"."""
+    path = write_config("data: {dataset: synthetic, batch_size: 50, validation_size: 200}\n"
+                        "sweep:\n  grid:\n    train.epochs: [2, 3]\n"
+                        "    data.limit: [1000, 2000]\n")
+    assert len(config.load_all([path], [])) == 4
+    (smoke,) = config.load_all([path], [], smoke_runs=True)
+    assert smoke.cell == {"train.epochs": 2, "data.limit": 1000} and smoke.config.train.epochs == 1
+    with pytest.raises(ConfigError, match="is also a run of"):  # without --smoke: refused
+        config.load_all([path, path], [])
 
 
 # ------------------------------------------------------------------ schema helpers

@@ -333,12 +333,12 @@ def test_out_and_plot_naming_one_file_are_refused(tmp_path, plot_as):
     from bnexp.cli import app
 
     fake_run(tmp_path / "runs", 0, [0.5])
-    out = tmp_path / "t.csv"
-    plot = {"same": out, "dot": tmp_path / "." / "t.csv", "link": tmp_path / "l.csv"}[plot_as]
+    out = tmp_path / "t.png"  # a table named .png: its --format given
+    plot = {"same": out, "dot": tmp_path / "." / "t.png", "link": tmp_path / "l.png"}[plot_as]
     if plot_as == "link":
         plot.symlink_to(out)
     result = CliRunner().invoke(app, ["compare", str(tmp_path / "runs"), "--out", str(out),
-                                      "--plot", str(plot)])
+                                      "--format", "csv", "--plot", str(plot)])
     assert result.exit_code == 2 and "the same file as --out" in result.output
     assert not out.exists()
 
@@ -353,7 +353,7 @@ def test_an_output_never_replaces_a_run_folders_own_file(tmp_path, name):
     run = fake_run(tmp_path / "runs", 0, [0.5])
     before = (run / name).read_bytes()
     result = CliRunner().invoke(app, ["compare", str(tmp_path / "runs"), "--out",
-                                      str(run / name)])
+                                      str(run / name), "--format", "csv"])
     assert result.exit_code == 2 and "a run folder's own file" in result.output
     assert (run / name).read_bytes() == before
 
@@ -371,3 +371,17 @@ def test_plot_runs_into_a_run_folder_keeps_its_steps_csv(tmp_path):
     result = CliRunner().invoke(app, ["plot", "runs", str(run)])
     assert result.exit_code == 0, result.output
     assert (run / "steps.csv").read_text() == steps and (run / "steps_by_group.csv").exists()
+
+
+def test_an_output_name_of_250_bytes_is_written(tmp_path):
+    """The temp file beside it was `.{name}.XXXXXXXX{suffix}`: over 255 bytes, so a legal
+    250-byte name was refused as "File name too long"."""
+    from typer.testing import CliRunner
+
+    from bnexp.cli import app
+
+    fake_run(tmp_path / "runs", 0, [0.5, 0.6])
+    out = tmp_path / ("t" * 246 + ".csv")
+    result = CliRunner().invoke(app, ["compare", str(tmp_path / "runs"), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert out.read_text().startswith("name,")

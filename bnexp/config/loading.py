@@ -203,6 +203,7 @@ def expand(raw: dict[str, Any], source: str, overrides: list[str] = (),
     sweep = base.sweep or SweepConfig()
     for key in sweep.grid:
         _check_key_path(key, source)
+    _check_overrides_survive(overrides, sweep, source)
     seeds = sweep.seeds if sweep.seeds is not None else [base.seed]
     _check_size(sweep.grid, seeds, source, room)
     plain = {k: v for k, v in raw.items() if k != "sweep"}
@@ -224,6 +225,35 @@ def expand(raw: dict[str, Any], source: str, overrides: list[str] = (),
     return runs
 
 
+def _check_overrides_survive(overrides, sweep: SweepConfig, source: str) -> None:
+    """ConfigError for a --set the sweep would override in every run (the grid's cells
+    and sweep.seeds are set after the overrides): `--set train.epochs=1` on a grid over
+    train.epochs, or `--set seed=5` beside sweep.seeds, was silently ignored."""
+    for item in overrides:
+        key, _, text = (part.strip() for part in item.partition("="))
+        if key == "seed" and sweep.seeds is not None:
+            raise ConfigError(f"{source} (--set seed): sweep.seeds sets every run's seed, so "
+                              "this value would be ignored; set sweep.seeds instead")
+        for grid_key in sweep.grid:
+            if grid_key.startswith(f"{key}."):  # a section: hidden where it holds the key
+                hidden = _holds(parse_yaml(text), grid_key[len(key) + 1:])
+            else:
+                hidden = key == grid_key or key.startswith(f"{grid_key}.")
+            if hidden:
+                raise ConfigError(f"{source} (--set {key}): sweep.grid sets {grid_key} in "
+                                  "every run, so this value would be ignored; change the "
+                                  "config's sweep.grid instead")
+
+
+def _holds(value, dotted: str) -> bool:
+    """Whether a mapping `value` set by --set holds the dotted key (a section's key)."""
+    for part in dotted.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return False
+        value = value[part]
+    return True
+
+
 def _check_size(grid: dict[str, list], seeds: list, source: str, room: int | None) -> None:
     """ConfigError if the sweep expands to more than `room` runs, said before expanding:
     four keys of 50 values and 100 seeds are 625 million runs, which would fill the
@@ -243,12 +273,15 @@ def _check_size(grid: dict[str, list], seeds: list, source: str, room: int | Non
 def load_all(paths: list[Path], overrides: list[str], smoke_runs: bool = False) -> list[RunSpec]:
     """Every run of every config file, in order (smoke_runs: each file's first seed, cut
     short), all read and checked before any trains. A run that two files (or one file
-    given twice) both ask for is bad input, as a seed listed twice is."""
+    given twice) both ask for is bad input, as a seed listed twice is; but smoke runs
+    that cutting made equal (a grid over train.epochs or data.limit) are one smoke run."""
     runs, seen = [], {}
     for path in paths:
         some = load(path, overrides, room=MAX_RUNS - len(runs))
         for spec in smoke_specs(some) if smoke_runs else some:
             twin = _same_run(seen, spec)
+            if twin and smoke_runs:
+                continue
             if twin:
                 raise ConfigError(f"{spec.source}: run {spec.label} is also a run of "
                                   f"{twin.source} (the same run would train twice)")

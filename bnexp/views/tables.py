@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.measure import Measurement
 from rich.table import Table
 
-from bnexp.errors import BadInput, one_line
+from bnexp.errors import BadInput, escaped, one_line
 from bnexp.runs import check_writable_file, make_folder, stage
 
 # what bnexp prints is data (paths, config values, run names), never rich markup: "[/]"
@@ -106,7 +106,7 @@ def table_text(frame, fmt: str | None, out: Path | None) -> str | None:
     """The compare table as text in its format (see emit_table); None for a rich table on
     the terminal."""
     if fmt is None:
-        fmt = SUFFIX_FORMATS.get(out.suffix.lower(), "csv") if out else "table"
+        fmt = format_of(out) if out else "table"
     if fmt not in FORMATS:
         raise BadInput(f"--format {fmt}: expected one of {', '.join(FORMATS)}")
     if fmt == "table" and out is None:
@@ -117,6 +117,22 @@ def table_text(frame, fmt: str | None, out: Path | None) -> str | None:
         "markdown": lambda: to_markdown(frame),
         "json": lambda: frame.to_json(orient="records", indent=2) + "\n",
     }[fmt]()
+
+
+def format_of(out: Path) -> str:
+    """--out's format from its suffix (.csv, .md, .json; none or .txt: csv); BadInput for
+    another (`--out t.xlsx` or `t.png` held CSV text under a name that promised else)."""
+    suffix = out.suffix.lower()
+    if suffix in SUFFIX_FORMATS or suffix in ("", ".txt"):
+        return SUFFIX_FORMATS.get(suffix, "csv")
+    raise BadInput(f"{out}: --out: bnexp writes tables as .csv, .md or .json, not "
+                   f"{out.suffix}; rename it or give --format")
+
+
+def check_png(path: Path, option: str) -> None:
+    """BadInput unless path ends in .png: bnexp draws PNG (p.pdf held PNG bytes)."""
+    if path.suffix.lower() != ".png":
+        raise BadInput(f"{path}: {option}: bnexp draws PNG files; name it .png")
 
 
 def write_folder(out_dir: Path, files: dict[str, bytes], option: str) -> list[Path]:
@@ -187,21 +203,29 @@ def _a_run_file(path: Path) -> bool:
 
 
 def _cell(value, column: str) -> str:
+    """A value as a table shows it: numbers to 4 places (p-values to 3 figures), NaN
+    blank, text with line breaks and other controls escaped (a `c\nd` value made two
+    rows, the second a group that is not there)."""
     if isinstance(value, float):
         if value != value:
             return ""
         if column == "p_value":
             return f"{value:.3g}"
         return f"{value:.4f}"
-    return str(value)
+    return escaped(str(value))
 
 
 def to_markdown(frame) -> str:
+    """The table in Markdown; a `|` in a name or value escaped (it split the cell)."""
     columns = list(frame.columns)
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines = ["| " + " | ".join(_md(c) for c in columns) + " |", "|" + "---|" * len(columns)]
     for _, row in frame.iterrows():
-        lines.append("| " + " | ".join(_cell(row[c], c) for c in columns) + " |")
+        lines.append("| " + " | ".join(_md(_cell(row[c], c)) for c in columns) + " |")
     return "\n".join(lines) + "\n"
+
+
+def _md(text: str) -> str:
+    return escaped(str(text)).replace("|", "\\|")
 
 
 def rich_table(frame, title: str = "") -> Table:
@@ -213,9 +237,9 @@ def rich_table(frame, title: str = "") -> Table:
     view = terminal_view(frame)
     for column in view.columns:
         numeric = all(_looks_numeric(v) for v in view[column])
-        table.add_column(column, justify="right" if numeric else "left")
+        table.add_column(escaped(column), justify="right" if numeric else "left")
     for _, row in view.iterrows():
-        table.add_row(*[_colour(column, str(row[column])) for column in view.columns])
+        table.add_row(*[_colour(column, escaped(str(row[column]))) for column in view.columns])
     return table
 
 
