@@ -422,11 +422,23 @@ def test_load_table_and_run_rows_agree_on_real_folders(tmp_path):
 
 def test_a_baseline_no_group_has_is_bad_input_even_beside_a_missing_key():
     """A run whose config lacks the grouping key (NaN) used to make the "values: ..."
-    message a TypeError; it reads null."""
+    message a TypeError; it reads (absent), apart from null."""
     with pytest.raises(BadInput) as error:
         compare.table(runs_of(TABLE_RUNS, [P]), baseline=f"{P}=after")
     assert str(error.value) == (f"--baseline {P}=after: no group has {P}=after "
-                                "(values: before, none, null)")
+                                "(values: (absent), before, none)")
+
+
+def test_a_missing_key_is_not_the_null_baseline():
+    """Runs older than a key (NaN) and runs where it is null were both "null": the
+    baseline data.limit=null took either group for the other."""
+    rows = [{"limit": value, "seed": seed, "final_test_acc": 0.5 + 0.1 * k + 0.01 * seed}
+            for k, value in enumerate(("null", NAN)) for seed in (0, 1, 2)]
+    t = compare.table(runs_of(rows, ["limit"]), by=["limit"], baseline="limit=null")
+    assert t["baseline"].tolist() == ["(baseline)", "limit=null"]
+    assert close(float(t["delta"].iloc[1]), 0.1)
+    with pytest.raises(BadInput, match=r"values: \(absent\), null"):
+        compare.table(runs_of(rows, ["limit"]), by=["limit"], baseline="limit=7")
 
 
 def test_a_numeric_baseline_matches_a_column_made_float_by_a_missing_key():

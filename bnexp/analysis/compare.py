@@ -261,12 +261,17 @@ def _add_baseline(out: pd.DataFrame, keys: list[str], baseline: str) -> pd.DataF
     return pd.concat([out, pd.DataFrame(extra, index=out.index)[BASELINE_COLUMNS]], axis=1)
 
 
+ABSENT = "(absent)"
+
+
 def _shown(value) -> str:
-    """A grouping value as text: a key missing from a run's config (NaN) reads "null", a
-    whole number upcast to float by that NaN reads as the integer it was (1.0 -> "1")."""
+    """A grouping value as text: a key missing from a run's config (NaN, a run older than
+    the key) reads "(absent)", apart from a null one (reading both "null", a baseline of
+    null took either group for the other); a whole number upcast to float by that NaN
+    reads as the integer it was (1.0 -> "1")."""
     if isinstance(value, float):
         if math.isnan(value):
-            return "null"
+            return ABSENT
         if value.is_integer():
             return str(int(value))
     return str(value)
