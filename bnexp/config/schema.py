@@ -303,7 +303,7 @@ class SweepConfig(_Section):
     grid: dict[str, list[Any]] = {}
     """Dotted config key -> the values to try, e.g. model.bn.placement: [none, before]
     (two cells that make the same run, e.g. [1, 1.0], are refused). The grid times the
-    seeds may make at most 100,000 runs per config file, and per command over all the
+    seeds may make at most 20,000 runs per config file, and per command over all the
     config files it is given."""
     seeds: list[Annotated[int, Field(ge=0, le=MAX_SEED)]] | None = Field(None, max_length=1000)
     """null = the config's own seed only (each seed once)."""
