@@ -825,7 +825,8 @@ def pandas_read_csv(file: Path):
 
 CELLS = st.one_of(st.sampled_from(["", "1", "1.5", " 1.5", "1_0", "nan", "inf", "-inf",
                                    "1e101", "1e100", "-0", "0x10", "2.0", "-1", "abc", "+3",
-                                   ".5", "5.", "Infinity", "9007199254740993", "1,5"]),
+                                   ".5", "5.", "Infinity", "9007199254740993", "1,5",
+                                   "\ua620", "\u0661.5"]),  # digits float() takes
                   st.text(max_size=4), st.floats().map(repr))
 
 
@@ -846,6 +847,12 @@ def test_read_csv_reads_every_cell_as_pandas_did(header, rows):
         file = Path(folder) / "metrics.csv"
         file.write_text(text.getvalue())
         got, expected = runs.read_csv(file), pandas_read_csv(file)
+        records = runs.read_metrics(Path(folder))
+    assert len(records) == (len(expected) if "epoch" in expected.columns else 0)
+    for one, (_, row) in zip(records, expected.iterrows(), strict=False):
+        assert list(one) == list(expected.columns)
+        assert all(one[c] == row[c] or (one[c] != one[c] and row[c] != row[c])
+                   for c in expected.columns), (one, row)
     assert list(got.columns) == list(expected.columns) and len(got) == len(expected)
     for column in expected.columns:
         assert got[column].dtype == expected[column].dtype, column

@@ -8,6 +8,7 @@ and without batch statistics) and activations.csv where it was recorded. No Tens
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -55,7 +56,7 @@ class Run:
     def layer_list(self) -> bool:
         return self.get("model.arch", "lenet") == "layers"
 
-    @property
+    @functools.cached_property  # checks ask for it several times; validating costs ~1 ms
     def layers(self) -> list[dict]:
         """The model's layers as dicts (type, name, ...), BN settings filled in from
         model.bn: exactly the list bnexp built (config.model_layers). A config today's
