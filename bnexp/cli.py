@@ -303,6 +303,7 @@ def compare(
         if out is not None:
             files.append((out, text.encode("utf-8", "backslashreplace"), "--out"))
         if plot is not None:
+            plots.check_group_count(series.group_count(found, by), f"{runs_dir}: --plot")
             figure = plots.figure_curves_of(series.curves(found, metric, by), metric,
                                             f"{runs_dir}: --plot")
             files.append((plot, plots.png(figure), "--plot"))
@@ -354,6 +355,7 @@ def plot_runs(
 
         found = compare_mod.load(folder)
         tables.print_warnings(found.warnings)
+        plots.check_group_count(series.group_count(found, by), str(folder))
         figures = series.standard(found, by, layer, unit)
         if not figures.any():
             raise BadInput(f"{folder}: nothing to plot (no completed run with metrics)")

@@ -97,6 +97,15 @@ def long_table(series: dict) -> pd.DataFrame:
     return table[["group", *[c for c in table.columns if c != "group"]]]
 
 
+def group_count(found: Runs, by: list[str] | None) -> int:
+    """How many groups of completed runs the figures would draw: known before any file
+    is read (refusing 1,000 groups took 16 s of reading 5,000 runs' CSVs first)."""
+    if found.table.empty:
+        return 0
+    done = found.table[found.table["status"] == "completed"]
+    return done.groupby(group_keys(found, by), sort=False, dropna=False).ngroups
+
+
 def _groups(found: Runs, by: list[str] | None):
     """(label, completed runs) per group, in the order groups first appear."""
     if found.table.empty:
