@@ -36,9 +36,13 @@ _UNSHOWABLE = {"Cc", "Cf", "Zl", "Zp", "Cs"}
 
 def one_line(text: str) -> str:
     """text with every character a terminal would act on escaped (a line break, an escape
-    sequence, a right-to-left override), cut to MAX_MESSAGE characters."""
+    sequence, a right-to-left override), cut to MAX_MESSAGE characters in the middle: a
+    message's end says what was expected ("expected one of ..."), its start where."""
     text = escaped(text)
-    return text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 3] + "..."
+    if len(text) <= MAX_MESSAGE:
+        return text
+    half = (MAX_MESSAGE - 5) // 2
+    return f"{text[:half]} ... {text[-half:]}"
 
 
 def escaped(text: str) -> str:

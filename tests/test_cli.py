@@ -284,6 +284,15 @@ def test_a_usage_error_quoting_a_huge_value_is_one_line_cut_short(tmp_path):
     assert result.stderr.count("\n") == 1 and len(result.stderr) <= MAX_MESSAGE + 1
 
 
+def test_a_long_message_is_cut_in_the_middle_and_keeps_what_was_expected(tmp_path):
+    """Cut at its end, `--metric <5,000 characters>` lost "expected one of ..."."""
+    fake_run(tmp_path / "runs", 0, [0.5])
+    result = CliRunner().invoke(app, ["compare", str(tmp_path / "runs"), "--metric",
+                                      "m" * 5000])
+    assert result.exit_code == 2 and len(result.output) <= len("error: ") + MAX_MESSAGE + 1
+    assert result.output.startswith("error: --metric mmm") and "expected one of" in result.output
+
+
 @pytest.mark.parametrize("stdout", ["read-only", "full", "closed"])
 @pytest.mark.parametrize("args", [["--help"], ["compare", "runs"], ["validate", "c.yaml"]])
 def test_a_standard_output_that_cannot_be_written_is_one_line(tmp_path, stdout, args):
