@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 
 from bnexp.analysis import compare, series
 from bnexp.cli import app
+from bnexp.config import flatten, format_value
 from bnexp.errors import BadInput
 from bnexp.runs.record import EPOCH_COLUMNS, RunRecord
 from bnexp.views import tables
@@ -44,7 +45,15 @@ def close(a, b) -> bool:
     return a == pytest.approx(b, rel=1e-9, abs=1e-12)
 
 
-# ---------------------------------------------------------------- _row
+# ---------------------------------------------------------------- a run's row
+
+
+def row_of(record: RunRecord) -> dict:
+    """The run's row of compare's table: its own columns, then its config's ("cfg:")."""
+    columns = compare._own_columns([record])
+    config = compare.config_columns_of([record.config])
+    columns.update({f"cfg:{k}": v for k, v in config.items() if k != "seed"})
+    return {k: v[0] for k, v in columns.items()}
 
 
 def test_row_of_a_record_exactly(tmp_path):
@@ -65,24 +74,47 @@ def test_row_of_a_record_exactly(tmp_path):
     expected.update({f"best_{m}": NAN for m in METRICS})
     expected.update(final_test_acc=0.9, final_train_loss=1.0, best_test_acc=0.95,
                     best_seconds=2.5)
-    row = compare._row(record)
+    row = row_of(record)
     assert same(row, expected), row
     assert type(row["final_train_loss"]) is float
 
 
 def test_row_falls_back_to_the_summary_then_to_defaults(tmp_path):
     summary = {"status": "failed", "seed": 3}
-    row = compare._row(RunRecord(tmp_path / "r", summary, "failed", {"name": "exp"}))
+    row = row_of(RunRecord(tmp_path / "r", summary, "failed", {"name": "exp"}))
     got = {k: row[k] for k in ("seed", "config_hash", "epochs_done", "started", "status")}
     assert got == {"seed": 3, "config_hash": None, "epochs_done": 0, "started": "",
                    "status": "failed"}
     assert all(math.isnan(row[f"{at}_{m}"]) for at in ("final", "best") for m in METRICS)
-    row = compare._row(RunRecord(tmp_path / "r", {"status": "failed", "best": None},
+    row = row_of(RunRecord(tmp_path / "r", {"status": "failed", "best": None},
                                  "interrupted", {"name": "exp"}))
     assert (row["seed"], row["epochs_done"], row["status"]) == (None, 0, "interrupted")
-    row = compare._row(RunRecord(tmp_path / "r", {"status": "x", "seed": 3, "epochs_done": 2},
+    row = row_of(RunRecord(tmp_path / "r", {"status": "x", "seed": 3, "epochs_done": 2},
                                  "x", {"seed": 0}))
     assert (row["seed"], row["epochs_done"]) == (0, 2)  # the config's seed 0 counts
+
+
+LEAVES = st.one_of(  # no two of a type that == takes for equal (True == 1 == 1.0)
+    st.sampled_from(["a", "b", ""]), st.integers(2, 9), st.integers(0, 9).map(lambda i: i + 0.25),
+    st.booleans(), st.none(), st.lists(st.integers(2, 4), max_size=2))
+KEYS = st.sampled_from(["a", "b", "c"])
+CONFIGS = st.recursive(LEAVES, lambda inner: st.dictionaries(KEYS, inner, max_size=3),
+                       max_leaves=8)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.dictionaries(KEYS, CONFIGS, max_size=3), min_size=1, max_size=6),
+       st.data())
+def test_config_columns_are_each_configs_flattened_keys(configs, data):
+    """Column by column (equal sections flattened once) as config by config: every key
+    of every config, format_value's text for lists, null and booleans, NaN where absent."""
+    configs += data.draw(st.lists(st.sampled_from(configs), max_size=4))  # equal sections
+    columns = compare.config_columns_of(configs)
+    flat = [flatten(c) for c in configs]
+    assert set(columns) == {k for f in flat for k in f}
+    for key, column in columns.items():
+        expected = [format_value(f[key]) if key in f else NAN for f in flat]
+        assert same(column, expected) and list(map(type, column)) == list(map(type, expected))
 
 
 # ---------------------------------------------------------------- summarize

@@ -430,8 +430,10 @@ def test_scan_warns_of_a_torn_metrics_file(tmp_path):
     whole = write_summary(tmp_path / "b", {"status": "completed"})
     (whole / "metrics.csv").write_text("epoch,test_acc\n1,0.5\n")
     write_summary(tmp_path / "c", {"status": "completed"})  # no metrics.csv: nothing torn
+    finished = write_summary(tmp_path / "d", {"status": "diverged"})  # its summary came last
+    (finished / "metrics.csv").write_text("epoch,test_acc\n1,0.")
     records, warnings = runs.scan(tmp_path)
-    assert [r.path for r in records] == [torn_run, whole, tmp_path / "c"]
+    assert [r.path for r in records] == [torn_run, whole, tmp_path / "c", finished]
     assert warnings == [f"{torn_run}: metrics.csv ends in a torn line (a kill mid-write); "
                         "that line is ignored"]
 

@@ -183,27 +183,36 @@ def _well_typed_config(config: dict, dropped: list[str]) -> dict:
 
 def scan(runs_dir: Path, with_config: bool = False) -> tuple[list[RunRecord], list[str]]:
     """Every run folder beneath runs_dir (sorted by path), and one warning per folder that
-    was skipped: unreadable, foreign, or partial."""
+    was skipped: unreadable, foreign, or partial, or per run whose metrics.csv was torn by
+    a kill (looked for in runs that did not finish: a finished run wrote its summary after
+    its last row; opening 10,000 finished runs' CSVs cost compare 0.3 s)."""
     records, warnings = [], []
     found, folders = _walk(runs_dir)
-    run_dirs = sorted(map(Path, found))
+    run_dirs = [Path(folder) for folder in sorted(found, key=_path_order)]
     for folder in run_dirs:
         try:
             records.append(read_record(folder, with_config, warnings))
         except ValueError as e:
             warnings.append(f"skipped {folder}: {e}")
             continue
-        if torn(folder / "metrics.csv"):
+        if records[-1].status not in FINISHED and torn(folder / "metrics.csv"):
             warnings.append(f"{folder}: metrics.csv ends in a torn line (a kill mid-write); "
                             "that line is ignored")
     return records, warnings + _foreign_folders(runs_dir, set(found), folders)
+
+
+def _path_order(folder: str) -> list[str]:
+    """The order of Path objects (part by part: "a/x" before "a-b/x"), for paths in text:
+    sorting 10,000 Path objects took compare 0.2 s."""
+    return folder.split(os.sep)
 
 
 def scan_latest(runs_dir: Path, with_config: bool = False) -> tuple[list[RunRecord], list[str]]:
     """As `scan`, keeping of several attempts of one config and seed the one that counts
     (sorted by path); a warning says how many earlier attempts were left out."""
     records, warnings = scan(runs_dir, with_config)
-    kept = sorted(latest(records).values(), key=lambda r: r.path)
+    place = {id(record): i for i, record in enumerate(records)}  # scan sorts by path
+    kept = sorted(latest(records).values(), key=lambda r: place[id(r)])
     if len(kept) < len(records):
         warnings.append(f"ignored {len(records) - len(kept)} earlier attempt(s) of configs "
                         "that ran again")
