@@ -279,14 +279,16 @@ def compare(
     """One row per group of runs that differ only by seed: counts, mean, std, 95% CI."""
     with _exit_codes():
         from bnexp.analysis import compare as compare_mod
-        from bnexp.analysis import series
         from bnexp.runs import check_writable_file
-        from bnexp.views import plots, tables
+        from bnexp.views import tables
 
         for path, option in ((out, "--out"), (plot, "--plot")):
             if path is not None:
                 check_writable_file(path, option)
-        if plot is not None:
+        if plot is not None:  # plots' imports (bnexp.data, the config schema) only for it
+            from bnexp.analysis import series
+            from bnexp.views import plots
+
             tables.check_png(plot, "--plot")
         if out is not None and fmt is None:
             tables.format_of(out)

@@ -206,14 +206,18 @@ def test_cli_formats_out_file_runs_and_plot(tmp_path):
 
 
 def test_compare_loads_no_tensorflow(tmp_path):
-    fake_run(tmp_path / "runs", 0, [0.8])
+    """Nor the config schema (bnexp.config: 0.2 s of compare's start), with or without a
+    baseline (parsed by bnexp.yamltext)."""
+    for placement in ("none", "before"):
+        fake_run(tmp_path / "runs", 0, [0.8], model__bn__placement=placement)
     probe = f"""
 import sys
 from typer.testing import CliRunner
 import bnexp.cli
-r = CliRunner().invoke(bnexp.cli.app, ["compare", {str(tmp_path / "runs")!r}, "--format", "csv"])
+r = CliRunner().invoke(bnexp.cli.app, ["compare", {str(tmp_path / "runs")!r}, "--format", "csv",
+                                        "--baseline", "model.bn.placement=none"])
 assert r.exit_code == 0, r.output
-print("heavy:", [m for m in ("tensorflow", "keras") if m in sys.modules])
+print("heavy:", [m for m in ("tensorflow", "keras", "bnexp.config") if m in sys.modules])
 """
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 0, out.stderr

@@ -14,7 +14,7 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bnexp import config
+from bnexp import config, yamltext
 from bnexp.config import loading
 from bnexp.config.layers import INIT_NAMES
 from bnexp.config.loading import _default_name, _kind, _show, apply_overrides, parse_yaml
@@ -93,7 +93,7 @@ NESTED_33 = "[" * 33 + "]" * 33
 
 def test_nesting_is_limited_to_32_levels(write_config):
     """The document's root is level 1: 32 nested lists load, 33 do not."""
-    assert loading.MAX_DEPTH == 32
+    assert yamltext.MAX_DEPTH == 32
     deepest = parse_yaml("[" * 32 + "]" * 32)
     for _ in range(31):
         (deepest,) = deepest
@@ -156,7 +156,7 @@ def test_an_integer_wider_than_64_bits_is_refused_in_any_spelling(value, spellin
     if spelling == "{:d}" and abs(value).bit_length() > 14_000:
         spelling = "0x{:x}"  # the test itself cannot write that many decimal digits
     text = ("-" if value < 0 else "") + spelling.format(abs(value))
-    if abs(value).bit_length() <= loading.MAX_INT_BITS:
+    if abs(value).bit_length() <= yamltext.MAX_INT_BITS:
         assert parse_yaml(text) == value
         return
     with pytest.raises(yaml.YAMLError, match="too large|cannot read"):
@@ -782,8 +782,8 @@ def test_a_constructor_failing_with_a_python_error_is_a_yaml_error(monkeypatch):
     def broken(self, node):
         raise ValueError("boom")
 
-    monkeypatch.setattr(loading._Loader, "yaml_constructors",
-                        {**loading._Loader.yaml_constructors,
+    monkeypatch.setattr(yamltext._Loader, "yaml_constructors",
+                        {**yamltext._Loader.yaml_constructors,
                          "tag:yaml.org,2002:float": broken})
     with pytest.raises(yaml.YAMLError) as error:
         loading.parse_yaml("a: 1.5\n")

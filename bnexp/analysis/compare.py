@@ -23,8 +23,8 @@ import yaml
 from scipy import special
 
 from bnexp import runs
-from bnexp.config import flatten, format_value, parse_yaml
 from bnexp.errors import BadInput, did_you_mean
+from bnexp.yamltext import flatten, format_value, parse_yaml
 
 METRICS = runs.METRIC_COLUMNS[1:]
 COUNT_COLUMNS = ["n", "completed", "diverged", "failed", "interrupted", "running"]

@@ -3,14 +3,13 @@
 `load(path, overrides)` -> [RunSpec], one per sweep cell and seed. No TensorFlow.
 """
 
-from bnexp.config.keys import flatten, format_value, leaf_keys
+from bnexp.config.keys import leaf_keys
 from bnexp.config.loading import (
     apply_overrides,
     config_hash,
     expand,
     load,
     load_all,
-    parse_yaml,
     read_yaml,
     smoke,
     smoke_specs,
@@ -32,6 +31,7 @@ from bnexp.config.schema import (
     cpu_devices_needed,
     input_shape,
 )
+from bnexp.yamltext import flatten, format_value, parse_yaml
 
 __all__ = [
     "BNConfig",

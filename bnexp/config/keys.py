@@ -1,5 +1,5 @@
-"""Looking the schema up: the section at a dotted path, every dotted key, and config
-values as YAML shows them. Used by error messages, sweeps, compare and the reference."""
+"""Looking the schema up: the section at a dotted path and every dotted key. Used by error
+messages, sweeps and the reference (config values as YAML shows them: bnexp.yamltext)."""
 
 from __future__ import annotations
 
@@ -9,19 +9,6 @@ from typing import Any
 from pydantic import BaseModel
 
 from bnexp.config.schema import Config
-
-
-def format_value(value: Any) -> Any:
-    """A config value as comparable, printable scalar, as YAML writes it: lists become
-    "[300, 100]", None "null", booleans "true" / "false"; numbers and strings stay."""
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(str(v) for v in value) + "]"
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return str(value).lower()
-    return value
-
 
 
 def section_at(loc: tuple) -> type[BaseModel] | None:
@@ -64,19 +51,3 @@ def leaf_keys(model: type[BaseModel] = Config, prefix: str = "") -> list[str]:
             continue
         keys += leaf_keys(sub, f"{prefix}{name}.") if sub else [f"{prefix}{name}"]
     return keys
-
-
-def flatten(tree: dict, prefix: str = "") -> dict:
-    """{"model": {"bn": {"placement": "after"}}} -> {"model.bn.placement": "after"}."""
-    out = {}
-    stack = [(prefix, iter(tree.items()))]
-    while stack:  # depth first, in the tree's order, on a stack of its own
-        prefix, items = stack[-1]
-        for key, value in items:
-            if isinstance(value, dict):
-                stack.append((f"{prefix}{key}.", iter(value.items())))
-                break
-            out[f"{prefix}{key}"] = value
-        else:
-            stack.pop()
-    return out

@@ -15,9 +15,10 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
-from bnexp.config.keys import format_value, section_type, written_as_a_name
+from bnexp.config.keys import section_type, written_as_a_name
 from bnexp.config.layers import BN, Activation, Conv, Dense, Flatten, Initializer, Pool
 from bnexp.config.schema import DEFAULT_HIDDEN, Config
+from bnexp.yamltext import format_value
 
 INTRO = """# Config reference
 

@@ -19,6 +19,7 @@ import yaml
 from bnexp.reading import NotARegularFile, open_for_reading, read_bounded
 from bnexp.runs.files import complete_lines
 from bnexp.runs.record import FINISHED, RunRecord, effective_status
+from bnexp.yamltext import MAX_BYTES, parse_yaml
 
 MAX_SUMMARY_BYTES = 4 << 20  # summary.json is a few KiB; a bigger one is not bnexp's
 MAX_CSV_BYTES = 64 << 20  # steps.csv of a long run is a few MiB
@@ -368,9 +369,8 @@ def torn_metrics(path: Path) -> bool:
 
 
 def _read_config_yaml(folder: Path, dropped: list[str]) -> dict:
-    """config.yaml read as a config is (bnexp.config.parse_yaml: no aliases, no tags, at
+    """config.yaml read as a config is (bnexp.yamltext.parse_yaml: no aliases, no tags, at
     most 32 levels deep, integers of at most 64 bits; at most 64 KiB)."""
-    from bnexp.config.loading import MAX_BYTES, parse_yaml
 
     try:
         config = parse_yaml(_read_bounded(folder / "config.yaml", MAX_BYTES))
