@@ -694,6 +694,25 @@ def test_smoke_cuts_to_three_batches_of_one_epoch():
     assert cfg.data.limit == 1000 and cfg.train.epochs == 2
 
 
+def test_smoke_cuts_a_batch_of_large_images_to_the_pixels_of_256_small_ones():
+    """Notebook 001's batch of 128 images of 224x224 (one step: 2.6 s) smokes in batches
+    of 4; a batch of 28x28 images of up to 256 stays as it is; mirrored keeps one image a
+    replica; the cut batch is what limit and the evaluation sets follow."""
+    def smoked(**data):
+        return config.smoke(synthetic_config(data=data)).data
+
+    d = smoked(batch_size=128, resize_to=224, limit=5000)
+    assert (d.batch_size, d.limit, d.validation_size, d.test_limit) == (4, 12, 4, 4)
+    assert smoked(batch_size=256).batch_size == 256
+    assert smoked(batch_size=512, limit=5000).batch_size == 256
+    assert smoked(batch_size=256, pad_to=32).batch_size == 196  # 256 * 28**2 // 32**2
+    assert smoked(batch_size=2, resize_to=256).batch_size == 2
+    mirrored = synthetic_config(data={"batch_size": 128, "resize_to": 256},
+                                train={"strategy": "mirrored", "replicas": 6})
+    assert config.smoke(mirrored).data.batch_size == 6
+    assert config.smoke(config.smoke(mirrored)) == config.smoke(mirrored)
+
+
 def test_smoke_specs_keep_each_cell_on_its_first_seed(write_config):
     path = write_config(
         "data: {dataset: synthetic, batch_size: 50, validation_size: 200}\n"
