@@ -117,6 +117,25 @@ def test_config_columns_are_each_configs_flattened_keys(configs, data):
         assert same(column, expected) and list(map(type, column)) == list(map(type, expected))
 
 
+def test_config_columns_of_configs_nested_as_deep_as_json_reads_them():
+    """summary.json's config nests as deep as json.loads reads it here (~990 levels, less
+    the caller's frames): the columns come from a loop on a stack of its own, not from
+    Python's recursion, which one more frame a level would have run out of."""
+    def loaded(depth, leaf):
+        return json.loads('{"name": "x", "a": ' + '{"a": ' * depth + str(leaf) + "}" * depth + "}")
+
+    depth = 1000
+    while True:
+        try:
+            configs = [loaded(depth, 1), loaded(depth, 2), loaded(depth, 2)]
+            break
+        except RecursionError:
+            depth -= 10
+    assert depth > 900
+    columns = compare.config_columns_of(configs)
+    assert columns["a" + ".a" * depth] == [1, 2, 2] and columns["name"] == ["x"] * 3
+
+
 # ---------------------------------------------------------------- summarize
 
 

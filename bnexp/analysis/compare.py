@@ -111,32 +111,37 @@ def config_columns_of(configs: list[dict]) -> dict[str, list]:
     sweep's) is flattened once. Equal is Python's ==, so a section that differs only
     between 1, 1.0 and true reads as the first config's; the schema gives each key one
     type, so only hand-made configs can hold such. Over 10,000 runs this cut compare's
-    rows from 0.9 s to ~0.1 s (benchmarks/compare_speed.py)."""
+    rows from 0.9 s to ~0.1 s (benchmarks/compare_speed.py). A loop on a stack of its
+    own, as `flatten`: a summary.json nests as deep as JSON lets it."""
     columns: dict[str, list] = {}
-    _add_columns(configs, "", columns)
+    stack = [(configs, "")]  # each config's value at a key (_MISSING: none there)
+    while stack:
+        values, key = stack.pop()
+        for sub, sub_values in _add_columns(values, key, columns):
+            stack.append((sub_values, sub))
     return columns
 
 
-def _add_columns(values: list, key: str, columns: dict[str, list]) -> None:
-    """The columns at and beneath `key`, from each config's value there (_MISSING: none)."""
+def _add_columns(values: list, key: str, columns: dict[str, list]) -> list[tuple]:
+    """The columns at `key` of each config's value there, and the keys beneath it still to
+    do with their values: none where every config holds the same section or a value."""
     first = values[0]
     if isinstance(first, dict) and all(v == first for v in values):
         for sub, value in flatten(first, f"{key}." if key else "").items():
             columns[sub] = [_leaf(value)] * len(values)
-        return
+        return []
     sections = {isinstance(v, dict) for v in values}
     if True not in sections:  # a key of values only, the most: one pass
         columns[key] = [v if type(v) in _PLAIN else _leaf(v) for v in values]
-        return
+        return []
     dicts = values
     if False in sections:  # a section in some configs, a value or none in others
         leaves = [_MISSING if isinstance(v, dict) else v for v in values]
         if any(v is not _MISSING for v in leaves):
             columns[key] = [_leaf(v) for v in leaves]
         dicts = [v if isinstance(v, dict) else {} for v in values]
-    for sub in dict.fromkeys(k for d in dicts for k in d):
-        _add_columns([d.get(sub, _MISSING) for d in dicts], f"{key}.{sub}" if key else sub,
-                     columns)
+    return [(f"{key}.{sub}" if key else sub, [d.get(sub, _MISSING) for d in dicts])
+            for sub in dict.fromkeys(k for d in dicts for k in d)]
 
 
 def _leaf(value):
