@@ -703,6 +703,7 @@ def test_smoke_cuts_a_batch_of_large_images_to_the_pixels_of_256_small_ones():
 
     d = smoked(batch_size=128, resize_to=224, limit=5000)
     assert (d.batch_size, d.limit, d.validation_size, d.test_limit) == (4, 12, 4, 4)
+    assert type(d.batch_size) is int
     assert smoked(batch_size=256).batch_size == 256
     assert smoked(batch_size=512, limit=5000).batch_size == 256
     assert smoked(batch_size=256, pad_to=32).batch_size == 196  # 256 * 28**2 // 32**2

@@ -438,6 +438,17 @@ def test_scan_warns_of_a_torn_metrics_file(tmp_path):
                         "that line is ignored"]
 
 
+def test_scan_lists_runs_in_path_order_and_passes_on_what_it_read_as_absent(tmp_path):
+    """Folders sorted part by part, as Path objects sort ("a/x" before "a-b/x", which text
+    order reverses: "-" < "/"); a value a run cannot hold is named in the warnings."""
+    later = write_summary(tmp_path / "a-b" / "x", {"status": "completed"})
+    first = write_summary(tmp_path / "a" / "x", {"status": "completed", "epochs_done": "3"})
+    records, warnings = runs.scan(tmp_path)
+    assert [r.path for r in records] == [first, later] == sorted([later, first])
+    assert warnings == [f"{first}: read as absent (not a value a run holds: a number out of "
+                        "range, a date, a wrong type): summary.json epochs_done"]
+
+
 def test_scan_latest_keeps_the_attempt_that_counts(tmp_path):
     def attempt(name, status, started, config_hash="h"):
         summary = {"status": status, "started": started, "config": {"name": name}}
