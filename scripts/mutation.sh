@@ -5,7 +5,7 @@
 # (a flipped comparison, a changed constant, a dropped call); the tests should fail
 # on it ("killed"). Survivors are listed; docs/development.md says what they mean.
 #
-#   bash scripts/mutation.sh            # about 10 minutes on 2 cores
+#   bash scripts/mutation.sh            # about 25 minutes on 2 cores
 #   .venv/bin/mutmut show NAME          # the diff of one survivor
 #
 # The last line reads: mutation score: K/N killed (P%). Timeouts count as killed (the

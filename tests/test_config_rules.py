@@ -168,6 +168,14 @@ def test_an_integer_wider_than_64_bits_is_refused_in_any_spelling(value, spellin
         assert _show(value) == f"an integer of {abs(value).bit_length():,} bits"
 
 
+def test_an_integer_too_wide_is_named_with_its_line_and_column(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("name: x\nseed: 0x" + "f" * 17 + "\n")
+    with pytest.raises(ConfigError, match=r"not valid YAML \(line 2, column 7\): an integer "
+                       r"of 68 bits: too large \(at most 64 bits\)$"):
+        config.load(path)
+
+
 INITIALIZER_KEYS = ["model.bn.gamma_initializer", "model.bn.beta_initializer",
                     "model.bn.moving_mean_initializer", "model.bn.moving_variance_initializer"]
 
