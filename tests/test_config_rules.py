@@ -384,6 +384,8 @@ def test_overrides_that_name_the_run_are_kept_for_its_label(write_config):
         assert spec.overrides == {"model.bn.momentum": 0.5, "data.path": "a=b",
                                   "model.bn.input": True}
         assert spec.config.data.path == "a=b" and spec.config.name == "zz"
+    (one,) = config.load(write_config("name: g\n"), ["seed=5", "train.epochs=2"])
+    assert one.label == "g_epochs=2_s5" and one.overrides == {"train.epochs": 2}
 
 
 @pytest.mark.parametrize("override, hidden", [
@@ -391,6 +393,7 @@ def test_overrides_that_name_the_run_are_kept_for_its_label(write_config):
     ("model.bn.placement=before", "(--set model.bn.placement): sweep.grid sets "
                                   "model.bn.placement in every run"),
     ("model.bn={placement: before}", "(--set model.bn): sweep.grid sets model.bn.placement"),
+    ("model={bn: {placement: before}}", "(--set model): sweep.grid sets model.bn.placement"),
 ])
 def test_an_override_the_sweep_would_hide_in_every_run_is_refused(write_config, override,
                                                                    hidden):
@@ -404,6 +407,10 @@ def test_an_override_the_sweep_would_hide_in_every_run_is_refused(write_config, 
         "set sweep.seeds instead" if override.startswith("seed") else
         "change the config's sweep.grid instead"))
     assert len(config.load(path, ["model.bn={momentum: 0.5}", "sweep.seeds=[4]"])) == 2
+    assert len(config.load(path, ["model={bn: {momentum: 0.5}, activation: relu}"])) == 4
+    limits = write_config("name: g\nsweep:\n  grid:\n    data.limit: [1000, 2000]\n")
+    with pytest.raises(ConfigError, match=r"\(--set data\): sweep.grid sets data.limit"):
+        config.load(limits, ["data={limit: 500, path: 'a=b'}"])  # the key ends at the first =
 
 
 # ------------------------------------------------------------------ validation messages
@@ -747,6 +754,11 @@ def test_smoke_runs_that_cutting_made_equal_are_one(write_config):
     assert smoke.cell == {"train.epochs": 2, "data.limit": 1000} and smoke.config.train.epochs == 1
     with pytest.raises(ConfigError, match="is also a run of"):  # without --smoke: refused
         config.load_all([path, path], [])
+    placements = write_config("data: {dataset: synthetic, batch_size: 50, validation_size: 200}\n"
+                              "sweep:\n  grid:\n    model.bn.placement: [none, before]\n"
+                              "    train.epochs: [2, 3]\n")
+    smokes = config.load_all([placements], [], smoke_runs=True)  # a twin comes before "before"
+    assert [s.cell["model.bn.placement"] for s in smokes] == ["none", "before"]
 
 
 # ------------------------------------------------------------------ schema helpers

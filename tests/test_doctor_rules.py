@@ -483,6 +483,20 @@ def test_bias_before_bn_in_a_layer_list_after_a_layer_with_its_own_activation(tm
         BIAS_ADVICE.format("use_bias: false on these layers"))]
 
 
+def test_bias_before_bn_across_pooling_in_a_layer_list(tmp_path):
+    """Pooling between a layer and its BN keeps a per-channel bias constant: still
+    cancelled (the second conv; the first has its own activation)."""
+    layers = [{"type": "conv", "filters": 6, "kernel_size": 5, "activation": "relu"},
+              {"type": "conv", "filters": 16, "kernel_size": 5},
+              {"type": "max_pool", "pool_size": 2}, {"type": "avg_pool", "pool_size": 2},
+              {"type": "bn"}, {"type": "flatten"}, {"type": "dense", "units": 10}]
+    path = fake_run_rows(tmp_path, epochs(3), train_size=TRAIN, model__arch="layers",
+                         model__layers=layers)
+    assert found(path) == [(
+        "bias_before_bn", "info", "16 bias parameters that BN cancels: conv2 (16 biases) -> bn1",
+        BIAS_ADVICE.format("use_bias: false on these layers"))]
+
+
 # ---------------------------------------------------------------- saturated activations
 
 
