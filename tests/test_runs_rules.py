@@ -611,6 +611,34 @@ def plain(value) -> bool:
                                            for k, v in value.items())
 
 
+def test_undecodable_bytes_limits_and_damage_inside_lists(tmp_path):
+    """Bytes that are not UTF-8 read as U+FFFD (not a skipped run); 1e100 itself is a
+    number a run holds; a damaged value in a mapping inside a list is named by its path."""
+    (tmp_path / "summary.json").write_bytes(
+        b'{"status": "completed", "run_id": "a\xffb", "final": {"test_acc": 1e100},'
+        b' "notes": [{"x": NaN, "y": 1}]}')
+    warnings = []
+    record = runs.read_record(tmp_path, warnings=warnings)
+    assert record.summary == {"status": "completed", "run_id": "a\ufffdb",
+                              "final": {"test_acc": 1e100}, "notes": [{"y": 1}]}
+    assert warnings == [f"{tmp_path}: read as absent (not a value a run holds: a number out "
+                        "of range, a date, a wrong type): summary.json notes.x"]
+
+
+def test_a_summary_too_deep_to_check_is_not_a_readable_run(tmp_path, monkeypatch):
+    """Checking a summary's values recurses; where Python's stack runs out (a summary
+    nested nearly as deep as JSON reads), the run is skipped with the reason."""
+    write_summary(tmp_path, {"status": "completed", "final": {"test_acc": float("nan")}})
+
+    def too_deep(*args):
+        raise RecursionError
+
+    monkeypatch.setattr(reader, "_plain", too_deep)
+    with pytest.raises(ValueError) as info:
+        runs.read_record(tmp_path)
+    assert str(info.value) == "summary.json or config.yaml nested too deeply"
+
+
 def test_values_no_run_holds_read_as_absent_and_are_named_once(tmp_path):
     big, huge = "1" + "0" * 400, "9" * 5000  # beyond float range; beyond str()'s 4,300 digits
     (tmp_path / "summary.json").write_text(
