@@ -419,6 +419,9 @@ def test_read_table_empty_cases(tmp_path):
         assert t.empty and list(t.columns) == [], name
     header = runs.read_table(tmp_path, "header.csv")
     assert header.empty and list(header.columns) == ["step", "unit"]
+    (tmp_path / "activations.csv").write_text("step,unit,x\n1,all,2\n")  # no layer, p15 ...
+    foreign = runs.read_table(tmp_path, "activations.csv")
+    assert (len(foreign), list(foreign.columns)) == (0, [])
 
 
 # ---------------------------------------------------------------- scan, latest
@@ -818,6 +821,17 @@ def test_a_folder_gone_between_the_walk_and_the_look_is_passed_over(tmp_path):
     assert _foreign_folders(tmp_path / "runs", set(), [gone]) == []
 
 
+def test_folders_inside_a_run_folder_are_the_runs_own(tmp_path):
+    """A run's own subfolders (TensorBoard's, a user's notes) are neither runs nor
+    foreign folders: no warning, however deep."""
+    run = write_summary(tmp_path / "exp" / "r1", {"status": "completed"})
+    (run / "tensorboard" / "train").mkdir(parents=True)
+    (run / "tensorboard" / "train" / "events.out").write_text("x")
+    (run / "notes.txt").write_text("x")
+    records, warnings = runs.scan(tmp_path)
+    assert [r.path for r in records] == [run] and warnings == []
+
+
 def test_a_csv_of_thousands_of_columns_reads_as_empty_at_once(tmp_path):
     """Each column took ~0.5 ms: a metrics.csv of one row and 50,000 columns (300 KB)
     held doctor for 36 s. A file of more columns than bnexp writes is not its file."""
@@ -825,6 +839,8 @@ def test_a_csv_of_thousands_of_columns_reads_as_empty_at_once(tmp_path):
     row = ",".join(["1"] * len(columns))
     (tmp_path / "metrics.csv").write_text(",".join(columns) + "\n" + row + "\n")
     assert reader.read_metrics(tmp_path) == []
+    (tmp_path / "metrics.csv").write_text(",".join(columns[:-1]) + "\n" + row + "\n")
+    assert len(reader.read_metrics(tmp_path)) == 1  # as many as the limit: read
 
 
 def test_a_csv_of_millions_of_lines_reads_as_empty_not_into_gigabytes(tmp_path, monkeypatch):
@@ -837,6 +853,8 @@ def test_a_csv_of_millions_of_lines_reads_as_empty_not_into_gigabytes(tmp_path, 
     assert len(reader.read_metrics(tmp_path)) == reader.MAX_CSV_ROWS
     (tmp_path / "metrics.csv").write_text(header + "\n" * (reader.MAX_CSV_ROWS + 1))
     assert reader.read_metrics(tmp_path) == []
+    (tmp_path / "metrics.csv").write_text(header + "1,0.5\n" * (reader.MAX_CSV_ROWS + 1))
+    assert reader.read_metrics(tmp_path) == []  # one row too many: none
 
 
 def pandas_read_csv(file: Path):
