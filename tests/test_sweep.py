@@ -33,6 +33,21 @@ def test_two_jobs_run_every_cell_and_a_rerun_skips_finished_ones(write_config, t
     assert not any(o.skipped for o in forced) and len(list(runs_dir.iterdir())) == 9
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_a_worker_that_dies_while_checking_is_one_line_not_a_hang(write_config, tmp_path,
+                                                                  monkeypatch):
+    """TensorFlow ends its process on a flag it does not know in TF_XLA_FLAGS; the parent
+    waited for the dead worker's answer for ever while the other worker idled. Nothing
+    is written."""
+    monkeypatch.setenv("TF_XLA_FLAGS", "--bogus_flag_for_a_test=1")
+    specs = config.load(write_config(SWEEP))
+    with pytest.raises(BadInput, match=r"^a worker process died \(exit code 1\) before any "
+                                       r"run started; TensorFlow's own message"):
+        sweep.run_all(specs, tmp_path / "runs", Quiet(), jobs=2)
+    assert not (tmp_path / "runs").exists()
+
+
 def test_threads_split_the_cores():
     assert threads_per_job(1) == usable_cores()
     assert threads_per_job(usable_cores()) == 1 and threads_per_job(64) == 1

@@ -61,11 +61,27 @@ class PoolBackend:
             process.start()
 
     def check_buildable(self, models) -> None:
-        """BadInput if a model cannot be built; checked by a worker (this process has no TF)."""
+        """BadInput if a model cannot be built; checked by a worker (this process has no TF).
+        A worker that dies meanwhile is bad input too, the environment's: TensorFlow aborts
+        its process on a flag it does not know in TF_XLA_FLAGS (waiting for the dead
+        worker's answer hung for ever while the other worker idled)."""
         self.tasks.put(("check", models))
-        kind, _, error = self._next_event()
+        try:
+            event = self._next_event(tick=self._a_worker_died)
+        except RuntimeError:  # every worker has died
+            event = None
+        if event is None:
+            codes = ", ".join(sorted({str(w.exitcode) for w in self.workers
+                                      if w.exitcode is not None}))
+            raise BadInput(f"a worker process died (exit code {codes}) before any run "
+                           "started; TensorFlow's own message, if it left one, is above "
+                           "(an unknown flag in TF_XLA_FLAGS or XLA_FLAGS? too little memory?)")
+        kind, _, error = event
         if kind == "checked" and error:
             raise BadInput(error)
+
+    def _a_worker_died(self) -> bool:
+        return any(process.exitcode is not None for process in self.workers)
 
     def run(self, todo: list[Todo], runs_dir: Path, reporter: Reporter) -> list[Outcome]:
         """One Outcome per item, in order; a run whose worker died is "failed" (its folder
