@@ -19,7 +19,7 @@ import yaml
 from bnexp.reading import NotARegularFile, open_for_reading, read_bounded
 from bnexp.runs.files import complete_lines
 from bnexp.runs.record import FINISHED, RunRecord, effective_status
-from bnexp.yamltext import MAX_BYTES, parse_yaml
+from bnexp.yamltext import MAX_BYTES, MAX_INT_BITS, parse_yaml  # a run holds what a config may
 
 MAX_SUMMARY_BYTES = 4 << 20  # summary.json is a few KiB; a bigger one is not bnexp's
 MAX_CSV_BYTES = 64 << 20  # steps.csv of a long run is a few MiB
@@ -27,7 +27,6 @@ MAX_CSV_COLUMNS = 1000  # metrics.csv has ~20 columns; a file of more is not bne
 # activations.csv of a long run holds ~100,000 rows; each row read costs ~200 bytes of
 # memory: 30 million blank lines (30 MB on disk) took 5.8 GB and 72 s
 MAX_CSV_ROWS = 1_000_000
-MAX_INT_BITS = 64  # the widest whole number a run's files hold (bnexp.config's limit)
 MAX_NUMBER = 1e100  # no metric comes near; sums and squares of such numbers stay finite
 MAX_INDEX = 2**53  # an epoch or step: a whole number a float holds exactly
 
@@ -212,8 +211,8 @@ def scan_latest(runs_dir: Path, with_config: bool = False) -> tuple[list[RunReco
     """As `scan`, keeping of several attempts of one config and seed the one that counts
     (sorted by path); a warning says how many earlier attempts were left out."""
     records, warnings = scan(runs_dir, with_config)
-    place = {id(record): i for i, record in enumerate(records)}  # scan sorts by path
-    kept = sorted(latest(records).values(), key=lambda r: place[id(r)])
+    counting = {id(record) for record in latest(records).values()}
+    kept = [record for record in records if id(record) in counting]  # in scan's path order
     if len(kept) < len(records):
         warnings.append(f"ignored {len(records) - len(kept)} earlier attempt(s) of configs "
                         "that ran again")
@@ -371,7 +370,6 @@ def torn_metrics(path: Path) -> bool:
 def _read_config_yaml(folder: Path, dropped: list[str]) -> dict:
     """config.yaml read as a config is (bnexp.yamltext.parse_yaml: no aliases, no tags, at
     most 32 levels deep, integers of at most 64 bits; at most 64 KiB)."""
-
     try:
         config = parse_yaml(_read_bounded(folder / "config.yaml", MAX_BYTES))
     except (OSError, ValueError, yaml.YAMLError, RecursionError):
