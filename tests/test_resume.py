@@ -1,5 +1,6 @@
 """Resume: checkpoints, SIGKILL mid-epoch then --resume == an uninterrupted run; refusals."""
 
+import json
 import math
 import os
 import random
@@ -18,6 +19,7 @@ from typer.testing import CliRunner
 from bnexp import config, data, runs, sweep
 from bnexp.cli import app
 from bnexp.model import build as models
+from bnexp.runs import reader
 from bnexp.training import lifecycle, stop
 from tests.helpers import SYNTHETIC, Quiet, needs_fashion, steps_for
 
@@ -56,6 +58,22 @@ def test_resume_continues_without_gap_or_duplicate(write_config, tmp_path):
     again = CliRunner().invoke(app, ["train", "--resume", str(path)])  # finished: left alone
     assert again.exit_code == 0 and "already completed" in again.output
     assert [r["epoch"] for r in runs.read_metrics(path)] == [1, 2, 3]
+
+
+@pytest.mark.slow  # over ~2 s: out of the fast loop
+def test_resume_reads_a_hand_edited_field_of_another_type_as_absent(write_config, tmp_path):
+    """"resumed": "yes" crashed --resume with an AttributeError after it had rewritten
+    summary.json; every field a run writes has a type the reader checks."""
+    path, _ = interrupted_run(write_config, tmp_path)
+    summary = json.loads((path / "summary.json").read_text())
+    assert set(summary) - {"status"} <= set(reader.SUMMARY_KINDS)
+    summary.update(resumed="yes", wall_seconds="12s", notes={"a": 1}, error=["x"])
+    (path / "summary.json").write_text(json.dumps(summary))
+    result = CliRunner().invoke(app, ["train", "--resume", str(path)])
+    assert result.exit_code == 0, result.output
+    summary = runs.read_summary(path)
+    assert summary["status"] == "completed" and summary["resumed"][0]["from_epoch"] == 1
+    assert summary["wall_seconds"] < 600 and summary["error"] is None
 
 
 @pytest.mark.slow  # over ~2 s: out of the fast loop

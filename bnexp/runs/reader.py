@@ -56,7 +56,23 @@ def _may_be_odd(raw: bytes) -> bool:
     string only costs a walk. Checked on bytes at C speed: a regular expression, or a walk
     of every value, cost compare 0.3-1 s over 10,000 runs (benchmarks/compare_speed.py)."""
     marked = raw.translate(_DIGITS_AS_ZEROS)
-    return any(mark in marked for mark in _ODD_MARKS)
+    return any(mark in marked for mark in _ODD_MARKS) or _unsigned_exponent(marked)
+
+
+def _unsigned_exponent(marked: bytes) -> bool:
+    """Whether a number outside a string has an unsigned exponent (1e200, 99999E99), which
+    json.dumps never writes. A hex hash holds the same bytes ("3e45"): told apart by what
+    precedes its digits, a quote or a letter, where a number follows ":", ",", "[" or a
+    space. Each candidate costs a few steps; most files hold none or one."""
+    at = marked.find(b"0e0")
+    while at != -1:
+        start = at
+        while start > 0 and marked[start - 1] in b"0.-":  # digits read as 0 here
+            start -= 1
+        if start == 0 or marked[start - 1] in b":,[ \t\r\n":
+            return True
+        at = marked.find(b"0e0", at + 1)
+    return False
 
 
 def _loads(text: str, odd: bool = True) -> tuple[object, bool]:
@@ -152,13 +168,25 @@ def plain_text(text: str) -> str:
     return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
+# every field of summary.json a reader or a resumed run uses, and its type ("resumed": a
+# resumed run appends to it; "wall_seconds": it adds to it); a field of another type
+# reads as absent
+_NUMBER = (int, float)
+SUMMARY_KINDS = {
+    "run_id": str, "epochs_done": int, "epochs": int, "seed": int, "config_hash": str,
+    "cell": dict, "config": dict, "params": dict, "data": dict, "final": dict, "best": dict,
+    "bn_gap": dict, "diverged_at": dict, "started": str, "ended": str,
+    "wall_seconds": _NUMBER, "peak_rss_mb": _NUMBER, "pid": int, "pid_started": int,
+    "host": str, "versions": dict, "git_commit": str, "error": str, "notes": list,
+    "resumed": list,
+}
+
+
 def _well_typed(summary: dict, dropped: list[str] | None = None) -> dict:
     """The summary with every field a reader relies on of the type it expects; a field of
     another type (a hand-edited or foreign file) reads as absent (null silently, the
     rest named in `dropped`)."""
-    kinds = {"final": dict, "best": dict, "data": dict, "config": dict, "started": str,
-             "config_hash": str, "epochs_done": int, "seed": int, "notes": list,
-             "diverged_at": dict}
+    kinds = SUMMARY_KINDS
     kept = {k: v for k, v in summary.items()
             if k not in kinds or (isinstance(v, kinds[k]) and not isinstance(v, bool))}
     if dropped is not None:
