@@ -237,6 +237,21 @@ def test_a_model_of_more_than_1000_layers_is_refused(write_config):
     assert len(config.load(write_config(f"model: {{arch: mlp, hidden: [{widths}]}}\n"))) == 1
 
 
+def test_a_model_too_big_for_memory_is_refused_before_training(write_config):
+    """An MLP of three 65,536-wide layers passed `validate` and failed in TensorFlow's
+    allocator (ResourceExhaustedError, exit 1)."""
+    path = write_config("model: {arch: mlp, hidden: [65536, 65536, 65536]}\n")
+    assert error_of(path) == (": model: 8,642,756,618 weights: at most 100,000,000 (with "
+                              "gradients and optimizer slots: 138.3 GB)")
+    wide = "{arch: lenet, filters: [4096, 16], kernel_size: 3, bn: {placement: none}}"
+    path = write_config(f"model: {wide}\ndata: {{batch_size: 2048}}\n")
+    assert error_of(path).startswith(": model: its layer outputs for one batch of 2,048 "
+                                     "take 47.6 GiB")
+    assert error_of(path).endswith("GiB: at most 16 GiB (lower data.batch_size)")
+    assert len(config.load(write_config(f"model: {wide}\ndata: {{batch_size: 64}}\n"))) == 1
+    assert len(config.load(write_config("model: {arch: mlp, hidden: [65536]}\n"))) == 1
+
+
 def test_the_size_limit_is_inclusive(tmp_path, monkeypatch):
     monkeypatch.setattr(loading, "MAX_BYTES", 1000)
     text = "seed: 5\n"

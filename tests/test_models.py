@@ -38,6 +38,29 @@ def test_counts_match_keras_and_output_is_logits(arch, placement, impl):
     assert n_bn == (0 if placement == "none" else 4 if arch == "lenet" else 2)
 
 
+def test_the_weight_count_validate_limits_is_keras_count_for_every_shipped_config():
+    """config.presets.weight_count (no TensorFlow; what `validate` checks against its
+    limit) agrees with the built model's count_params."""
+    import json
+    from pathlib import Path
+
+    from bnexp import config
+    from bnexp.config import presets, schema
+
+    files = sorted((Path(__file__).parents[1] / "configs").rglob("*.yaml"))
+    distinct = {}
+    for file in files:
+        for spec in config.load(file):
+            shape = schema.input_shape(spec.config.data)
+            key = json.dumps([spec.config.model.model_dump(mode="json"), shape])
+            distinct.setdefault(key, (spec.config, shape, file))
+    for cfg, shape, file in distinct.values():
+        model = models.build(cfg.model, shape)
+        assert presets.weight_count(cfg) == model.count_params(), file
+        keras.backend.clear_session(free_memory=False)
+    assert len(distinct) > 20
+
+
 def test_d2l_bn_lenet_counts_and_flatten_shape():
     model = build(bn={"impl": "scratch"})
     assert models.param_counts(model) == D2L_BN_LENET

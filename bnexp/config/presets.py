@@ -64,6 +64,59 @@ def check_shapes(config: Config) -> None:
         raise ValueError(f"model.layers[{len(out) - 1}]: the last layer gives shape {out[-1]}; "
                          f"the model must end in {NUM_CLASSES} outputs (dense, units: "
                          f"{NUM_CLASSES})")
+    _check_size(layers, [shape, *out], config.data.batch_size)
+
+
+MAX_WEIGHTS = 100_000_000  # d2l's LeNet has 62,000, the 300-100 MLP 266,000
+MAX_BATCH_ACTIVATION_BYTES = 16 << 30  # every layer's float32 output, kept for backprop
+
+
+def _check_size(layers: list, shapes_in_out: list[tuple[int, ...]], batch_size: int) -> None:
+    """ValueError if the model would not fit in a machine's memory: more than MAX_WEIGHTS
+    weights (with the gradients and Adam's two slots, 16 bytes each), or more than
+    MAX_BATCH_ACTIVATION_BYTES of layer outputs for one batch. The trap it closes: a
+    model of 8.6 billion weights passed `validate` and failed in TensorFlow's allocator."""
+    weights = _weight_total(layers, shapes_in_out)
+    if weights > MAX_WEIGHTS:
+        raise ValueError(f"model: {weights:,} weights: at most {MAX_WEIGHTS:,} (with "
+                         f"gradients and optimizer slots: {16 * weights / 1e9:,.1f} GB)")
+    elements = sum(_product(shape) for shape in shapes_in_out[1:])
+    total = 4 * elements * batch_size
+    if total > MAX_BATCH_ACTIVATION_BYTES:
+        raise ValueError(f"model: its layer outputs for one batch of {batch_size:,} take "
+                         f"{total / 2**30:,.1f} GiB: at most "
+                         f"{MAX_BATCH_ACTIVATION_BYTES >> 30} GiB (lower data.batch_size)")
+
+
+def weight_count(config: Config) -> int:
+    """How many weights the config's model holds (Keras' count_params), built or not."""
+    layers = model_layers(config.model)
+    shape = input_shape(config.data)
+    return _weight_total(layers, [shape, *shapes(layers, shape)])
+
+
+def _weight_total(layers: list, shapes_in_out: list[tuple[int, ...]]) -> int:
+    inputs = shapes_in_out[:-1]  # each layer's input: the one before, or the images
+    return sum(_weights(layer, shape) for layer, shape in zip(layers, inputs, strict=True))
+
+
+def _weights(layer, shape_in: tuple[int, ...]) -> int:
+    """How many weights a layer holds on inputs of this shape."""
+    channels = shape_in[-1]
+    if layer.type == "conv":
+        return (layer.kernel_size ** 2 * channels + layer.use_bias) * layer.filters
+    if layer.type == "dense":
+        return (channels + layer.use_bias) * layer.units
+    if layer.type == "bn":  # moving mean and variance, gamma (scale), beta (center)
+        return (2 + bool(layer.scale) + bool(layer.center)) * channels
+    return 0
+
+
+def _product(shape: tuple[int, ...]) -> int:
+    total = 1
+    for d in shape:
+        total *= d
+    return total
 
 
 def _lenet(model: ModelConfig) -> list:

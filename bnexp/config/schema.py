@@ -160,7 +160,9 @@ class ModelConfig(_Section):
     layers: list[LayerSpec] | None = Field(None, max_length=MAX_LAYERS)
     """arch: layers: the model, layer by layer, each a mapping with its `type` (conv, dense,
     bn, activation, max_pool, avg_pool, flatten) and settings; the last layer gives the
-    10 outputs; at most 1,000 layers. See docs/config.md#the-model-as-a-list-of-layers."""
+    10 outputs; at most 1,000 layers. Any arch: at most 100 million weights, and at most
+    16 GiB of layer outputs for one batch (`validate` says so before TensorFlow would fail
+    to allocate them). See docs/config.md#the-model-as-a-list-of-layers."""
     hidden: list[int] | None = None
     """Widths of the hidden dense layers. null = lenet [120, 84], mlp [300, 100]."""
     filters: list[int] = [6, 16]
