@@ -290,6 +290,29 @@ def test_at_best_is_the_minimum_of_a_loss_and_the_maximum_of_an_accuracy(tmp_pat
                   ("test_acc", "final"): 0.65, ("test_acc", "best"): 0.7}
 
 
+def test_a_baseline_pairs_runs_on_seed_and_every_key_outside_the_groups(tmp_path):
+    """--by optimizer over runs that also differ by learning rate: a group holds two runs
+    per seed, and pairing by seed alone kept one of them (3 pairs instead of 6)."""
+    acc = {}
+    for opt, shift in (("sgd", 0.0), ("adam", 0.02)):
+        for lr, base in (("0.1", 0.80), ("0.01", 0.70)):
+            for seed in (0, 1, 2):
+                acc[opt, lr, seed] = base + shift + 0.01 * seed + (0.005 * seed if
+                                                                  opt == "adam" else 0)
+                fake_run(tmp_path / f"{opt}{lr}", seed, [acc[opt, lr, seed]],
+                         optimizer__name=opt, optimizer__learning_rate=float(lr))
+    found = compare.load(tmp_path)
+    out = compare.table(found, by=["optimizer.name"], baseline="optimizer.name=sgd")
+    adam = out[out["optimizer.name"] == "adam"].iloc[0]
+    diffs = [acc["adam", lr, s] - acc["sgd", lr, s] for lr in ("0.1", "0.01") for s in (0, 1, 2)]
+    ref = stats.ttest_rel([acc["adam", lr, s] for lr in ("0.1", "0.01") for s in (0, 1, 2)],
+                          [acc["sgd", lr, s] for lr in ("0.1", "0.01") for s in (0, 1, 2)])
+    assert adam["n_pairs"] == 6 and adam["test"] == "paired"
+    assert adam["delta"] == pytest.approx(np.mean(diffs))
+    assert adam["p_value"] == pytest.approx(ref.pvalue)
+    assert adam["n"] == 6 and adam["n_used"] == 6
+
+
 def test_one_shared_seed_is_welch_and_two_are_paired():
     x = {0: 0.85, 1: 0.87, 2: 0.84}
     one = compare.difference(x, {0: 0.80, 10: 0.83, 11: 0.81})

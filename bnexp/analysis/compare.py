@@ -204,7 +204,8 @@ def summarize(values) -> dict:
 
 
 def difference(x: dict, b: dict) -> dict:
-    """Group minus baseline. x, b: seed -> value. Paired over shared seeds, else Welch.
+    """Group minus baseline. x, b: seed (or what pairs two runs, `_pair_keys`) -> value.
+    Paired over shared seeds, else Welch.
 
     Identical differences (std 0) leave the p-value undefined: NaN, without scipy's warning.
     """
@@ -263,6 +264,7 @@ def table(found: Runs, metric: str = "test_acc", at: str = "final", by: list[str
         return pd.DataFrame(columns=["name", *COUNT_COLUMNS, *STAT_COLUMNS])
     keys = group_keys(found, by)
     runs_table = found.table.assign(_value=metric_values(found.table, metric, at))
+    runs_table["_pair"] = _pair_keys(found, keys) if baseline else runs_table["seed"]
     rows = []
     for values, group in runs_table.groupby(keys, sort=False, dropna=False):
         values = values if isinstance(values, tuple) else (values,)
@@ -273,13 +275,24 @@ def table(found: Runs, metric: str = "test_acc", at: str = "final", by: list[str
             row[name] = int(status.get(name, 0))
         done = group[group["status"] == "completed"]
         row.update(metric=metric, at=at, **summarize(done["_value"]))
-        row["_seeds"] = {s: v for s, v in zip(done["seed"], done["_value"], strict=True)
+        row["_seeds"] = {s: v for s, v in zip(done["_pair"], done["_value"], strict=True)
                          if np.isfinite(v)}
         rows.append(row)
     out = pd.DataFrame(rows)
     if baseline:
         out = _add_baseline(out, keys, baseline)
     return out.drop(columns="_seeds").reset_index(drop=True)
+
+
+def _pair_keys(found: Runs, keys: list[str]) -> list[tuple]:
+    """What pairs a run with a baseline run: its seed and every differing config key that
+    is not a grouping key. The trap: with `--by optimizer` over runs that also differ by
+    learning rate, a group holds several runs per seed; pairing by seed alone kept one of
+    them at random and tested the wrong differences."""
+    table = found.table
+    rest = [k for k in differing_keys(found) if k not in keys]
+    columns = [table["seed"].tolist()] + [table[k].map(_shown).tolist() for k in rest]
+    return list(zip(*columns, strict=True))
 
 
 def _add_baseline(out: pd.DataFrame, keys: list[str], baseline: str) -> pd.DataFrame:
