@@ -25,7 +25,7 @@ from bnexp.config import RunSpec
 from bnexp.reporter import Reporter
 from bnexp.runs import Outcome
 from bnexp.runs.plan import plan, resumable
-from bnexp.tfquiet import import_tensorflow
+from bnexp.tfquiet import import_tensorflow, xla_cache_dir
 
 
 def run_all(specs: list[RunSpec], runs_dir: Path, reporter: Reporter, jobs: int = 1,
@@ -35,6 +35,7 @@ def run_all(specs: list[RunSpec], runs_dir: Path, reporter: Reporter, jobs: int 
     jobs: processes at once (0 = one per core); a single job trains in this process.
     ray: a backends.ray.RayOptions: the runs go to Ray tasks (the checks run here)."""
     runs.ensure_writable(runs_dir)
+    xla_cache_dir()  # the environment is input too: checked here, not in a worker
     backend = None
     if ray is not None:
         from bnexp.backends.ray import RayBackend

@@ -100,12 +100,17 @@ CACHE_DEFAULT = frozenset({"on", "yes", "true", "1", "default", ""})
 def xla_cache_dir() -> Path | None:
     """Where compiled XLA code is kept for this TensorFlow on this CPU; None: off. A
     relative folder is taken from the current one, once, so that a sweep's workers
-    started elsewhere share it."""
+    started elsewhere share it. BadInput where ~user names no user."""
     chosen = os.environ.get("BNEXP_XLA_CACHE", "").strip()
     if chosen.lower() in CACHE_OFF:
         return None
     if chosen.lower() not in CACHE_DEFAULT:
-        return Path(chosen).expanduser().absolute()
+        try:
+            return Path(chosen).expanduser().absolute()
+        except RuntimeError:  # ~user of a user that does not exist
+            from bnexp.errors import BadInput
+
+            raise BadInput(f"$BNEXP_XLA_CACHE: {chosen}: no such user's home folder") from None
     try:
         version = metadata.version("tensorflow")
     except metadata.PackageNotFoundError:

@@ -52,6 +52,20 @@ def test_the_xla_cache_folder_follows_the_environment(monkeypatch, tmp_path):
     assert tfquiet.xla_cache_dir() == tmp_path / "cache" / "xla"
 
 
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_an_xla_cache_of_no_users_home_is_one_line_before_anything_is_written(tmp_path, jobs):
+    """BNEXP_XLA_CACHE=~nosuchuser/x was a RuntimeError traceback from TensorFlow's
+    import, exit 1."""
+    config = tmp_path / "c.yaml"
+    config.write_text("name: c\ndata: {dataset: synthetic}\n")
+    env = {"BNEXP_XLA_CACHE": "~nosuchuser_bnexp/x", "TF_XLA_FLAGS": ""}
+    done = run_bnexp("train", config, config, "--smoke", "--runs-dir", tmp_path / "runs",
+                     "--jobs", jobs, env=env)
+    assert done.returncode == 2 and done.stderr == (
+        "error: $BNEXP_XLA_CACHE: ~nosuchuser_bnexp/x: no such user's home folder\n")
+    assert not (tmp_path / "runs").exists()
+
+
 @pytest.mark.slow
 def test_a_smoke_run_fills_the_xla_cache_and_keras_never_loaded_pandas(tmp_path):
     """A real run (MLP: XLA-compiled whole) writes its compiled steps into the cache, and
