@@ -3,6 +3,7 @@ and advice users read) of runs built for each rule, its thresholds at and either
 their edges, and the helpers' results. No TensorFlow."""
 
 import json
+import math
 
 import pytest
 
@@ -519,6 +520,20 @@ def test_saturated_reads_the_last_step_skipping_other_functions_and_calm_layers(
         SATURATED + "extra_tanh (tanh, saturates beyond |x| > 2.5) at step 200: p15 2.00, "
         "p50 3.00, p85 4.00 (at step 0: p15 -0.50, p50 0.00, p85 0.50)",
         SATURATED_ADVICE)]
+
+
+def test_a_band_not_recorded_nan_or_blank_is_not_saturation(tmp_path):
+    """abs(NaN) <= limit is False: a blank or NaN percentile read as saturated."""
+    nan = math.nan
+    rows = [band(100, "dense1_sigmoid", nan, 0, 1), band(100, "dense2_sigmoid", -1, nan, 1),
+            band(100, "dense3_sigmoid", -1, 0, math.inf)]
+    path = fake_run_rows(tmp_path, epochs(3), train_size=TRAIN, activations=rows,
+                         model__arch="mlp", model__activation="sigmoid",
+                         model__hidden=[32, 32, 32], model__bn__placement="none")
+    assert found(path) == []
+    text = (path / "activations.csv").read_text().replace("nan", "")  # blank cells too
+    (path / "activations.csv").write_text(text)
+    assert found(path) == []
 
 
 def test_saturated_thresholds_at_their_edges_and_several_layers(tmp_path):

@@ -279,7 +279,9 @@ def check_saturated_activations(run: Run) -> list[Finding]:
         limit = SATURATION.get(activation)
         if limit is None:
             continue
-        p15, p50, p85 = (float(row[k]) for k in ("p15", "p50", "p85"))
+        p15, p50, p85 = (number(row[k]) for k in ("p15", "p50", "p85"))
+        if p15 is None or p50 is None or p85 is None:  # not recorded: not saturated
+            continue
         if abs(p50) <= limit and _share_beyond(p15, p85, limit) < SATURATED_SHARE:
             continue
         text = (f"{name} ({activation}, saturates beyond |x| > {limit:g}) at step "
