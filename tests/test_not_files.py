@@ -297,6 +297,22 @@ def test_an_output_that_is_not_a_regular_file_is_refused_and_left_as_it_was(
     assert (after.st_mode, after.st_ino) == (before.st_mode, before.st_ino)
 
 
+def test_an_output_folder_whose_name_is_too_long_leaves_no_parent_behind(tmp_path):
+    """plot runs --out a/b/<300 characters>: a and b were made before the long name failed,
+    and left there."""
+    from typer.testing import CliRunner
+
+    from bnexp.cli import app
+
+    runs = tmp_path / "runs"
+    fake_run(runs, 0, [0.5, 0.6])
+    out = tmp_path / "a" / "b" / ("x" * 300)
+    result = CliRunner().invoke(app, ["plot", "runs", str(runs), "--out", str(out)])
+    assert result.exit_code == 2 and len(result.output.splitlines()) == 1, result.output
+    assert "--out: cannot create the folder" in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["runs"]
+
+
 def test_an_output_through_a_symbolic_link_replaces_the_file_it_leads_to(tmp_path):
     from bnexp.runs import write_text_atomic
 

@@ -7,6 +7,7 @@ squeezed to 80 columns.
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 from pathlib import Path
@@ -140,15 +141,18 @@ def write_folder(out_dir: Path, files: dict[str, bytes], option: str) -> list[Pa
     every target is checked first, and on a failure the files written and the folders
     created are removed again. BadInput naming the option where one cannot be written."""
     missing = [p for p in (out_dir, *out_dir.parents) if not p.exists() and not p.is_symlink()]
-    make_folder(out_dir, option)
     try:
+        make_folder(out_dir, option)  # inside: a name too long fails after its parents
         write_files([(out_dir / name, data, option) for name, data in files.items()])
     except BaseException:
         for folder in missing:  # the deepest first; a folder someone else filled stays
             try:
                 folder.rmdir()
-            except OSError:
-                break
+            except FileNotFoundError:
+                continue
+            except OSError as e:
+                if e.errno != errno.ENAMETOOLONG:  # never made: its parents were
+                    break
         raise
     return [out_dir / name for name in files]
 
