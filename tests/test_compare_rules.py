@@ -177,6 +177,24 @@ def test_summarize_equals_scipy(values):
         assert close(got[key], want[key]), (key, got[key], want[key])
 
 
+@settings(max_examples=100, deadline=None)
+@given(points=st.lists(st.tuples(st.integers(0, 6), st.floats(-1e6, 1e6)), min_size=1,
+                       max_size=40))
+def test_the_curves_summaries_of_every_epoch_at_once_equal_summarize_per_epoch(points):
+    """series.summaries (vectorized: plot runs on 200,000 epochs took 17 s) gives what
+    compare.summarize gives at each x: one value, equal values, many."""
+    frame = pd.DataFrame(points, columns=["epoch", "test_acc"])
+    got = series.summaries(frame, "epoch", "test_acc")
+    assert got["epoch"].tolist() == sorted(set(frame["epoch"]))
+    for _, row in got.iterrows():
+        want = compare.summarize(frame.loc[frame["epoch"] == row["epoch"], "test_acc"])
+        assert list(got.columns[1:]) == list(want)
+        assert row["n_used"] == want["n_used"]
+        for key in list(want)[1:]:
+            assert math.isclose(row[key], want[key], rel_tol=1e-9, abs_tol=1e-9) or (
+                math.isnan(row[key]) and math.isnan(want[key])), (key, row[key], want[key])
+
+
 def test_summarize_single_precision_input_in_double_precision():
     values = [np.float32(v) for v in (0.1, 0.2, 0.7, 0.3, 0.11)]
     as_double = np.array([float(v) for v in values], dtype=np.float64)

@@ -12,9 +12,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy import special
 
 from bnexp import runs
-from bnexp.analysis.compare import Runs, check_metric, group_keys, summarize
+from bnexp.analysis.compare import Runs, check_metric, group_keys
 from bnexp.errors import BadInput, did_you_mean
 
 DEFAULT_UNIT = "0"  # activations.png's unit: the first of each layer
@@ -29,7 +30,9 @@ def curves(found: Runs, metric: str = "test_acc", by: list[str] | None = None,
 
 
 def _metrics(path: Path) -> pd.DataFrame:
-    return pd.DataFrame(runs.read_metrics(path))
+    """metrics.csv as read_metrics reads it (empty without an epoch column), as a frame."""
+    frame = runs.read_csv(path / "metrics.csv")
+    return frame if "epoch" in frame else frame.iloc[0:0, 0:0]
 
 
 def step_curves(found: Runs, metric: str = "test_acc", by: list[str] | None = None) -> dict:
@@ -122,17 +125,25 @@ def _series(found: Runs, by, read, x: str, metric: str) -> dict:
     """Per group, `metric` summarized over the runs at each value of x (epoch, step)."""
     out = {}
     for label, group in _groups(found, by):
-        per_x: dict[int, list[float]] = {}
-        for path in group["path"]:
-            frame = read(Path(path))
-            if metric not in frame:
-                continue
-            for at, value in zip(frame[x], frame[metric], strict=True):
-                if np.isfinite(value):
-                    per_x.setdefault(int(at), []).append(float(value))
-        frame = pd.DataFrame([{x: at, **summarize(v)} for at, v in sorted(per_x.items())])
-        if not frame.empty:
-            out[label] = frame
+        frames = (read(Path(path)) for path in group["path"])
+        parts = [frame[[x, metric]] for frame in frames if metric in frame]
+        points = pd.concat(parts, ignore_index=True) if parts else None
+        if points is not None and (points := points[np.isfinite(points[metric])]).size:
+            out[label] = summaries(points, x, metric)
+    return out
+
+
+def summaries(points: pd.DataFrame, x: str, metric: str) -> pd.DataFrame:
+    """What `summarize` gives for the values of `metric` at each x, for every x at once,
+    sorted by x: one `summarize` call per epoch took `plot runs` 11 s over a metrics.csv
+    of 200,000 epochs."""
+    out = (points.groupby(x, sort=True)[metric]
+           .agg(n_used="count", mean="mean", std="std", min="min", max="max").reset_index())
+    n = out["n_used"].to_numpy()
+    quantile = special.stdtrit(np.maximum(n - 1, 1), 0.975)
+    half = np.where(n >= 2, quantile * out["std"].to_numpy() / np.sqrt(n), np.nan)
+    out["std"] = np.where(n >= 2, out["std"], np.nan)
+    out["ci95_low"], out["ci95_high"] = out["mean"] - half, out["mean"] + half
     return out
 
 

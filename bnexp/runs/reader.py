@@ -14,6 +14,7 @@ import math
 import os
 from pathlib import Path
 
+import numpy as np
 import yaml
 
 from bnexp.reading import NotARegularFile, open_for_reading, read_bounded
@@ -318,12 +319,28 @@ def _csv_columns(file: Path) -> dict[str, list]:
         cells = [row[i] for row in rows]
         columns.pop(name, None)
         columns[name] = ([c or "" for c in cells] if name in TEXT_COLUMNS
-                         else [_cell_number(c) for c in cells])
+                         else _numbers(cells))
     keep = [all(_is_index(columns[c][r]) for c in INDEX_COLUMNS if c in columns)
             for r in range(len(rows))]
     return {name: [int(v) if name in INDEX_COLUMNS else v
                    for v, k in zip(values, keep, strict=True) if k]
             for name, values in columns.items()}
+
+
+def _numbers(cells: list) -> list[float]:
+    """[_cell_number(cell) for cell in cells], at C speed where every cell is a number
+    numpy and float() read alike (ASCII, no "_"): cell by cell, plot runs spent 2.5 s on a
+    metrics.csv of 200,000 epochs."""
+    if None not in cells:
+        joined = "".join(cells)
+        if "_" not in joined and joined.isascii():
+            try:
+                values = np.array(cells, dtype=float)
+            except ValueError:  # a blank or unreadable cell: each cell on its own
+                return [_cell_number(c) for c in cells]
+            values[~(np.abs(values) <= MAX_NUMBER)] = math.nan  # NaN fails too
+            return values.tolist()
+    return [_cell_number(c) for c in cells]
 
 
 def _cell_number(cell: str | None) -> float:
