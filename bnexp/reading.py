@@ -4,8 +4,9 @@ checkpoint.
 The trap: a path can name something that is not a file at all. A FIFO makes `open()`
 wait for a writer (bnexp would hang for ever); /dev/zero or /dev/urandom never end
 (bnexp would fill the memory), and their size on disk says 0, so a size check before
-reading does not catch them. Here every file is opened without waiting, and read up
-to a limit.
+reading does not catch them; /proc/kmsg passes for a regular file and waits for ever.
+Here every file is opened without waiting, a regular file read without waiting, and
+read up to a limit.
 """
 
 from __future__ import annotations
@@ -52,9 +53,14 @@ def _open_descriptor(path: Path, regular: bool) -> int:
     """open_for_reading's file as a bare descriptor (the caller closes it)."""
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     try:
-        if regular and not stat.S_ISREG(os.fstat(fd).st_mode):
+        mode = os.fstat(fd).st_mode
+        if regular and not stat.S_ISREG(mode):
             raise NotARegularFile(errno.EINVAL, "not a regular file", str(path))
-        os.set_blocking(fd, True)  # reads wait for a writer that is there, as usual
+        if not stat.S_ISREG(mode):  # a pipe: reads wait for a writer that is there
+            os.set_blocking(fd, True)
+        # a regular file stays non-blocking: a file on disk never waits, and one that
+        # would (/proc/kmsg says it is regular, and waits for the kernel's next
+        # message) answers at once with an OSError (EAGAIN) instead of hanging bnexp
     except BaseException:
         os.close(fd)
         raise

@@ -73,6 +73,25 @@ def test_a_config_that_never_ends_is_refused_without_reading_it_all():
     assert str(e.value) == "/dev/zero: more than 65,536 bytes (it does not end): not a config"
 
 
+@pytest.mark.skipif(not os.access("/proc/kmsg", os.R_OK), reason="needs a readable /proc/kmsg")
+def test_a_file_that_says_regular_and_waits_is_one_line_not_a_hang(tmp_path):
+    """/proc/kmsg says it is a regular file of 0 bytes and waits for the kernel's next
+    message: `validate /proc/kmsg` hung, as did a run folder whose metrics.csv linked to it."""
+    from tests.helpers import run_bnexp
+
+    done = run_bnexp("validate", "/proc/kmsg", timeout=60)
+    assert done.returncode == 2 and done.stderr == (
+        "error: /proc/kmsg: cannot read: it waits for data that may never come (not a file "
+        "on disk, e.g. /proc/kmsg)\n")
+    path = fake_run(tmp_path / "runs", 0, [0.5, 0.6])
+    (path / "metrics.csv").unlink()
+    (path / "metrics.csv").symlink_to("/proc/kmsg")
+    for args in (["compare", tmp_path / "runs"], ["doctor", tmp_path / "runs"],
+                 ["plot", "runs", tmp_path / "runs", "--out", tmp_path / "figs"]):
+        done = run_bnexp(*args, timeout=60)
+        assert done.returncode in (0, 2) and "Traceback" not in done.stderr, args
+
+
 def test_read_bounded_reads_a_regular_file_whole_and_stops_past_the_limit(tmp_path):
     file = tmp_path / "f"
     file.write_bytes(b"x" * 10)

@@ -41,6 +41,9 @@ def read_yaml(path: Path) -> dict[str, Any]:
         raw = parse_yaml(read_bounded(path, MAX_BYTES).decode("utf-8"))
     except TooLarge:
         raise ConfigError(_too_large(path)) from None
+    except BlockingIOError:
+        raise ConfigError(f"{path}: cannot read: it waits for data that may never come "
+                          "(not a file on disk, e.g. /proc/kmsg)") from None
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError(f"{path}: cannot read: {type(e).__name__}") from None
     except RecursionError:
