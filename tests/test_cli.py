@@ -46,6 +46,19 @@ def test_validate_lists_the_runs_a_sweep_expands_to(write_config):
     assert "valid, 4 runs" in out and "syn_placement=after_s1" in out
 
 
+def test_validate_shows_a_line_break_in_the_path_or_a_grid_value_escaped(tmp_path):
+    """validate's answer is one line per run for scripts: a path or value holding a line
+    break (or a terminal escape) is shown escaped, never as a line of its own."""
+    path = tmp_path / "a\nb\x1b[31m.yaml"
+    path.write_text(SYNTHETIC + "sweep:\n  grid:\n    data.path: ['/x\\ny', '/z']\n")
+    code, out = invoke("validate", path)
+    assert code == 0, out
+    lines = out.splitlines()
+    assert len(lines) == 3 and "\x1b" not in out
+    assert lines[0].endswith("a\\nb\\x1b[31m.yaml: valid, 2 runs")
+    assert "data.path=/x\\ny" in lines[1]
+
+
 @pytest.mark.parametrize("text,key", [
     ("model:\n  bn:\n    placment: before\n", "model.bn.placment"),
     ("optimizer:\n  learning_rate: -1\n", "optimizer.learning_rate"),

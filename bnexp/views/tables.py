@@ -68,10 +68,10 @@ def print_model_summary(name: str, rows: list[dict], counts: dict, console=None,
 def print_run_list(source: str, specs, console=None) -> None:
     """validate's answer: the config is valid and expands to these runs."""
     console = console or Console(soft_wrap=True, **PLAIN)  # scripts read these lines
-    console.print(f"{source}: valid, {len(specs)} run{'s' * (len(specs) != 1)}")
-    for spec in specs:
-        cell = ", ".join(f"{k}={v}" for k, v in spec.cell.items())
-        console.print(f"  {spec.label}" + (f"  ({cell})" if cell else ""))
+    console.print(f"{escaped(source)}: valid, {len(specs)} run{'s' * (len(specs) != 1)}")
+    for spec in specs:  # a path or grid value with a line break must not start a line
+        cell = escaped(", ".join(f"{k}={v}" for k, v in spec.cell.items()))
+        console.print(f"  {escaped(spec.label)}" + (f"  ({cell})" if cell else ""))
 
 
 def print_error(message: str) -> None:
