@@ -85,6 +85,14 @@ class DoctorFormat(StrEnum):
     json = "json"
 
 
+class StandardOutput(type(Path())):
+    """`--out -`: standard output, as Unix tools read it (`./-` is a file named -)."""
+
+
+def _out_path(value: str) -> Path:
+    return StandardOutput(value) if value == "-" else _path(value)
+
+
 def _path(value: str) -> Path:
     """A path argument or option as given; an empty one is refused (Path("") is the
     current folder, so `compare ''` compared, and `plot runs ''` wrote into, the folder
@@ -271,7 +279,8 @@ def compare(
     fmt: Annotated[Format | None, typer.Option(
         "--format", help="Default: table, or from --out's suffix.", show_default=False)] = None,
     out: Annotated[Path | None, typer.Option(
-        "--out", parser=_path, help="Write the table to this file.", show_default=False)] = None,
+        "--out", parser=_out_path, help="Write the table to this file ('-': standard output, "
+        "as csv unless --format says else).", show_default=False)] = None,
     plot: Annotated[Path | None, typer.Option(
         "--plot", parser=_path, help="Learning curves per group, as a PNG.",
         show_default=False)] = None,
@@ -282,7 +291,8 @@ def compare(
         from bnexp.runs import check_writable_file
         from bnexp.views import tables
 
-        for path, option in ((out, "--out"), (plot, "--plot")):
+        to_stdout = isinstance(out, StandardOutput)
+        for path, option in ((None if to_stdout else out, "--out"), (plot, "--plot")):
             if path is not None:
                 check_writable_file(path, option)
         if plot is not None:  # plots' imports (bnexp.data, the config schema) only for it
@@ -302,7 +312,7 @@ def compare(
                  "(diverged, failed, interrupted: counted, not averaged)")
         text = tables.table_text(frame, fmt and fmt.value, out)
         files = []  # everything is made before the first file is written
-        if out is not None:
+        if out is not None and not to_stdout:
             files.append((out, text.encode("utf-8", "backslashreplace"), "--out"))
         if plot is not None:
             plots.check_group_count(series.group_count(found, by), f"{runs_dir}: --plot")
@@ -310,7 +320,9 @@ def compare(
                                             f"{runs_dir}: --plot")
             files.append((plot, plots.png(figure), "--plot"))
         tables.write_files(files)
-        if out is None:
+        if to_stdout:
+            sys.stdout.write(text)
+        elif out is None:
             tables.emit_table(frame, fmt and fmt.value, None, title)
 
 
@@ -340,7 +352,7 @@ def doctor(
 def plot_runs(
     folder: Annotated[Path, typer.Argument(parser=_path, help="A run folder or a folder of runs.")],
     out: Annotated[Path | None, typer.Option(
-        "--out", parser=_path, help="Folder for the PNGs (default: FOLDER).",
+        "--out", parser=_out_path, help="Folder for the PNGs (default: FOLDER).",
         show_default=False)] = None,
     by: ByOpt = None,
     layer: Annotated[str | None, typer.Option(
@@ -355,6 +367,9 @@ def plot_runs(
         from bnexp.analysis import series
         from bnexp.views import plots, tables
 
+        if isinstance(out, StandardOutput):
+            raise BadInput("-: --out: plot runs writes several PNGs into a folder, which "
+                           "standard output is not; name a folder")
         found = compare_mod.load(folder)
         tables.print_warnings(found.warnings)
         plots.check_group_count(series.group_count(found, by), str(folder))

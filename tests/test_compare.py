@@ -258,6 +258,24 @@ def test_the_out_suffix_chooses_the_format(tmp_path):
     assert texts[".txt"] == texts[".csv"]  # an unknown suffix: csv
 
 
+def test_out_dash_is_standard_output_and_dot_slash_dash_a_file(tmp_path, monkeypatch):
+    """`--out -` prints the table (csv, or --format's) and writes no file named -; `./-`
+    is that file; `plot runs --out -` is refused, one line, exit 2, no folder made."""
+    runs_dir = tmp_path / "runs"
+    for seed in range(2):
+        fake_run(runs_dir, seed, [0.7 + seed / 100])
+    monkeypatch.chdir(tmp_path)
+    code, out = invoke("compare", runs_dir, "--out", "-")
+    assert code == 0 and out.startswith("name,n,") and not Path("-").exists()
+    code, out = invoke("compare", runs_dir, "--out", "-", "--format", "json")
+    assert code == 0 and json.loads(out)[0]["n"] == 2
+    code, out = invoke("compare", runs_dir, "--out", "./-")
+    assert code == 0 and Path("-").read_text().startswith("name,n,")
+    Path("-").unlink()
+    code, out = invoke("plot", "runs", runs_dir, "--out", "-")
+    assert code == 2 and "-: --out:" in out and not Path("-").exists()
+
+
 def test_by_groups_by_the_keys_given_instead_of_the_differing_ones(tmp_path):
     for seed in range(2):
         for placement in ("none", "before"):
