@@ -524,6 +524,9 @@ INVALID = [
     ("sweep: {grid: {optimizer.learning_rate: [1, 0.5, 1.0]}}\n",
      ": sweep.grid: the cells {'optimizer.learning_rate': 1} and "
      "{'optimizer.learning_rate': 1.0} are the same run (it would train twice)"),
+    ("sweep: {grid: {data.path: [/tmp/a/b, /tmp/a//b/.]}}\n",
+     ": sweep.grid: the cells {'data.path': '/tmp/a/b'} and {'data.path': '/tmp/a//b/.'} "
+     "are the same run (it would train twice)"),
 ]
 
 

@@ -11,6 +11,7 @@ No TensorFlow here: `bnexp validate` runs on this module alone.
 from __future__ import annotations
 
 import re
+from pathlib import PurePosixPath
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
@@ -80,7 +81,9 @@ class DataConfig(_Section):
     @classmethod
     def _could_be_a_path(cls, path: str | None) -> str | None:
         """A path no file system could hold is refused here, so that `validate` finds
-        what `train` would (an empty one would be the current folder: null searches)."""
+        what `train` would (an empty one would be the current folder: null searches).
+        Kept in one spelling (a/b, not a//b, a/./b or a/b/) so that one folder makes one
+        run: a grid over two spellings trained it twice. `..` stays (a link may precede)."""
         if path is None:
             return path
         if not path or "\0" in path:
@@ -89,7 +92,7 @@ class DataConfig(_Section):
         if too_long_for_a_path(path):
             raise ValueError(f"too long for a path (names up to {NAME_MAX} bytes, paths "
                              f"up to {PATH_MAX})")
-        return path
+        return str(PurePosixPath(path))
 
 
 class BNConfig(_Section):
