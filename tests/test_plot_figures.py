@@ -201,6 +201,16 @@ def test_forty_groups_draw_with_the_legend_whole_and_off_the_data():
     assert all(ax.get_window_extent().height > 150 for ax in fig.axes)
 
 
+def test_a_drift_of_120_bn_layers_keeps_its_panels_and_legend_whole():
+    """A deep model's 120 BN layers: the legend's 30 rows collapsed the panels to nothing
+    (matplotlib's warning); the figure now grows with its legend."""
+    frame = pd.DataFrame([{"layer": f"bn{k}", "epoch": e, "mean_error": 0.1 * (k + 1) * e,
+                           "variance_error": 0.2 * e} for k in range(120) for e in (1, 2, 3)])
+    fig = plots.figure_drift({"a": frame, "b": frame})
+    assert outside(fig)
+    assert all(ax.get_window_extent().height > 150 for ax in fig.axes)
+
+
 def test_more_groups_than_one_figure_shows_are_refused_before_drawing():
     """150 groups drew for a minute into collapsed panels; now one line naming where."""
     too_many = many_groups(plots.MAX_GROUPS + 1)

@@ -125,8 +125,8 @@ def figure_curves(panels: dict, x: str, title: str, size=None):
     labels = list(names)
     ncols = 2 if len(panels) == 1 else 4
     width, height = size or (3.8 * len(panels) + 0.6, 3.6)
-    legend = 0.2 * max(math.ceil(len(labels) / ncols) - 3, 0)  # its rows below the panels
-    fig, axes = _subplots(1, len(panels), figsize=(width, height + legend), dpi=120)
+    fig, axes = _subplots(1, len(panels), figsize=(width, height + _legend_height(labels, ncols)),
+                          dpi=120)
     for ax, (metric, series) in zip(axes[0], panels.items(), strict=True):
         for label, frame in series.items():
             _curve(ax, frame, x, labels.index(label), names[label])
@@ -199,8 +199,10 @@ def figure_drift(drift: dict):
     statistics of the current weights, per epoch (log scale, mean over seeds). One row of
     two panels (mean, variance) per group, so groups never hide one another; colour and
     marker are the layer, explained in the legend below."""
-    fig, axes = _subplots(len(drift), 2, figsize=(8, 2.3 * len(drift) + 1), dpi=120,
-                          sharex=True, sharey="col")
+    every_layer = {layer for frame in drift.values() for layer in frame["layer"]}
+    height = 2.3 * len(drift) + 1 + _legend_height(every_layer, 4)  # 120 BN layers' legend
+    fig, axes = _subplots(len(drift), 2, figsize=(8, height), dpi=120,  # squeezed the panels
+                          sharex=True, sharey="col")                   # to nothing
     layers: list = []
     names = shown(drift)
     logarithmic = {column: any((frame[column] > 0).any() for frame in drift.values())
@@ -328,6 +330,12 @@ def _axis(ax, x: str, y: str | None) -> None:
     if y:
         ax.set_ylabel(y)
     ax.grid(alpha=0.3)
+
+
+def _legend_height(entries, ncols: int) -> float:
+    """Inches to add below the panels for a legend of these entries in ncols columns: its
+    rows past the third, which the figure's own margin holds."""
+    return 0.2 * max(math.ceil(len(entries) / ncols) - 3, 0)
 
 
 def _legend(fig, axes, ncols: int = 4) -> None:
