@@ -151,6 +151,33 @@ def test_config_hash_ignores_keys_left_at_their_defaults():
     assert config.config_hash(plain) != config.config_hash(other)
 
 
+@pytest.mark.parametrize("one,other", [
+    ({"model": {"bn": {"gamma_initializer": "ones"}}}, {}),
+    ({"model": {"bn": {"moving_variance_initializer": {"name": "ones"}}}}, {}),
+    ({"model": {"bn": {"beta_initializer": "zeros", "moving_mean_initializer": "zeros"}}}, {}),
+    ({"data": {"pad_to": 28}}, {}),
+    ({"model": {"arch": "layers", "layers": [{"type": "flatten"}, {"type": "dense", "units": 10,
+                                                                   "kernel_initializer": {
+                                                                       "name": "he_normal"}}]}},
+     {"model": {"arch": "layers", "layers": [{"type": "flatten"}, {"type": "dense", "units": 10,
+                                                                   "kernel_initializer":
+                                                                       "he_normal"}]}}),
+])
+def test_one_run_spelled_two_ways_is_one_config(one, other):
+    """An initializer that names model.bn's default, {name: x} without arguments, pad_to 28:
+    each resolves to the plain spelling, so one run has one hash (a sweep skips it when
+    done) and one resolved config (compare puts both in one group)."""
+    one, other = (config.validate({"name": "h", **raw}, "t") for raw in (one, other))
+    assert config.config_hash(one) == config.config_hash(other)
+    assert config.to_yaml(one) == config.to_yaml(other)
+
+
+def test_an_initializer_with_arguments_or_off_its_default_stays_as_given():
+    bn = config.validate({"model": {"bn": {"gamma_initializer": "zeros", "beta_initializer": {
+        "name": "constant", "value": 0.5}}}}, "t").model.bn
+    assert bn.gamma_initializer == "zeros" and bn.beta_initializer.value == 0.5
+
+
 def test_the_config_reference_is_generated_from_the_schema():
     """docs/config.md is what `python -m bnexp.config.reference` prints: change a default
     or a field doc, then regenerate it."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 ACTIVATIONS = Literal["relu", "sigmoid", "elu", "tanh", "selu", "softmax", "linear"]
 INIT_NAMES = Literal["glorot_uniform", "glorot_normal", "he_uniform", "he_normal",
@@ -74,7 +74,16 @@ class Initializer(_Strict):
         return {"class_name": class_name, "config": args}
 
 
-InitArg = Initializer | INIT_NAMES  # a bare name stays a name; any other string is an error
+def _bare_name(value: Initializer | str) -> Initializer | str:
+    """{name: he_normal} without arguments is he_normal: one spelling per initializer, so
+    that one run is one config hash (a sweep skips it when done) and one compare group."""
+    if isinstance(value, Initializer) and value.model_fields_set <= {"name"}:
+        return value.name
+    return value
+
+
+# a bare name stays a name; any other string is an error
+InitArg = Annotated[Initializer | INIT_NAMES, AfterValidator(_bare_name)]
 
 
 class _Layer(_Strict):

@@ -77,6 +77,12 @@ class DataConfig(_Section):
             )
         return self
 
+    @field_validator("pad_to")
+    @classmethod
+    def _null_for_no_padding(cls, pad_to: int | None) -> int | None:
+        """pad_to: 28 pads 28x28 images by nothing: stored as null, one run however spelled."""
+        return None if pad_to == 28 else pad_to
+
     @field_validator("path")
     @classmethod
     def _could_be_a_path(cls, path: str | None) -> str | None:
@@ -93,6 +99,11 @@ class DataConfig(_Section):
             raise ValueError(f"too long for a path (names up to {NAME_MAX} bytes, paths "
                              f"up to {PATH_MAX})")
         return str(PurePosixPath(path))
+
+
+# what model.bn's null initializers mean (the BN layers' own defaults, Keras' and scratch's)
+BN_INIT_DEFAULTS = {"gamma_initializer": "ones", "beta_initializer": "zeros",
+                    "moving_mean_initializer": "zeros", "moving_variance_initializer": "ones"}
 
 
 class BNConfig(_Section):
@@ -140,6 +151,15 @@ class BNConfig(_Section):
     """A known broken implementation, reproduced on purpose (impl: scratch), never a default.
     mxnet_moving_average: notebook 004's update as written, moving_mean <- moving_mean +
     momentum - momentum * batch variance, moving variance never updated."""
+
+    @model_validator(mode="after")
+    def _null_for_the_default(self) -> BNConfig:
+        """An initializer that names its default (gamma_initializer: ones) is stored as null:
+        one run, one config hash and one compare group, however it was spelled."""
+        for key, default in BN_INIT_DEFAULTS.items():
+            if getattr(self, key) == default:
+                setattr(self, key, None)
+        return self
 
     @model_validator(mode="after")
     def _ghost_needs_scratch(self) -> BNConfig:
