@@ -2,13 +2,13 @@
 
 No logic and no heavy imports here: TensorFlow is imported only inside the commands
 that train or build a model, so `bnexp --help`, `validate`, `compare` and `plot`
-answer at once. Bad input (BadInput) is one line on stderr and exit code 2.
+answer at once. Bad input (BadInput) is one line on stderr and exit code 2. What
+compare and plot runs put out: bnexp.views.outputs; the standard streams: bnexp.stdio.
 """
 
 from __future__ import annotations
 
 import errno
-import os
 import sys
 from contextlib import contextmanager
 from enum import StrEnum
@@ -23,6 +23,7 @@ try:  # newer typer vendors click as typer._click
 except ImportError:  # pragma: no cover - older typer on click itself
     from click.exceptions import ClickException
 
+from bnexp import stdio
 from bnexp.errors import BadInput, one_line
 from bnexp.tfquiet import import_tensorflow
 
@@ -132,7 +133,7 @@ def _exit_codes():
 
 
 # where an output cannot go: a full disk or quota, a read-only or forbidden place. Each
-# file is written whole or not at all (runs/files.py), so the message is all that's left
+# file is written whole or not at all (runs/atomic.py), so the message is all that's left
 _CANNOT_WRITE = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM,
                  errno.ENAMETOOLONG}
 
@@ -287,43 +288,11 @@ def compare(
 ) -> None:
     """One row per group of runs that differ only by seed: counts, mean, std, 95% CI."""
     with _exit_codes():
-        from bnexp.analysis import compare as compare_mod
-        from bnexp.runs import check_writable_file
-        from bnexp.views import tables
+        from bnexp.views import outputs
 
-        to_stdout = isinstance(out, StandardOutput)
-        for path, option in ((None if to_stdout else out, "--out"), (plot, "--plot")):
-            if path is not None:
-                check_writable_file(path, option)
-        if plot is not None:  # plots' imports (bnexp.data, the config schema) only for it
-            from bnexp.analysis import series
-            from bnexp.views import plots
-
-            tables.check_png(plot, "--plot")
-        if out is not None and fmt is None:
-            tables.format_of(out)
-        found = compare_mod.load(runs_dir)
-        tables.print_warnings(found.warnings)
-        if runs:
-            frame = compare_mod.run_rows(found, metric, at.value, by)
-        else:
-            frame = compare_mod.table(found, metric, at.value, by, baseline)
-        title = (f"{runs_dir}: {metric} at {at.value} epoch; statistics over completed runs "
-                 "(diverged, failed, interrupted: counted, not averaged)")
-        text = tables.table_text(frame, fmt and fmt.value, out)
-        files = []  # everything is made before the first file is written
-        if out is not None and not to_stdout:
-            files.append((out, text.encode("utf-8", "backslashreplace"), "--out"))
-        if plot is not None:
-            plots.check_group_count(series.group_count(found, by), f"{runs_dir}: --plot")
-            figure = plots.figure_curves_of(series.curves(found, metric, by), metric,
-                                            f"{runs_dir}: --plot")
-            files.append((plot, plots.png(figure), "--plot"))
-        tables.write_files(files)
-        if to_stdout:
-            sys.stdout.write(text)
-        elif out is None:
-            tables.emit_table(frame, fmt and fmt.value, None, title)
+        outputs.compare(runs_dir, by=by, metric=metric, at=at.value, baseline=baseline,
+                        per_run=runs, fmt=fmt and fmt.value, out=out,
+                        to_stdout=isinstance(out, StandardOutput), plot=plot)
 
 
 @app.command()
@@ -363,22 +332,12 @@ def plot_runs(
     """Learning curves, the train/inference gap, steps, activation percentiles (Ioffe &
     Szegedy Fig. 1) and drift, as far as the runs' files allow."""
     with _exit_codes():
-        from bnexp.analysis import compare as compare_mod
-        from bnexp.analysis import series
-        from bnexp.views import plots, tables
+        from bnexp.views import outputs
 
         if isinstance(out, StandardOutput):
             raise BadInput("-: --out: plot runs writes several PNGs into a folder, which "
                            "standard output is not; name a folder")
-        found = compare_mod.load(folder)
-        tables.print_warnings(found.warnings)
-        plots.check_group_count(series.group_count(found, by), str(folder))
-        figures = series.standard(found, by, layer, unit)
-        if not figures.any():
-            raise BadInput(f"{folder}: nothing to plot (no completed run with metrics)")
-        files = plots.render_all(figures, str(folder))  # all drawn before any is written
-        for path in tables.write_folder(out or folder, files, "--out"):
-            print(path)
+        outputs.plot_runs(folder, out, by, layer, unit)
 
 
 @plot_app.command("features")
@@ -393,10 +352,10 @@ def plot_features(
 ) -> None:
     """A test image's feature maps through the convolutional layers, inference mode."""
     with _exit_codes():
-        from bnexp.views import plots, tables
+        from bnexp.views import plots
 
         if out is not None:  # before TensorFlow starts
-            tables.check_png(out, "--out")
+            plots.check_png(out, "--out")
         import_tensorflow()
         from bnexp.analysis import features
 
@@ -408,50 +367,4 @@ def plot_features(
 
 
 def main() -> None:
-    _claim_closed_standard_streams()
-    _never_fail_to_print()
-    try:
-        app(prog_name="bnexp")  # also under `python -m bnexp`
-    except OSError as e:
-        if e.filename is not None or e.errno not in _STDOUT_FAILURES:
-            raise
-        # standard output itself failed (a full device, a descriptor opened read-only):
-        # say so once, and let nothing flush to it again at exit (a second traceback)
-        print(f"error: cannot write to standard output ({e.strerror})", file=sys.stderr)
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        sys.exit(2)
-
-
-_STDOUT_FAILURES = {errno.EBADF, errno.ENOSPC, errno.EIO, errno.EDQUOT}
-
-
-def _claim_closed_standard_streams() -> None:
-    """A standard stream its caller closed (`>&-`, `2>&-`) is taken by /dev/null. The
-    trap: Python then sets sys.stdout (or sys.stderr) to None and print() drops output
-    without a word (compare's table lost, exit 0; errors sent to stdout instead), and
-    the next file opened would get descriptor 1 or 2 and receive what is printed there.
-    A closed stdout is reopened read-only, so the first write fails as for any stdout
-    that cannot be written (one line on stderr, exit 2)."""
-    for fd, mode in ((0, os.O_RDONLY), (1, os.O_RDONLY), (2, os.O_WRONLY)):
-        try:
-            os.fstat(fd)
-            continue
-        except OSError:
-            pass
-        taken = os.open(os.devnull, mode)
-        if taken != fd:
-            os.dup2(taken, fd)
-            os.close(taken)
-    if sys.stdout is None:
-        sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115 (lives as long as bnexp)
-    if sys.stderr is None:
-        sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115
-
-
-def _never_fail_to_print() -> None:
-    """Characters the terminal's encoding lacks (an é in a path, compare's ±, under
-    PYTHONIOENCODING=ascii or a latin-1 terminal) are printed escaped (\\xe9), not
-    raised as UnicodeEncodeError half way through a table."""
-    for stream in (sys.stdout, sys.stderr):
-        if hasattr(stream, "reconfigure"):
-            stream.reconfigure(errors="backslashreplace")
+    stdio.run(lambda: app(prog_name="bnexp"))  # also under `python -m bnexp`

@@ -39,7 +39,7 @@ def test_cli_trains_a_fashion_mnist_subset_and_writes_the_run_folder(tmp_path):
     assert "epoch 2" in out.stderr and "oneDNN" not in out.stderr  # quiet TF import, fd 2 back
     with open(run / "metrics.csv") as f:
         rows = list(csv.DictReader(f))
-    assert list(rows[0]) == runs.METRIC_COLUMNS and [r["epoch"] for r in rows] == ["1", "2"]
+    assert list(rows[0]) == runs.EPOCH_COLUMNS and [r["epoch"] for r in rows] == ["1", "2"]
     summary = json.loads((run / "summary.json").read_text())
     assert summary["status"] == "completed" and summary["epochs_done"] == 2
     assert summary["data"] == {"source": "/usr/share/datasets/fashion-mnist", "train": 2000,

@@ -121,19 +121,19 @@ def test_a_layer_list_that_cannot_be_built_is_exit_2_naming_the_layer(write_conf
 
 
 def test_loss_and_output_mismatches_are_warned_about():
-    assert "no softmax" in advice.warnings(notebook("000_lenet_bn_conv_mnist.yaml"))[0]
-    assert "sigmoid output" in advice.warnings(notebook("001_d2l_tf2_lenet_224.yaml"))[0]
-    assert "no softmax" in advice.warnings(notebook("002_geron_bn_before.yaml"))[0]
-    assert advice.warnings(notebook("002_geron_bn_after")) == []
+    assert "no softmax" in advice.notes_for(notebook("000_lenet_bn_conv_mnist.yaml"))[0]
+    assert "sigmoid output" in advice.notes_for(notebook("001_d2l_tf2_lenet_224.yaml"))[0]
+    assert "no softmax" in advice.notes_for(notebook("002_geron_bn_before.yaml"))[0]
+    assert advice.notes_for(notebook("002_geron_bn_after")) == []
     for stem in ("000_lenet_bn_conv_mnist_fixed", "001_d2l_tf2_lenet_224_fixed",
                  "002_geron_bn_before_fixed", "003_d2l_lenet_rmsprop_fixed",
                  "004_mxnet_lenet_fixed"):
-        assert advice.warnings(notebook(stem)) == [], stem
-    (fault,) = advice.warnings(notebook("004_mxnet_lenet_broken"))
+        assert advice.notes_for(notebook(stem)) == [], stem
+    (fault,) = advice.notes_for(notebook("004_mxnet_lenet_broken"))
     assert fault.startswith("bn1, bn2: fault mxnet_moving_average")
     softmax_on_logits = config.validate({"model": {"arch": "layers", "layers": [
         {"type": "flatten"}, {"type": "dense", "units": 10, "activation": "softmax"}]}}, "t")
-    assert "applies softmax once more" in advice.warnings(softmax_on_logits)[0]
+    assert "applies softmax once more" in advice.notes_for(softmax_on_logits)[0]
 
 
 @pytest.mark.slow  # over ~2 s: out of the fast loop

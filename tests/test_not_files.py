@@ -15,10 +15,10 @@ from hypothesis import strategies as st
 
 from bnexp import config, data, sweep
 from bnexp.errors import BadInput, ConfigError, DataError
-from bnexp.reading import TooLarge, read_bounded
 from bnexp.reporter import NullReporter
-from bnexp.runs import checkpoint, reader
+from bnexp.runs import checkpoint, csvread, search
 from bnexp.runs.plan import plan, resumable
+from bnexp.safeopen import TooLarge, read_bounded
 from tests.helpers import fake_run
 
 pytestmark = pytest.mark.timeout(30)
@@ -112,9 +112,9 @@ def test_a_fifo_in_a_run_folder_is_read_around(tmp_path, name, writer):
     os.mkfifo(path / name)
     held = os.open(path / name, os.O_RDWR) if writer else None  # Linux: a writer, at once
     try:
-        records, problems = reader.scan(tmp_path / "runs")  # returns: nothing waits
-        assert not reader.torn(path / name)
-        metrics = reader.read_metrics(path)
+        records, problems = search.scan(tmp_path / "runs")  # returns: nothing waits
+        assert not csvread.torn(path / name)
+        metrics = csvread.read_metrics(path)
     finally:
         if held is not None:
             os.close(held)

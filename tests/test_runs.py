@@ -19,7 +19,7 @@ def test_metrics_are_appended_with_one_header_and_blank_nan(tmp_path):
     for epoch in (1, 2):
         folder.append_metrics({"epoch": epoch, "train_loss": 1.0 / epoch, "val_loss": math.nan})
     lines = (tmp_path / "metrics.csv").read_text().splitlines()
-    assert lines[0].split(",") == runs.METRIC_COLUMNS
+    assert lines[0].split(",") == runs.EPOCH_COLUMNS
     assert len(lines) == 3 and lines[2].startswith("2,0.5,,")
     rows = runs.read_metrics(tmp_path)
     assert rows[1]["epoch"] == 2 and math.isnan(rows[1]["val_loss"])

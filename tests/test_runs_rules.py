@@ -15,8 +15,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bnexp import reading, runs
-from bnexp.runs import reader, record
+from bnexp import runs, safeopen
+from bnexp.runs import csvread, reader, record, search
 from bnexp.runs.record import EPOCH_COLUMNS, RunRecord
 from tests.helpers import fake_run
 
@@ -263,23 +263,23 @@ def test_a_field_of_another_type_reads_as_absent_whatever_the_field(tmp_path):
 def test_read_bounded_limit_message_and_undecodable_bytes(tmp_path):
     file = tmp_path / "f.txt"
     file.write_bytes(b"x" * 1500)
-    assert reader._read_bounded(file, 1500) == "x" * 1500
-    assert reader._read_bounded(file, 1501) == "x" * 1500
+    assert reader.read_text(file, 1500) == "x" * 1500
+    assert reader.read_text(file, 1501) == "x" * 1500
     with pytest.raises(ValueError) as e:
-        reader._read_bounded(file, 1499)
+        reader.read_text(file, 1499)
     assert str(e.value) == "f.txt is larger than 1,499 bytes"
     file.write_bytes(b"ok\xff\xfe!\xc3\xa9")
-    assert reader._read_bounded(file, 100) == "ok\ufffd\ufffd!\u00e9"
+    assert reader.read_text(file, 100) == "ok\ufffd\ufffd!\u00e9"
     file.write_bytes(b"")
-    assert reader._read_bounded(file, 0) == ""
+    assert reader.read_text(file, 0) == ""
 
 
 def test_read_bounded_never_reads_more_than_it_needs_from_an_endless_file():
     """/dev/zero never ends: read whole, it would fill the memory."""
-    with pytest.raises(reading.TooLarge, match="zero is larger than 1,000 bytes"):
-        reading.read_bounded(Path("/dev/zero"), 1000)
+    with pytest.raises(safeopen.TooLarge, match="zero is larger than 1,000 bytes"):
+        safeopen.read_bounded(Path("/dev/zero"), 1000)
     with pytest.raises(OSError, match="not a regular file"):  # a run folder's file
-        reading.read_bounded(Path("/dev/zero"), 1000, regular=True)
+        safeopen.read_bounded(Path("/dev/zero"), 1000, regular=True)
 
 
 def test_summary_size_limit_is_exact(tmp_path):
@@ -343,9 +343,9 @@ def test_torn_table(tmp_path):
         folder.mkdir()
         (folder / "metrics.csv").write_bytes(content)
         assert runs.torn_metrics(folder) is expected, content
-        assert reader.torn(folder / "metrics.csv") is expected, content
+        assert csvread.torn(folder / "metrics.csv") is expected, content
     assert runs.torn_metrics(tmp_path / "nothing") is False  # no file: nothing torn
-    assert reader.torn(tmp_path) is False  # a folder cannot be read: not torn
+    assert csvread.torn(tmp_path) is False  # a folder cannot be read: not torn
 
 
 # ---------------------------------------------------------------- read_metrics
@@ -566,7 +566,7 @@ def test_foreign_folders_skip_a_run_that_appeared_after_the_listing(tmp_path):
     (tmp_path / "b_notes").mkdir()
     (tmp_path / "b_notes" / "todo.txt").write_text("x")
     folders = [str(tmp_path / "a_new_run"), str(tmp_path / "b_notes")]  # listed before
-    assert reader._foreign_folders(tmp_path, set(), folders) == [
+    assert search._foreign_folders(tmp_path, set(), folders) == [
         f"skipped {tmp_path / 'b_notes'}: not a bnexp run folder"]
 
 
@@ -802,12 +802,12 @@ def test_read_csv_of_what_is_not_a_file_is_nothing(tmp_path):
 
 @settings(max_examples=150, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(name=st.sampled_from(list(reader.TABLE_COLUMNS)), data=st.data())
+@given(name=st.sampled_from(list(csvread.TABLE_COLUMNS)), data=st.data())
 def test_any_csv_reads_as_rows_the_plots_can_draw(tmp_path, name, data):
     """Random bytes, or lines of the file's own columns with cells that are numbers of any
     size, text, quotes and line breaks: every row read has whole indexes from 0 to 2^53,
     text where text is expected and every other cell NaN or within +-1e100."""
-    columns = ",".join(reader.TABLE_COLUMNS[name])
+    columns = ",".join(csvread.TABLE_COLUMNS[name])
     cell = st.one_of(st.floats(), st.integers(-(10**400), 10**400).map(str),
                      st.sampled_from(["1e308", "-1e308", "nan", "", '"', "\r", "all", "1e-320"]),
                      st.text(max_size=5))
@@ -820,9 +820,9 @@ def test_any_csv_reads_as_rows_the_plots_can_draw(tmp_path, name, data):
     frame = runs.read_csv(tmp_path / name)
     for column in frame.columns:
         values = frame[column].tolist()
-        if column in reader.TEXT_COLUMNS:
+        if column in csvread.TEXT_COLUMNS:
             assert all(isinstance(v, str) for v in values)
-        elif column in reader.INDEX_COLUMNS:
+        elif column in csvread.INDEX_COLUMNS:
             assert all(type(v) is int and 0 <= v <= 2**53 for v in values)
         else:
             assert all(math.isnan(v) or abs(v) <= 1e100 for v in values)
@@ -855,7 +855,7 @@ def test_a_tree_deeper_than_pythons_recursion_limit_is_scanned(tmp_path):
 def test_a_folder_gone_between_the_walk_and_the_look_is_passed_over(tmp_path):
     """A folder deleted after the walk listed it (a cleanup, another run) raised
     FileNotFoundError when its files were looked at."""
-    from bnexp.runs.reader import _foreign_folders
+    from bnexp.runs.search import _foreign_folders
 
     gone = str(tmp_path / "runs" / "gone")
     assert _foreign_folders(tmp_path / "runs", set(), [gone]) == []
@@ -875,33 +875,34 @@ def test_folders_inside_a_run_folder_are_the_runs_own(tmp_path):
 def test_a_csv_of_thousands_of_columns_reads_as_empty_at_once(tmp_path):
     """Each column took ~0.5 ms: a metrics.csv of one row and 50,000 columns (300 KB)
     held doctor for 36 s. A file of more columns than bnexp writes is not its file."""
-    columns = ["epoch", *(f"c{i}" for i in range(reader.MAX_CSV_COLUMNS))]
+    columns = ["epoch", *(f"c{i}" for i in range(csvread.MAX_CSV_COLUMNS))]
     row = ",".join(["1"] * len(columns))
     (tmp_path / "metrics.csv").write_text(",".join(columns) + "\n" + row + "\n")
-    assert reader.read_metrics(tmp_path) == []
+    assert csvread.read_metrics(tmp_path) == []
     (tmp_path / "metrics.csv").write_text(",".join(columns[:-1]) + "\n" + row + "\n")
-    assert len(reader.read_metrics(tmp_path)) == 1  # as many as the limit: read
+    assert len(csvread.read_metrics(tmp_path)) == 1  # as many as the limit: read
 
 
 def test_a_csv_of_millions_of_lines_reads_as_empty_not_into_gigabytes(tmp_path, monkeypatch):
     """30 million blank lines (30 MB) took doctor 72 s and 5.8 GB: each line read became a
     row. A file of more lines than a run writes is not its file."""
-    assert reader.MAX_CSV_ROWS == 1_000_000
-    monkeypatch.setattr(reader, "MAX_CSV_ROWS", 1000)  # the same rule, at a test's size
+    assert csvread.MAX_CSV_ROWS == 1_000_000
+    monkeypatch.setattr(csvread, "MAX_CSV_ROWS", 1000)  # the same rule, at a test's size
     header = "epoch,test_acc\n"
-    (tmp_path / "metrics.csv").write_text(header + "1,0.5\n" * reader.MAX_CSV_ROWS)
-    assert len(reader.read_metrics(tmp_path)) == reader.MAX_CSV_ROWS
-    (tmp_path / "metrics.csv").write_text(header + "\n" * (reader.MAX_CSV_ROWS + 1))
-    assert reader.read_metrics(tmp_path) == []
-    (tmp_path / "metrics.csv").write_text(header + "1,0.5\n" * (reader.MAX_CSV_ROWS + 1))
-    assert reader.read_metrics(tmp_path) == []  # one row too many: none
+    (tmp_path / "metrics.csv").write_text(header + "1,0.5\n" * csvread.MAX_CSV_ROWS)
+    assert len(csvread.read_metrics(tmp_path)) == csvread.MAX_CSV_ROWS
+    (tmp_path / "metrics.csv").write_text(header + "\n" * (csvread.MAX_CSV_ROWS + 1))
+    assert csvread.read_metrics(tmp_path) == []
+    (tmp_path / "metrics.csv").write_text(header + "1,0.5\n" * (csvread.MAX_CSV_ROWS + 1))
+    assert csvread.read_metrics(tmp_path) == []  # one row too many: none
 
 
 def pandas_read_csv(file: Path):
     """read_csv as it was, with pandas' conversions (3.5x slower): the reference."""
     import pandas as pd
 
-    from bnexp.runs.reader import INDEX_COLUMNS, MAX_INDEX, MAX_NUMBER, TEXT_COLUMNS, _csv_lines
+    from bnexp.runs.csvread import INDEX_COLUMNS, MAX_INDEX, TEXT_COLUMNS, _csv_lines
+    from bnexp.runs.reader import MAX_NUMBER
 
     names, *lines = list(_csv_lines(file.read_bytes().decode("utf-8", "replace"))) or [[]]
     padding = [None] * len(names)

@@ -26,7 +26,7 @@ from bnexp import runs
 from bnexp.errors import BadInput, did_you_mean
 from bnexp.yamltext import flatten, format_value, parse_yaml
 
-METRICS = runs.METRIC_COLUMNS[1:]
+METRICS = runs.EPOCH_COLUMNS[1:]
 COUNT_COLUMNS = ["n", "completed", "diverged", "failed", "interrupted", "running"]
 STAT_COLUMNS = ["metric", "at", "n_used", "mean", "std", "min", "max", "ci95_low", "ci95_high"]
 UNLIKE = "(none alike)"  # no baseline group has this group's other settings: no delta, no p
@@ -39,8 +39,9 @@ OWN_COLUMNS = {"run_id", "path", "status", "seed", "config_hash", "epochs_done",
 
 
 @dataclass
-class Runs:
-    """Every run found under a folder: one row each, config keys as dotted columns."""
+class RunTable:
+    """Every run found under a folder (the attempts that count), as one table: a row per
+    run, config keys as dotted columns; what compare, plot and bnexp.load_runs read."""
 
     table: pd.DataFrame
     config_keys: list[str]
@@ -50,7 +51,7 @@ class Runs:
 # ---------------------------------------------------------------- reading
 
 
-def load(runs_dir: Path) -> Runs:
+def load(runs_dir: Path) -> RunTable:
     """Read every run folder beneath runs_dir; broken or foreign folders become warnings.
     Of several attempts of one config and seed, the one that counts is kept.
 
@@ -74,7 +75,7 @@ def load(runs_dir: Path) -> Runs:
         column = table[key]  # only a column of Python objects can mix text and numbers
         if column.dtype == object and len({isinstance(v, str) for v in column.dropna()}) > 1:
             table[key] = column.map(_shown).where(column.notna())
-    return Runs(table, keys, warnings)
+    return RunTable(table, keys, warnings)
 
 
 def _own_columns(kept: list[runs.RunRecord]) -> dict[str, list]:
@@ -153,7 +154,7 @@ def _leaf(value):
 # ---------------------------------------------------------------- grouping
 
 
-def differing_keys(found: Runs) -> list[str]:
+def differing_keys(found: RunTable) -> list[str]:
     """Config keys (seed aside) whose values differ between runs: what a group is.
 
     A key missing from some runs' config.yaml (a key newer than the bnexp that ran them)
@@ -162,7 +163,7 @@ def differing_keys(found: Runs) -> list[str]:
     return [k for k in found.config_keys if table[k].dropna().astype(str).nunique() > 1]
 
 
-def group_keys(found: Runs, by: list[str] | None) -> list[str]:
+def group_keys(found: RunTable, by: list[str] | None) -> list[str]:
     """--by keys, checked, each once (a key given twice made two columns of one name:
     a pandas traceback); else the differing keys; else the name."""
     if by:
@@ -227,7 +228,10 @@ def _difference(x: dict, b: dict) -> dict:
         xv, bv = np.array(list(x.values())), np.array(list(b.values()))
         vx, vb = xv.var(ddof=1) / len(xv), bv.var(ddof=1) / len(bv)
         se = math.sqrt(vx + vb)
-        df = (vx + vb) ** 2 / (vx**2 / (len(xv) - 1) + vb**2 / (len(bv) - 1)) if se else 1.0
+        # Welch-Satterthwaite on the shares of the variance: squaring vx and vb themselves
+        # underflows to 0/0 for spreads of ~1e-148
+        share_x, share_b = (vx / (vx + vb), vb / (vx + vb)) if se else (0.0, 0.0)
+        df = 1 / (share_x**2 / (len(xv) - 1) + share_b**2 / (len(bv) - 1)) if se else 1.0
         mean, half = float(xv.mean() - bv.mean()), t_quantile(df) * se
         p = two_sided_p(np.divide(xv.mean() - bv.mean(), se), df)
         out.update(test="welch", delta=mean, p_value=p)
@@ -256,8 +260,8 @@ def t_quantile(df: float) -> float:
     return float(special.stdtrit(df, 0.975))
 
 
-def table(found: Runs, metric: str = "test_acc", at: str = "final", by: list[str] | None = None,
-          baseline: str | None = None) -> pd.DataFrame:
+def table(found: RunTable, metric: str = "test_acc", at: str = "final",
+          by: list[str] | None = None, baseline: str | None = None) -> pd.DataFrame:
     """One row per group of runs that differ only by seed, with counts and statistics."""
     check_metric(metric, at)
     if found.table.empty:
@@ -284,7 +288,7 @@ def table(found: Runs, metric: str = "test_acc", at: str = "final", by: list[str
     return out.drop(columns="_seeds").reset_index(drop=True)
 
 
-def _pair_keys(found: Runs, keys: list[str]) -> list[tuple]:
+def _pair_keys(found: RunTable, keys: list[str]) -> list[tuple]:
     """What pairs a run with a baseline run: its seed and every differing config key that
     is not a grouping key. The trap: with `--by optimizer` over runs that also differ by
     learning rate, a group holds several runs per seed; pairing by seed alone kept one of
@@ -352,7 +356,17 @@ def _parse_value(text: str):
         return text
 
 
-def run_rows(found: Runs, metric: str = "test_acc", at: str = "final",
+def frame(found: RunTable, metric: str = "test_acc", at: str = "final",
+          by: list[str] | None = None, baseline: str | None = None,
+          per_run: bool = False) -> pd.DataFrame:
+    """compare's answer: one row per group (`table`), or per_run (`--runs`) one row per
+    run (`run_rows`, where a baseline does not apply)."""
+    if per_run:
+        return run_rows(found, metric, at, by)
+    return table(found, metric, at, by, baseline)
+
+
+def run_rows(found: RunTable, metric: str = "test_acc", at: str = "final",
              by: list[str] | None = None) -> pd.DataFrame:
     """--runs: one row per run: the grouping keys, seed, status, the metric, the folder."""
     check_metric(metric, at)

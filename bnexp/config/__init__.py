@@ -1,4 +1,6 @@
-"""Configs: the schema (every key and its meaning) and how YAML files become runs.
+"""Configs: the schema (sections: every key and its meaning; schema: the config as a
+whole and one run of it), how YAML files become runs (loading), and what --smoke makes
+of them (smoke_runs).
 
 `load(path, overrides)` -> [RunSpec], one per sweep cell and seed. No TensorFlow.
 """
@@ -11,26 +13,28 @@ from bnexp.config.loading import (
     load,
     load_all,
     read_yaml,
-    smoke,
-    smoke_specs,
     to_yaml,
     validate,
 )
 from bnexp.config.presets import batch_stats_eval, has_bn, model_layers
 from bnexp.config.schema import (
     DEFAULT_CPU_REPLICAS,
-    BNConfig,
     Config,
+    RunSpec,
+    cpu_devices_needed,
+    input_shape,
+)
+from bnexp.config.sections import (
+    NUM_CLASSES,
+    BNConfig,
     DataConfig,
     DiagnosticsConfig,
     ModelConfig,
     OptimizerConfig,
-    RunSpec,
     SweepConfig,
     TrainConfig,
-    cpu_devices_needed,
-    input_shape,
 )
+from bnexp.config.smoke_runs import smoke, smoke_specs
 from bnexp.yamltext import flatten, format_value, parse_yaml
 
 __all__ = [
@@ -40,6 +44,7 @@ __all__ = [
     "DataConfig",
     "DiagnosticsConfig",
     "ModelConfig",
+    "NUM_CLASSES",
     "OptimizerConfig",
     "RunSpec",
     "SweepConfig",

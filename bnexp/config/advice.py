@@ -18,7 +18,7 @@ BEHAVIOUR_NOTES = {
 }
 
 
-def warnings(config: Config) -> list[str]:
+def notes_for(config: Config) -> list[str]:
     """Every warning for `config`, in a stable order."""
     return _output_warnings(config) + _bn_warnings(config)
 

@@ -8,7 +8,6 @@ naming the file (or the --set / sweep.grid entry) and the dotted key.
 from __future__ import annotations
 
 import copy
-import dataclasses
 import hashlib
 import itertools
 import json
@@ -22,9 +21,11 @@ from pydantic import ValidationError
 
 from bnexp.config.keys import leaf_keys, section_at
 from bnexp.config.presets import check_shapes
-from bnexp.config.schema import DEFAULT_CPU_REPLICAS, Config, RunSpec, SweepConfig
+from bnexp.config.schema import Config, RunSpec
+from bnexp.config.sections import SweepConfig
+from bnexp.config.smoke_runs import smoke_specs
 from bnexp.errors import ConfigError, did_you_mean
-from bnexp.reading import TooLarge, read_bounded
+from bnexp.safeopen import TooLarge, read_bounded
 from bnexp.yamltext import MAX_BYTES, AmbiguousNumber, parse_yaml
 
 MAX_RUNS = 20_000  # runs one command may train (at 0.3 s a run: 1.7 hours); 100,000 took
@@ -228,39 +229,6 @@ def config_hash(config: Config) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-SMOKE_PIXELS = 256 * 28 * 28  # a smoke batch's input pixels at most: d2l's batch of 256
-
-
-def smoke(config: Config) -> Config:
-    """The same config cut to a few batches of one epoch, for CI smoke runs: three
-    training batches, one of validation and of test. A batch of large images is cut too,
-    to at most SMOKE_PIXELS input pixels (at least one image, and one per replica): one
-    step of notebook 001's batch of 128 images of 224x224 takes 2.6 s on a laptop CPU."""
-    batch = smoke_batch_size(config)
-    data = config.data.model_copy(
-        update={
-            "batch_size": batch,
-            "limit": min(config.data.limit or 3 * batch, 3 * batch),
-            "validation_size": min(config.data.validation_size, batch),
-            "test_limit": min(config.data.test_limit or batch, batch),
-        }
-    )
-    train = config.train.model_copy(update={"epochs": 1})
-    return config.model_copy(update={"data": data, "train": train})
-
-
-def smoke_batch_size(config: Config) -> int:
-    """The config's batch size, cut to SMOKE_PIXELS input pixels (images of 28x28 or of
-    data.pad_to / data.resize_to on a side) but never below the replicas' count."""
-    side = config.data.resize_to or config.data.pad_to or 28
-    replicas = 1
-    if config.train.strategy == "mirrored":
-        replicas = config.train.replicas or DEFAULT_CPU_REPLICAS
-    fits = max(1, SMOKE_PIXELS // (side * side), replicas)
-    return min(config.data.batch_size, fits)
-
-
-
 # ---------------------------------------------------------------- helpers
 
 
@@ -377,12 +345,3 @@ def _kind(value: Any) -> str:
     kinds = {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean",
              int: "an integer", float: "a number", type(None): "null"}
     return kinds.get(type(value), type(value).__name__)
-
-
-
-def smoke_specs(specs: list[RunSpec]) -> list[RunSpec]:
-    """--smoke: every grid cell on its first seed, each cut to a few batches of one epoch."""
-    first_seed = specs[0].config.seed
-    return [dataclasses.replace(s, config=smoke(s.config)) for s in specs
-            if s.config.seed == first_seed]
-

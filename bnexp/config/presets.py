@@ -11,14 +11,8 @@ from __future__ import annotations
 from collections import Counter
 
 from bnexp.config.layers import BN, Activation, Conv, Dense, Flatten, Pool, shapes
-from bnexp.config.schema import (
-    MAX_LAYERS,
-    NUM_CLASSES,
-    BNConfig,
-    Config,
-    ModelConfig,
-    input_shape,
-)
+from bnexp.config.schema import Config, input_shape
+from bnexp.config.sections import MAX_LAYERS, NUM_CLASSES, BNConfig, ModelConfig
 
 BN_KEYS = ("impl", "momentum", "epsilon", "center", "scale", "gamma_initializer",
            "beta_initializer", "moving_mean_initializer", "moving_variance_initializer",

@@ -17,12 +17,13 @@ from pydantic_core import PydanticUndefined
 
 from bnexp.config.keys import section_type, written_as_a_name
 from bnexp.config.layers import BN, Activation, Conv, Dense, Flatten, Initializer, Pool
-from bnexp.config.schema import DEFAULT_HIDDEN, Config
+from bnexp.config.schema import Config
+from bnexp.config.sections import DEFAULT_HIDDEN
 from bnexp.yamltext import format_value
 
 INTRO = """# Config reference
 
-Generated from the schema (`bnexp/config/schema.py`) by
+Generated from the schema (`bnexp/config/sections.py`) by
 `python -m bnexp.config.reference > docs/config.md`; a test fails when they differ.
 
 Every key has a default; a YAML file only states what differs. Unknown keys, wrong

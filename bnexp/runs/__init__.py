@@ -1,62 +1,58 @@
-"""Run folders: what a run is (record), writing one (files), reading them back (reader).
+"""Run folders: what a run is (record), writing one (files; atomic: any file whole or not
+at all), reading them back (reader: summary.json and config.yaml; csvread: the CSV
+files; search: the run folders beneath a folder, and the attempt that counts), a run's
+checkpoint (checkpoint), and what to do with the folders already there (plan).
 
 No TensorFlow: compare and plot read run folders through this package.
 """
 
+from bnexp.runs.atomic import (
+    check_writable_file,
+    make_folder,
+    replace_atomically,
+    stage,
+    write_files,
+    write_folder,
+    write_text_atomic,
+)
+from bnexp.runs.csvread import read_csv, read_metrics, read_table, torn_metrics
 from bnexp.runs.files import (
     RunFolder,
     append_csv,
-    check_writable_file,
     complete_lines,
     create,
     cut_csv,
     ensure_writable,
-    make_folder,
     move_into,
     repair_metrics,
-    replace_atomically,
-    stage,
-    write_text_atomic,
 )
-from bnexp.runs.reader import (
-    find_finished,
-    latest,
-    latest_attempts,
-    plain_text,
-    read_csv,
-    read_metrics,
-    read_record,
-    read_summary,
-    read_table,
-    scan,
-    scan_latest,
-    torn_metrics,
-)
+from bnexp.runs.reader import plain_text, read_record, read_summary
 from bnexp.runs.record import (
     EPOCH_COLUMNS,
     FINISHED,
     LOWER_IS_BETTER,
-    METRIC_COLUMNS,
     QUALITY_COLUMNS,
     Outcome,
     RunRecord,
     best_of,
+    bn_gap,
     effective_status,
     final_of,
     process_started,
 )
+from bnexp.runs.search import find_finished, latest, latest_attempts, scan, scan_latest
 
 __all__ = [
     "EPOCH_COLUMNS",
     "FINISHED",
     "LOWER_IS_BETTER",
-    "METRIC_COLUMNS",
     "Outcome",
     "QUALITY_COLUMNS",
     "RunFolder",
     "RunRecord",
     "append_csv",
     "best_of",
+    "bn_gap",
     "check_writable_file",
     "complete_lines",
     "create",
@@ -82,5 +78,7 @@ __all__ = [
     "scan",
     "scan_latest",
     "torn_metrics",
+    "write_files",
+    "write_folder",
     "write_text_atomic",
 ]

@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from bnexp.errors import BadInput
-from bnexp.reading import open_for_reading
-from bnexp.runs.files import replace_atomically
+from bnexp.runs.atomic import replace_atomically
+from bnexp.safeopen import open_for_reading
 
 FILENAME = "checkpoint.npz"
 

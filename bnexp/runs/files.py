@@ -1,5 +1,5 @@
 """Writing run folders: created exclusively, metrics appended per epoch, summary replaced
-atomically, diagnostics CSVs appended and cut back on resume.
+atomically (bnexp.runs.atomic), diagnostics CSVs appended and cut back on resume.
 
 A run folder holds config.yaml (the resolved config), metrics.csv (one row per
 finished epoch, never rewritten), summary.json (always whole: written to a temp file
@@ -10,19 +10,18 @@ reader (compare, a second process, a resume after a kill) must never see half a 
 from __future__ import annotations
 
 import csv
-import errno
 import io
 import json
 import math
 import os
-import stat
 import tempfile
 import time
 from pathlib import Path
 
 from bnexp.errors import BadInput
-from bnexp.reading import NAME_MAX, PATH_MAX
+from bnexp.runs.atomic import write_text_atomic
 from bnexp.runs.record import EPOCH_COLUMNS
+from bnexp.safeopen import NAME_MAX, PATH_MAX
 
 PROBE_BYTES = 4096
 RUN_NAME_MAX = 240  # a run folder's name: a label of up to 200 characters, time, "-k"
@@ -57,51 +56,6 @@ def ensure_writable(runs_dir: Path) -> None:
         raise BadInput(
             f"{runs_dir}: --runs-dir: cannot write run folders here ({e.strerror})"
         ) from None
-
-
-def check_writable_file(path: Path, option: str) -> None:
-    """BadInput naming the option unless `path` can be written (what it names is absent or
-    a regular file, and its folder takes a file): checked before any output is written,
-    so a command writes all or nothing."""
-    try:
-        target = writable_target(path)
-    except OSError as e:
-        raise BadInput(f"{path}: {option}: cannot write ({e.strerror})") from None
-    folder = target.parent
-    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
-        raise BadInput(f"{path}: {option}: cannot write (its folder does not exist or is "
-                       "not writable)")
-
-
-def writable_target(path: Path) -> Path:
-    """The file that writing `path` replaces: `path`, or the file its symbolic links lead
-    to (the link stays a link). OSError if that exists and is not a regular file.
-
-    The trap: a write is a rename of a temp file over the target, so a folder, device,
-    FIFO or socket there would be replaced by a regular file: `--out /dev/null` as root
-    once turned the machine's /dev/null into one."""
-    target = Path(os.path.realpath(path))  # a symlink loop is left unresolved: refused below
-    if target.is_symlink() or (target.exists() and not target.is_file()):
-        raise OSError(errno.EINVAL, f"not a regular file but {_kind(target)}", str(path))
-    return target
-
-
-def _kind(path: Path) -> str:
-    """What a path that is not a regular file is, in words."""
-    if path.is_symlink():
-        return "a symbolic link loop"
-    mode = path.stat().st_mode
-    kinds = {stat.S_ISDIR: "a folder", stat.S_ISFIFO: "a FIFO", stat.S_ISSOCK: "a socket",
-             stat.S_ISCHR: "a device", stat.S_ISBLK: "a device"}
-    return next((name for test, name in kinds.items() if test(mode)), "some other kind of file")
-
-
-def make_folder(path: Path, option: str) -> None:
-    """The folder `path` (and its parents), or BadInput naming the option that gave it."""
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise BadInput(f"{path}: {option}: cannot create the folder ({e.strerror})") from None
 
 
 def create(runs_dir: Path, label: str) -> Path:
@@ -218,58 +172,6 @@ def cut_csv(path: Path, keep) -> None:
     writer.writeheader()
     writer.writerows(rows)
     write_text_atomic(path, out.getvalue())
-
-
-def replace_atomically(path: Path, write) -> None:
-    """Write a file so that a reader or a kill sees the old file or the new one, never half.
-
-    write(f) fills a binary file object; it goes to a temp file in the same folder,
-    is fsynced and renamed over `path` (or over the file a symbolic link `path` leads
-    to). OSError, writing nothing, where that is not a regular file (writable_target).
-    """
-    tmp, target = stage(path, write)
-    try:
-        os.replace(tmp, target)
-    except OSError as e:  # name the file meant, not the temp file
-        Path(tmp).unlink(missing_ok=True)
-        raise OSError(e.errno, e.strerror, str(path)) from None
-
-
-def stage(path: Path, write) -> tuple[str, Path]:
-    """replace_atomically's first half: (temp file, target), the temp file beside the
-    target filled by write(f) and fsynced; os.replace(temp, target) is the second. A
-    caller writing several files stages them all before it renames one, so that a full
-    disk half way leaves every old file as it was. The temp file's name holds at most
-    64 characters of the target's (a 250-byte name would have passed 255 with them)."""
-    target = writable_target(path)
-    try:
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name[:64]}.",
-                                   suffix=target.suffix[:16])
-    except OSError as e:
-        raise OSError(e.errno, e.strerror, str(path)) from None
-    try:
-        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; a normal file follows the umask
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-    except OSError as e:  # name the file meant, not the temp file
-        Path(tmp).unlink(missing_ok=True)
-        raise OSError(e.errno, e.strerror, str(path)) from None
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return tmp, target
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    replace_atomically(path, lambda f: f.write(text.encode("utf-8")))
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def _cell(value) -> str:

@@ -11,8 +11,9 @@ from bnexp import config as config_mod
 from bnexp.config import Config
 from bnexp.errors import BadInput
 from bnexp.runs import checkpoint
-from bnexp.runs.reader import latest_attempts, read_record
+from bnexp.runs.reader import read_record
 from bnexp.runs.record import FINISHED, Outcome
+from bnexp.runs.search import latest_attempts
 
 
 def resumable(path: Path) -> tuple[dict, Config]:

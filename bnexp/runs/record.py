@@ -17,7 +17,6 @@ EPOCH_COLUMNS = [
     "epoch", "train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc",
     "seconds", "samples_per_sec", "eval_seconds", "test_loss_batchstats", "test_acc_batchstats",
 ]
-METRIC_COLUMNS = EPOCH_COLUMNS  # the name older code and the README use
 QUALITY_COLUMNS = ["train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc",
                    "test_loss_batchstats", "test_acc_batchstats"]
 LOWER_IS_BETTER = {"train_loss", "val_loss", "test_loss", "test_loss_batchstats"}
@@ -103,6 +102,24 @@ def best_of(rows: list[dict]) -> dict:
 def final_of(row: dict) -> dict:
     """An epoch row's metrics as summary.json's `final` holds them."""
     return {k: row.get(k) for k in EPOCH_COLUMNS if k != "epoch"}
+
+
+GAP_WARNING = 0.05  # test accuracy points between batch and moving statistics
+
+
+def bn_gap(row: dict) -> dict | None:
+    """The train/inference gap of the last epoch, with a note when it is large."""
+    batch_acc = row.get("test_acc_batchstats")
+    if batch_acc is None or not math.isfinite(batch_acc):
+        return None
+    gap = batch_acc - row["test_acc"]
+    note = None
+    if gap > GAP_WARNING:
+        note = (f"test accuracy is {gap:.3f} higher with batch statistics than with the "
+                "moving statistics: the moving averages lag (lower model.bn.momentum or "
+                "train longer)")
+    return {"test_acc_batchstats": batch_acc, "test_acc": row["test_acc"], "gap": gap,
+            "note": note}
 
 
 def finite(value) -> bool:

@@ -21,7 +21,7 @@ import numpy as np
 
 from bnexp import data
 from bnexp.errors import BadInput
-from bnexp.views.tables import write_files, write_folder
+from bnexp.runs import write_files, write_folder
 
 FASHION_MNIST = data.CLASS_NAMES["fashion_mnist"]
 # Groups one figure shows (a line, panel or row each) and the characters of a group's
@@ -48,14 +48,15 @@ def figure_curves_of(curves: dict, metric: str, where: str = "--plot"):
 # ---------------------------------------------------------------- bnexp plot
 
 
-def plot_all(figures, out_dir: Path) -> list[Path]:
+def plot_all(figures, out_dir: Path, where: str = "plot runs") -> list[Path]:
     """The standard figures of a run or a folder of runs (an analysis.series.Figures), as
     far as their files allow: curves.png (learning curves), gap.png (train/inference
     gap), steps.png (test accuracy over steps, with its numbers in steps_by_group.csv:
     not steps.csv, a run's own file, which a plot into a run folder replaced),
     activations.png (Fig. 1 b, c percentile bands), drift.png. All are drawn before the
-    first is written (`write_folder`). Returns the files written."""
-    return write_folder(out_dir, render_all(figures), "--out")
+    first is written (`write_folder`). Returns the files written; `where` starts a
+    message about too many groups."""
+    return write_folder(out_dir, render_all(figures, where), "--out")
 
 
 def render_all(figures, where: str = "plot runs") -> dict[str, bytes]:
@@ -83,6 +84,12 @@ def render_all(figures, where: str = "plot runs") -> dict[str, bytes]:
     if figures.drift:
         files["drift.png"] = png(figure_drift(figures.drift))
     return files
+
+
+def check_png(path: Path, option: str) -> None:
+    """BadInput unless path ends in .png: bnexp draws PNG (p.pdf held PNG bytes)."""
+    if path.suffix.lower() != ".png":
+        raise BadInput(f"{path}: {option}: bnexp draws PNG files; name it .png")
 
 
 def check_group_count(groups: int, where: str) -> None:

@@ -7,8 +7,6 @@ squeezed to 80 columns.
 
 from __future__ import annotations
 
-import errno
-import os
 import sys
 from pathlib import Path
 
@@ -17,7 +15,6 @@ from rich.measure import Measurement
 from rich.table import Table
 
 from bnexp.errors import BadInput, escaped, one_line
-from bnexp.runs import check_writable_file, make_folder, stage
 
 # what bnexp prints is data (paths, config values, run names), never rich markup: "[/]"
 # in a value raised MarkupError, "[bold]" and ":thumbs_up:" were silently rewritten
@@ -89,23 +86,19 @@ def print_warnings(warnings: list[str]) -> None:
         print(f"warning: {one_line(warning)}", file=sys.stderr, flush=True)
 
 
-def emit_table(frame, fmt: str | None, out: Path | None, title: str = "") -> None:
-    """The compare table: a rich table on the terminal, or csv / markdown / json text.
-
-    With --out and no --format, the format follows the file's suffix (csv otherwise).
-    """
-    text = table_text(frame, fmt, out)
-    if out is not None:
-        write_files([(out, text.encode("utf-8", "backslashreplace"), "--out")])
-    elif text is None:
+def emit_table(frame, fmt: str | None, title: str = "") -> None:
+    """The compare table on standard output: a rich table on the terminal (fmt None or
+    table), else csv / markdown / json text."""
+    text = table_text(frame, fmt, None)
+    if text is None:
         print_table(stdout_console(), rich_table(frame, title))
     else:
         sys.stdout.write(text)
 
 
 def table_text(frame, fmt: str | None, out: Path | None) -> str | None:
-    """The compare table as text in its format (see emit_table); None for a rich table on
-    the terminal."""
+    """The compare table as text in its format; None for a rich table on the terminal.
+    With --out and no --format, the format follows the file's suffix (csv otherwise)."""
     if fmt is None:
         fmt = format_of(out) if out else "table"
     if fmt not in FORMATS:
@@ -128,82 +121,6 @@ def format_of(out: Path) -> str:
         return SUFFIX_FORMATS.get(suffix, "csv")
     raise BadInput(f"{out}: --out: bnexp writes tables as .csv, .md or .json, not "
                    f"{out.suffix}; rename it or give --format")
-
-
-def check_png(path: Path, option: str) -> None:
-    """BadInput unless path ends in .png: bnexp draws PNG (p.pdf held PNG bytes)."""
-    if path.suffix.lower() != ".png":
-        raise BadInput(f"{path}: {option}: bnexp draws PNG files; name it .png")
-
-
-def write_folder(out_dir: Path, files: dict[str, bytes], option: str) -> list[Path]:
-    """files ({name: bytes}) written into out_dir, created where missing; all or nothing:
-    every target is checked first, and on a failure the files written and the folders
-    created are removed again. BadInput naming the option where one cannot be written."""
-    missing = [p for p in (out_dir, *out_dir.parents) if not p.exists() and not p.is_symlink()]
-    try:
-        make_folder(out_dir, option)  # inside: a name too long fails after its parents
-        write_files([(out_dir / name, data, option) for name, data in files.items()])
-    except BaseException:
-        for folder in missing:  # the deepest first; a folder someone else filled stays
-            try:
-                folder.rmdir()
-            except FileNotFoundError:
-                continue
-            except OSError as e:
-                if e.errno != errno.ENAMETOOLONG:  # never made: its parents were
-                    break
-        raise
-    return [out_dir / name for name in files]
-
-
-def write_files(files: list[tuple[Path, bytes, str]]) -> None:
-    """Each file ([(path, bytes, option)]) written atomically, all or nothing: every
-    target is checked before the first is written, and every new content is staged
-    (written and fsynced beside its target) before the first is renamed into place, so
-    that a disk full half way leaves every old file as it was. BadInput naming the file
-    and its option."""
-    seen: dict[str, str] = {}
-    for path, _, option in files:
-        check_writable_file(path, option)
-        real = os.path.realpath(path)
-        if real in seen:  # --out x --plot x: the second would replace the first
-            raise BadInput(f"{path}: {option}: the same file as {seen[real]}")
-        seen[real] = option
-        if _a_run_file(Path(real)):
-            raise BadInput(f"{path}: {option}: a run folder's own file (its folder holds "
-                           "summary.json): write elsewhere")
-    staged, created = [], []
-    try:
-        for path, data, option in files:
-            try:
-                staged.append((*stage(path, lambda f, data=data: f.write(data)), path, option))
-            except OSError as e:
-                raise BadInput(f"{path}: {option}: cannot write ({e.strerror})") from None
-        for tmp, target, path, option in staged:
-            new = not target.exists()
-            try:
-                os.replace(tmp, target)
-            except OSError as e:
-                raise BadInput(f"{path}: {option}: cannot write ({e.strerror})") from None
-            if new:
-                created.append(target)
-    except BaseException:
-        for tmp, *_ in staged:
-            Path(tmp).unlink(missing_ok=True)
-        for path in created:  # where a rename failed after others: the new files go
-            path.unlink(missing_ok=True)
-        raise
-
-
-RUN_FILES = {"summary.json", "metrics.csv", "config.yaml", "checkpoint.npz", "train.log",
-             "steps.csv", "activations.csv", "drift.csv"}  # what training writes in a run folder
-
-
-def _a_run_file(path: Path) -> bool:
-    """Whether `path` is one of a run folder's own files: an output there would replace
-    the run's data (`compare --out RUN/summary.json` made the run unreadable)."""
-    return path.name in RUN_FILES and (path.parent / "summary.json").is_file()
 
 
 def _cell(value, column: str) -> str:

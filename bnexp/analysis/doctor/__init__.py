@@ -12,7 +12,7 @@ from pathlib import Path
 
 from bnexp import runs
 from bnexp.analysis.doctor.checks import BN_CHECKS, CHECKS, IDS, has_bn
-from bnexp.analysis.doctor.run import SEVERITIES, Finding, Run
+from bnexp.analysis.doctor.run import SEVERITIES, CheckedRun, Finding
 from bnexp.errors import BadInput
 
 __all__ = ["IDS", "Finding", "diagnose", "diagnose_all", "diagnose_each"]
@@ -32,7 +32,7 @@ def diagnose(folder: Path, warnings: list[str] | None = None) -> list[Finding]:
 def diagnose_record(record: runs.RunRecord) -> list[Finding]:
     """Every finding of one run record, most serious first."""
     rows = runs.read_metrics(record.path)
-    run = Run(record.path, record.summary, record.status, record.config or {}, rows)
+    run = CheckedRun(record.path, record.summary, record.status, record.config or {}, rows)
     checks = CHECKS if has_bn(run) else [c for c in CHECKS if c not in BN_CHECKS]
     findings = [finding for check in checks for finding in check(run)]
     return sorted(findings, key=lambda f: SEVERITIES.index(f.severity))

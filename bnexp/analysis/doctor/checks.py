@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 
 from bnexp import runs
-from bnexp.analysis.doctor.run import Finding, Run, number
+from bnexp.analysis.doctor.run import CheckedRun, Finding, number
 from bnexp.config import DEFAULT_CPU_REPLICAS
 
 CHANCE = 0.1  # accuracy of guessing among 10 classes (every dataset bnexp has)
@@ -26,13 +26,13 @@ PASS_THROUGH = ("max_pool", "avg_pool", "flatten")  # a per-channel bias survive
 # ---------------------------------------------------------------- the model's layers
 
 
-def has_bn(run: Run) -> bool:
+def has_bn(run: CheckedRun) -> bool:
     """A preset with model.bn.placement other than none (on layers it applies to) or
     model.bn.input; a layer list with a bn layer."""
     return bool(run.bn_layers)
 
 
-def _momentum(run: Run) -> float:
+def _momentum(run: CheckedRun) -> float:
     """The slowest BN layer's momentum (Keras and bnexp's default 0.9 where unset)."""
     values = [number(layer.get("momentum")) for layer in run.bn_layers]
     return max((v for v in values if v is not None), default=0.9)
@@ -50,7 +50,7 @@ def _bn_names(layers: list[dict]) -> str:
 # ---------------------------------------------------------------- the checks
 
 
-def check_diverged(run: Run) -> list[Finding]:
+def check_diverged(run: CheckedRun) -> list[Finding]:
     """error: the run's status is diverged (the loss became NaN or infinite)."""
     if run.status != "diverged":
         return []
@@ -74,7 +74,7 @@ def check_diverged(run: Run) -> list[Finding]:
     return [_finding(run, "diverged", "error", evidence, advice + ".")]
 
 
-def _at_chance_while_working(run: Run) -> str | None:
+def _at_chance_while_working(run: CheckedRun) -> str | None:
     """Evidence that inference with the moving statistics is near chance while BN with
     batch statistics (or training) works; None otherwise."""
     acc, batch, train = (run.last(k) for k in ("test_acc", "test_acc_batchstats", "train_acc"))
@@ -91,7 +91,7 @@ def _at_chance_while_working(run: Run) -> str | None:
             f"train_acc is {train:.3f}")
 
 
-def _known_causes(run: Run) -> list[str]:
+def _known_causes(run: CheckedRun) -> list[str]:
     """Config settings that break the moving statistics whatever the run's length, each
     with the BN layers that have it."""
     causes: dict[str, list[dict]] = {}
@@ -103,13 +103,13 @@ def _known_causes(run: Run) -> list[str]:
     return [f"{cause} ({_bn_names(layers)})" for cause, layers in causes.items()]
 
 
-def _too_short(run: Run) -> bool:
+def _too_short(run: CheckedRun) -> bool:
     """The run is shorter than the steps its momentum needs (known step count only)."""
     steps = run.steps_trained
     return steps is not None and steps < _steps_needed(_momentum(run))
 
 
-def _length_evidence(run: Run) -> str:
+def _length_evidence(run: CheckedRun) -> str:
     momentum = _momentum(run)
     steps = run.steps_trained
     trained = f"{steps} steps" if steps is not None else "an unknown number of steps"
@@ -118,7 +118,7 @@ def _length_evidence(run: Run) -> str:
             f"the run trained {trained} ({run.epochs_done} epoch(s))")
 
 
-def check_moving_stats_broken(run: Run) -> list[Finding]:
+def check_moving_stats_broken(run: CheckedRun) -> list[Finding]:
     """error: the model has BN and the last epoch's test_acc (moving statistics) is at most
     CHANCE + AT_CHANCE while test_acc_batchstats >= CHANCE + BATCH_STATS_WORK (or, without
     that column, train_acc >= CHANCE + TRAIN_WORKS), and the run's length does not explain
@@ -145,7 +145,7 @@ def check_moving_stats_broken(run: Run) -> list[Finding]:
     return [_finding(run, "moving_stats_broken", "error", evidence, advice)]
 
 
-def check_moving_stats_lag(run: Run) -> list[Finding]:
+def check_moving_stats_lag(run: CheckedRun) -> list[Finding]:
     """warning: the model has BN, not moving_stats_broken, and test_acc_batchstats exceeds
     test_acc by more than GAP, or inference is at chance while batch statistics work in a
     run shorter than FADE / (1 - momentum) steps. info: no batch-statistics column (the
@@ -175,7 +175,7 @@ def check_moving_stats_lag(run: Run) -> list[Finding]:
     return [_finding(run, "moving_stats_lag", "warning", evidence, advice)]
 
 
-def check_batch_stats_at_inference(run: Run) -> list[Finding]:
+def check_batch_stats_at_inference(run: CheckedRun) -> list[Finding]:
     """error: a BN layer's behaviour (model.bn.behaviour, or a listed bn layer's own) is
     batch_stats_at_inference: inference normalizes each batch by its own statistics."""
     layers = [layer for layer in run.bn_layers
@@ -194,7 +194,7 @@ def check_batch_stats_at_inference(run: Run) -> list[Finding]:
     return [_finding(run, "batch_stats_at_inference", "error", evidence, advice)]
 
 
-def check_small_batch(run: Run) -> list[Finding]:
+def check_small_batch(run: CheckedRun) -> list[Finding]:
     """warning: the model has BN and each BN normalization sees fewer than SMALL_BATCH
     examples: data.batch_size, or model.bn.virtual_batch_size (ghost batches), or the
     batch's share per replica with train.strategy: mirrored and model.bn.synchronized false."""
@@ -224,7 +224,7 @@ def check_small_batch(run: Run) -> list[Finding]:
     return [_finding(run, "small_batch", "warning", evidence, advice)]
 
 
-def check_bias_before_bn(run: Run) -> list[Finding]:
+def check_bias_before_bn(run: CheckedRun) -> list[Finding]:
     """info: a conv or dense layer with a bias and no activation of its own whose output
     goes straight into a bn layer (pooling and flatten in between keep a per-channel bias
     constant). A preset has this with model.use_bias: true and model.bn.placement: before."""
@@ -254,14 +254,14 @@ def check_bias_before_bn(run: Run) -> list[Finding]:
     return [_finding(run, "bias_before_bn", "info", evidence, advice)]
 
 
-def _has_bias(run: Run, layer: dict) -> bool:
+def _has_bias(run: CheckedRun, layer: dict) -> bool:
     use_bias = layer.get("use_bias", True)
     if use_bias is None:  # unset: model.use_bias decides; auto drops it before BN
         use_bias = run.get("model.use_bias", "auto")
     return use_bias is True
 
 
-def check_saturated_activations(run: Run) -> list[Finding]:
+def check_saturated_activations(run: CheckedRun) -> list[Finding]:
     """warning: in activations.csv (unit "all", the last recorded step), the input of a
     sigmoid or tanh layer whose median lies beyond |x| > SATURATION[activation] or whose
     p15..p85 band lies beyond it for at least SATURATED_SHARE of its width."""
@@ -302,7 +302,7 @@ def check_saturated_activations(run: Run) -> list[Finding]:
     return [_finding(run, "saturated_activations", "warning", evidence, advice)]
 
 
-def _activation_of(run: Run, layer_name: str) -> str | None:
+def _activation_of(run: CheckedRun, layer_name: str) -> str | None:
     """The activation function of an activations.csv layer: the listed layer of that name,
     a preset's `<core>_<activation>` name, or a layer list's only activation function."""
     listed = [layer for layer in run.layers if layer.get("type") == "activation"]
@@ -335,7 +335,7 @@ IDS = [c.__name__.removeprefix("check_") for c in CHECKS]
 # ---------------------------------------------------------------- helpers
 
 
-def _finding(run: Run, id_: str, severity: str, evidence: str, advice: str) -> Finding:
+def _finding(run: CheckedRun, id_: str, severity: str, evidence: str, advice: str) -> Finding:
     return Finding(str(run.path), id_, severity, evidence, advice)
 
 

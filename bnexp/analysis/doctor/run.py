@@ -1,5 +1,6 @@
-"""What `bnexp doctor` reads of one run: its record, its epoch rows and its model's layers
-(expanded from its config as bnexp builds them), and what it reports: Findings.
+"""What `bnexp doctor` reads of one run (a CheckedRun: its record, its epoch rows and its
+model's layers, expanded from its config as bnexp builds them), and what it reports:
+Findings.
 
 It reads what a run folder already holds, through bnexp.runs: summary.json (status,
 config, data sizes, where it diverged), metrics.csv (the last epoch's accuracies, with
@@ -10,11 +11,11 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import asdict, dataclass, field
 
 from bnexp import config as config_mod
 from bnexp.errors import BadInput
+from bnexp.runs import RunRecord
 
 SEVERITIES = ("error", "warning", "info")  # most serious first
 
@@ -34,14 +35,12 @@ class Finding:
 
 
 @dataclass
-class Run:
-    """What the checks read of one run: its record, its epoch rows, its model's layers."""
+class CheckedRun(RunRecord):
+    """One run as the checks read it: its record (summary.json, the status that counts,
+    the config: {} where none was recorded), its epoch rows (metrics.csv) and, from its
+    config, its model's layers."""
 
-    path: Path
-    summary: dict
-    status: str
-    config: dict
-    rows: list[dict]
+    rows: list[dict] = field(default_factory=list)
 
     def get(self, dotted: str, default=None):
         """A config value by dotted key, e.g. "model.bn.momentum"; default if absent."""

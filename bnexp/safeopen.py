@@ -1,5 +1,5 @@
-"""Reading a file bnexp did not necessarily write: a config, a run folder's files, a
-checkpoint.
+"""Opening a file bnexp did not necessarily write (a config, a run folder's files, a
+checkpoint) safely: never waiting on a FIFO, never reading past a limit.
 
 The trap: a path can name something that is not a file at all. A FIFO makes `open()`
 wait for a writer (bnexp would hang for ever); /dev/zero or /dev/urandom never end

@@ -1,0 +1,348 @@
+"""The config's sections: data, model (and its bn), optimizer, train, diagnostics and
+sweep; every key of each, its default, its range and its meaning, in one place.
+
+A YAML file only states what differs from these defaults. `strict` and
+`extra="forbid"` make a wrong type or a typo an error instead of a guess. The field
+docstrings are the documentation: docs/config.md is generated from them
+(`python -m bnexp.config.reference`), and a test fails when the two disagree. The
+config as a whole (name, seed, the sections) is bnexp.config.schema's Config.
+
+No TensorFlow here: `bnexp validate` runs on these modules alone.
+"""
+
+from __future__ import annotations
+
+from pathlib import PurePosixPath
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator, model_validator
+
+from bnexp.config.layers import BEHAVIOURS, FAULTS, InitArg, LayerSpec
+from bnexp.safeopen import NAME_MAX, PATH_MAX, too_long_for_a_path
+
+DEFAULT_HIDDEN = {"lenet": [120, 84], "mlp": [300, 100]}
+NUM_CLASSES = 10  # MNIST, Fashion-MNIST and the synthetic set (bnexp.data reads it here)
+MAX_EXAMPLES = 10_000_000  # every count of examples: far above any dataset bnexp reads
+MAX_SEED = 2**32 - 1  # NumPy's and TensorFlow's seeds are 32-bit
+MAX_WIDTH = 65_536  # units of a dense layer, channels of a convolution
+MAX_LAYERS = 1_000  # layers of a model (checking a list of 10,000 takes seconds)
+
+
+class Section(BaseModel):
+    """The base of every section, and of Config: strict, no extra keys, no inf or NaN."""
+
+    # strict: YAML already types values, so "256" (a string) for an int is a mistake to
+    # report, not to coerce; extra="forbid": a typo is an error; allow_inf_nan=False: .inf,
+    # .nan and 1e309 are no learning rates or epsilons.
+    model_config = ConfigDict(extra="forbid", strict=True, use_attribute_docstrings=True,
+                              allow_inf_nan=False)
+
+
+class DataConfig(Section):
+    """Which dataset, how it is split, and how it is batched."""
+
+    dataset: Literal["fashion_mnist", "mnist", "synthetic"] = "fashion_mnist"
+    """fashion_mnist | mnist: 28x28 grey images, 10 classes; synthetic: tiny generated set."""
+    path: str | None = None
+    """Folder holding the four IDX files (or mnist.npz). null = search the usual places."""
+    batch_size: int = Field(256, gt=0, le=MAX_EXAMPLES)
+    """Examples per training step. BN statistics are computed over this many examples."""
+    validation_size: int = Field(5000, ge=0, le=MAX_EXAMPLES)
+    """The first N training examples are held out for validation (Geron's split). 0 = none."""
+    limit: int | None = Field(None, gt=0, le=MAX_EXAMPLES)
+    """Use only the first N training examples (after the validation split). null = all."""
+    test_limit: int | None = Field(None, gt=0, le=MAX_EXAMPLES)
+    """Evaluate on only the first N test examples. null = the whole test set."""
+    pad_to: int | None = Field(None, ge=28, le=256)
+    """Zero-pad the 28x28 images to pad_to x pad_to (LeNet-5 used 32). null = no padding."""
+    resize_to: int | None = Field(None, ge=28, le=256)
+    """Resize the images to resize_to x resize_to as tf.image.resize_with_pad does (bilinear,
+    aspect kept: a square 28x28 image is scaled, not padded); d2l's TF port uses 224. The
+    dataset then takes (N/28)^2 times the memory. null = keep 28x28."""
+    validation_from: Literal["start", "end"] = "start"
+    """Where the validation examples are taken from: the first N (Geron) or the last N
+    (Keras' validation_split)."""
+    shuffle_buffer: int | None = Field(None, gt=0, le=MAX_EXAMPLES)
+    """null: a fresh permutation of the training set every epoch. N: the order a tf.data
+    shuffle(N) buffer gives (a small buffer barely shuffles: notebook 001's shuffle(20))."""
+
+    @model_validator(mode="after")
+    def _batch_fits(self) -> DataConfig:
+        if self.pad_to is not None and self.resize_to is not None:
+            raise ValueError("pad_to and resize_to exclude each other")
+        if self.limit is not None and self.batch_size > self.limit:
+            raise ValueError(
+                f"batch_size {self.batch_size} is larger than limit {self.limit}: "
+                "not one full batch to train on"
+            )
+        return self
+
+    @field_validator("pad_to")
+    @classmethod
+    def _null_for_no_padding(cls, pad_to: int | None) -> int | None:
+        """pad_to: 28 pads 28x28 images by nothing: stored as null, one run however spelled."""
+        return None if pad_to == 28 else pad_to
+
+    @field_validator("path")
+    @classmethod
+    def _could_be_a_path(cls, path: str | None) -> str | None:
+        """A path no file system could hold is refused here, so that `validate` finds
+        what `train` would (an empty one would be the current folder: null searches).
+        Kept in one spelling (a/b, not a//b, a/./b or a/b/) so that one folder makes one
+        run: a grid over two spellings trained it twice. `..` stays (a link may precede)."""
+        if path is None:
+            return path
+        if not path or "\0" in path:
+            raise ValueError("an empty path or one with a NUL character; null searches "
+                             "the usual places")
+        if too_long_for_a_path(path):
+            raise ValueError(f"too long for a path (names up to {NAME_MAX} bytes, paths "
+                             f"up to {PATH_MAX})")
+        return str(PurePosixPath(path))
+
+
+# what model.bn's null initializers mean (the BN layers' own defaults, Keras' and scratch's)
+BN_INIT_DEFAULTS = {"gamma_initializer": "ones", "beta_initializer": "zeros",
+                    "moving_mean_initializer": "zeros", "moving_variance_initializer": "ones"}
+
+
+class BNConfig(Section):
+    """Where batch normalization goes and how it behaves."""
+
+    placement: Literal["none", "before", "after"] = "before"
+    """BN before the activation (Ioffe & Szegedy, d2l), after it, or none at all."""
+    layers: Literal["all", "conv", "dense"] = "all"
+    """Which hidden layers get BN: all, only LeNet's convolutions, or only the dense layers."""
+    input: bool = False
+    """BN on the input itself (Geron's MLP): on the flattened pixels (MLP), per channel (LeNet)."""
+    impl: Literal["keras", "scratch"] = "keras"
+    """keras: keras.layers.BatchNormalization; scratch: bnexp's own layer (bnexp/model/bn.py)."""
+    momentum: float = Field(0.9, ge=0.0, lt=1.0)
+    """moving = momentum * moving + (1 - momentum) * batch. Keras' default 0.99 needs hundreds
+    of steps to converge: short runs then show a large train/inference gap."""
+    epsilon: float = Field(1.0e-5, gt=0.0, le=1.0)
+    """Added to the variance before the square root."""
+    center: bool = True
+    """Learn the shift beta."""
+    scale: bool = True
+    """Learn the scale gamma."""
+    synchronized: bool = False
+    """With several replicas (train.strategy: mirrored): true normalizes with the global
+    batch's statistics (all-reduced), false with each replica's slice (ghost batches)."""
+    virtual_batch_size: int | None = Field(None, gt=0, le=MAX_EXAMPLES)
+    """Ghost BN on one device (scratch impl): normalize each run of N examples of a batch
+    by its own statistics, as unsynchronized BN on batch/N replicas. null = off."""
+    gamma_initializer: InitArg | None = None
+    """gamma's initializer, e.g. ones or {name: random_normal, stddev: 0.01}. null = ones."""
+    beta_initializer: InitArg | None = None
+    """beta's initializer. null = zeros."""
+    moving_mean_initializer: InitArg | None = None
+    """The moving mean's initial value. null = zeros."""
+    moving_variance_initializer: InitArg | None = None
+    """The moving variance's initial value. null = ones (notebook 004 starts it at zeros)."""
+    behaviour: BEHAVIOURS = "standard"
+    """standard: batch statistics in training (moving ones updated), moving statistics at
+    inference. moving_stats_in_training: normalize with the moving statistics in training
+    too (they still move toward the batch's; d2l's exercise). batch_stats_at_inference:
+    inference normalizes with the batch's own statistics, so a prediction depends on the
+    rest of its batch (a custom layer called with training=True). frozen_moving_stats: the
+    moving statistics never move from their initial values."""
+    fault: FAULTS | None = None
+    """A known broken implementation, reproduced on purpose (impl: scratch), never a default.
+    mxnet_moving_average: notebook 004's update as written, moving_mean <- moving_mean +
+    momentum - momentum * batch variance, moving variance never updated."""
+
+    @model_validator(mode="after")
+    def _null_for_the_default(self) -> BNConfig:
+        """An initializer that names its default (gamma_initializer: ones) is stored as null:
+        one run, one config hash and one compare group, however it was spelled."""
+        for key, default in BN_INIT_DEFAULTS.items():
+            if getattr(self, key) == default:
+                setattr(self, key, None)
+        return self
+
+    @model_validator(mode="after")
+    def _ghost_needs_scratch(self) -> BNConfig:
+        if self.virtual_batch_size is not None and self.impl != "scratch":
+            raise ValueError("virtual_batch_size needs impl: scratch (Keras 3's "
+                             "BatchNormalization has no ghost batches)")
+        if self.virtual_batch_size is not None and self.synchronized:
+            raise ValueError("virtual_batch_size and synchronized exclude each other")
+        if self.fault is not None and self.impl != "scratch":
+            raise ValueError(f"fault {self.fault} needs impl: scratch (Keras' layer has no "
+                             "faults)")
+        return self
+
+
+class ModelConfig(Section):
+    """The network: LeNet or an MLP, with BN placed as `bn` says."""
+
+    arch: Literal["lenet", "mlp", "layers"] = "lenet"
+    """lenet: two valid convolutions + pooling, then dense layers; mlp: dense layers only;
+    layers: the list in `layers`, as written (any sequential model)."""
+    layers: list[LayerSpec] | None = Field(None, max_length=MAX_LAYERS)
+    """arch: layers: the model, layer by layer, each a mapping with its `type` (conv, dense,
+    bn, activation, max_pool, avg_pool, flatten) and settings; the last layer gives the
+    10 outputs; at most 1,000 layers. Any arch: at most 100 million weights, and at most
+    16 GiB of layer outputs for one batch (`validate` says so before TensorFlow would fail
+    to allocate them). See docs/config.md#the-model-as-a-list-of-layers."""
+    hidden: list[int] | None = None
+    """Widths of the hidden dense layers. null = lenet [120, 84], mlp [300, 100]."""
+    filters: list[int] = [6, 16]
+    """LeNet: output channels of each convolution (each followed by 2x2 pooling)."""
+    kernel_size: int = Field(5, gt=0, le=64)
+    """LeNet: convolution kernel size (valid padding, so 28x28 -> 4x4x16 with the defaults)."""
+    pooling: Literal["avg", "max"] = "avg"
+    """LeNet: 2x2 average (d2l) or max pooling."""
+    activation: Literal["relu", "sigmoid", "elu", "tanh", "selu"] = "sigmoid"
+    """Activation of every hidden layer. The output layer gives logits."""
+    use_bias: Literal["auto"] | StrictBool = "auto"
+    """auto: no bias on a layer whose output feeds BN (BN's beta takes its role); true/false."""
+    init: Literal["glorot_uniform", "glorot_normal", "he_uniform", "he_normal", "lecun_normal"] = (
+        "glorot_uniform"
+    )
+    """Kernel initializer of every conv and dense layer (glorot_uniform = d2l's Xavier)."""
+    bn: BNConfig = BNConfig()
+
+    @model_validator(mode="after")
+    def _resolve_hidden(self) -> ModelConfig:
+        if (self.arch == "layers") != (self.layers is not None):
+            raise ValueError("layers is given with arch: layers, and only then")
+        if self.arch == "layers":
+            if not self.layers:
+                raise ValueError("layers is an empty list")
+            return self
+        if self.hidden is None:
+            self.hidden = list(DEFAULT_HIDDEN[self.arch])
+        for key, widths in (("hidden", self.hidden), ("filters", self.filters)):
+            if not widths or min(widths) <= 0 or max(widths) > MAX_WIDTH:
+                raise ValueError(f"{key} must be a non-empty list of widths from 1 to "
+                                 f"{MAX_WIDTH}")
+        return self
+
+
+class OptimizerConfig(Section):
+    """The optimizer and its learning rate."""
+
+    name: Literal["sgd", "adam", "rmsprop"] = "sgd"
+    """sgd (d2l, Geron), adam or rmsprop, with Keras' defaults for what is not set here."""
+    learning_rate: float = Field(1.0, gt=0.0, le=1e6)
+    """d2l's BN-LeNet trains with SGD at 1.0; without BN that rate is usually too high."""
+    momentum: float = Field(0.0, ge=0.0, lt=1.0)
+    """SGD and RMSprop momentum. Adam has its own (beta_1): leave this at 0 for adam."""
+
+    @model_validator(mode="after")
+    def _momentum_applies(self) -> OptimizerConfig:
+        if self.name == "adam" and self.momentum != 0.0:
+            raise ValueError("momentum must be 0 for adam (Adam's beta_1 plays that role)")
+        return self
+
+
+class TrainConfig(Section):
+    """The training budget."""
+
+    epochs: int = Field(10, gt=0, le=100_000)
+    """Passes over the training set."""
+    loss: Literal["sparse_categorical_crossentropy", "categorical_crossentropy"] = (
+        "sparse_categorical_crossentropy")
+    """Keras' loss, on integer labels (sparse) or one-hot labels: the same number when the
+    outputs are right for it."""
+    from_logits: bool = True
+    """true: the model's outputs are logits (no softmax on the last layer), as bnexp's
+    presets give. false: the outputs are taken as probabilities, as Keras' default; a
+    mismatch with the last layer is warned about at start (notebooks 000, 002 do it)."""
+    deterministic: bool = False
+    """TensorFlow op determinism: a resumed run then ends bit-identical to an uninterrupted
+    one. Costs some speed."""
+    jit_compile: Literal["auto", "except_conv"] | StrictBool = "auto"
+    """XLA-compile the training and evaluation steps. true: the whole steps; except_conv:
+    every layer but the convolutions, each run of layers between convolutions one XLA
+    cluster, the convolutions on TensorFlow's own (oneDNN) kernels, which beat XLA's on
+    CPU. auto: true for mlp, except_conv for lenet (benchmarks/throughput.py). Falls back
+    to no XLA if XLA fails."""
+    precision: Literal["float32", "mixed_bfloat16"] = "float32"
+    """mixed_bfloat16: Keras' mixed precision policy, layers compute in bfloat16 (CPUs
+    with AVX-512 BF16 or AMX, and GPUs, have units for it) and keep float32 weights; BN
+    normalizes and keeps its moving statistics in float32 (both impls), the loss is
+    float32. float32: everything in float32."""
+    precise_bn: int = Field(0, ge=0, le=MAX_EXAMPLES)
+    """Precise BN (Wu & Johnson 2021): before every evaluation, recompute each BN layer's
+    moving statistics over the first N training examples with the weights fixed. 0 = off
+    (plain moving averages)."""
+    steps_per_call: int = Field(16, gt=0, le=10_000)
+    """Training steps per compiled call: fewer Python round trips; Ctrl-C and the progress
+    bar react once per call."""
+    strategy: Literal["none", "mirrored"] = "none"
+    """mirrored: data-parallel over the GPUs, or without GPUs over `replicas` logical CPU
+    devices (tf.distribute.MirroredStrategy); each replica trains on its slice of the
+    batch. BN per slice or global: model.bn.synchronized. No XLA."""
+    replicas: int | None = Field(None, gt=0, le=64)
+    """mirrored: how many replicas (devices). null = every GPU, or 2 CPU devices."""
+    tensorboard: bool = False
+    """Also write TensorBoard event files to the run folder's tensorboard/: the epoch
+    metrics as scalars, each BN layer's gamma, beta and moving statistics as histograms."""
+
+    @model_validator(mode="after")
+    def _xla_not_mirrored(self) -> TrainConfig:
+        if self.strategy == "mirrored" and self.jit_compile in (True, "except_conv"):
+            raise ValueError(f"jit_compile: {str(self.jit_compile).lower()} does not work "
+                             "with strategy: mirrored (use auto or false)")
+        return self
+
+
+class DiagnosticsConfig(Section):
+    """What bnexp measures besides the metrics; off where it costs time."""
+
+    batch_stats_eval: bool | None = None
+    """null: on for a model with BN, off without. true: evaluate the test set with batch
+    statistics too (BN in training mode, batches of data.batch_size) each epoch, leaving
+    the moving statistics untouched: metrics.csv's test_*_batchstats, summary.json's
+    bn_gap. A large gap to test_* means the moving averages have not caught up
+    (momentum 0.99 on a short run) or BN is broken."""
+    drift: int = Field(0, ge=0, le=MAX_EXAMPLES)
+    """N > 0: drift.csv, per epoch and BN layer, how far the moving mean and variance are
+    from the population statistics of the current weights over the first N training
+    examples (what precise BN would set), as relative errors. 0 = off."""
+    step_metrics: bool = False
+    """steps.csv: the training loss and accuracy of every step (training mode, on that
+    step's batch) and, every `every_steps` steps, the test loss and accuracy in inference
+    mode: curves in steps, as Ioffe & Szegedy's Fig. 1(a)."""
+    activations: bool = False
+    """activations.csv: every `every_steps` steps, the 15th/50th/85th percentiles of the
+    input to each hidden activation on a fixed probe batch (the first `probe_size` test
+    examples), in inference mode; per unit for the first `activation_units` units of each
+    layer (a conv unit is a channel) and over the whole layer (unit "all"). Ioffe &
+    Szegedy's Fig. 1(b, c)."""
+    every_steps: int = Field(100, gt=0, le=10**9)
+    """Steps between the probes of step_metrics (test metrics) and activations; also taken
+    at step 0."""
+    probe_size: int = Field(1000, gt=0, le=MAX_EXAMPLES)
+    """Examples in the activations' probe batch."""
+    activation_units: int = Field(3, ge=0, le=10_000)
+    """Units per layer with their own percentiles in activations.csv."""
+
+
+class SweepConfig(Section):
+    """A grid of dotted keys to lists of values, run for each seed (a paired design)."""
+
+    grid: dict[str, list[Any]] = {}
+    """Dotted config key -> the values to try, e.g. model.bn.placement: [none, before]
+    (two cells that make the same run, e.g. [1, 1.0], are refused). The grid times the
+    seeds may make at most 20,000 runs per config file, and per command over all the
+    config files it is given."""
+    seeds: list[Annotated[int, Field(ge=0, le=MAX_SEED)]] | None = Field(None, max_length=1000)
+    """null = the config's own seed only (each seed once)."""
+
+    @model_validator(mode="after")
+    def _non_empty(self) -> SweepConfig:
+        for key, values in self.grid.items():
+            if not values:
+                raise ValueError(f"grid key {key!r} has an empty list of values")
+        if self.seeds is not None and not self.seeds:
+            raise ValueError("seeds is an empty list")
+        if self.seeds is not None and len(set(self.seeds)) < len(self.seeds):
+            raise ValueError("seeds lists a seed twice (the same run would train twice)")
+        if "seed" in self.grid or "name" in self.grid:
+            raise ValueError("grid: seed and name are not grid keys (use sweep.seeds; the "
+                             "name is the config's)")
+        return self
