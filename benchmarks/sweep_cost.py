@@ -14,7 +14,7 @@ end to end, process start included. From the run folders' summary.json:
   per run    the whole command's time over N
 Backends: jobs1 (--jobs 1: every run in the bnexp process), jobs2 (--jobs 2: two worker
 processes), ray (--backend ray: bnexp starts a local Ray and stops it). The first row,
-"cold", is one run on an empty XLA cache (bnexp/tfquiet.py): the compile cost of a model
+"cold", is one run on an empty XLA cache (bnexp/xlacache.py): the compile cost of a model
 that this machine never trained before; the others share that cache, warm.
 """
 

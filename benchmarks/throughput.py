@@ -49,7 +49,7 @@ from tensorflow import keras  # noqa: E402
 from bnexp import config, data  # noqa: E402
 from bnexp.model import build as models  # noqa: E402
 from bnexp.reporter import NullReporter as Quiet  # noqa: E402
-from bnexp.training import compiled, loop, steps  # noqa: E402
+from bnexp.training import compiled, loop, objective  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import torch_peer  # noqa: E402
@@ -99,7 +99,7 @@ def paired_calls(cfg, changed, splits, passes: int = 3) -> float:
     both = []
     for c in (cfg, changed):
         model, _ = loop.new_model(c, splits.input_shape)
-        both.append(compiled.steps_for(c, model, splits.input_shape))
+        both.append(compiled.make_steps(c, model, splits.input_shape))
     order, seconds = np.random.default_rng(cfg.seed), [0.0, 0.0]
     for timed in [False] + [True] * passes:
         chunks = loop.batch_chunks(order.permutation(len(x)), cfg.data.batch_size,
@@ -124,13 +124,14 @@ def keras_fit(cfg, splits, jit_compile="auto") -> float:
     keras.backend.clear_session()
     keras.utils.set_random_seed(cfg.seed)
     model = models.build(cfg.model, splits.input_shape)
-    model.compile(optimizer=steps.make_optimizer(cfg.optimizer), metrics=["accuracy"],
+    model.compile(optimizer=objective.make_optimizer(cfg.optimizer), metrics=["accuracy"],
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   jit_compile=jit_compile)
     timer = EpochTimer()
     timer.seconds = []
-    model.fit(data.to_unit(splits.x_train), splits.y_train, batch_size=cfg.data.batch_size,
-              epochs=cfg.train.epochs, shuffle=True, verbose=0, callbacks=[timer])
+    model.fit(models.to_unit(splits.x_train).numpy(), splits.y_train,
+              batch_size=cfg.data.batch_size, epochs=cfg.train.epochs, shuffle=True,
+              verbose=0, callbacks=[timer])
     return len(splits.x_train) / statistics.median(timer.seconds[1:] or timer.seconds)
 
 
@@ -138,7 +139,7 @@ def bare_step(cfg, splits) -> float:
     keras.backend.clear_session()
     keras.utils.set_random_seed(cfg.seed)
     model = models.build(cfg.model, splits.input_shape)
-    optimizer = steps.make_optimizer(cfg.optimizer)
+    optimizer = objective.make_optimizer(cfg.optimizer)
     loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
     @tf.function
@@ -150,7 +151,7 @@ def bare_step(cfg, splits) -> float:
         return loss
 
     batch, n = cfg.data.batch_size, len(splits.x_train)
-    rng, seconds, x_train = np.random.default_rng(0), [], data.to_unit(splits.x_train)
+    rng, seconds, x_train = np.random.default_rng(0), [], models.to_unit(splits.x_train).numpy()
     for _ in range(cfg.train.epochs):
         perm = rng.permutation(n)
         start = time.perf_counter()

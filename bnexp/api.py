@@ -137,10 +137,7 @@ def compare(runs_dir: str | Path, *, by: list[str] | None = None, metric: str = 
     that group). per_run: one row per run instead (`--runs`)."""
     from bnexp.analysis import compare as compare_mod
 
-    found = _load(runs_dir)
-    if per_run:
-        return compare_mod.run_rows(found, metric, at, by)
-    return compare_mod.table(found, metric, at, by, baseline)
+    return compare_mod.frame(_load(runs_dir), metric, at, by, baseline, per_run)
 
 
 def doctor(path: str | Path) -> pd.DataFrame:

@@ -2,7 +2,7 @@
 
 Images come back as uint8 NHWC pixels (0-255, as the files store them: a quarter of
 the memory of float32) and labels as int32; the training and evaluation steps scale
-each batch to [0, 1] on the device (`to_unit` does the same in NumPy). Where the
+each batch to [0, 1] on the device (`bnexp.model.build.to_unit`). Where the
 files are looked for, in order: `data.path` (when set, only there),
 `$BNEXP_DATA_DIR/<name>`, the Keras cache (`$KERAS_HOME` or `~/.keras`,
 `datasets/...`), `/usr/share/datasets/<name>`; then `keras.datasets` is asked to
@@ -22,9 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-from bnexp.config import DataConfig
+from bnexp.config import NUM_CLASSES, DataConfig
 from bnexp.errors import DataError
-from bnexp.reading import NAME_MAX, PATH_MAX, too_long_for_a_path
+from bnexp.safeopen import NAME_MAX, PATH_MAX, too_long_for_a_path
 from bnexp.tfquiet import import_tensorflow, silenced
 
 IDX_FILES = {
@@ -40,7 +40,6 @@ INSTALL_HINT = {
     "mnist": "put the four MNIST IDX .gz files (or Keras' mnist.npz) in a folder and set "
     "data.path or $BNEXP_DATA_DIR/mnist",
 }
-NUM_CLASSES = 10
 MAX_IDX_BYTES = 256 << 20  # MNIST's largest file is 47 MB
 CLASS_NAMES = {
     "fashion_mnist": ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
@@ -54,7 +53,7 @@ CLASS_NAMES = {
 class Splits:
     """Train / validation / test arrays. x: uint8 (N, H, W, 1) pixels; y: int32 (N,).
 
-    The trap: x is not yet scaled; models expect to_unit(x), floats in [0, 1].
+    The trap: x is not yet scaled; models take to_unit(x) (bnexp/model/build.py), floats in [0, 1].
     """
 
     x_train: np.ndarray
@@ -162,11 +161,6 @@ def epoch_order(rng: np.random.Generator, n: int, shuffle_buffer: int | None) ->
             buffer[i] = buffer[-1]
             buffer.pop()
     return np.asarray(order)
-
-
-def to_unit(x: np.ndarray) -> np.ndarray:
-    """uint8 pixels -> float32 in [0, 1]: what the models are fed."""
-    return x.astype(np.float32) / 255.0
 
 
 # ---------------------------------------------------------------- finding files

@@ -13,12 +13,11 @@ from pathlib import Path
 from typing import Protocol
 
 
-class Reporter(Protocol):
+class RunReporter(Protocol):
+    """What one run tells while it trains (the run's lifecycle and its epoch loop)."""
+
     def note(self, text: str) -> None:
         """A notice about the current run the user should read (also in train.log)."""
-
-    def run_skipped(self, path: Path, status: str) -> None:
-        """A run left as it is: already finished, or still running elsewhere."""
 
     def run_started(self, path: Path, epochs: int) -> None: ...
 
@@ -30,6 +29,13 @@ class Reporter(Protocol):
     def epoch_done(self, row: dict) -> None: ...
 
     def run_done(self, path: Path, summary: dict) -> None: ...
+
+
+class Reporter(RunReporter, Protocol):
+    """What a sweep tells: its runs' progress, and the sweep's own."""
+
+    def run_skipped(self, path: Path, status: str) -> None:
+        """A run left as it is: already finished, or still running elsewhere."""
 
     def sweep_started(self, total: int, workers: int) -> None:
         """Runs in other processes (pool, Ray) from here on: only their ends are seen."""

@@ -25,7 +25,8 @@ from bnexp.config import RunSpec
 from bnexp.reporter import Reporter
 from bnexp.runs import Outcome
 from bnexp.runs.plan import plan, resumable
-from bnexp.tfquiet import import_tensorflow, xla_cache_dir
+from bnexp.tfquiet import import_tensorflow
+from bnexp.xlacache import xla_cache_dir
 
 
 def run_all(specs: list[RunSpec], runs_dir: Path, reporter: Reporter, jobs: int = 1,
@@ -67,10 +68,12 @@ def run_all(specs: list[RunSpec], runs_dir: Path, reporter: Reporter, jobs: int 
 
 def _check_here(models, devices: int) -> None:
     import_tensorflow()
-    from bnexp.training import distribute, lifecycle
+    from bnexp.training import distribute
 
     distribute.prepare_devices(devices)  # before TensorFlow runs its first op
-    lifecycle.check_buildable(models)
+    from bnexp.model.build import check_buildable
+
+    check_buildable(models)
 
 
 def _local(datasets: dict):

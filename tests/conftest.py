@@ -15,7 +15,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # as bnexp sets it: bnexp/tf
 for _name in ("BNEXP_DATA_DIR", "BNEXP_THREADS_PER_JOB", "KERAS_HOME"):
     os.environ.pop(_name, None)
 # test modules import TensorFlow themselves: the XLA cache's flag must be set before
-from bnexp.tfquiet import use_xla_cache  # noqa: E402
+from bnexp.xlacache import use_xla_cache  # noqa: E402
 
 use_xla_cache()
 
@@ -43,13 +43,11 @@ def _no_writes_into_the_checkout():
 
 @pytest.fixture(autouse=True)
 def _fresh_keras_session():
-    """A fresh Keras session, and no compiled steps kept from another test: what a test
-    sees of tracing and XLA (its fallback) does not depend on the tests before it."""
+    """A fresh Keras session: what a test sees of layer names and seeds does not depend
+    on the tests before it."""
     yield
     if "keras" in sys.modules:  # only tests that imported TensorFlow need this
         sys.modules["keras"].backend.clear_session(free_memory=False)
-    if "bnexp.training.compiled" in sys.modules:
-        sys.modules["bnexp.training.compiled"].forget()
 
 
 @pytest.fixture

@@ -48,7 +48,8 @@ def synthetic_config(**sections) -> Config:
 
 def steps_for(cfg: Config, model, input_shape, jit_compile=False):
     """The compiled Steps of `model` with cfg's optimizer (imports TensorFlow)."""
-    from bnexp.training.steps import Steps, make_optimizer
+    from bnexp.training.objective import make_optimizer
+    from bnexp.training.steps import Steps
 
     return Steps(model, make_optimizer(cfg.optimizer), input_shape, jit_compile=jit_compile)
 

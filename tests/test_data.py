@@ -29,10 +29,13 @@ def test_mnist_from_idx_files_in_data_path(tmp_path, gz):
     assert s.x_train.shape == (30, 28, 28, 1) and s.x_val.shape == (10, 28, 28, 1)
     assert s.x_train.dtype == np.uint8 and s.y_train.dtype == np.int32
     np.testing.assert_array_equal(s.x_val[..., 0], arrays[0][:10])
-    np.testing.assert_allclose(data.to_unit(s.x_val)[..., 0], arrays[0][:10] / 255.0, rtol=1e-6)
+    from bnexp.model.build import to_unit  # what the models take (imports TensorFlow)
+
+    np.testing.assert_allclose(to_unit(s.x_val).numpy()[..., 0], arrays[0][:10] / 255.0,
+                               rtol=1e-6)
     np.testing.assert_array_equal(s.y_train, arrays[1][10:])
     np.testing.assert_array_equal(s.y_test, arrays[3])
-    unit = data.to_unit(s.x_train)
+    unit = to_unit(s.x_train).numpy()
     assert unit.dtype == np.float32 and unit.min() >= 0.0 and unit.max() <= 1.0
 
 

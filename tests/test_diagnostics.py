@@ -94,7 +94,7 @@ def test_precise_bn_statistics_equal_numpy_over_the_same_examples(arch, impl):
         steps.train_step(splits.x_train[i * 50:(i + 1) * 50], splits.y_train[i * 50:(i + 1) * 50])
     sample = splits.x_train[:300]
     diagnostics.precise_bn(model, sample)
-    h, checked = data.to_unit(sample).astype(np.float64), 0
+    h, checked = models.to_unit(sample).numpy().astype(np.float64), 0
     for layer in model.layers:  # an independent pass: NumPy statistics of each BN's input
         if "_bn" in layer.name:
             axes = tuple(range(h.ndim - 1))

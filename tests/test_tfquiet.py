@@ -1,4 +1,5 @@
-"""bnexp/tfquiet.py: modules hidden during TensorFlow's import, XLA's persistent cache."""
+"""bnexp/tfquiet.py: modules hidden during TensorFlow's import; bnexp/xlacache.py: XLA's
+persistent cache."""
 
 import os
 import re
@@ -7,7 +8,7 @@ import sys
 
 import pytest
 
-from bnexp import tfquiet
+from bnexp import tfquiet, xlacache
 from tests.helpers import run_bnexp
 
 
@@ -27,29 +28,29 @@ def test_a_hidden_module_fails_to_import_inside_the_block_and_imports_after_it()
 def test_the_xla_cache_folder_follows_the_environment(monkeypatch, tmp_path):
     monkeypatch.delenv("TF_XLA_FLAGS", raising=False)
     monkeypatch.setenv("BNEXP_XLA_CACHE", "off")
-    assert tfquiet.use_xla_cache() is None and "TF_XLA_FLAGS" not in os.environ
+    assert xlacache.use_xla_cache() is None and "TF_XLA_FLAGS" not in os.environ
     monkeypatch.setenv("BNEXP_XLA_CACHE", str(tmp_path / "xla"))
-    assert tfquiet.use_xla_cache() == tmp_path / "xla" and (tmp_path / "xla").is_dir()
+    assert xlacache.use_xla_cache() == tmp_path / "xla" and (tmp_path / "xla").is_dir()
     flags = os.environ["TF_XLA_FLAGS"]
     assert flags == f"--tf_xla_persistent_cache_directory={tmp_path / 'xla'}"
-    assert tfquiet.use_xla_cache() is None  # a cache already named is left as it is
+    assert xlacache.use_xla_cache() is None  # a cache already named is left as it is
     monkeypatch.setenv("TF_XLA_FLAGS", "")
     monkeypatch.setenv("BNEXP_XLA_CACHE", str(tmp_path / "x a b"))  # cut at the space by TF
-    assert tfquiet.use_xla_cache() is None and os.environ["TF_XLA_FLAGS"] == ""
+    assert xlacache.use_xla_cache() is None and os.environ["TF_XLA_FLAGS"] == ""
     monkeypatch.delenv("BNEXP_XLA_CACHE")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "home"))
-    default = tfquiet.xla_cache_dir()
+    default = xlacache.xla_cache_dir()
     assert default.parent == tmp_path / "home" / "bnexp" / "xla"
-    assert default.name.startswith("tf") and default.name == tfquiet.xla_cache_dir().name
+    assert default.name.startswith("tf") and default.name == xlacache.xla_cache_dir().name
     for switch in ("on", "True", "1", "default", " yes "):  # a switch, not a folder named `on`
         monkeypatch.setenv("BNEXP_XLA_CACHE", switch)
-        assert tfquiet.xla_cache_dir() == default
+        assert xlacache.xla_cache_dir() == default
     for switch in ("OFF", "false", "0", "no"):
         monkeypatch.setenv("BNEXP_XLA_CACHE", switch)
-        assert tfquiet.xla_cache_dir() is None
+        assert xlacache.xla_cache_dir() is None
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("BNEXP_XLA_CACHE", "cache/xla")  # relative: from here, made absolute
-    assert tfquiet.xla_cache_dir() == tmp_path / "cache" / "xla"
+    assert xlacache.xla_cache_dir() == tmp_path / "cache" / "xla"
 
 
 @pytest.mark.parametrize("jobs", ["1", "2"])

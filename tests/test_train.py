@@ -9,7 +9,7 @@ from tensorflow import keras
 
 from bnexp import config, data, runs
 from bnexp.model import build as models
-from bnexp.training import lifecycle
+from bnexp.training import lifecycle, xla
 from bnexp.training import loop as train_loop
 from bnexp.training import steps as train_steps
 from tests.helpers import Quiet, steps_for, synthetic_config
@@ -24,7 +24,7 @@ def test_compiled_step_equals_eager_step():
         keras.utils.set_random_seed(0)
         model = models.build(cfg.model, splits.input_shape)
         steps = steps_for(cfg, model, splits.input_shape)
-        step = steps.train_step if compiled else steps.eager_train_step
+        step = steps.train_step if compiled else steps.train_step_body
         losses.append([float(step(tf.constant(x), tf.constant(y))[0]) for _ in range(3)])
         weights.append([w.numpy() for w in model.weights])
     np.testing.assert_allclose(losses[0], losses[1], rtol=1e-5)
@@ -52,7 +52,7 @@ def test_fit_learns_and_reports_every_column():
     rows = []
     train_loop.fit(cfg, data.load(cfg.data), rows.append, Quiet())
     assert [r["epoch"] for r in rows] == [1, 2, 3]
-    assert set(runs.METRIC_COLUMNS) <= set(rows[-1])
+    assert set(runs.EPOCH_COLUMNS) <= set(rows[-1])
     assert rows[-1]["test_acc"] > 0.5 and rows[-1]["train_loss"] < rows[0]["train_loss"]
 
 
@@ -69,30 +69,44 @@ def test_same_seed_same_metrics():
 
 @pytest.mark.slow  # over ~2 s: out of the fast loop
 def test_a_later_run_of_the_same_model_reuses_the_compiled_steps_and_ends_the_same():
-    """compiled.py: the second run of a model in a process takes over the first run's
-    traced and compiled steps; its metrics equal, bit for bit, those of the same run
-    given new steps (seed, learning rate and the optimizer's momentum slots reset)."""
-    from bnexp.training import compiled
+    """compiled.py: the second run of a model given the same StepCache takes over the
+    first run's traced and compiled steps; its metrics and trained weights equal, bit for
+    bit, those of the same run given new steps (seed, learning rate and the optimizer's
+    momentum slots reset); fit returns the model it was given, trained."""
+    from bnexp.training.compiled import StepCache
 
-    def run(seed, lr, momentum=0.9):
+    def run(seed, lr, momentum=0.9, cache=None):
         cfg = synthetic_config(seed=seed, optimizer={"learning_rate": lr, "momentum": 0.5},
                                model={"arch": "mlp", "hidden": [32], "bn": {"momentum": momentum}},
                                train={"epochs": 2})
         rows = []
-        model = train_loop.fit(cfg, splits, rows.append, Quiet())
-        return model, [{k: v for k, v in r.items() if "seconds" not in k and "per_sec" not in k}
-                       for r in rows]
+        given, _ = train_loop.new_model(cfg, splits.input_shape)
+        steps = []
+        real_make = compiled.make_steps
+        with pytest.MonkeyPatch.context() as patch:
+            for module in (compiled, train_loop):  # the cache's, and fit's without one
+                patch.setattr(module, "make_steps", lambda *a: steps.append(1) or real_make(*a))
+            model = train_loop.fit(cfg, splits, rows.append, Quiet(), model=given, cache=cache)
+        assert model is given
+        return (bool(steps), [w.numpy() for w in model.weights],
+                [{k: v for k, v in r.items() if "seconds" not in k and "per_sec" not in k}
+                 for r in rows])
+
+    from bnexp.training import compiled
 
     splits = data.load(synthetic_config().data)
-    first, _ = run(1, 0.5)
-    again, reused = run(2, 0.1)
-    assert again is first  # the same model object: nothing traced again
-    other, _ = run(2, 0.1, momentum=0.8)  # BN momentum is baked into the trace: new steps
-    assert other is not first
-    compiled.forget()
-    fresh_model, fresh = run(2, 0.1)
-    assert fresh_model is not first
+    cache = StepCache()
+    traced, _, _ = run(1, 0.5, cache=cache)
+    assert traced
+    traced, reused_weights, reused = run(2, 0.1, cache=cache)
+    assert not traced  # the first run's steps: nothing traced again
+    traced, _, _ = run(2, 0.1, momentum=0.8, cache=cache)  # momentum is baked into the trace
+    assert traced
+    traced, fresh_weights, fresh = run(2, 0.1)  # no cache: new steps
+    assert traced
     assert reused == fresh
+    for a, b in zip(reused_weights, fresh_weights, strict=True):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_divergence_stops_the_run_with_status_diverged(tmp_path):
@@ -159,9 +173,9 @@ def test_xla_steps_match_plain_steps_within_float_noise():
 
 
 def test_jit_compile_auto_follows_the_measured_choice():
-    assert train_steps.xla_mode(synthetic_config(model={"arch": "mlp"})) is True
-    assert train_steps.xla_mode(synthetic_config(model={"arch": "lenet"})) == "except_conv"
-    assert train_steps.xla_mode(synthetic_config(model={"arch": "lenet"},
+    assert xla.xla_mode(synthetic_config(model={"arch": "mlp"})) is True
+    assert xla.xla_mode(synthetic_config(model={"arch": "lenet"})) == "except_conv"
+    assert xla.xla_mode(synthetic_config(model={"arch": "lenet"},
                                           train={"jit_compile": True})) is True
 
 

@@ -10,6 +10,7 @@ from bnexp.errors import BadInput
 from bnexp.model import build as models
 from bnexp.training import steps as train_steps
 from bnexp.training import xla
+from bnexp.training.objective import make_optimizer
 from tests.helpers import steps_for, synthetic_config
 
 LENET = {"arch": "lenet", "bn": {"input": True}}
@@ -95,8 +96,8 @@ def test_except_conv_evaluates_like_the_plain_model():
 
 
 def test_lenet_defaults_to_except_conv_and_mirrored_runs_refuse_it():
-    assert train_steps.xla_mode(synthetic_config(model={"arch": "lenet"})) == "except_conv"
-    assert train_steps.xla_mode(synthetic_config(train={"strategy": "mirrored"})) is False
+    assert xla.xla_mode(synthetic_config(model={"arch": "lenet"})) == "except_conv"
+    assert xla.xla_mode(synthetic_config(train={"strategy": "mirrored"})) is False
     with pytest.raises(BadInput,
                        match="except_conv does not work with strategy: mirrored"):
         synthetic_config(train={"strategy": "mirrored", "jit_compile": "except_conv"})
@@ -116,7 +117,7 @@ def test_a_piece_xla_cannot_compile_falls_back_to_no_xla():
     splits = data.load(cfg.data)
     model = keras.Sequential([keras.Input(splits.input_shape), keras.layers.Conv2D(4, 3),
                               HostIdentity(), keras.layers.Flatten(), keras.layers.Dense(10)])
-    steps = train_steps.Steps(model, train_steps.make_optimizer(cfg.optimizer), splits.input_shape,
+    steps = train_steps.Steps(model, make_optimizer(cfg.optimizer), splits.input_shape,
                         jit_compile="except_conv")
     per_step = steps.train_many(splits.x_train, splits.y_train,
                                 np.arange(100, dtype=np.int32).reshape(2, 50))

@@ -15,9 +15,8 @@ from tensorflow import keras
 from bnexp import config as config_mod
 from bnexp import data as data_mod
 from bnexp.errors import BadInput
-from bnexp.model.build import build
+from bnexp.model.build import build, to_unit
 from bnexp.runs import checkpoint
-from bnexp.training.recorders import to_unit
 
 
 def layer_outputs(model: keras.Model, image: np.ndarray, upto: int) -> list[tuple[str, np.ndarray]]:

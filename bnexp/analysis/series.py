@@ -15,13 +15,13 @@ import pandas as pd
 from scipy import special
 
 from bnexp import runs
-from bnexp.analysis.compare import Runs, check_metric, group_keys
+from bnexp.analysis.compare import RunTable, check_metric, group_keys
 from bnexp.errors import BadInput, did_you_mean
 
 DEFAULT_UNIT = "0"  # activations.png's unit: the first of each layer
 
 
-def curves(found: Runs, metric: str = "test_acc", by: list[str] | None = None,
+def curves(found: RunTable, metric: str = "test_acc", by: list[str] | None = None,
            read=None) -> dict:
     """Per group label, a DataFrame of epoch, mean, ci95_low, ci95_high, n (completed runs).
     read: a run folder's metrics as a DataFrame (default: read_metrics, once per call)."""
@@ -35,12 +35,12 @@ def _metrics(path: Path) -> pd.DataFrame:
     return frame if "epoch" in frame else frame.iloc[0:0, 0:0]
 
 
-def step_curves(found: Runs, metric: str = "test_acc", by: list[str] | None = None) -> dict:
+def step_curves(found: RunTable, metric: str = "test_acc", by: list[str] | None = None) -> dict:
     """As `curves`, over steps, from the runs' steps.csv (diagnostics.step_metrics)."""
     return _series(found, by, lambda path: runs.read_table(path, "steps.csv"), "step", metric)
 
 
-def activation_bands(found: Runs, layer: str | None = None, unit: str = DEFAULT_UNIT,
+def activation_bands(found: RunTable, layer: str | None = None, unit: str = DEFAULT_UNIT,
                      by: list[str] | None = None) -> tuple[str | None, dict]:
     """(layer, {group label: DataFrame step, p15, p50, p85}) from activations.csv: one
     unit of one layer (default: the last layer, "a typical sigmoid of the last hidden
@@ -79,7 +79,7 @@ def activation_bands(found: Runs, layer: str | None = None, unit: str = DEFAULT_
     return layer, out
 
 
-def drift_curves(found: Runs, by: list[str] | None = None) -> dict:
+def drift_curves(found: RunTable, by: list[str] | None = None) -> dict:
     """Per group label, drift.csv's mean_error and variance_error per epoch and layer,
     averaged over the group's runs."""
     out = {}
@@ -100,7 +100,7 @@ def long_table(series: dict) -> pd.DataFrame:
     return table[["group", *[c for c in table.columns if c != "group"]]]
 
 
-def group_count(found: Runs, by: list[str] | None) -> int:
+def group_count(found: RunTable, by: list[str] | None) -> int:
     """How many groups of completed runs the figures would draw: known before any file
     is read (refusing 1,000 groups took 16 s of reading 5,000 runs' CSVs first)."""
     if found.table.empty:
@@ -109,7 +109,7 @@ def group_count(found: Runs, by: list[str] | None) -> int:
     return done.groupby(group_keys(found, by), sort=False, dropna=False).ngroups
 
 
-def _groups(found: Runs, by: list[str] | None):
+def _groups(found: RunTable, by: list[str] | None):
     """(label, completed runs) per group, in the order groups first appear."""
     if found.table.empty:
         return
@@ -121,7 +121,7 @@ def _groups(found: Runs, by: list[str] | None):
                         for k, v in zip(keys, values, strict=True)), group
 
 
-def _series(found: Runs, by, read, x: str, metric: str) -> dict:
+def _series(found: RunTable, by, read, x: str, metric: str) -> dict:
     """Per group, `metric` summarized over the runs at each value of x (epoch, step)."""
     out = {}
     for label, group in _groups(found, by):
@@ -168,7 +168,7 @@ class Figures:
         return long_table(self.steps)
 
 
-def standard(found: Runs, by: list[str] | None = None, layer: str | None = None,
+def standard(found: RunTable, by: list[str] | None = None, layer: str | None = None,
              unit: str = DEFAULT_UNIT) -> Figures:
     """Every standard figure's numbers, as far as the runs' files allow."""
     read = functools.cache(_metrics)  # four figures' curves: each metrics.csv read once

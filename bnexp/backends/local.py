@@ -14,11 +14,11 @@ class LocalBackend:
     """Trains in this process, with the datasets the sweep's checks already loaded."""
 
     def __init__(self, datasets: dict | None = None):
-        self.cache = worker.DatasetCache(datasets)
+        self.worker = worker.Worker(datasets)
 
     def run(self, todo: list[Todo], runs_dir: Path, reporter: Reporter) -> list[Outcome]:
         outcomes = []
         for spec, resume in todo:
             stop.check()
-            outcomes.append(worker.train(spec, resume, runs_dir, reporter, self.cache))
+            outcomes.append(self.worker.train(spec, resume, runs_dir, reporter))
         return outcomes

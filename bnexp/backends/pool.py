@@ -3,7 +3,7 @@
 Workers are spawned (not forked: TensorFlow's threads do not survive a fork), pull
 tasks from a queue and report back through another. They start at once, so their
 TensorFlow imports overlap the parent's checks. Workers ignore SIGINT: on Ctrl-C the
-parent sends each a SIGTERM, which (bnexp.stop) ends the run in hand after its
+parent sends each a SIGTERM, which (bnexp.training.stop) ends the run in hand after its
 current step with status "interrupted"; the worker then takes no further task.
 This module imports no TensorFlow; only the workers do.
 """
@@ -181,16 +181,16 @@ def _worker(tasks, events, threads: int, cpu_devices: int = 0) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides; it sends SIGTERM
     signal.signal(signal.SIGTERM, stop.request)
     worker.start(threads, cpu_devices)
-    from bnexp.training import lifecycle
-
-    cache = worker.DatasetCache()
+    trainer = worker.Worker()
     while True:
         task = tasks.get()
         if task is None or stop.requested():  # a stop may come while waiting for a task
             return
         if task[0] == "check":
             try:
-                lifecycle.check_buildable(task[1])
+                from bnexp.model.build import check_buildable
+
+                check_buildable(task[1])
                 events.put(("checked", -1, None))
             except BadInput as e:
                 events.put(("checked", -1, str(e)))
@@ -198,7 +198,7 @@ def _worker(tasks, events, threads: int, cpu_devices: int = 0) -> None:
         _, index, spec, runs_dir, resume_path = task
         events.put(("took", index, os.getpid()))  # the parent's to know if this process dies
         try:
-            worker.train(spec, resume_path, runs_dir, _Events(events, index), cache)
+            trainer.train(spec, resume_path, runs_dir, _Events(events, index))
         except KeyboardInterrupt:
             return  # the run has recorded "interrupted"
         except BaseException as e:  # noqa: BLE001 - report, and take the next run

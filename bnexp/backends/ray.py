@@ -32,7 +32,7 @@ from bnexp.reporter import NullReporter, Reporter
 from bnexp.runs import Outcome
 from bnexp.training import stop
 
-_CACHE = worker.DatasetCache()  # per Ray worker process: a sweep usually shares one dataset
+_WORKER = worker.Worker()  # this Ray worker process's: its runs share a dataset and steps
 
 
 @dataclass(frozen=True)
@@ -188,8 +188,8 @@ def _task(spec: RunSpec, runs_dir: str, resume_path: str | None, copy_back: bool
     worker.start(threads, cpu_devices_needed([spec.config]))
     target = Path(tempfile.mkdtemp(prefix="bnexp-ray-")) if copy_back else Path(runs_dir)
     try:
-        outcome = worker.train(spec, resume_path and Path(resume_path), target, NullReporter(),
-                               _CACHE)
+        outcome = _WORKER.train(spec, resume_path and Path(resume_path), target,
+                                NullReporter())
         files = None
         if copy_back:
             files = {str(p.relative_to(outcome.path)): p.read_bytes()

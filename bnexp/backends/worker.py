@@ -1,10 +1,10 @@
 """The one worker task every backend runs: start a worker process, then train runs in it.
 
 `start` prepares a fresh process (TensorFlow imported quietly, its threads, its logical
-devices: before TensorFlow runs its first op); `train` resumes or starts one run,
-loading its dataset only when it differs from the last one (a sweep usually shares
-one). The local backend calls `train` in this process; pool and Ray workers call
-`start` once, then `train` per run.
+devices: before TensorFlow runs its first op); a `Worker` resumes or starts one run at
+a time, keeping what the next run can take over. The local backend's Worker trains in
+this process; pool and Ray workers call `start` once, then their Worker's `train` per
+run.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import contextlib
 from pathlib import Path
 
 from bnexp.config import RunSpec
-from bnexp.reporter import Reporter
+from bnexp.reporter import RunReporter
 from bnexp.runs import Outcome
 
 
@@ -32,28 +32,33 @@ def start(threads: int | None, cpu_devices: int) -> None:
     distribute.prepare_devices(cpu_devices)
 
 
-class DatasetCache:
-    """The last dataset loaded, by its data config: consecutive runs of a sweep share it."""
+class Worker:
+    """What one process keeps between the runs it trains: the last dataset loaded (a
+    sweep usually shares one; one at a time, so memory stays flat) and the compiled
+    steps of its last few models (bnexp/training/compiled.py). Each backend owns one
+    per training process: the local backend, each pool worker, each Ray worker process."""
 
     def __init__(self, preloaded: dict | None = None):
-        self.splits = dict(preloaded or {})
+        self.datasets = dict(preloaded or {})  # data config as JSON -> Splits
+        self.steps = None  # a StepCache, made with the first run (it imports TensorFlow)
 
-    def get(self, spec: RunSpec):
+    def splits(self, spec: RunSpec):
         from bnexp import data
 
         key = spec.config.data.model_dump_json()
-        if key not in self.splits:
-            self.splits.clear()  # one dataset at a time: memory stays flat over a sweep
-            self.splits[key] = data.load(spec.config.data, spec.source)
-        return self.splits[key]
+        if key not in self.datasets:
+            self.datasets.clear()
+            self.datasets[key] = data.load(spec.config.data, spec.source)
+        return self.datasets[key]
 
+    def train(self, spec: RunSpec, resume_path: Path | None, runs_dir: Path,
+              reporter: RunReporter) -> Outcome:
+        """Resume the run at resume_path, or start `spec` in a new folder under runs_dir."""
+        from bnexp.training import compiled, lifecycle
 
-def train(spec: RunSpec, resume_path: Path | None, runs_dir: Path, reporter: Reporter,
-          cache: DatasetCache) -> Outcome:
-    """Resume the run at resume_path, or start `spec` in a new folder under runs_dir."""
-    from bnexp.training import lifecycle
-
-    splits = cache.get(spec)
-    if resume_path:
-        return lifecycle.resume_run(Path(resume_path), splits, reporter)
-    return lifecycle.run_one(spec, splits, Path(runs_dir), reporter)
+        if self.steps is None:
+            self.steps = compiled.StepCache()
+        splits = self.splits(spec)
+        if resume_path:
+            return lifecycle.resume_run(Path(resume_path), splits, reporter, self.steps)
+        return lifecycle.run_one(spec, splits, Path(runs_dir), reporter, self.steps)

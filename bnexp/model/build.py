@@ -5,8 +5,9 @@ builder: one Keras layer per entry, with its name, in order. BN layers become Ke
 BatchNormalization (impl: keras) or bnexp's own BatchNorm (impl: scratch), with the
 behaviour and fault the config chose. With the presets, a core layer whose output
 feeds BN has no bias (use_bias: auto): BN subtracts the batch mean, so a bias there is
-wasted (beta takes its role). The trap for a layer list: it is built as written, so
-the output layer's activation must agree with train.from_logits.
+wasted (beta takes its role). Models take pixels scaled by `to_unit`. The trap for a
+layer list: it is built as written, so the output layer's activation must agree with
+train.from_logits.
 """
 
 from __future__ import annotations
@@ -14,13 +15,21 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import tensorflow as tf
 from tensorflow import keras
 
 from bnexp.config import ModelConfig, model_layers
 from bnexp.config.layers import Initializer
+from bnexp.errors import BadInput
 from bnexp.model import bn as bn_module
 
 POOLS = {"max_pool": keras.layers.MaxPooling2D, "avg_pool": keras.layers.AveragePooling2D}
+
+
+def to_unit(x) -> tf.Tensor:
+    """uint8 pixels (as data.py loads them and the steps keep them on the device) ->
+    float32 in [0, 1]: what every model takes. NumPy arrays in give a tensor."""
+    return tf.cast(x, tf.float32) / 255.0
 
 
 def build(cfg: ModelConfig, input_shape: tuple[int, ...]) -> keras.Model:
@@ -28,6 +37,22 @@ def build(cfg: ModelConfig, input_shape: tuple[int, ...]) -> keras.Model:
     layers = [keras_layer(spec, cfg) for spec in model_layers(cfg)]
     name = "layers" if cfg.arch == "layers" else f"{cfg.arch}_bn_{cfg.bn.placement}"
     return keras.Sequential([keras.Input(shape=input_shape), *layers], name=name)
+
+
+def check_buildable(models) -> None:
+    """BadInput naming the config file if a (ModelConfig, input shape, config file) cannot
+    be built, e.g. a kernel too big for the images."""
+    for model_cfg, shape, source in models:
+        try:
+            build(model_cfg, shape)
+        except ValueError as e:
+            first = str(e).strip().splitlines()[0]
+            raise BadInput(
+                f"{source}: model: cannot build {model_cfg.arch} on inputs of shape "
+                f"{tuple(shape)} (check kernel_size, filters, data.pad_to): {first}"
+            ) from None
+        finally:
+            keras.backend.clear_session(free_memory=False)  # gc.collect: 0.2 s a call
 
 
 def keras_layer(spec, cfg: ModelConfig) -> keras.layers.Layer:

@@ -4,7 +4,11 @@ Each replica gets a slice of the global batch; the loss is summed per replica an
 divided by the global batch size, and Keras' optimizer sums the replicas' gradients,
 so the update is the one-device update on the whole batch, except for BN: with
 `model.bn.synchronized: false` each replica normalizes its slice by the slice's own
-statistics (ghost batches), with true by the global batch's.
+statistics (ghost batches), with true by the global batch's. `MirroredSteps` is that
+training step: every replica receives the whole gathered batch and takes its own slice
+by replica id (an uneven batch splits as evenly as it can). Evaluation and the
+diagnostics run the model outside the replicas, on the mirrored weights, as on one
+device.
 
 Without GPUs the CPU is split into `train.replicas` logical devices. The trap:
 TensorFlow fixes its devices when it runs its first op, so `prepare_devices` must run
@@ -20,6 +24,9 @@ import tensorflow as tf
 
 from bnexp.config import DEFAULT_CPU_REPLICAS, Config
 from bnexp.errors import BadInput
+from bnexp.model.build import to_unit
+from bnexp.training.objective import Loss
+from bnexp.training.steps import Steps, correct
 
 
 def prepare_devices(cpu_devices: int) -> None:
@@ -57,3 +64,40 @@ def strategy_for(config: Config) -> tf.distribute.Strategy | None:
 def scope(strategy: tf.distribute.Strategy | None):
     """strategy.scope(), or a no-op without a strategy: build model and optimizer in it."""
     return strategy.scope() if strategy is not None else contextlib.nullcontext()
+
+
+class MirroredSteps(Steps):
+    """Steps whose training step splits each batch across the strategy's replicas (the
+    module's docstring says how); never XLA-compiled."""
+
+    def __init__(self, model, optimizer, input_shape, strategy: tf.distribute.Strategy,
+                 loss: Loss | None = None):
+        self.strategy = strategy
+        self.smallest_batch = strategy.num_replicas_in_sync
+        super().__init__(model, optimizer, input_shape, jit_compile=False, loss=loss)
+
+    def train_step_body(self, x, y):
+        per_replica = self.strategy.run(self._replica_step, args=(to_unit(x), y))
+        sums = self.strategy.reduce("SUM", per_replica, axis=None)  # [loss sum, hits, n]
+        loss = sums[0] / sums[2]
+        # the replicas have applied their gradients: this step's iteration is one back
+        self._mark_divergence(loss, self.optimizer.iterations - 1)
+        self.sums.assign_add(sums)
+        return tf.stack([loss, sums[1] / sums[2]])
+
+    def _replica_step(self, x, y):
+        context = tf.distribute.get_replica_context()
+        i, k = context.replica_id_in_sync_group, context.num_replicas_in_sync
+        n = tf.shape(x)[0]
+        start, end = n * i // k, n * (i + 1) // k
+        xs, ys = x[start:end], y[start:end]
+        with tf.GradientTape() as tape:
+            logits = tf.cast(self.model(xs, training=True), tf.float32)
+            per_example = self.loss_fn.per_example(ys, logits)
+            total = tf.reduce_sum(per_example) / tf.cast(n, tf.float32)
+            if self.model.losses:
+                total += tf.add_n(self.model.losses) / k
+        grads = tape.gradient(total, self.model.trainable_variables)
+        self.optimizer.apply_gradients(zip(grads, self.model.trainable_variables, strict=True))
+        return tf.stack([tf.reduce_sum(per_example), tf.reduce_sum(correct(logits, ys)),
+                         tf.cast(end - start, tf.float32)])

@@ -9,7 +9,6 @@ reporter and also to train.log and summary.json's `notes`, whatever the backend.
 
 from __future__ import annotations
 
-import math
 import os
 import platform
 import shutil
@@ -28,17 +27,19 @@ from bnexp import data as data_mod
 from bnexp import runs
 from bnexp.config import RunSpec, advice
 from bnexp.errors import BadInput
-from bnexp.model.build import build, param_counts
-from bnexp.reporter import Reporter
+from bnexp.model.build import param_counts
+from bnexp.reporter import RunReporter
 from bnexp.runs import Outcome, checkpoint
 from bnexp.runs.plan import resumable
+from bnexp.training.compiled import StepCache
 from bnexp.training.loop import Diverged, fit, new_model
 from bnexp.version import __version__
 
 
-def run_one(spec: RunSpec, splits: data_mod.Splits, runs_dir: Path,
-            reporter: Reporter) -> Outcome:
-    """One run in a new folder under runs_dir. Never raises for a failing run: it is recorded."""
+def run_one(spec: RunSpec, splits: data_mod.Splits, runs_dir: Path, reporter: RunReporter,
+            cache: StepCache | None = None) -> Outcome:
+    """One run in a new folder under runs_dir, with the cache's compiled steps where it
+    has them. Never raises for a failing run: it is recorded."""
     config = spec.config
     model, strategy = new_model(config, splits.input_shape)
     path = runs.create(runs_dir, spec.label)
@@ -53,11 +54,12 @@ def run_one(spec: RunSpec, splits: data_mod.Splits, runs_dir: Path,
         raise BadInput(f"{runs_dir}: --runs-dir: cannot write run folders here "
                        f"({e.strerror})") from None
     folder.log(f"started {path.name}: {splits.source}, {summary['data']}")
-    return _execute(config, splits, folder, summary, model, [], reporter, strategy,
-                    notes=advice.warnings(config))
+    return _execute(config, splits, folder, summary, model, [], reporter, strategy, cache,
+                    notes=advice.notes_for(config))
 
 
-def resume_run(path: Path, splits: data_mod.Splits | None, reporter: Reporter) -> Outcome:
+def resume_run(path: Path, splits: data_mod.Splits | None, reporter: RunReporter,
+               cache: StepCache | None = None) -> Outcome:
     """Continue an interrupted or failed run in its own folder from its last checkpoint.
 
     metrics.csv is first made to agree with the checkpoint: a torn last line, or a row
@@ -81,11 +83,12 @@ def resume_run(path: Path, splits: data_mod.Splits | None, reporter: Reporter) -
     except OSError as e:
         raise BadInput(f"{path}: --resume: cannot write the run folder ({e.strerror})") from None
     folder.log(f"resumed after epoch {len(rows)}")
-    return _execute(config, splits, folder, summary, model, rows, reporter, strategy)
+    return _execute(config, splits, folder, summary, model, rows, reporter, strategy, cache)
 
 
 def _execute(config, splits, folder: runs.RunFolder, summary: dict, model, rows: list[dict],
-             reporter: Reporter, strategy=None, notes: list[str] = ()) -> Outcome:
+             reporter: RunReporter, strategy=None, cache: StepCache | None = None,
+             notes: list[str] = ()) -> Outcome:
     """Train to the end, keeping metrics.csv, checkpoint and summary.json up to date;
     `notes` (warnings about the config) are noted once the run has started."""
     t0 = time.time() - (summary.get("wall_seconds") or 0.0)
@@ -96,7 +99,7 @@ def _execute(config, splits, folder: runs.RunFolder, summary: dict, model, rows:
         rows.append(row)
         folder.append_metrics(row)
         summary.update(epochs_done=row["epoch"], final=runs.final_of(row), best=runs.best_of(rows),
-                       bn_gap=bn_gap(row))
+                       bn_gap=runs.bn_gap(row))
         folder.write_summary(summary)
         reporter.epoch_done(row)
 
@@ -104,7 +107,7 @@ def _execute(config, splits, folder: runs.RunFolder, summary: dict, model, rows:
         for note in notes:
             reporter.note(note)
         fit(config, splits, on_epoch, reporter, model=model, folder=folder.path,
-            strategy=strategy)
+            strategy=strategy, cache=cache)
         summary["status"] = "completed"
     except Diverged as e:
         summary.update(status="diverged", diverged_at={"epoch": e.epoch, "step": e.step})
@@ -122,9 +125,10 @@ def _execute(config, splits, folder: runs.RunFolder, summary: dict, model, rows:
 
 
 class _Noting:
-    """The run's reporter, whose notes also land in train.log and summary.json."""
+    """The run's RunReporter, whose notes also land in train.log and summary.json; the
+    rest goes to the reporter it wraps as it is."""
 
-    def __init__(self, reporter: Reporter, folder: runs.RunFolder, summary: dict):
+    def __init__(self, reporter: RunReporter, folder: runs.RunFolder, summary: dict):
         self._reporter, self._folder, self._summary = reporter, folder, summary
 
     def note(self, text: str) -> None:
@@ -133,24 +137,20 @@ class _Noting:
         self._folder.write_summary(self._summary)
         self._reporter.note(text)
 
-    def __getattr__(self, name):  # everything else goes to the run's reporter as it is
-        return getattr(self._reporter, name)
+    def run_started(self, path: Path, epochs: int) -> None:
+        self._reporter.run_started(path, epochs)
 
+    def epoch_started(self, epoch: int, n_steps: int) -> None:
+        self._reporter.epoch_started(epoch, n_steps)
 
-def check_buildable(models) -> None:
-    """BadInput naming the config file if a (ModelConfig, input shape, config file) cannot
-    be built, e.g. a kernel too big for the images."""
-    for model_cfg, shape, source in models:
-        try:
-            build(model_cfg, shape)
-        except ValueError as e:
-            first = str(e).strip().splitlines()[0]
-            raise BadInput(
-                f"{source}: model: cannot build {model_cfg.arch} on inputs of shape "
-                f"{tuple(shape)} (check kernel_size, filters, data.pad_to): {first}"
-            ) from None
-        finally:
-            keras.backend.clear_session(free_memory=False)  # gc.collect: 0.2 s a call
+    def step(self, epoch: int, step: int, loss: float) -> None:
+        self._reporter.step(epoch, step, loss)
+
+    def epoch_done(self, row: dict) -> None:
+        self._reporter.epoch_done(row)
+
+    def run_done(self, path: Path, summary: dict) -> None:
+        self._reporter.run_done(path, summary)
 
 
 def _initial_summary(spec: RunSpec, splits, model, path: Path) -> dict:
@@ -195,24 +195,6 @@ def _finish(summary: dict, folder: runs.RunFolder, t0: float) -> None:
         summary["error"] = (f"{summary.get('error') or ''}; " if summary.get("error") else ""
                             ) + f"summary.json not updated: {e.strerror}"
     folder.log(f"{summary['status']} after {summary['epochs_done']} epochs")
-
-
-GAP_WARNING = 0.05  # test accuracy points between batch and moving statistics
-
-
-def bn_gap(row: dict) -> dict | None:
-    """The train/inference gap of the last epoch, with a note when it is large."""
-    batch_acc = row.get("test_acc_batchstats")
-    if batch_acc is None or not math.isfinite(batch_acc):
-        return None
-    gap = batch_acc - row["test_acc"]
-    note = None
-    if gap > GAP_WARNING:
-        note = (f"test accuracy is {gap:.3f} higher with batch statistics than with the "
-                "moving statistics: the moving averages lag (lower model.bn.momentum or "
-                "train longer)")
-    return {"test_acc_batchstats": batch_acc, "test_acc": row["test_acc"], "gap": gap,
-            "note": note}
 
 
 def peak_rss_mb() -> float:

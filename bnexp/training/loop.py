@@ -21,9 +21,10 @@ from tensorflow import keras
 from bnexp.config import Config, batch_stats_eval
 from bnexp.data import Splits, epoch_order
 from bnexp.model.build import build
-from bnexp.reporter import Reporter
+from bnexp.reporter import RunReporter
 from bnexp.runs import checkpoint
-from bnexp.training import compiled, distribute, recorders, stop
+from bnexp.training import distribute, recorders, stop
+from bnexp.training.compiled import StepCache, copy_variables, make_steps
 from bnexp.training.steps import Steps
 
 
@@ -71,19 +72,21 @@ class Context:
     x_test: tf.Tensor
     order: np.random.Generator
     rows: list[dict]
-    reporter: Reporter
+    reporter: RunReporter
     recorder: recorders.Recorder | None = None
 
 
-def fit(config: Config, splits: Splits, on_epoch, reporter: Reporter, model=None,
-        folder: Path | None = None, strategy=None) -> keras.Model:
+def fit(config: Config, splits: Splits, on_epoch, reporter: RunReporter, model=None,
+        folder: Path | None = None, strategy=None, cache: StepCache | None = None
+        ) -> keras.Model:
     """Train `config` on `splits`; call on_epoch(row) after each epoch. Raises Diverged.
 
-    With a run folder, the state is saved to its checkpoint after every epoch (before
-    on_epoch), training continues from a checkpoint already there, and the diagnostics
-    the config asks for are written there. A model given with a strategy (mirrored) must
-    have been built in its scope (`new_model`). The model trained, returned, is an
-    earlier run's of the same shape where this process has one (bnexp/training/compiled.py).
+    Returns the model it was given (or the one it built), trained. With a run folder,
+    the state is saved to its checkpoint after every epoch (before on_epoch), training
+    continues from a checkpoint already there, and the diagnostics the config asks for
+    are written there. A model given with a strategy (mirrored) must have been built in
+    its scope (`new_model`). With a cache, an earlier run's compiled steps of the same
+    model train in its place and the trained state is copied back (compiled.py).
     """
     if config.train.deterministic:
         tf.config.experimental.enable_op_determinism()
@@ -91,21 +94,23 @@ def fit(config: Config, splits: Splits, on_epoch, reporter: Reporter, model=None
         model, strategy = new_model(config, splits.input_shape)
     keras.utils.set_random_seed(config.seed)
     with distribute.scope(strategy):
-        steps = compiled.steps_for(config, model, splits.input_shape, strategy)
-        model = steps.model  # an earlier run's, holding this one's state: compiled.py
+        steps = (cache.steps_for(config, model, splits.input_shape, strategy) if cache
+                 else make_steps(config, model, splits.input_shape, strategy))
         ctx = _context(config, splits, steps, reporter, folder)
         try:
             for epoch in range(len(ctx.rows) + 1, config.train.epochs + 1):
                 row = {"epoch": epoch, **train_epoch(ctx, epoch), **evaluate(ctx)}
                 ctx.rows.append(row)
                 if folder is not None:
-                    checkpoint.save(folder / checkpoint.FILENAME, model, steps.optimizer,
+                    checkpoint.save(folder / checkpoint.FILENAME, steps.model, steps.optimizer,
                                     ctx.order, ctx.rows)
                     ctx.recorder.epoch_done(row)
                 on_epoch(row)
         finally:
             if ctx.recorder is not None:
                 ctx.recorder.close()
+    if steps.model is not model:
+        copy_variables(steps.model.variables, model.variables)
     if steps.fallback:
         reporter.note(steps.fallback)
     return model

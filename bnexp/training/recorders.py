@@ -23,6 +23,7 @@ from bnexp import config as config_mod
 from bnexp import runs
 from bnexp.config import Config
 from bnexp.model.bn import BatchNorm
+from bnexp.model.build import to_unit
 
 PERCENTILES = (15, 50, 85)
 STEP_COLUMNS = ["step", "epoch", "train_loss", "train_acc", "test_loss", "test_acc"]
@@ -32,11 +33,6 @@ DRIFT_COLUMNS = ["epoch", "layer", "mean_error", "variance_error"]
 
 def is_bn(layer) -> bool:
     return isinstance(layer, keras.layers.BatchNormalization | BatchNorm)
-
-
-def to_unit(x) -> tf.Tensor:
-    """uint8 pixels (as stored on the device) -> float32 in [0, 1], as the training step."""
-    return tf.cast(x, tf.float32) / 255.0
 
 
 def population_stats(model: keras.Model, x, keep: bool = False) -> dict[str, tuple]:

@@ -2,10 +2,12 @@
 (training=False), with on-device metric sums and the XLA fallback.
 
 The two modes are the whole point of BN experiments, so they are explicit:
-`eager_train_step` calls the model with training=True (batch statistics, moving
-averages updated), `eager_sums_many` with training=False (moving statistics, nothing
-updated). The trap: anything else that calls a BN model with training=True (the
-batch-statistics evaluation) also moves its moving averages; it puts them back.
+`train_step_body` calls the model with training=True (batch statistics, moving
+averages updated), `sums_many_body` with training=False (moving statistics, nothing
+updated). The `*_body` methods are what the compiled steps are traced from (a test
+calls them eagerly to check the compiled step against them). The trap: anything else
+that calls a BN model with training=True (the batch-statistics evaluation) also moves
+its moving averages; it puts them back.
 """
 
 from __future__ import annotations
@@ -17,37 +19,11 @@ import numpy as np
 import tensorflow as tf
 from tensorflow import keras
 
-from bnexp.config import Config, OptimizerConfig
+from bnexp.model.build import to_unit
 from bnexp.training import xla
+from bnexp.training.objective import Loss
 
 EVAL_BYTES = 32 * 2**20  # an inference call's widest activation: see eval_batch_size
-XLA_BY_DEFAULT = {"mlp": True, "lenet": "except_conv"}  # measured: benchmarks/throughput.py
-
-
-class Loss:
-    """train.loss as Keras computes it, on integer labels: sparse categorical
-    cross-entropy, or categorical on one-hot labels, from logits or from probabilities.
-
-    The trap it reproduces on purpose: from_logits=False on outputs without a softmax
-    (notebooks 000, 002) makes Keras rescale the outputs to sum to 1 and clip them, a
-    different loss from the one intended; bnexp warns about it at start."""
-
-    def __init__(self, name: str = "sparse_categorical_crossentropy", from_logits: bool = True):
-        self.sparse = name == "sparse_categorical_crossentropy"
-        kind = (keras.losses.SparseCategoricalCrossentropy if self.sparse
-                else keras.losses.CategoricalCrossentropy)
-        self.mean = kind(from_logits=from_logits)
-        self.per_example_fn = kind(from_logits=from_logits, reduction=None)
-
-    def __call__(self, y, outputs):
-        """The batch's mean loss."""
-        return self.mean(self._labels(y, outputs), outputs)
-
-    def per_example(self, y, outputs):
-        return self.per_example_fn(self._labels(y, outputs), outputs)
-
-    def _labels(self, y, outputs):
-        return y if self.sparse else tf.one_hot(y, tf.shape(outputs)[-1])
 
 
 class Steps:
@@ -57,7 +33,7 @@ class Steps:
     scales them to [0, 1] there. `train_many` runs several steps per call: Python and
     the TensorFlow runtime are paid once per call, not once per step. jit_compile True
     XLA-compiles the whole steps; "except_conv" compiles the model's layers between its
-    convolutions (bnexp/xla.py). Where XLA cannot compile them, they fall back to plain
+    convolutions (bnexp/training/xla.py). Where XLA cannot compile them, they fall back to plain
     tf.function (recorded in `self.fallback`).
     """
 
@@ -87,11 +63,11 @@ class Steps:
         # autograph=False: the steps have no Python control flow on tensors (the loop is
         # tf.while_loop), and not converting them halves the tracing time (LeNet: 0.53 -> 0.23 s)
         compile_ = dict(jit_compile=jit_compile, autograph=False)
-        self._train_many = tf.function(self.eager_train_many, **compile_,
+        self._train_many = tf.function(self.train_many_body, **compile_,
                                        input_signature=[images, labels, chunk])
         weights = tf.TensorSpec((None, None), tf.float32)
         self._eval_many, self._batch_stats_many = (
-            tf.function(functools.partial(self.eager_sums_many, training=training), **compile_,
+            tf.function(functools.partial(self.sums_many_body, training=training), **compile_,
                         input_signature=[images, labels, chunk, weights])
             for training in (False, True))
 
@@ -101,9 +77,9 @@ class Steps:
     def _logits(self, x, training: bool):
         """The model's outputs on uint8 pixels x, in float32 whatever the model computes
         in (train.precision: mixed_bfloat16 gives bfloat16): loss and accuracy in float32."""
-        return tf.cast(self.forward(tf.cast(x, tf.float32) / 255.0, training), tf.float32)
+        return tf.cast(self.forward(to_unit(x), training), tf.float32)
 
-    def eager_train_step(self, x, y):
+    def train_step_body(self, x, y):
         """One SGD step in training mode on uint8 pixels x; returns the batch's
         [mean loss, accuracy] (training mode: as the model was before the update)."""
         with tf.GradientTape() as tape:
@@ -124,13 +100,13 @@ class Steps:
         iteration = tf.cast(tf.convert_to_tensor(iteration), tf.int64)
         self.first_bad.assign(tf.where(bad, iteration, self.first_bad))
 
-    def eager_train_many(self, x_all, y_all, chunk):
+    def train_many_body(self, x_all, y_all, chunk):
         """One training step per row of `chunk` (indices into x_all); returns the (steps, 2)
         [mean loss, accuracy] of each step's batch."""
         n = tf.shape(chunk)[0]
 
         def step(i, per_step):
-            one = self.eager_train_step(tf.gather(x_all, chunk[i]), tf.gather(y_all, chunk[i]))
+            one = self.train_step_body(tf.gather(x_all, chunk[i]), tf.gather(y_all, chunk[i]))
             return i + 1, per_step.write(i, one)
 
         per_step = tf.TensorArray(tf.float32, size=n, element_shape=(2,))
@@ -166,7 +142,7 @@ class Steps:
         index = tf.range(tf.shape(x)[0])[None]
         return self.train_many(x, tf.convert_to_tensor(y, tf.int32), index)[0]
 
-    def eager_sums_many(self, x_all, y_all, chunk, weights, training: bool):
+    def sums_many_body(self, x_all, y_all, chunk, weights, training: bool):
         """[loss sum, correct predictions, examples] over the batches of `chunk` (one row of
         indices into x_all per batch), each example counted with its 0/1 weight (a padded
         last batch). training=False: inference mode, changes no variable; training=True:
@@ -177,8 +153,7 @@ class Steps:
         def batch(i, total):
             x, y, w = tf.gather(x_all, chunk[i]), tf.gather(y_all, chunk[i]), weights[i]
             logits = self._logits(x, training)
-            hits = tf.cast(tf.equal(tf.argmax(logits, axis=-1, output_type=tf.int32), y),
-                           tf.float32)
+            hits = correct(logits, y)
             per_example = self.loss_fn.per_example(y, logits)
             return i + 1, total + tf.stack([tf.reduce_sum(per_example * w),
                                             tf.reduce_sum(hits * w), tf.reduce_sum(w)])
@@ -243,52 +218,6 @@ def _means(total) -> tuple[float, float]:
     return float(loss_sum / n), float(correct / n)
 
 
-class MirroredSteps(Steps):
-    """Steps whose training step splits each batch across a MirroredStrategy's replicas.
-
-    Every replica receives the whole gathered batch and takes its own slice by replica
-    id (an uneven batch splits as evenly as it can); its loss is the sum over its slice
-    divided by the global batch size, and the optimizer sums the replicas' gradients:
-    the one-device update. Evaluation and the diagnostics run the model outside the
-    replicas, on the mirrored weights, as on one device.
-    """
-
-    def __init__(self, model, optimizer, input_shape, strategy: tf.distribute.Strategy,
-                 loss: Loss | None = None):
-        self.strategy = strategy
-        self.smallest_batch = strategy.num_replicas_in_sync
-        super().__init__(model, optimizer, input_shape, jit_compile=False, loss=loss)
-        self.per_example_loss = self.loss_fn.per_example
-
-    def eager_train_step(self, x, y):
-        x = tf.cast(x, tf.float32) / 255.0
-        per_replica = self.strategy.run(self._replica_step, args=(x, y))
-        sums = self.strategy.reduce("SUM", per_replica, axis=None)  # [loss sum, hits, n]
-        loss = sums[0] / sums[2]
-        # the replicas have applied their gradients: this step's iteration is one back
-        self._mark_divergence(loss, self.optimizer.iterations - 1)
-        self.sums.assign_add(sums)
-        return tf.stack([loss, sums[1] / sums[2]])
-
-    def _replica_step(self, x, y):
-        context = tf.distribute.get_replica_context()
-        i, k = context.replica_id_in_sync_group, context.num_replicas_in_sync
-        n = tf.shape(x)[0]
-        start, end = n * i // k, n * (i + 1) // k
-        xs, ys = x[start:end], y[start:end]
-        with tf.GradientTape() as tape:
-            logits = tf.cast(self.model(xs, training=True), tf.float32)
-            per_example = self.per_example_loss(ys, logits)
-            total = tf.reduce_sum(per_example) / tf.cast(n, tf.float32)
-            if self.model.losses:
-                total += tf.add_n(self.model.losses) / k
-        grads = tape.gradient(total, self.model.trainable_variables)
-        self.optimizer.apply_gradients(zip(grads, self.model.trainable_variables, strict=True))
-        hits = tf.equal(tf.argmax(logits, axis=-1, output_type=tf.int32), ys)
-        return tf.stack([tf.reduce_sum(per_example), tf.reduce_sum(tf.cast(hits, tf.float32)),
-                         tf.cast(end - start, tf.float32)])
-
-
 def eval_batch_size(model: keras.Model) -> int:
     """Examples per inference call: as many as keep the model's widest layer output under
     EVAL_BYTES in float32, between 1,000 and 10,000. Bigger calls spread each call's fixed
@@ -298,37 +227,11 @@ def eval_batch_size(model: keras.Model) -> int:
     return int(min(10_000, max(1_000, EVAL_BYTES // (4 * widest))))
 
 
-def make_steps(config: Config, model, input_shape, strategy=None) -> Steps:
-    """The Steps of a run: on one device, or split across the strategy's replicas."""
-    optimizer = make_optimizer(config.optimizer)
-    loss = Loss(config.train.loss, config.train.from_logits)
-    if strategy is not None:
-        return MirroredSteps(model, optimizer, input_shape, strategy, loss=loss)
-    return Steps(model, optimizer, input_shape, jit_compile=xla_mode(config), loss=loss)
+def correct(logits, y) -> tf.Tensor:
+    """1.0 for each example whose largest output is its label, else 0.0."""
+    return tf.cast(tf.equal(tf.argmax(logits, axis=-1, output_type=tf.int32), y), tf.float32)
 
 
 def _batch_sums(mean_loss, logits, y):
     n = tf.cast(tf.shape(y)[0], tf.float32)
-    hits = tf.cast(tf.equal(tf.argmax(logits, axis=-1, output_type=tf.int32), y), tf.float32)
-    return tf.stack([mean_loss * n, tf.reduce_sum(hits), n])
-
-
-def make_optimizer(cfg: OptimizerConfig) -> keras.optimizers.Optimizer:
-    if cfg.name == "sgd":
-        return keras.optimizers.SGD(learning_rate=cfg.learning_rate, momentum=cfg.momentum)
-    if cfg.name == "rmsprop":
-        return keras.optimizers.RMSprop(learning_rate=cfg.learning_rate, momentum=cfg.momentum)
-    return keras.optimizers.Adam(learning_rate=cfg.learning_rate)
-
-
-def xla_mode(config: Config) -> bool | str:
-    """train.jit_compile resolved: True, False or "except_conv". auto picks what was
-    measured faster for the architecture, and never XLA for a mirrored run."""
-    if config.train.strategy == "mirrored":
-        return False
-    if config.train.jit_compile == "auto":
-        if config.model.arch == "layers":  # as measured for the presets: convolutions or not
-            return "except_conv" if any(layer.type == "conv" for layer in config.model.layers
-                                        ) else True
-        return XLA_BY_DEFAULT[config.model.arch]
-    return config.train.jit_compile
+    return tf.stack([mean_loss * n, tf.reduce_sum(correct(logits, y)), n])

@@ -1,4 +1,5 @@
-"""XLA for everything but the convolutions: the `except_conv` mode of train.jit_compile.
+"""train.jit_compile: which XLA mode a run gets, and XLA for everything but the
+convolutions (its `except_conv` mode).
 
 Measured on a 2-core CPU (benchmarks/throughput.py): XLA-compiling LeNet's whole step
 makes it slower, because XLA's CPU convolutions are slower than TensorFlow's oneDNN
@@ -18,6 +19,23 @@ from __future__ import annotations
 
 import tensorflow as tf
 from tensorflow import keras
+
+from bnexp.config import Config
+
+XLA_BY_DEFAULT = {"mlp": True, "lenet": "except_conv"}  # measured: benchmarks/throughput.py
+
+
+def xla_mode(config: Config) -> bool | str:
+    """train.jit_compile resolved: True, False or "except_conv". auto picks what was
+    measured faster for the architecture, and never XLA for a mirrored run."""
+    if config.train.strategy == "mirrored":
+        return False
+    if config.train.jit_compile == "auto":
+        if config.model.arch == "layers":  # as measured for the presets: convolutions or not
+            return "except_conv" if any(layer.type == "conv" for layer in config.model.layers
+                                        ) else True
+        return XLA_BY_DEFAULT[config.model.arch]
+    return config.train.jit_compile
 
 
 def segments(model: keras.Sequential) -> list[list[keras.layers.Layer]]:
