@@ -18,7 +18,8 @@ from bnexp import config, yamltext
 from bnexp.config import loading
 from bnexp.config.layers import INIT_NAMES
 from bnexp.config.loading import _default_name, _kind, _show, apply_overrides, parse_yaml
-from bnexp.config.schema import DataConfig, RunSpec, _slug, cpu_devices_needed, input_shape
+from bnexp.config.schema import RunSpec, _slug, cpu_devices_needed, input_shape
+from bnexp.config.sections import DataConfig
 from bnexp.errors import ConfigError
 from tests.helpers import SYNTHETIC, synthetic_config
 
@@ -825,7 +826,7 @@ def test_an_error_in_a_list_item_names_the_override_that_set_it(write_config):
 def test_smoke_runs_keep_the_overrides_in_their_labels(write_config):
     path = write_config(SYNTHETIC + "sweep: {seeds: [0, 1]}\n")
     specs = loading.load(path, ["optimizer.learning_rate=0.05"])
-    (smoked,) = loading.smoke_specs(specs)
+    (smoked,) = config.smoke_specs(specs)
     assert smoked.overrides == specs[0].overrides == {"optimizer.learning_rate": 0.05}
     assert smoked.label == specs[0].label and "learning_rate=0.05" in smoked.label
 

@@ -10,7 +10,7 @@ import pytest
 from bnexp import runs
 from bnexp.analysis import doctor
 from bnexp.analysis.doctor import checks
-from bnexp.analysis.doctor.run import Run
+from bnexp.analysis.doctor.run import CheckedRun
 from bnexp.errors import BadInput
 from tests.helpers import fake_run_rows
 
@@ -62,8 +62,8 @@ def found(path):
 
 
 def run_of(tmp_path, config=None, rows=(), summary=None, status="completed"):
-    """A Run as the checks read it, straight from these parts (no files but `tmp_path`)."""
-    return Run(tmp_path, summary or {}, status, config or {}, list(rows))
+    """A CheckedRun as the checks read it, from these parts (no files but `tmp_path`)."""
+    return CheckedRun(tmp_path, summary or {}, status, config or {}, list(rows))
 
 
 def length(momentum, needed, trained, done):

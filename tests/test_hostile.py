@@ -526,7 +526,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 from bnexp.cli import app
 from bnexp.errors import BadInput
-from bnexp.views import tables
+from bnexp.runs import write_folder
 runner = CliRunner()
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 resource.setrlimit(resource.RLIMIT_FSIZE, (5_000, resource.RLIM_INFINITY))
@@ -534,7 +534,7 @@ out = Path({str(tmp_path)!r}) / "new" / "figs"
 result = runner.invoke(app, ["plot", "runs", {str(tmp_path / "runs")!r}, "--out", str(out)])
 print(result.exit_code, result.output.replace(str(out), "OUT"), end="")
 try:  # the first file fits, the second does not
-    tables.write_folder(out, {{"a.csv": b"small", "b.png": b"x" * 9_000}}, "--out")
+    write_folder(out, {{"a.csv": b"small", "b.png": b"x" * 9_000}}, "--out")
 except BadInput as e:
     print(str(e).replace(str(out), "OUT"))
 """
