@@ -1,6 +1,7 @@
 """The columns and fields the docs promise are the ones a real run writes: the lists are
-read from docs/results.md and docs/diagnostics.md (what users and their scripts rely on),
-not from the code's constants, and compared with the files of a run trained here."""
+read from docs/run-folder.md, docs/compare.md and docs/diagnostics.md (what users and
+their scripts rely on), not from the code's constants, and compared with the files of a
+run trained here."""
 
 import csv
 import json
@@ -59,7 +60,7 @@ def header(path: Path) -> list[str]:
 
 
 def test_metrics_csv_has_the_documented_columns_in_order(run):
-    cell = doc_row("results.md", "`metrics.csv`")[1]
+    cell = doc_row("run-folder.md", "`metrics.csv`")[1]
     documented = listed(cell.split("appended and flushed:")[1].split("(")[0])
     assert header(run / "metrics.csv") == documented
 
@@ -74,7 +75,7 @@ def test_diagnostic_files_have_the_documented_columns_in_order(run, file):
 
 
 def test_summary_json_has_the_documented_fields(run):
-    cell = doc_row("results.md", "`summary.json`")[1]
+    cell = doc_row("run-folder.md", "`summary.json`")[1]
     documented = {name for name in listed(cell) if re.fullmatch(r"[a-z_]+", name)}
     nested = {"trainable", "non_trainable"}  # params' fields
     states = {"running", "completed", "diverged", "failed", "interrupted"}
@@ -93,7 +94,7 @@ def test_compare_csv_has_the_documented_columns_in_order(run, tmp_path):
     assert result.exit_code == 0, result.output
     documented = []
     in_table = False
-    for line in (DOCS / "results.md").read_text().splitlines():
+    for line in (DOCS / "compare.md").read_text().splitlines():
         if line.startswith("| column | meaning |"):
             in_table = True
         elif in_table and not line.startswith("|"):
