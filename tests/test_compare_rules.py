@@ -117,6 +117,7 @@ def test_config_columns_are_each_configs_flattened_keys(configs, data):
         assert same(column, expected) and list(map(type, column)) == list(map(type, expected))
 
 
+@pytest.mark.deep_recursion
 def test_config_columns_of_configs_nested_as_deep_as_json_reads_them():
     """summary.json's config nests as deep as json.loads reads it here (~990 levels, less
     the caller's frames): the columns come from a loop on a stack of its own, not from
@@ -297,14 +298,14 @@ def test_difference_silences_only_runtime_warnings(monkeypatch):
 # ---------------------------------------------------------------- tables built by hand
 
 
-def runs_of(rows: list[dict], keys: list[str]) -> compare.Runs:
-    """A Runs as load makes it: one row per run, config keys as columns."""
+def runs_of(rows: list[dict], keys: list[str]) -> compare.RunTable:
+    """A RunTable as load makes it: one row per run, config keys as columns."""
     full = []
     for i, row in enumerate(rows):
         base = {"run_id": f"r{i:02d}", "path": f"/runs/r{i:02d}", "status": "completed",
                 "config_hash": f"h{i}", "epochs_done": 2, "started": "", "name": "exp"}
         full.append({**base, **row})
-    return compare.Runs(pd.DataFrame(full), ["name", *keys])
+    return compare.RunTable(pd.DataFrame(full), ["name", *keys])
 
 
 P = "model.bn.placement"
@@ -344,7 +345,7 @@ def test_table_metric_and_at_name_the_column_used():
 
 
 def test_table_of_no_runs_has_the_columns_and_no_rows():
-    empty = compare.Runs(pd.DataFrame(), [])
+    empty = compare.RunTable(pd.DataFrame(), [])
     t = compare.table(empty)
     assert list(t.columns) == ["name", *compare.COUNT_COLUMNS, *compare.STAT_COLUMNS]
     assert len(t) == 0
@@ -390,7 +391,7 @@ BASELINE_GROUPS = [("x=1", 0.1, A), ("y", 0.1, B), ("x=1", 1.0, C), ("y", 1.0, D
                    ("y", 9.0, E)]
 
 
-def baseline_runs() -> compare.Runs:
+def baseline_runs() -> compare.RunTable:
     rows = [{"tag": tag, LR: lr, "seed": s, "final_test_acc": v}
             for tag, lr, seeds in BASELINE_GROUPS for s, v in seeds.items()]
     rows.append({"tag": "y", LR: 0.1, "seed": 7, "final_test_acc": 0.1, "status": "failed"})
