@@ -24,12 +24,17 @@ BEHAVIOURS = Literal["standard", "moving_stats_in_training", "batch_stats_at_inf
 FAULTS = Literal["mxnet_moving_average"]
 
 
-class _Strict(BaseModel):
+class Strict(BaseModel):
+    """The base of every part of a config: strict, no extra keys, no inf or NaN."""
+
+    # strict: YAML already types values, so "256" (a string) for an int is a mistake to
+    # report, not to coerce; extra="forbid": a typo is an error; allow_inf_nan=False: .inf,
+    # .nan and 1e309 are no learning rates or epsilons.
     model_config = ConfigDict(extra="forbid", strict=True, use_attribute_docstrings=True,
                               allow_inf_nan=False)
 
 
-class Initializer(_Strict):
+class Initializer(Strict):
     """A Keras initializer with its arguments: `he_normal`, or {name: random_normal,
     stddev: 0.01}. Arguments a name does not take are an error."""
 
@@ -86,7 +91,7 @@ def _bare_name(value: Initializer | str) -> Initializer | str:
 InitArg = Annotated[Initializer | INIT_NAMES, AfterValidator(_bare_name)]
 
 
-class _Layer(_Strict):
+class _Layer(Strict):
     name: str | None = Field(None, pattern=r"^[A-Za-z][A-Za-z0-9_]*$", max_length=60)
     """The layer's name (default: its kind and position, e.g. conv1, conv1_bn)."""
 

@@ -15,9 +15,9 @@ from __future__ import annotations
 from pathlib import PurePosixPath
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator, model_validator
+from pydantic import Field, StrictBool, field_validator, model_validator
 
-from bnexp.config.layers import BEHAVIOURS, FAULTS, InitArg, LayerSpec
+from bnexp.config.layers import BEHAVIOURS, FAULTS, InitArg, LayerSpec, Strict
 from bnexp.safeopen import NAME_MAX, PATH_MAX, too_long_for_a_path
 
 DEFAULT_HIDDEN = {"lenet": [120, 84], "mlp": [300, 100]}
@@ -28,14 +28,9 @@ MAX_WIDTH = 65_536  # units of a dense layer, channels of a convolution
 MAX_LAYERS = 1_000  # layers of a model (checking a list of 10,000 takes seconds)
 
 
-class Section(BaseModel):
-    """The base of every section, and of Config: strict, no extra keys, no inf or NaN."""
-
-    # strict: YAML already types values, so "256" (a string) for an int is a mistake to
-    # report, not to coerce; extra="forbid": a typo is an error; allow_inf_nan=False: .inf,
-    # .nan and 1e309 are no learning rates or epsilons.
-    model_config = ConfigDict(extra="forbid", strict=True, use_attribute_docstrings=True,
-                              allow_inf_nan=False)
+class Section(Strict):
+    """The base of every section, and of Config (layers.Strict: no extra keys, no coercion,
+    no inf or NaN)."""
 
 
 class DataConfig(Section):
