@@ -62,6 +62,25 @@ def write_config(tmp_path):
     return write
 
 
+@pytest.fixture(scope="session")
+def diagnosed_study(tmp_path_factory) -> Path:
+    """The runs folder of a 2 x 2 synthetic sweep (BN before / none x seeds 0, 1) with
+    every diagnostic that writes a file switched on, trained once per test process for
+    the modules that read it (mark them xdist_group("diagnosed_study"): one process)."""
+    from typer.testing import CliRunner
+
+    from bnexp.cli import app
+    from tests.helpers import DIAGNOSED
+
+    folder = tmp_path_factory.mktemp("study")
+    config = folder / "study.yaml"
+    config.write_text(DIAGNOSED)
+    result = CliRunner().invoke(app, ["train", str(config), "--runs-dir", str(folder / "runs"),
+                                      "--jobs", "1"])
+    assert result.exit_code == 0, result.output
+    return folder / "runs"
+
+
 def pytest_terminal_summary(terminalreporter, config):
     """The random order's seed, also under -q: rerun the same order with -p randomly
     --randomly-seed=N."""

@@ -35,6 +35,14 @@ train:
 """
 
 
+# every diagnostic that writes a file, on a 2 x 2 sweep (conftest's diagnosed_study)
+DIAGNOSED = SYNTHETIC + """
+diagnostics: {batch_stats_eval: true, drift: 300, step_metrics: true, activations: true,
+              every_steps: 10, probe_size: 100}
+sweep: {grid: {model.bn.placement: [before, none]}, seeds: [0, 1]}
+"""
+
+
 def synthetic_config(**sections) -> Config:
     raw = {"name": "t", "data": {"dataset": "synthetic", "batch_size": 50,
                                  "validation_size": 200}, "train": {"epochs": 2}}

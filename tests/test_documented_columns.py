@@ -12,9 +12,9 @@ import pytest
 from typer.testing import CliRunner
 
 from bnexp.cli import app
-from tests.helpers import SYNTHETIC
 
-pytestmark = pytest.mark.slow  # trains a two-run sweep with every diagnostic
+# reads conftest's diagnosed study (trained once, shared with test_plot.py)
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("diagnosed_study")]
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 # summary.json fields written only when something happened
@@ -38,18 +38,11 @@ def listed(cell: str) -> list[str]:
     return names
 
 
-@pytest.fixture(scope="module")
-def run(tmp_path_factory) -> Path:
-    """A synthetic sweep of two runs with every diagnostic that writes a file switched on;
-    the first run's folder."""
-    root = tmp_path_factory.mktemp("documented")
-    config = root / "c.yaml"
-    config.write_text(SYNTHETIC + "diagnostics: {batch_stats_eval: true, drift: 50, "
-                      "step_metrics: true, activations: true, every_steps: 2}\n"
-                      "sweep: {grid: {model.bn.momentum: [0.9, 0.5]}}\n")
-    result = CliRunner().invoke(app, ["train", str(config), "--runs-dir", str(root / "runs")])
-    assert result.exit_code == 0, result.output
-    folders = sorted((root / "runs").iterdir())
+@pytest.fixture
+def run(diagnosed_study) -> Path:
+    """A run with BN and every diagnostic that writes a file switched on (the study's
+    first run with BN; its sweep also holds runs without BN)."""
+    folders = sorted(p for p in diagnosed_study.iterdir() if "before" in p.name)
     assert len(folders) == 2
     return folders[0]
 
@@ -90,7 +83,7 @@ def test_summary_json_has_the_documented_fields(run):
 def test_compare_csv_has_the_documented_columns_in_order(run, tmp_path):
     out = tmp_path / "t.csv"
     result = CliRunner().invoke(app, ["compare", str(run.parent), "--baseline",
-                                      "model.bn.momentum=0.9", "--out", str(out)])
+                                      "model.bn.placement=none", "--out", str(out)])
     assert result.exit_code == 0, result.output
     documented = []
     in_table = False
@@ -101,4 +94,4 @@ def test_compare_csv_has_the_documented_columns_in_order(run, tmp_path):
             break
         elif in_table and line.startswith("| ") and not line.startswith("| the grouping"):
             documented += listed(line.split("|")[1].split(":")[-1])  # "with `--baseline`: ..."
-    assert header(out) == ["model.bn.momentum", *documented]
+    assert header(out) == ["model.bn.placement", *documented]

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.helpers import needs_fashion, run_bnexp
 
@@ -19,12 +20,19 @@ SUBSET = ["--set", "data.limit=6000", *FULL_TWO_EPOCHS]
 pytestmark = [pytest.mark.e2e, needs_fashion]
 
 
-def train(config: Path, runs_dir: Path, *args, budget=SUBSET) -> tuple[Path, list[dict]]:
-    result = run_bnexp("train", config, "--runs-dir", runs_dir, *budget, *args)
+def train(configs: list[Path], runs_dir: Path, budget=SUBSET) -> dict[str, tuple]:
+    """Train the configs in one bnexp process (TensorFlow and the dataset loaded once):
+    config name -> (its run folder, its metrics rows)."""
+    result = run_bnexp("train", *configs, "--runs-dir", runs_dir, "--jobs", "1", *budget)
     assert result.returncode == 0, result.stderr
-    (run,) = [p for p in runs_dir.iterdir() if p.is_dir()]
-    with open(run / "metrics.csv") as f:
-        return run, [{k: float(v) for k, v in row.items() if v} for row in csv.DictReader(f)]
+    found = {}
+    for run in [Path(line) for line in result.stdout.splitlines()]:
+        name = yaml.safe_load((run / "config.yaml").read_text())["name"]
+        with open(run / "metrics.csv") as f:
+            found[name] = run, [{k: float(v) for k, v in row.items() if v}
+                                for row in csv.DictReader(f)]
+    assert len(found) == len(configs)
+    return found
 
 
 def doctor(path: Path) -> dict[str, str]:
@@ -34,10 +42,17 @@ def doctor(path: Path) -> dict[str, str]:
     return {f["id"]: f["severity"] for f in json.loads(result.stdout)}
 
 
-def test_notebook_004_trains_while_its_test_accuracy_sits_at_chance(tmp_path):
+@pytest.fixture(scope="module")
+def nb004(tmp_path_factory) -> dict[str, tuple]:
+    """Notebook 004 as written and fixed, trained in one process."""
+    return train([NB004, NB004_FIXED], tmp_path_factory.mktemp("nb004"),
+                 budget=FULL_TWO_EPOCHS)
+
+
+def test_notebook_004_trains_while_its_test_accuracy_sits_at_chance(nb004):
     """As the notebook printed: training accuracy climbs (training mode, batch statistics)
     while test accuracy stays at 0.100: the broken moving average; doctor names it."""
-    run, rows = train(NB004, tmp_path / "broken", budget=FULL_TWO_EPOCHS)
+    run, rows = nb004["nb004"]
     assert rows[-1]["train_acc"] > 0.6
     assert all(row["test_acc"] <= 0.15 for row in rows)
     assert rows[-1]["test_acc_batchstats"] > 0.6  # the weights are fine
@@ -46,8 +61,8 @@ def test_notebook_004_trains_while_its_test_accuracy_sits_at_chance(tmp_path):
     assert any("mxnet_moving_average" in note for note in summary["notes"])
 
 
-def test_notebook_004_fixed_reaches_what_its_training_accuracy_promises(tmp_path):
-    run, rows = train(NB004_FIXED, tmp_path / "fixed", budget=FULL_TWO_EPOCHS)
+def test_notebook_004_fixed_reaches_what_its_training_accuracy_promises(nb004):
+    run, rows = nb004["nb004-fixed"]
     assert rows[-1]["test_acc"] > 0.6
     assert abs(rows[-1]["test_acc"] - rows[-1]["test_acc_batchstats"]) < 0.1
     assert "error" not in doctor(run).values()
@@ -62,13 +77,17 @@ def test_each_bn_behaviour_on_real_data_is_diagnosed(tmp_path):
     moving_stats_in_training and standard train and evaluate normally (no error). Each
     behaviour once, the two layers taking turns: that they compute the same is tested
     against NumPy in tests/test_bn.py."""
-    found = {}
+    configs = []
     for behaviour, impl in (("standard", "keras"), ("batch_stats_at_inference", "scratch"),
                             ("frozen_moving_stats", "keras"),
                             ("moving_stats_in_training", "scratch")):
-        run, rows = train(LENET, tmp_path / behaviour, "--set", f"model.bn.impl={impl}",
-                          "--set", f"model.bn.behaviour={behaviour}")
-        found[behaviour] = (doctor(run), rows[-1])
+        raw = yaml.safe_load(LENET.read_text())
+        raw["name"] = behaviour
+        raw["model"]["bn"].update(impl=impl, behaviour=behaviour)
+        configs.append(tmp_path / f"{behaviour}.yaml")
+        configs[-1].write_text(yaml.safe_dump(raw))
+    found = {name: (doctor(run), rows[-1])
+             for name, (run, rows) in train(configs, tmp_path / "runs").items()}
     assert "error" not in found["standard"][0].values()
     assert found["standard"][1]["test_acc"] > 0.5
     assert found["batch_stats_at_inference"][0]["batch_stats_at_inference"] == "error"

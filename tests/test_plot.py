@@ -10,29 +10,18 @@ from typer.testing import CliRunner
 
 from bnexp.analysis import compare, series
 from bnexp.cli import app
-from tests.helpers import SYNTHETIC, drawn_picture
+from tests.helpers import drawn_picture
 
-pytestmark = pytest.mark.slow  # trains a 2 x 2 study first
+# trains conftest's 2 x 2 diagnosed study first, shared with test_documented_columns.py
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("diagnosed_study")]
 
 ROOT = Path(__file__).resolve().parents[1]
 
-DIAGNOSED = SYNTHETIC + """
-diagnostics: {batch_stats_eval: true, drift: 300, step_metrics: true, activations: true,
-              every_steps: 10, probe_size: 100}
-sweep: {grid: {model.bn.placement: [before, none]}, seeds: [0, 1]}
-"""
 
-
-@pytest.fixture(scope="module")
-def study(tmp_path_factory):
-    """A 2 x 2 sweep with every diagnostic on, trained once for this module."""
-    folder = tmp_path_factory.mktemp("study")
-    config = folder / "study.yaml"
-    config.write_text(DIAGNOSED)
-    result = CliRunner().invoke(app, ["train", str(config), "--runs-dir", str(folder / "runs"),
-                                      "--jobs", "1"])
-    assert result.exit_code == 0, result.output
-    return folder / "runs"
+@pytest.fixture
+def study(diagnosed_study):
+    """The 2 x 2 sweep with every diagnostic on (tests must not change it: copy first)."""
+    return diagnosed_study
 
 
 def test_plot_draws_every_standard_figure_of_a_runs_folder(study, tmp_path):
