@@ -630,3 +630,26 @@ def test_lone_surrogates_in_a_summary_reach_every_output(tmp_path):
     result = CliRunner().invoke(app, ["plot", "runs", str(tmp_path / "runs"), "--out",
                                       str(tmp_path / "figs")])
     assert result.exit_code == 0, result.output
+
+
+# ---------------------------------------------------------------- frame
+
+
+def test_frame_is_the_group_table_or_with_per_run_the_run_rows(tmp_path):
+    """compare's one entry (the CLI's and the API's): every option reaches the function
+    that answers it."""
+    for lr in (0.1, 1.0):
+        for seed in range(2):
+            fake_run(tmp_path, seed, [0.5, 0.6 + lr / 10 + seed / 100],
+                     optimizer__learning_rate=lr, model__bn__placement="none")
+    found = compare.load(tmp_path)
+    for metric, at, by, baseline in [("test_acc", "final", None, None),
+                                     ("train_acc", "best", ["optimizer.learning_rate"],
+                                      "optimizer.learning_rate=0.1"),
+                                     ("test_acc", "best", ["model.bn.placement"], None)]:
+        pd.testing.assert_frame_equal(compare.frame(found, metric, at, by, baseline, False),
+                                      compare.table(found, metric, at, by, baseline))
+        pd.testing.assert_frame_equal(compare.frame(found, metric, at, by, baseline, True),
+                                      compare.run_rows(found, metric, at, by))
+    assert list(compare.frame(found, "test_acc", "final", ["model.bn.placement"], None,
+                              True).columns)[0] == "model.bn.placement"

@@ -957,3 +957,30 @@ def test_read_csv_reads_every_cell_as_pandas_did(header, rows):
     for column in expected.columns:
         assert got[column].dtype == expected[column].dtype, column
         assert got[column].equals(expected[column]), (column, got[column], expected[column])
+
+
+# ---------------------------------------------------------------- bn_gap
+
+
+@pytest.mark.parametrize("batch_acc, test_acc, noted", [
+    (0.80, 0.70, True), (0.74, 0.70, False), (0.76, 0.70, True), (0.70, 0.70, False),
+    (0.60, 0.70, False)])
+def test_bn_gap_is_batch_minus_moving_statistics_noted_over_five_points(batch_acc, test_acc,
+                                                                        noted):
+    gap = record.bn_gap({"test_acc_batchstats": batch_acc, "test_acc": test_acc})
+    assert set(gap) == {"test_acc_batchstats", "test_acc", "gap", "note"}
+    assert (gap["test_acc_batchstats"], gap["test_acc"]) == (batch_acc, test_acc)
+    assert gap["gap"] == pytest.approx(batch_acc - test_acc, abs=0)
+    if noted:
+        assert gap["note"] == (f"test accuracy is {batch_acc - test_acc:.3f} higher with batch "
+                               "statistics than with the moving statistics: the moving "
+                               "averages lag (lower model.bn.momentum or train longer)")
+    else:
+        assert gap["note"] is None
+
+
+@pytest.mark.parametrize("row", [{"test_acc": 0.7}, {"test_acc": 0.7, "test_acc_batchstats": None},
+                                 {"test_acc": 0.7, "test_acc_batchstats": math.nan},
+                                 {"test_acc": 0.7, "test_acc_batchstats": math.inf}])
+def test_bn_gap_is_none_without_a_finite_batch_statistics_accuracy(row):
+    assert record.bn_gap(row) is None

@@ -356,9 +356,8 @@ def _parse_value(text: str):
         return text
 
 
-def frame(found: RunTable, metric: str = "test_acc", at: str = "final",
-          by: list[str] | None = None, baseline: str | None = None,
-          per_run: bool = False) -> pd.DataFrame:
+def frame(found: RunTable, metric: str, at: str, by: list[str] | None,
+          baseline: str | None, per_run: bool) -> pd.DataFrame:
     """compare's answer: one row per group (`table`), or per_run (`--runs`) one row per
     run (`run_rows`, where a baseline does not apply)."""
     if per_run:
