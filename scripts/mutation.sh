@@ -4,7 +4,7 @@
 # comparison, a changed constant, a dropped call); the tests should fail on it
 # ("killed"). Policy and score: docs/mutation.md.
 #
-#   bash scripts/mutation.sh            # every mutant (about 25 minutes on 2 cores);
+#   bash scripts/mutation.sh            # every mutant (about 32 minutes on 2 cores);
 #                                       # writes docs/mutation-survivors.md
 #   bash scripts/mutation.sh --smoke    # CI: the whole test selection under mutmut, then
 #                                       # the first mutant of each function of one module
