@@ -241,19 +241,27 @@ def summary(
     set_: SetOpt = None,
     weights: Annotated[bool, typer.Option(
         "--weights", help="Also list every variable: name, shape, trainable.")] = False,
+    cell: Annotated[int | None, typer.Option(
+        "--cell", min=0, show_default=False, help="The model of the sweep's cell N: 0 is the "
+        "first; a cell is an arm and grid values, seeds aside, in the order `bnexp validate` "
+        "lists the runs. Default: cell 0, saying so where the cells' models differ.")] = None,
 ) -> None:
     """Print the model's layers, output shapes and parameter counts, as Keras counts them."""
     with _exit_codes():
         from bnexp import config as config_mod
+        from bnexp.config.cells import pick_cell
 
-        spec = config_mod.load(config, set_ or [])[0]
+        spec, which = pick_cell(config_mod.load(config, set_ or []), cell, str(config))
+        if which:
+            print(one_line(which))
         import_tensorflow()
-        from bnexp.model.build import build, layer_rows, param_counts
+        from bnexp.model.build import build
+        from bnexp.training.freezing import param_counts, summary_rows
         from bnexp.views.tables import print_model_summary
 
         model = build(spec.config.model, config_mod.input_shape(spec.config.data))
-        print_model_summary(model.name, layer_rows(model), param_counts(model),
-                            weights=weights)
+        print_model_summary(model.name, summary_rows(spec.config, model),
+                            param_counts(spec.config, model), weights=weights)
 
 
 @app.command()

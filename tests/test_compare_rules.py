@@ -591,15 +591,15 @@ def test_any_config_values_make_a_table_and_every_output(tmp_path_factory, confi
 def test_config_keys_of_compares_own_columns_are_left_out_with_a_warning(tmp_path):
     for i, status in enumerate(["a", "b"]):
         raw_run(tmp_path / f"r{i}", {"name": "x", "seed": i, "status": status, "n": 5,
-                                     "lr": [1, "0.1"][i], "cfg:x": 1})
+                                     "rate": [1, "0.1"][i], "cfg:x": 1})
     found = compare.load(tmp_path)
-    assert found.config_keys == ["cfg:x", "lr", "name"]
+    assert found.config_keys == ["cfg:x", "name", "rate"]
     assert found.warnings == ["config keys left out: n, status (compare's own columns have "
                               "these names)"]
-    assert found.table["lr"].tolist() == ["1", "0.1"]  # text beside a number: all text
+    assert found.table["rate"].tolist() == ["1", "0.1"]  # text beside a number: all text
     t = compare.table(found)
-    assert t["lr"].tolist() == ["1", "0.1"] and t["n"].tolist() == [1, 1]
-    assert compare.run_rows(found)["lr"].tolist() == ["0.1", "1"]
+    assert t["rate"].tolist() == ["1", "0.1"] and t["n"].tolist() == [1, 1]
+    assert compare.run_rows(found)["rate"].tolist() == ["0.1", "1"]
 
 
 def test_compare_writes_nothing_when_drawing_its_plot_fails(tmp_path, monkeypatch):

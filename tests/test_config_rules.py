@@ -463,7 +463,7 @@ INVALID = [
     ("model: {activation: relu6}\n", ": model.activation: expected 'relu', 'sigmoid', 'elu', "
                                      "'tanh' or 'selu'; got 'relu6' (did you mean 'relu'?)"),
     ("optimizer: {name: 3}\n",
-     ": optimizer.name: expected 'sgd', 'adam' or 'rmsprop'; got 3 (an integer)"),
+     ": optimizer.name: expected 'sgd', 'adam', 'adamw' or 'rmsprop'; got 3 (an integer)"),
     # a literal or a boolean: the union's branch names are no part of the key
     ("model: {use_bias: maybe}\n", ": model.use_bias: expected 'auto', true or false; "
                                    "got 'maybe'"),

@@ -39,8 +39,9 @@ BATCH_STATS_ADVICE = (
 SMALL_BATCH_ADVICE = (
     "Use {}: the mean and variance of so few examples are noisy estimates, so training "
     "normalizes differently from inference and the gradients are noisy. Where the batch "
-    "cannot grow, a normalization that does not use the batch (layer or group "
-    "normalization) fits better.")
+    "cannot grow: model.bn.kind: group (or layer) normalizes each example on its own, "
+    "without the batch (Wu & He 2018); model.bn.kind: renorm keeps batch norm but corrects "
+    "it toward the moving statistics (Ioffe 2017).")
 BIAS_ADVICE = (
     "Set {}: BN subtracts the batch mean, so a bias before it has no effect on the output "
     "and gets no useful gradient; BN's beta takes its role.")

@@ -70,7 +70,7 @@ def test_diagnostic_files_have_the_documented_columns_in_order(run, file):
 def test_summary_json_has_the_documented_fields(run):
     cell = doc_row("run-folder.md", "`summary.json`")[1]
     documented = {name for name in listed(cell) if re.fullmatch(r"[a-z_]+", name)}
-    nested = {"trainable", "non_trainable"}  # params' fields
+    nested = {"trainable", "frozen", "non_trainable"}  # params' fields
     states = {"running", "completed", "diverged", "failed", "interrupted"}
     fields = documented - nested - states
     summary = json.loads((run / "summary.json").read_text())

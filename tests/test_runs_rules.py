@@ -185,7 +185,7 @@ def test_final_of_holds_every_column_but_epoch():
     expected = {k: None for k in EPOCH_COLUMNS if k != "epoch"}
     expected.update(train_loss=0.25, test_acc=0.875)
     assert runs.final_of(row) == expected
-    assert "epoch" not in runs.final_of(row) and len(runs.final_of(row)) == 11
+    assert "epoch" not in runs.final_of(row) and len(runs.final_of(row)) == 12
 
 
 # ---------------------------------------------------------------- summary.json

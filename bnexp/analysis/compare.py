@@ -23,6 +23,7 @@ import yaml
 from scipy import special
 
 from bnexp import runs
+from bnexp.analysis import arms
 from bnexp.errors import BadInput, did_you_mean
 from bnexp.yamltext import flatten, format_value, parse_yaml
 
@@ -65,6 +66,8 @@ def load(runs_dir: Path) -> RunTable:
     columns = _own_columns(kept)
     config_columns = config_columns_of([record.config for record in kept]) if kept else {}
     config_columns.pop("seed", None)  # a column of compare's own, from config or summary
+    if (labels := arms.label_column(kept)) is not None:  # the runs' arms of sweep.cells
+        config_columns[arms.LABEL] = labels
     own = sorted(k for k in config_columns if k in OWN_COLUMNS)
     if own:
         warnings.append(f"config keys left out: {', '.join(own)} (compare's "
@@ -164,15 +167,15 @@ def differing_keys(found: RunTable) -> list[str]:
 
 
 def group_keys(found: RunTable, by: list[str] | None) -> list[str]:
-    """--by keys, checked, each once (a key given twice made two columns of one name:
-    a pandas traceback); else the differing keys; else the name."""
+    """--by keys, checked, each once (a key given twice: a pandas traceback); else the
+    differing keys (less those an arm's label names); else the name."""
     if by:
         for key in by:
             if key not in found.config_keys:
                 raise BadInput(f"--by {key}: not a config key of these runs"
                                f"{did_you_mean(key, found.config_keys)}")
         return list(dict.fromkeys(by))
-    return differing_keys(found) or ["name"]
+    return arms.named_by_label(found.table, differing_keys(found)) or ["name"]
 
 
 def metric_values(table: pd.DataFrame, metric: str, at: str) -> pd.Series:
@@ -221,7 +224,8 @@ def _difference(x: dict, b: dict) -> dict:
            "delta_ci95_high": math.nan, "p_value": math.nan}
     if len(shared) >= 2:
         d = np.array([x[s] - b[s] for s in shared])
-        mean, half = float(d.mean()), _half_width(d.std(ddof=1), len(d), len(d) - 1)
+        mean, std = float(d.mean()), float(d.std(ddof=1))
+        half = t_quantile(len(d) - 1) * std / math.sqrt(len(d))
         p = two_sided_p(np.divide(d.mean(), d.std(ddof=1) / math.sqrt(len(d))), len(d) - 1)
         out.update(test="paired", delta=mean, p_value=p)
     elif len(x) >= 2 and len(b) >= 2:
@@ -239,10 +243,6 @@ def _difference(x: dict, b: dict) -> dict:
         return out
     out.update(delta_ci95_low=mean - half, delta_ci95_high=mean + half)
     return out
-
-
-def _half_width(std: float, n: int, df: float) -> float:
-    return t_quantile(df) * float(std) / math.sqrt(n)
 
 
 def two_sided_p(t: float, df: float) -> float:
@@ -290,12 +290,14 @@ def table(found: RunTable, metric: str = "test_acc", at: str = "final",
 
 def _pair_keys(found: RunTable, keys: list[str]) -> list[tuple]:
     """What pairs a run with a baseline run: its seed and every differing config key that
-    is not a grouping key. The trap: with `--by optimizer` over runs that also differ by
-    learning rate, a group holds several runs per seed; pairing by seed alone kept one of
-    them at random and tested the wrong differences."""
+    is not a grouping key nor follows from them (arms.determined). The trap: with `--by
+    optimizer` over runs that also differ by learning rate, a group holds several runs
+    per seed; pairing by seed alone kept one of them at random (the wrong differences)."""
     table = found.table
     rest = [k for k in differing_keys(found) if k not in keys]
-    columns = [table["seed"].tolist()] + [table[k].map(_shown).tolist() for k in rest]
+    follow = arms.determined(table, keys, rest)
+    columns = [table["seed"].tolist()] + [table[k].map(_shown).tolist() for k in rest
+                                          if k not in follow]
     return list(zip(*columns, strict=True))
 
 

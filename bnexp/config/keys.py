@@ -43,11 +43,14 @@ def written_as_a_name(args: tuple) -> bool:
 
 
 def leaf_keys(model: type[BaseModel] = Config, prefix: str = "") -> list[str]:
-    """Every dotted key a sweep grid or --set may name (sweep itself aside)."""
+    """Every dotted key a sweep grid or --set may name (sweep itself aside): each value,
+    and a section that may be null as a whole too (model.dropout: [null, {rate: 0.5}])."""
     keys = []
     for name, info in model.model_fields.items():
         sub = section_type(info.annotation)
         if name == "sweep":
             continue
-        keys += leaf_keys(sub, f"{prefix}{name}.") if sub else [f"{prefix}{name}"]
+        optional = sub and type(None) in getattr(info.annotation, "__args__", ())
+        keys += [f"{prefix}{name}"] if optional or not sub else []
+        keys += leaf_keys(sub, f"{prefix}{name}.") if sub else []
     return keys

@@ -94,6 +94,10 @@ InitArg = Annotated[Initializer | INIT_NAMES, AfterValidator(_bare_name)]
 class _Layer(Strict):
     name: str | None = Field(None, pattern=r"^[A-Za-z][A-Za-z0-9_]*$", max_length=60)
     """The layer's name (default: its kind and position, e.g. conv1, conv1_bn)."""
+    trainable: bool = True
+    """false: the optimizer leaves the layer's weights at their initial values (as
+    train.trainable does; BN still normalizes with batch statistics in training). A layer
+    without trainable weights has nothing to freeze: false there is an error."""
 
 
 class _Weighted(_Layer):
@@ -133,14 +137,44 @@ class Dense(_Weighted):
     """Output width; the last layer's is the number of classes (10)."""
 
 
-class BN(_Layer):
-    """Batch normalization; a setting left out (null) comes from `model.bn`."""
+class RenormClipping(Strict):
+    """Batch renorm's limits on its corrections r (to [rmin, rmax]) and d (to [-dmax,
+    dmax]); a limit left out (null) does not clip (Keras' renorm_clipping)."""
 
-    type: Literal["bn"]
+    rmax: float | None = Field(None, ge=1.0, le=1e6)
+    """The largest r (Ioffe 2017 reaches 3)."""
+    rmin: float | None = Field(None, gt=0.0, le=1.0)
+    """The smallest r (usually 1 / rmax)."""
+    dmax: float | None = Field(None, ge=0.0, le=1e6)
+    """The largest |d| (Ioffe 2017 reaches 5)."""
+
+
+class RenormRamp(Strict):
+    """Ioffe 2017's schedule of the clipping limits (scratch impl): r clipped to exactly 1
+    and d to 0 (plain BN) for `hold_steps` training steps, then rmax rising linearly to
+    renorm_clipping.rmax at step `rmax_at` (rmin = 1 / the current rmax) and dmax to
+    renorm_clipping.dmax at step `dmax_at`. The paper: 5,000, 40,000, 25,000."""
+
+    hold_steps: int = Field(5000, ge=0, le=10**9)
+    """Steps of plain BN (r = 1, d = 0) before the limits start to rise."""
+    rmax_at: int = Field(40000, ge=0, le=10**9)
+    """The step at which rmax reaches renorm_clipping.rmax."""
+    dmax_at: int = Field(25000, ge=0, le=10**9)
+    """The step at which dmax reaches renorm_clipping.dmax."""
+
+    @model_validator(mode="after")
+    def _after_hold(self) -> RenormRamp:
+        if min(self.rmax_at, self.dmax_at) < self.hold_steps:
+            raise ValueError("rmax_at and dmax_at must not come before hold_steps")
+        return self
+
+
+class _Norm(_Layer):
+    """What every normalization layer shares; a setting left out (null) comes from
+    `model.bn`."""
+
     impl: Literal["keras", "scratch"] | None = None
     """As model.bn.impl, for this layer."""
-    momentum: float | None = Field(None, ge=0.0, lt=1.0)
-    """As model.bn.momentum (Keras' own default is 0.99)."""
     epsilon: float | None = Field(None, gt=0.0, le=1.0)
     """As model.bn.epsilon (Keras' own default is 1e-3)."""
     center: bool | None = None
@@ -151,6 +185,15 @@ class BN(_Layer):
     """As model.bn.gamma_initializer."""
     beta_initializer: InitArg | None = None
     """As model.bn.beta_initializer."""
+
+
+class BN(_Norm):
+    """Batch normalization (with renorm: batch renormalization); a setting left out
+    (null) comes from `model.bn`."""
+
+    type: Literal["bn"]
+    momentum: float | None = Field(None, ge=0.0, lt=1.0)
+    """As model.bn.momentum (Keras' own default is 0.99)."""
     moving_mean_initializer: InitArg | None = None
     """As model.bn.moving_mean_initializer."""
     moving_variance_initializer: InitArg | None = None
@@ -159,6 +202,43 @@ class BN(_Layer):
     """As model.bn.behaviour."""
     fault: FAULTS | None = None
     """As model.bn.fault."""
+    renorm: bool | None = None
+    """Batch renormalization (Ioffe 2017). null: as model.bn (kind: renorm)."""
+    renorm_clipping: RenormClipping | None = None
+    """As model.bn.renorm_clipping."""
+    renorm_momentum: float | None = Field(None, ge=0.0, lt=1.0)
+    """As model.bn.renorm_momentum."""
+    renorm_ramp: RenormRamp | None = None
+    """As model.bn.renorm_ramp."""
+
+
+class GroupNorm(_Norm):
+    """Group normalization (Wu & He 2018): each example's channels in `groups` groups, each
+    group normalized over its channels and positions; gamma and beta per channel. No
+    moving statistics: training and inference compute the same thing."""
+
+    type: Literal["group_norm"]
+    groups: int | None = Field(None, gt=0, le=65536)
+    """Groups; must divide the channels. null: model.bn.groups, or by default the largest
+    divisor of the channels up to min(32, channels / 2) (never one channel per group)."""
+
+
+class LayerNorm(_Norm):
+    """Layer normalization as Wu & He define it: over all of an example's features (C, H, W
+    for a convolution), with gamma and beta per channel: group norm with one group (not
+    Keras' LayerNormalization, which normalizes the last axis only by default)."""
+
+    type: Literal["layer_norm"]
+
+
+class InstanceNorm(_Norm):
+    """Instance normalization: group norm with one channel per group; convolutions only (on
+    a dense layer's output it would give beta alone)."""
+
+    type: Literal["instance_norm"]
+
+
+NORM_TYPES = ("bn", "group_norm", "layer_norm", "instance_norm")
 
 
 class Activation(_Layer):
@@ -188,7 +268,35 @@ class Flatten(_Layer):
     """The layer kind."""
 
 
-LayerSpec = Annotated[Conv | Dense | BN | Activation | Pool | Flatten,
+class Dropout(_Layer):
+    """Dropout (Keras Dropout): in training steps each value is zeroed with probability
+    `rate` and the rest scaled by 1 / (1 - rate); off in every evaluation."""
+
+    type: Literal["dropout"]
+    rate: float = Field(ge=0.0, lt=1.0)
+    """The probability of dropping a value."""
+
+
+class Noise(_Layer):
+    """Injected noise (Santurkar et al. 2018's "noisy BN" when placed after BN): in
+    training steps y = x * a + b with b ~ N(mean, stddev^2) and a ~ N(1, scale_stddev^2);
+    off in every evaluation."""
+
+    type: Literal["noise"]
+    stddev: float = Field(ge=0.0, le=1e6)
+    """The standard deviation of the additive noise b."""
+    mean: float = Field(0.0, ge=-1e6, le=1e6)
+    """The mean of b: non-zero shifts every value on average."""
+    scale_stddev: float = Field(0.0, ge=0.0, le=1e6)
+    """The standard deviation of the multiplicative noise a (mean 1); 0 = none."""
+    resample: Literal["element", "step"] = "element"
+    """element: a fresh draw for every value; step: one draw per unit (channel) per
+    training step, shared by the whole batch, so the distribution of the layer's output
+    shifts and scales anew at every step (Santurkar et al.'s time-varying noise)."""
+
+
+LayerSpec = Annotated[Conv | Dense | BN | GroupNorm | LayerNorm | InstanceNorm | Dropout
+                      | Noise | Activation | Pool | Flatten,
                       Field(discriminator="type")]
 
 
@@ -223,7 +331,37 @@ def _next_shape(layer, shape: tuple[int, ...], where: str) -> tuple[int, ...]:
         return (total,)
     if layer.type == "dense":
         return (*shape[:-1], layer.units)
+    if layer.type in ("group_norm", "instance_norm"):
+        _check_groups(layer, shape, where)
     return shape
+
+
+def _check_groups(layer, shape: tuple[int, ...], where: str) -> None:
+    if layer.type == "instance_norm" and len(shape) != 3:
+        raise ValueError(f"{where}: instance norm needs an image (H, W, C), gets shape "
+                         f"{shape}: on a dense layer's output each group holds one value, "
+                         "so it would output beta alone (use layer_norm or group_norm)")
+    groups = groups_for(layer, shape[-1])
+    if shape[-1] % groups:
+        raise ValueError(f"{where}: groups {groups} does not divide the {shape[-1]} "
+                         "channels of its input")
+
+
+def default_groups(channels: int) -> int:
+    """Group norm's groups when none are given: the largest divisor of `channels` up to
+    min(32, channels / 2), so never one channel per group (that is instance norm); 1
+    for a single channel. LeNet's 6, 16, 120 and 84 channels: 3, 8, 30 and 28 groups."""
+    limit = min(32, channels // 2)
+    return max((d for d in range(1, limit + 1) if channels % d == 0), default=1)
+
+
+def groups_for(layer, channels: int) -> int:
+    """How many groups a group, layer or instance norm layer makes of `channels`."""
+    if layer.type == "layer_norm":
+        return 1
+    if layer.type == "instance_norm":
+        return channels
+    return layer.groups or default_groups(channels)
 
 
 def _spatial(size: int, kernel: int, stride: int, padding: str) -> int:

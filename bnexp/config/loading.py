@@ -19,11 +19,20 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from bnexp.config.keys import leaf_keys, section_at
+from bnexp.config.cells import (
+    NO_ARM,
+    Arm,
+    arms_of,
+    check_key,
+    refuse_twin,
+    set_by_every_arm,
+)
+from bnexp.config.keys import section_at
 from bnexp.config.presets import check_shapes
 from bnexp.config.schema import Config, RunSpec
 from bnexp.config.sections import SweepConfig
 from bnexp.config.smoke_runs import smoke_specs
+from bnexp.config.trainable import check_trains
 from bnexp.errors import ConfigError, did_you_mean
 from bnexp.safeopen import TooLarge, read_bounded
 from bnexp.yamltext import MAX_BYTES, AmbiguousNumber, parse_yaml
@@ -100,51 +109,60 @@ def load(path: str | Path, overrides: list[str] | None = None,
 
 def expand(raw: dict[str, Any], source: str, overrides: list[str] = (),
            room: int | None = None) -> list[RunSpec]:
-    """The Cartesian product of sweep.grid, times sweep.seeds; one validated Config each."""
+    """sweep.cells' arms, each times the Cartesian product of sweep.grid, times
+    sweep.seeds; one validated Config each. Without sweep.cells, the config is one arm."""
     base = validate(raw, source, overrides)
     sweep = base.sweep or SweepConfig()
     for key in sweep.grid:
-        _check_key_path(key, source)
-    _check_overrides_survive(overrides, sweep, source)
+        check_key(key, source, "sweep.grid")
+    arms = arms_of(sweep, source)
+    _check_overrides_survive(overrides, sweep, source, set_by_every_arm(arms))
     seeds = sweep.seeds if sweep.seeds is not None else [base.seed]
-    _check_size(sweep.grid, seeds, source, room)
+    _check_size(sweep.grid, seeds, source, room, arms)
     plain = {k: v for k, v in raw.items() if k != "sweep"}
     runs, seen = [], {}
-    for values in itertools.product(*sweep.grid.values()):
-        cell = dict(zip(sweep.grid, values, strict=True))
-        cell_raw = copy.deepcopy(plain)
-        for key, value in cell.items():
-            _set_dotted(cell_raw, key, value, source=f"sweep.grid.{key}")
-        for seed in seeds:
-            cell_raw["seed"] = seed
-            config = validate(cell_raw, source, overrides, grid=list(cell))
-            spec = RunSpec(config=config, cell=cell, overrides=_named(overrides), source=source)
-            twin = _same_run(seen, spec)
-            if twin:  # a value listed twice: [0.9, 0.9], or [1, 1.0]
-                raise ConfigError(f"{source}: sweep.grid: the cells {twin.cell} and {cell} "
-                                  "are the same run (it would train twice)")
-            runs.append(spec)
+    for arm in arms:
+        arm_raw = copy.deepcopy(plain)
+        for key, value in arm.keys.items():
+            _set_dotted(arm_raw, key, value, source=f"{source} ({arm.where}.{key})")
+        for values in itertools.product(*sweep.grid.values()):
+            cell = dict(zip(sweep.grid, values, strict=True))
+            cell_raw = copy.deepcopy(arm_raw)
+            for key, value in cell.items():
+                _set_dotted(cell_raw, key, value, source=f"sweep.grid.{key}")
+            for seed in seeds:
+                cell_raw["seed"] = seed
+                config = validate(cell_raw, source, overrides, grid=list(cell), arm=arm)
+                spec = RunSpec(config=config, cell={**arm.entries, **cell},
+                               overrides=_named(overrides), source=source, arm=arm.entries)
+                refuse_twin(_same_run(seen, spec), spec, source)
+                runs.append(spec)
     return runs
 
 
-def _check_overrides_survive(overrides, sweep: SweepConfig, source: str) -> None:
-    """ConfigError for a --set the sweep would override in every run (the grid's cells
-    and sweep.seeds are set after the overrides): `--set train.epochs=1` on a grid over
-    train.epochs, or `--set seed=5` beside sweep.seeds, was silently ignored."""
+def _check_overrides_survive(overrides, sweep: SweepConfig, source: str,
+                             every_arm: list[str] = ()) -> None:
+    """ConfigError for a --set the sweep would override in every run (the grid's cells,
+    the keys every arm sets and sweep.seeds are set after the overrides): `--set
+    train.epochs=1` on a grid over train.epochs, or `--set seed=5` beside sweep.seeds,
+    was silently ignored. A key only some arms set is theirs in those arms alone."""
+    setters = {**dict.fromkeys(sweep.grid, "sweep.grid"),
+               **dict.fromkeys(every_arm, "sweep.cells")}
     for item in overrides:
         key, _, text = (part.strip() for part in item.partition("="))
         if key == "seed" and sweep.seeds is not None:
             raise ConfigError(f"{source} (--set seed): sweep.seeds sets every run's seed, so "
                               "this value would be ignored; set sweep.seeds instead")
-        for grid_key in sweep.grid:
-            if grid_key.startswith(f"{key}."):  # a section: hidden where it holds the key
-                hidden = _holds(parse_yaml(text), grid_key[len(key) + 1:])
+        for set_key, by in setters.items():
+            if set_key.startswith(f"{key}."):  # a section: hidden where it holds the key
+                hidden = _holds(parse_yaml(text), set_key[len(key) + 1:])
             else:
-                hidden = key == grid_key or key.startswith(f"{grid_key}.")
+                hidden = key == set_key or key.startswith(f"{set_key}.")
             if hidden:
-                raise ConfigError(f"{source} (--set {key}): sweep.grid sets {grid_key} in "
-                                  "every run, so this value would be ignored; change the "
-                                  "config's sweep.grid instead")
+                every = "run" if by == "sweep.grid" else "arm"
+                raise ConfigError(f"{source} (--set {key}): {by} sets {set_key} in every "
+                                  f"{every}, so this value would be ignored; change the "
+                                  f"config's {by} instead")
 
 
 def _holds(value, dotted: str) -> bool:
@@ -156,15 +174,17 @@ def _holds(value, dotted: str) -> bool:
     return True
 
 
-def _check_size(grid: dict[str, list], seeds: list, source: str, room: int | None) -> None:
+def _check_size(grid: dict[str, list], seeds: list, source: str, room: int | None,
+                arms: list[Arm] = (NO_ARM,)) -> None:
     """ConfigError if the sweep expands to more than `room` runs, said before expanding:
     four keys of 50 values and 100 seeds are 625 million runs, which would fill the
     memory while being listed (10,000 runs take 3 s and 90 MB to check). The trap:
     several configs of one command, each under MAX_RUNS, add up (room is what is left)."""
-    total = math.prod(len(values) for values in grid.values()) * len(seeds)
+    total = math.prod(len(values) for values in grid.values()) * len(seeds) * len(arms)
     room = MAX_RUNS if room is None else room
     if total > room:
-        sizes = [f"{len(values)} {key}" for key, values in grid.items()]
+        sizes = [f"{len(arms)} arms"] if arms[0].index is not None else []
+        sizes += [f"{len(values)} {key}" for key, values in grid.items()]
         sizes.append(f"{len(seeds)} seeds")
         limit = (f"more than {MAX_RUNS:,}; split it into several configs" if room == MAX_RUNS
                  else f"more than the {room:,} left of {MAX_RUNS:,} for one command after "
@@ -198,18 +218,21 @@ def _same_run(seen: dict[str, RunSpec], spec: RunSpec) -> RunSpec | None:
 
 
 def validate(
-    raw: dict[str, Any], source: str, overrides: list[str] = (), grid: list[str] = ()
+    raw: dict[str, Any], source: str, overrides: list[str] = (), grid: list[str] = (),
+    arm: Arm = NO_ARM,
 ) -> Config:
-    """A Config from a raw mapping, or ConfigError naming the first offending key."""
+    """A Config from a raw mapping, or ConfigError naming the first offending key (and
+    the --set, grid key or arm of sweep.cells it came from)."""
     try:
         config = Config.model_validate(raw)
     except ValidationError as e:
-        raise ConfigError(_describe(_first_error(e.errors()), source, overrides, grid)
+        raise ConfigError(_describe(_first_error(e.errors()), source, overrides, grid, arm)
                           ) from None
     try:
         check_shapes(config)
+        check_trains(config)
     except ValueError as e:
-        raise ConfigError(f"{source}: {e}") from None
+        raise ConfigError(f"{_in_arm(source, arm)}: {e}") from None
     return config
 
 
@@ -260,13 +283,6 @@ def _named(overrides: list[str]) -> dict[str, Any]:
     return named
 
 
-def _check_key_path(key: str, source: str) -> None:
-    known = leaf_keys()
-    if key not in known:
-        raise ConfigError(f"{source}: sweep.grid: {key!r} is not a config key"
-                          f"{did_you_mean(key, known)}")
-
-
 _BRANCH = re.compile(r"^(literal\[.*\]|bool|int|float|str|none|list\[.*\]|dict\[.*\]|"
                      r"function-.*|tagged-union\[.*\]|Initializer)$")
 
@@ -292,11 +308,12 @@ def _field_loc(loc, keep_last: bool = False) -> tuple:
     return tuple(p for p in head if not (isinstance(p, str) and _BRANCH.match(p))) + tuple(tail)
 
 
-def _describe(error: dict, source: str, overrides: list[str], grid: list[str]) -> str:
+def _describe(error: dict, source: str, overrides: list[str], grid: list[str],
+              arm: Arm = NO_ARM) -> str:
     """One line for a pydantic error: where, what was expected, what was received."""
     loc = tuple(f"[{p}]" if isinstance(p, int) else str(p) for p in error["loc"])
     dotted = ".".join(loc).replace(".[", "[")
-    where = _origin(dotted, source, overrides, grid)
+    where = _origin(dotted, source, overrides, grid, arm)
     if error["type"] == "extra_forbidden" and loc:
         section = section_at(loc[:-1])
         names = list(section.model_fields) if section else []
@@ -317,15 +334,26 @@ def _describe(error: dict, source: str, overrides: list[str], grid: list[str]) -
     return f"{where}: {prefix}{message[0].lower() + message[1:]}{got}"
 
 
-def _origin(dotted: str, source: str, overrides: list[str], grid: list[str]) -> str:
+def _origin(dotted: str, source: str, overrides: list[str], grid: list[str],
+            arm: Arm = NO_ARM) -> str:
+    """Where an error at `dotted` came from: a --set, a key of the run's arm, a grid key,
+    else the arm (a rule across keys: the base config alone was valid), else the file."""
     for item in overrides:
         key = item.partition("=")[0].strip()
         if _within(dotted, key) or key.startswith(dotted + "."):
             return f"{source} (--set {key})"
+    named = [key for key in arm.keys if _within(dotted, key)]
+    inside = [key for key in arm.keys if key.startswith(dotted + ".")]  # a rule of a section
+    if named or len(inside) == 1:
+        return f"{source} ({arm.where}.{(named or inside)[0]})"
     for key in grid:
         if _within(dotted, key):
             return f"{source} (sweep.grid.{key})"
-    return source
+    return _in_arm(source, arm)
+
+
+def _in_arm(source: str, arm: Arm) -> str:
+    return source if arm.index is None else f"{source} ({arm.where})"
 
 
 def _within(dotted: str, key: str) -> bool:

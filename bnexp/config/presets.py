@@ -10,13 +10,29 @@ from __future__ import annotations
 
 from collections import Counter
 
-from bnexp.config.layers import BN, Activation, Conv, Dense, Flatten, Pool, shapes
+from bnexp.config.base import MAX_LAYERS, NUM_CLASSES
+from bnexp.config.layers import (
+    BN,
+    NORM_TYPES,
+    Activation,
+    Conv,
+    Dense,
+    Dropout,
+    Flatten,
+    GroupNorm,
+    InstanceNorm,
+    LayerNorm,
+    Pool,
+    shapes,
+)
+from bnexp.config.normalization import BNConfig, check_ramp
 from bnexp.config.schema import Config, input_shape
-from bnexp.config.sections import MAX_LAYERS, NUM_CLASSES, BNConfig, ModelConfig
+from bnexp.config.sections import ModelConfig
 
-BN_KEYS = ("impl", "momentum", "epsilon", "center", "scale", "gamma_initializer",
-           "beta_initializer", "moving_mean_initializer", "moving_variance_initializer",
-           "behaviour", "fault")
+NORM_KEYS = ("impl", "epsilon", "center", "scale", "gamma_initializer", "beta_initializer")
+BN_KEYS = (*NORM_KEYS, "momentum", "moving_mean_initializer", "moving_variance_initializer",
+           "behaviour", "fault", "renorm_clipping", "renorm_momentum", "renorm_ramp")
+KIND_LAYERS = {"group": GroupNorm, "layer": LayerNorm, "instance": InstanceNorm}
 
 
 def model_layers(model: ModelConfig) -> list:
@@ -24,12 +40,15 @@ def model_layers(model: ModelConfig) -> list:
     if model.arch == "layers":
         return _named([_complete(layer, model.bn) for layer in model.layers])
     body = _lenet(model) if model.arch == "lenet" else _mlp(model)
+    if model.dropout is not None and model.dropout.placement == "after_bn":
+        body.append(Dropout(type="dropout", rate=model.dropout.rate, name="dropout"))
     return [*body, Dense(type="dense", units=NUM_CLASSES, kernel_initializer=model.init,
                          name="logits")]
 
 
 def has_bn(model: ModelConfig) -> bool:
-    """True if the model has at least one BN layer."""
+    """True if the model has at least one BN layer (batch norm or renorm: the layers with
+    moving statistics, whose training and inference modes differ)."""
     return any(layer.type == "bn" for layer in model_layers(model))
 
 
@@ -47,8 +66,10 @@ def check_shapes(config: Config) -> None:
     def where(i, layer) -> str:
         if model.arch == "layers":
             return f"model.layers[{i}] ({layer.type})"
-        return (f"model: cannot build {model.arch} on inputs of shape {shape} (check "
-                f"kernel_size, filters, data.pad_to): layer {layer.name}")
+        hint = (" (check kernel_size, filters, data.pad_to)"
+                if layer.type in ("conv", "max_pool", "avg_pool", "dense") else "")
+        return f"model: cannot build {model.arch} on inputs of shape {shape}{hint}: " \
+               f"layer {layer.name}"
 
     layers = model_layers(model)
     if len(layers) > MAX_LAYERS:  # hidden: [1, 1, ...] makes three layers per width
@@ -101,9 +122,14 @@ def _weights(layer, shape_in: tuple[int, ...]) -> int:
         return (layer.kernel_size ** 2 * channels + layer.use_bias) * layer.filters
     if layer.type == "dense":
         return (channels + layer.use_bias) * layer.units
-    if layer.type == "bn":  # moving mean and variance, gamma (scale), beta (center)
-        return (2 + bool(layer.scale) + bool(layer.center)) * channels
-    return 0
+    if layer.type not in NORM_TYPES:
+        return 0
+    affine = (bool(layer.scale) + bool(layer.center)) * channels  # gamma, beta
+    if layer.type == "bn":  # moving mean and variance; renorm: moving stddev, renorm mean
+        # and stddev, and with a ramp its step counter
+        moving = 5 * channels + (layer.renorm_ramp is not None) if layer.renorm else 2 * channels
+        return affine + moving
+    return affine
 
 
 def _product(shape: tuple[int, ...]) -> int:
@@ -155,21 +181,69 @@ def _block(core, kind: str, model: ModelConfig) -> list:
         layers.append(_preset_bn(bn, f"{name}_bn"))
     layers.append(Activation(type="activation", activation=model.activation,
                              name=f"{name}_{model.activation}"))
+    dropout = model.dropout
+    if dropout is not None and placement == "after" and dropout.placement == "before_bn":
+        layers.append(Dropout(type="dropout", rate=dropout.rate, name=f"{name}_dropout"))
     if placement == "after":
         layers.append(_preset_bn(bn, f"{name}_bn"))
+    if dropout is not None and placement != "after" and dropout.placement == "before_bn":
+        layers.append(Dropout(type="dropout", rate=dropout.rate, name=f"{name}_dropout"))
     return layers
 
 
-def _preset_bn(bn: BNConfig, name: str) -> BN:
-    return BN(type="bn", name=name, **{key: getattr(bn, key) for key in BN_KEYS})
+def _preset_bn(bn: BNConfig, name: str):
+    """The normalization layer model.bn.kind names, with model.bn's settings."""
+    return _complete(BN(type="bn", name=name), bn)
 
 
 def _complete(layer, bn: BNConfig):
-    """A BN layer's unset settings taken from model.bn; other layers as they are."""
+    """A normalization layer's unset settings taken from model.bn; a `bn` layer becomes
+    the normalization model.bn.kind names (renorm: a `bn` layer with renorm on); other
+    layers as they are. ValueError for a setting the resulting kind does not take."""
+    if layer.type in ("group_norm", "layer_norm", "instance_norm"):
+        return layer.model_copy(update={key: getattr(bn, key) for key in NORM_KEYS
+                                        if getattr(layer, key) is None})
     if layer.type != "bn":
         return layer
-    return layer.model_copy(update={key: getattr(bn, key) for key in BN_KEYS
-                                    if getattr(layer, key) is None})
+    if bn.kind in KIND_LAYERS:
+        return _as_kind(layer, bn)
+    update = {key: getattr(bn, key) for key in BN_KEYS if getattr(layer, key) is None}
+    if layer.renorm is None:
+        update["renorm"] = bn.kind == "renorm"
+    done = layer.model_copy(update=update)
+    _check_renorm(done)
+    return done
+
+
+def _as_kind(layer: BN, bn: BNConfig):
+    """A `bn` layer of a list as the group, layer or instance norm model.bn.kind names."""
+    target = KIND_LAYERS[bn.kind]
+    own = [key for key in BN.model_fields if key not in target.model_fields
+           and getattr(layer, key) is not None]
+    if own:
+        raise ValueError(f"model.layers: layer {layer.name or 'bn'} sets {own[0]}, which "
+                         f"model.bn.kind: {bn.kind} does not take")
+    fields = {key: getattr(layer, key) for key in target.model_fields
+              if key in BN.model_fields and key != "type"}
+    fields = {**fields, **{key: getattr(bn, key) for key in NORM_KEYS if fields[key] is None}}
+    if bn.kind == "group":
+        fields["groups"] = bn.groups
+    return target(type=f"{bn.kind}_norm", **fields)
+
+
+def _check_renorm(layer: BN) -> None:
+    """ValueError for renorm settings on a plain BN layer, or renorm with what it excludes."""
+    where = f"model.layers: layer {layer.name or 'bn'}"
+    if not layer.renorm:
+        if layer.renorm_clipping is not None or layer.renorm_ramp is not None:
+            raise ValueError(f"{where}: renorm_clipping and renorm_ramp need renorm: true")
+        return
+    if layer.behaviour != "standard" or layer.fault is not None:
+        raise ValueError(f"{where}: renorm works with behaviour: standard and no fault only")
+    try:
+        check_ramp(layer.renorm_ramp, layer.renorm_clipping, layer.impl)
+    except ValueError as e:
+        raise ValueError(f"{where}: {e}") from None
 
 
 def _named(layers: list) -> list:

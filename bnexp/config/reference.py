@@ -16,7 +16,20 @@ from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
 from bnexp.config.keys import section_type, written_as_a_name
-from bnexp.config.layers import BN, Activation, Conv, Dense, Flatten, Initializer, Pool
+from bnexp.config.layers import (
+    BN,
+    Activation,
+    Conv,
+    Dense,
+    Dropout,
+    Flatten,
+    GroupNorm,
+    Initializer,
+    InstanceNorm,
+    LayerNorm,
+    Noise,
+    Pool,
+)
 from bnexp.config.schema import Config
 from bnexp.config.sections import DEFAULT_HIDDEN
 from bnexp.yamltext import format_value
@@ -58,7 +71,8 @@ model:
 def markdown() -> str:
     """The whole reference: one table per section, in schema order, then the layers."""
     layers = [_table(f"`type: {_kinds(kind)}`: {_first_line(kind.__doc__)}", "", kind)
-              for kind in (Conv, Dense, BN, Activation, Pool, Flatten, Initializer)]
+              for kind in (Conv, Dense, BN, GroupNorm, LayerNorm, InstanceNorm, Dropout,
+                           Noise, Activation, Pool, Flatten, Initializer)]
     layers[-1] = layers[-1].replace("`type: `: ", "Initializers: ")
     return "\n".join([INTRO, *_section("", Config), LAYERS_INTRO, *layers])
 
@@ -81,10 +95,13 @@ def _section(prefix: str, model: type[BaseModel]) -> list[str]:
 def _table(title: str, prefix: str, model: type[BaseModel]) -> str:
     lines = [f"## {title}", "", "| key | type | default | meaning |", "|---|---|---|---|"]
     for name, info in model.model_fields.items():
-        if _is_section(info.annotation):
+        optional = type(None) in getattr(info.annotation, "__args__", ())
+        if _is_section(info.annotation) and not optional:
             continue
+        kind = ("mapping (below) or null" if _is_section(info.annotation)
+                else _type(info.annotation, info.metadata))
         meaning = " ".join((info.description or "").split()).replace("|", "\\|")
-        lines.append(f"| `{prefix}{name}` | {_type(info.annotation, info.metadata)} | "
+        lines.append(f"| `{prefix}{name}` | {kind} | "
                      f"{_default(prefix + name, info.default)} | {meaning} |")
     return "\n".join(lines) + "\n"
 

@@ -41,6 +41,7 @@ class Config(Section):
     train: TrainConfig = TrainConfig()
     diagnostics: DiagnosticsConfig = DiagnosticsConfig()
     sweep: SweepConfig | None = None
+    """Several runs of this config: a grid of keys, arms (cells) and seeds. null = one run."""
 
     @model_validator(mode="after")
     def _a_slice_per_replica(self) -> Config:
@@ -53,22 +54,30 @@ class Config(Section):
 
 @dataclass(frozen=True)
 class RunSpec:
-    """One run of an expanded config: the resolved config, the grid cell it came from,
-    the --set overrides that made it (both show in its folder name), and the config
-    file it came from (what an error about its data or model names: one `bnexp train`
-    may take several files)."""
+    """One run of an expanded config: the resolved config, the sweep cell it came from,
+    the --set overrides that made it (both show in its folder name), the config file it
+    came from (what an error about its data or model names: one `bnexp train` may take
+    several files), and its arm of sweep.cells.
+
+    `cell` is what summary.json records as the run's cell: its arm's entries (`label`
+    first, then the keys the arm sets) and its grid values; `arm` the arm's entries alone
+    ({} without sweep.cells, where `cell` is the grid's values as it always was)."""
 
     config: Config
     cell: dict[str, Any] = field(default_factory=dict)
     overrides: dict[str, Any] = field(default_factory=dict)
     source: str = "config"
+    arm: dict[str, Any] = field(default_factory=dict)
 
     @property
     def label(self) -> str:
-        """Readable run-id stem: name, the overrides' and the cell's values, the seed."""
-        parts = [self.config.name]
+        """Readable run-id stem: name, the arm's label, the overrides' and the grid's
+        values, the seed. An arm's keys show only as its label, and an override an arm
+        sets anew not at all (the arm's value is the one the run has)."""
+        parts = [self.config.name, *([_slug(self.arm["label"])] if self.arm else [])]
         settings = {**{k: v for k, v in self.overrides.items() if k != "seed"}, **self.cell}
-        parts += [f"{key.rsplit('.', 1)[-1]}={_slug(v)}" for key, v in settings.items()]
+        parts += [f"{key.rsplit('.', 1)[-1]}={_slug(v)}" for key, v in settings.items()
+                  if key not in self.arm]
         parts.append(f"s{self.config.seed}")
         return "_".join(parts)[:200]
 

@@ -17,20 +17,22 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, StrictBool, field_validator, model_validator
 
-from bnexp.config.layers import BEHAVIOURS, FAULTS, InitArg, LayerSpec, Strict
+from bnexp.config.base import (
+    DEFAULT_HIDDEN,
+    MAX_EXAMPLES,
+    MAX_LAYERS,
+    MAX_SEED,
+    MAX_WIDTH,
+    NUM_CLASSES,
+    Section,
+)
+from bnexp.config.layers import LayerSpec
+from bnexp.config.normalization import BNConfig, DropoutConfig
+from bnexp.config.schedule import ScheduleConfig
 from bnexp.safeopen import NAME_MAX, PATH_MAX, too_long_for_a_path
 
-DEFAULT_HIDDEN = {"lenet": [120, 84], "mlp": [300, 100]}
-NUM_CLASSES = 10  # MNIST, Fashion-MNIST and the synthetic set (bnexp.data reads it here)
-MAX_EXAMPLES = 10_000_000  # every count of examples: far above any dataset bnexp reads
-MAX_SEED = 2**32 - 1  # NumPy's and TensorFlow's seeds are 32-bit
-MAX_WIDTH = 65_536  # units of a dense layer, channels of a convolution
-MAX_LAYERS = 1_000  # layers of a model (checking a list of 10,000 takes seconds)
-
-
-class Section(Strict):
-    """The base of every section, and of Config (layers.Strict: no extra keys, no coercion,
-    no inf or NaN)."""
+__all__ = ["DEFAULT_HIDDEN", "MAX_EXAMPLES", "MAX_LAYERS", "MAX_SEED", "MAX_WIDTH",
+           "NUM_CLASSES", "BNConfig", "DropoutConfig", "Section"]
 
 
 class DataConfig(Section):
@@ -96,79 +98,6 @@ class DataConfig(Section):
         return str(PurePosixPath(path))
 
 
-# what model.bn's null initializers mean (the BN layers' own defaults, Keras' and scratch's)
-BN_INIT_DEFAULTS = {"gamma_initializer": "ones", "beta_initializer": "zeros",
-                    "moving_mean_initializer": "zeros", "moving_variance_initializer": "ones"}
-
-
-class BNConfig(Section):
-    """Where batch normalization goes and how it behaves."""
-
-    placement: Literal["none", "before", "after"] = "before"
-    """BN before the activation (Ioffe & Szegedy, d2l), after it, or none at all."""
-    layers: Literal["all", "conv", "dense"] = "all"
-    """Which hidden layers get BN: all, only LeNet's convolutions, or only the dense layers."""
-    input: bool = False
-    """BN on the input itself (Geron's MLP): on the flattened pixels (MLP), per channel (LeNet)."""
-    impl: Literal["keras", "scratch"] = "keras"
-    """keras: keras.layers.BatchNormalization; scratch: bnexp's own layer (bnexp/model/bn.py)."""
-    momentum: float = Field(0.9, ge=0.0, lt=1.0)
-    """moving = momentum * moving + (1 - momentum) * batch. Keras' default 0.99 needs hundreds
-    of steps to converge: short runs then show a large train/inference gap."""
-    epsilon: float = Field(1.0e-5, gt=0.0, le=1.0)
-    """Added to the variance before the square root."""
-    center: bool = True
-    """Learn the shift beta."""
-    scale: bool = True
-    """Learn the scale gamma."""
-    synchronized: bool = False
-    """With several replicas (train.strategy: mirrored): true normalizes with the global
-    batch's statistics (all-reduced), false with each replica's slice (ghost batches)."""
-    virtual_batch_size: int | None = Field(None, gt=0, le=MAX_EXAMPLES)
-    """Ghost BN on one device (scratch impl): normalize each run of N examples of a batch
-    by its own statistics, as unsynchronized BN on batch/N replicas. null = off."""
-    gamma_initializer: InitArg | None = None
-    """gamma's initializer, e.g. ones or {name: random_normal, stddev: 0.01}. null = ones."""
-    beta_initializer: InitArg | None = None
-    """beta's initializer. null = zeros."""
-    moving_mean_initializer: InitArg | None = None
-    """The moving mean's initial value. null = zeros."""
-    moving_variance_initializer: InitArg | None = None
-    """The moving variance's initial value. null = ones (notebook 004 starts it at zeros)."""
-    behaviour: BEHAVIOURS = "standard"
-    """standard: batch statistics in training (moving ones updated), moving statistics at
-    inference. moving_stats_in_training: normalize with the moving statistics in training
-    too (they still move toward the batch's; d2l's exercise). batch_stats_at_inference:
-    inference normalizes with the batch's own statistics, so a prediction depends on the
-    rest of its batch (a custom layer called with training=True). frozen_moving_stats: the
-    moving statistics never move from their initial values."""
-    fault: FAULTS | None = None
-    """A known broken implementation, reproduced on purpose (impl: scratch), never a default.
-    mxnet_moving_average: notebook 004's update as written, moving_mean <- moving_mean +
-    momentum - momentum * batch variance, moving variance never updated."""
-
-    @model_validator(mode="after")
-    def _null_for_the_default(self) -> BNConfig:
-        """An initializer that names its default (gamma_initializer: ones) is stored as null:
-        one run, one config hash and one compare group, however it was spelled."""
-        for key, default in BN_INIT_DEFAULTS.items():
-            if getattr(self, key) == default:
-                setattr(self, key, None)
-        return self
-
-    @model_validator(mode="after")
-    def _ghost_needs_scratch(self) -> BNConfig:
-        if self.virtual_batch_size is not None and self.impl != "scratch":
-            raise ValueError("virtual_batch_size needs impl: scratch (Keras 3's "
-                             "BatchNormalization has no ghost batches)")
-        if self.virtual_batch_size is not None and self.synchronized:
-            raise ValueError("virtual_batch_size and synchronized exclude each other")
-        if self.fault is not None and self.impl != "scratch":
-            raise ValueError(f"fault {self.fault} needs impl: scratch (Keras' layer has no "
-                             "faults)")
-        return self
-
-
 class ModelConfig(Section):
     """The network: LeNet or an MLP, with BN placed as `bn` says."""
 
@@ -177,7 +106,8 @@ class ModelConfig(Section):
     layers: the list in `layers`, as written (any sequential model)."""
     layers: list[LayerSpec] | None = Field(None, max_length=MAX_LAYERS)
     """arch: layers: the model, layer by layer, each a mapping with its `type` (conv, dense,
-    bn, activation, max_pool, avg_pool, flatten) and settings; the last layer gives the
+    bn, group_norm, layer_norm, instance_norm, dropout, noise, activation, max_pool,
+    avg_pool, flatten) and settings; the last layer gives the
     10 outputs; at most 1,000 layers. Any arch: at most 100 million weights, and at most
     16 GiB of layer outputs for one batch (`validate` says so before TensorFlow would fail
     to allocate them). See docs/config.md#the-model-as-a-list-of-layers."""
@@ -198,6 +128,9 @@ class ModelConfig(Section):
     )
     """Kernel initializer of every conv and dense layer (glorot_uniform = d2l's Xavier)."""
     bn: BNConfig = BNConfig()
+    dropout: DropoutConfig | None = None
+    """lenet, mlp: dropout in the hidden blocks, e.g. {rate: 0.5, placement: before_bn}.
+    null = none. (A layer list places {type: dropout} layers itself.)"""
 
     @model_validator(mode="after")
     def _resolve_hidden(self) -> ModelConfig:
@@ -206,6 +139,9 @@ class ModelConfig(Section):
         if self.arch == "layers":
             if not self.layers:
                 raise ValueError("layers is an empty list")
+            if self.dropout is not None:
+                raise ValueError("dropout is for the presets: a layer list places "
+                                 "{type: dropout} layers itself")
             return self
         if self.hidden is None:
             self.hidden = list(DEFAULT_HIDDEN[self.arch])
@@ -217,19 +153,43 @@ class ModelConfig(Section):
 
 
 class OptimizerConfig(Section):
-    """The optimizer and its learning rate."""
+    """The optimizer, its learning rate and its schedule, and weight decay."""
 
-    name: Literal["sgd", "adam", "rmsprop"] = "sgd"
-    """sgd (d2l, Geron), adam or rmsprop, with Keras' defaults for what is not set here."""
+    name: Literal["sgd", "adam", "adamw", "rmsprop"] = "sgd"
+    """sgd (d2l, Geron), adam or rmsprop, with Keras' defaults for what is not set here.
+    adamw is adam with weight_decay (Keras' AdamW): stored as adam (one run, one
+    spelling), and needs weight_decay > 0 (bnexp has no default decay)."""
     learning_rate: float = Field(1.0, gt=0.0, le=1e6)
-    """d2l's BN-LeNet trains with SGD at 1.0; without BN that rate is usually too high."""
+    """d2l's BN-LeNet trains with SGD at 1.0; without BN that rate is usually too high.
+    With a schedule: the peak rate the schedule scales."""
     momentum: float = Field(0.0, ge=0.0, lt=1.0)
     """SGD and RMSprop momentum. Adam has its own (beta_1): leave this at 0 for adam."""
+    nesterov: bool = False
+    """sgd: Nesterov momentum (Keras' SGD nesterov; needs momentum > 0)."""
+    weight_decay: float = Field(0.0, ge=0.0, le=100.0)
+    """Decoupled weight decay as Keras' optimizers apply it (their weight_decay): before
+    each update every conv and dense kernel that trains is shrunk, W <- W - lr * wd * W,
+    outside the gradient (adam: AdamW, Loshchilov & Hutter 2019); biases, gamma and beta
+    are not decayed. With plain SGD (momentum 0) it is the update train.l2 of the same
+    value gives; with momentum or adam / rmsprop the two differ. 0 = none (Keras' AdamW
+    default of 0.004 does not apply)."""
+    schedule: ScheduleConfig = ScheduleConfig()
 
     @model_validator(mode="after")
     def _momentum_applies(self) -> OptimizerConfig:
+        """adamw is adam with decay; a setting another optimizer's (momentum or nesterov
+        not at their defaults) is an error: one run, one resolved config."""
+        if self.name == "adamw":
+            if not self.weight_decay:
+                raise ValueError("adamw needs weight_decay > 0 (bnexp has no default decay; "
+                                 "adam with weight_decay is adamw)")
+            self.name = "adam"
         if self.name == "adam" and self.momentum != 0.0:
             raise ValueError("momentum must be 0 for adam (Adam's beta_1 plays that role)")
+        if self.nesterov and self.name != "sgd":
+            raise ValueError(f"nesterov applies to sgd only, not {self.name}")
+        if self.nesterov and self.momentum == 0.0:
+            raise ValueError("nesterov needs momentum > 0 (without momentum it is plain SGD)")
         return self
 
 
@@ -246,6 +206,22 @@ class TrainConfig(Section):
     """true: the model's outputs are logits (no softmax on the last layer), as bnexp's
     presets give. false: the outputs are taken as probabilities, as Keras' default; a
     mismatch with the last layer is warned about at start (notebooks 000, 002 do it)."""
+    l2: float = Field(0.0, ge=0.0, le=1e3)
+    """An L2 penalty on the conv and dense kernels that train, added to the loss the
+    gradient is taken of: l2 / 2 * (the sum of every such kernel's squared entries), so
+    its gradient is l2 * W; biases, gamma and beta are not penalized. metrics.csv's
+    train_loss is the data loss, without it. For plain SGD (momentum 0) the update is
+    the one optimizer.weight_decay of the same value gives; with momentum the penalty's
+    gradient goes through the momentum, and adam / rmsprop divide it by their running
+    gradient scale, so there the two differ (Loshchilov & Hutter 2019). 0 = none."""
+    trainable: Literal["all", "norm_only", "all_but_norm"] = "all"
+    """Which weights the optimizer updates; the others stay at their initial values.
+    norm_only: only the normalization layers' gamma and beta (bn, group_norm,
+    layer_norm, instance_norm; Frankle et al. 2020: the output layer is frozen too);
+    all_but_norm: every weight but theirs. A layer of a list with `trainable: false` is
+    frozen as well. Freezing only leaves weights out of the update: BN still normalizes
+    with batch statistics in training steps and its moving statistics still move (Keras'
+    layer.trainable, which would also switch BN to inference mode, is never set)."""
     deterministic: bool = False
     """TensorFlow op determinism: a resumed run then ends bit-identical to an uninterrupted
     one. Costs some speed."""
@@ -318,7 +294,8 @@ class DiagnosticsConfig(Section):
 
 
 class SweepConfig(Section):
-    """A grid of dotted keys to lists of values, run for each seed (a paired design)."""
+    """A grid of dotted keys to lists of values, and arms (cells), run for each seed (a
+    paired design)."""
 
     grid: dict[str, list[Any]] = {}
     """Dotted config key -> the values to try, e.g. model.bn.placement: [none, before]
@@ -327,6 +304,15 @@ class SweepConfig(Section):
     config files it is given."""
     seeds: list[Annotated[int, Field(ge=0, le=MAX_SEED)]] | None = Field(None, max_length=1000)
     """null = the config's own seed only (each seed once)."""
+    cells: list[dict[str, Any]] | None = None
+    """Arms: several dotted keys set together, each arm a mapping with an optional label,
+    e.g. [{label: adam, optimizer.name: adam, optimizer.learning_rate: 0.001}, {label: sgd,
+    optimizer.name: sgd, optimizer.momentum: 0.9}]; crossed with the grid and the seeds,
+    and each arm's runs validated as their own config. An arm's keys are checked as grid
+    keys are, and none may be a grid key too; two arms that make the same run are refused.
+    The label (letters, digits, . _ -, unique) names the arm in its run folders and in
+    compare's `label` column; without one, an arm is labelled by its values joined by -
+    (sgd-0.9). null = no arms: the config as written is the one arm."""
 
     @model_validator(mode="after")
     def _non_empty(self) -> SweepConfig:
@@ -335,6 +321,8 @@ class SweepConfig(Section):
                 raise ValueError(f"grid key {key!r} has an empty list of values")
         if self.seeds is not None and not self.seeds:
             raise ValueError("seeds is an empty list")
+        if self.cells is not None and not self.cells:
+            raise ValueError("cells is an empty list (leave it out for no arms)")
         if self.seeds is not None and len(set(self.seeds)) < len(self.seeds):
             raise ValueError("seeds lists a seed twice (the same run would train twice)")
         if "seed" in self.grid or "name" in self.grid:

@@ -46,6 +46,7 @@ from tensorflow import keras
 from tensorflow.keras import ops
 
 from bnexp.model.keras_bn import BEHAVIOURS, FAULTS, check_behaviour, keras_batch_norm
+from bnexp.model.renorm import Renorm
 
 __all__ = ["BEHAVIOURS", "FAULTS", "BatchNorm", "batch_norm_numpy", "keras_batch_norm"]
 
@@ -91,8 +92,9 @@ def batch_norm_numpy(x, gamma, beta, moving_mean, moving_var, *, momentum, epsil
 class BatchNorm(keras.layers.Layer):
     """bnexp's own batch normalization, with Keras' arguments, weights and semantics.
 
-    The arguments are keras.layers.BatchNormalization's (no renorm), plus
-    virtual_batch_size, behaviour and fault (module docstring). An initializer is a name,
+    The arguments are keras.layers.BatchNormalization's (renorm as Keras computes it:
+    `Renorm`), plus virtual_batch_size, behaviour, fault (module docstring) and
+    renorm_ramp. An initializer is a name,
     a Keras initializer or a {"class_name", "config"} dict; None means the default.
     Weights: gamma, beta (trainable, when scale / center), moving_mean, moving_variance
     (non-trainable): the same four, with the same counts, as Keras. Like Keras, a layer
@@ -116,8 +118,13 @@ class BatchNorm(keras.layers.Layer):
                  moving_mean_initializer="zeros", moving_variance_initializer="ones",
                  beta_regularizer=None, gamma_regularizer=None, beta_constraint=None,
                  gamma_constraint=None, synchronized=False, virtual_batch_size=None,
-                 behaviour="standard", fault=None, **kwargs):
+                 behaviour="standard", fault=None, renorm=False, renorm_clipping=None,
+                 renorm_momentum=0.99, renorm_ramp=None, **kwargs):
         super().__init__(**kwargs)
+        self.renorm = Renorm(renorm_clipping, renorm_momentum, renorm_ramp) if renorm else None
+        if self.renorm and (behaviour != "standard" or fault or virtual_batch_size):
+            raise ValueError("renorm works with behaviour standard, no fault and no ghost "
+                             "batches only")
         if fault is not None and fault not in FAULTS:
             raise ValueError(f"fault must be one of {', '.join(FAULTS)} or None, not {fault!r}")
         if virtual_batch_size is not None and synchronized:
@@ -165,6 +172,8 @@ class BatchNorm(keras.layers.Layer):
         self.moving_variance = self.add_weight(
             shape=shape, name="moving_variance", initializer=self.moving_variance_initializer,
             trainable=False, autocast=False, aggregation="mean")
+        if self.renorm:
+            self.renorm.build(self, shape)
         self.input_spec = keras.layers.InputSpec(
             ndim=len(input_shape), axes={self.axis: input_shape[self.axis]})
 
@@ -178,6 +187,8 @@ class BatchNorm(keras.layers.Layer):
             mean, variance, ghosts = self._batch_statistics(x)
         if not by_batch:  # the moving statistics, read before the update below
             outputs = self._normalize(x, self.moving_mean, self.moving_variance)
+        elif self.renorm:
+            outputs = self.renorm.normalize(self, x, mean, variance)
         elif ghosts is not None:
             outputs = self._affine(ghosts)
         else:
@@ -230,6 +241,9 @@ class BatchNorm(keras.layers.Layer):
 
     def _update_moving(self, mean, variance):
         m = self.momentum
+        if self.renorm:
+            self.renorm.update(self, mean, variance)
+            return
         moving_mean = ops.cast(self.moving_mean, mean.dtype)
         if self.fault == "mxnet_moving_average":  # 004 as written: a reproduced bug
             self.moving_mean.assign(m + moving_mean + (1.0 * -m) * variance)
@@ -238,17 +252,17 @@ class BatchNorm(keras.layers.Layer):
         self.moving_mean.assign(moving_mean * m + mean * (1.0 - m))
         self.moving_variance.assign(moving_variance * m + variance * (1.0 - m))
 
-    def _normalize(self, x, mean, variance):
+    def _normalize(self, x, mean, variance, r=None, d=None):
         """gamma * (x - mean) / sqrt(variance + eps) + beta, as x * scale + offset with the
         per-channel scale and offset computed first: two passes over x instead of four
-        (what tf.nn.batch_normalization, and so Keras' layer, does)."""
-        scale = tf.math.rsqrt(ops.cast(variance, x.dtype) + self.epsilon)
-        if self.gamma is not None:
-            scale = scale * ops.cast(self.gamma, x.dtype)
-        offset = -ops.cast(mean, x.dtype) * scale
-        if self.beta is not None:
-            offset = offset + ops.cast(self.beta, x.dtype)
-        return x * scale + offset
+        (what tf.nn.batch_normalization, and so Keras' layer, does). With renorm's r and
+        d: gamma * ((x - mean) / sqrt(variance + eps) * r + d) + beta."""
+        gamma = 1.0 if self.gamma is None else ops.cast(self.gamma, x.dtype)
+        beta = 0.0 if self.beta is None else ops.cast(self.beta, x.dtype)
+        if r is not None:
+            gamma, beta = r * gamma, d * gamma + beta
+        scale = tf.math.rsqrt(ops.cast(variance, x.dtype) + self.epsilon) * gamma
+        return x * scale + (beta - ops.cast(mean, x.dtype) * scale)
 
     def _affine(self, outputs):
         if self.gamma is not None:
@@ -283,4 +297,6 @@ class BatchNorm(keras.layers.Layer):
             "virtual_batch_size": self.virtual_batch_size,
             "behaviour": self.behaviour,
             "fault": self.fault,
+            **(self.renorm.config() if self.renorm else {}),
         }
+

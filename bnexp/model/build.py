@@ -19,10 +19,13 @@ import tensorflow as tf
 from tensorflow import keras
 
 from bnexp.config import ModelConfig, model_layers
-from bnexp.config.layers import Initializer
+from bnexp.config.layers import Initializer, groups_for, shapes
 from bnexp.errors import BadInput
 from bnexp.model import bn as bn_module
+from bnexp.model.group_norm import GroupNorm
+from bnexp.model.noise import Noise
 
+GROUPED = ("group_norm", "layer_norm", "instance_norm")
 POOLS = {"max_pool": keras.layers.MaxPooling2D, "avg_pool": keras.layers.AveragePooling2D}
 
 
@@ -34,7 +37,10 @@ def to_unit(x) -> tf.Tensor:
 
 def build(cfg: ModelConfig, input_shape: tuple[int, ...]) -> keras.Model:
     """A Sequential model for `cfg` on inputs of `input_shape` (H, W, C)."""
-    layers = [keras_layer(spec, cfg) for spec in model_layers(cfg)]
+    specs = model_layers(cfg)
+    inputs = [tuple(input_shape), *shapes(specs, input_shape)][:-1]
+    layers = [keras_layer(spec, cfg, shape[-1]) for spec, shape in zip(specs, inputs,
+                                                                     strict=True)]
     name = "layers" if cfg.arch == "layers" else f"{cfg.arch}_bn_{cfg.bn.placement}"
     return keras.Sequential([keras.Input(shape=input_shape), *layers], name=name)
 
@@ -55,8 +61,16 @@ def check_buildable(models) -> None:
             keras.backend.clear_session(free_memory=False)  # gc.collect: 0.2 s a call
 
 
-def keras_layer(spec, cfg: ModelConfig) -> keras.layers.Layer:
-    """The Keras layer of one entry of the model's list."""
+def keras_layer(spec, cfg: ModelConfig, channels: int) -> keras.layers.Layer:
+    """The Keras layer of one entry of the model's list, on inputs of `channels` channels
+    (or features)."""
+    if spec.type in GROUPED:
+        return _group_norm(spec, groups_for(spec, channels))
+    if spec.type == "dropout":
+        return keras.layers.Dropout(spec.rate, name=spec.name)
+    if spec.type == "noise":
+        return Noise(spec.stddev, mean=spec.mean, scale_stddev=spec.scale_stddev,
+                     resample=spec.resample, name=spec.name)
     if spec.type == "conv":
         return keras.layers.Conv2D(
             spec.filters, spec.kernel_size, strides=spec.strides, padding=spec.padding,
@@ -98,11 +112,34 @@ def _batch_norm(spec, cfg: ModelConfig) -> keras.layers.Layer:
             args[key] = initializer(getattr(spec, key))
     special = {k: v for k, v in (("behaviour", spec.behaviour), ("fault", spec.fault))
                if v not in (None, "standard")}
+    if spec.renorm:
+        args.update(renorm=True, renorm_momentum=spec.renorm_momentum,
+                    renorm_clipping=_clipping(spec.renorm_clipping))
     if spec.impl == "keras":
         if special:
             return bn_module.keras_batch_norm(**special, **args)
         return keras.layers.BatchNormalization(**args)
-    return bn_module.BatchNorm(virtual_batch_size=cfg.bn.virtual_batch_size, **special, **args)
+    ramp = spec.renorm_ramp.model_dump() if spec.renorm and spec.renorm_ramp else None
+    return bn_module.BatchNorm(virtual_batch_size=cfg.bn.virtual_batch_size, **special,
+                               **args, **({"renorm_ramp": ramp} if ramp else {}))
+
+
+def _clipping(clipping) -> dict:
+    """renorm_clipping as Keras takes it: the limits that are set."""
+    return {} if clipping is None else clipping.model_dump(exclude_none=True)
+
+
+def _group_norm(spec, groups: int) -> keras.layers.Layer:
+    """Keras' GroupNormalization or bnexp's own GroupNorm: group, layer (one group) or
+    instance (one channel per group) normalization."""
+    args = dict(groups=groups, epsilon=spec.epsilon, center=spec.center, scale=spec.scale,
+                name=spec.name)
+    for key in ("gamma_initializer", "beta_initializer"):
+        if getattr(spec, key) is not None:
+            args[key] = initializer(getattr(spec, key))
+    if spec.impl == "keras":
+        return keras.layers.GroupNormalization(**args)
+    return GroupNorm(**args)
 
 
 def param_counts(model: keras.Model) -> dict[str, int]:
@@ -120,7 +157,8 @@ def layer_rows(model: keras.Model) -> list[dict]:
         shape = tuple(layer.output.shape)
         rows.append({
             "name": layer.name,
-            "type": type(layer).__name__,
+            "type": type(layer).__name__ + (f" ({layer.groups} groups)" if isinstance(
+                layer, GroupNorm | keras.layers.GroupNormalization) else ""),
             "output_shape": "(" + ", ".join("None" if d is None else str(d) for d in shape) + ")",
             "params": int(sum(np.prod(w.shape) for w in layer.weights)),
             "trainable": int(sum(np.prod(w.shape) for w in layer.trainable_weights)),

@@ -16,6 +16,7 @@ from pathlib import Path
 EPOCH_COLUMNS = [
     "epoch", "train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc",
     "seconds", "samples_per_sec", "eval_seconds", "test_loss_batchstats", "test_acc_batchstats",
+    "lr",  # last: a run folder of an older bnexp, resumed, keeps its columns in place
 ]
 QUALITY_COLUMNS = ["train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc",
                    "test_loss_batchstats", "test_acc_batchstats"]
@@ -52,6 +53,14 @@ class RunRecord:
     @property
     def started(self) -> str:
         return str(self.summary.get("started") or "")
+
+    @property
+    def label(self) -> str | None:
+        """The label of the sweep.cells arm the run came from (summary.json's cell.label),
+        or None: a run without arms, or a label that is not text (a hand-edited file)."""
+        cell = self.summary.get("cell")
+        label = cell.get("label") if isinstance(cell, dict) else None
+        return label if isinstance(label, str) else None
 
     def rank(self) -> tuple:
         """The latest-attempt rule: a finished attempt beats any other, then the latest."""

@@ -25,7 +25,7 @@ import tensorflow as tf
 from bnexp.config import DEFAULT_CPU_REPLICAS, Config
 from bnexp.errors import BadInput
 from bnexp.model.build import to_unit
-from bnexp.training.objective import Loss
+from bnexp.training.objective import Loss, Update
 from bnexp.training.steps import Steps, correct
 
 
@@ -71,10 +71,11 @@ class MirroredSteps(Steps):
     module's docstring says how); never XLA-compiled."""
 
     def __init__(self, model, optimizer, input_shape, strategy: tf.distribute.Strategy,
-                 loss: Loss | None = None):
+                 loss: Loss | None = None, update: Update | None = None):
         self.strategy = strategy
         self.smallest_batch = strategy.num_replicas_in_sync
-        super().__init__(model, optimizer, input_shape, jit_compile=False, loss=loss)
+        super().__init__(model, optimizer, input_shape, jit_compile=False, loss=loss,
+                         update=update)
 
     def train_step_body(self, x, y):
         per_replica = self.strategy.run(self._replica_step, args=(to_unit(x), y))
@@ -97,7 +98,9 @@ class MirroredSteps(Steps):
             total = tf.reduce_sum(per_example) / tf.cast(n, tf.float32)
             if self.model.losses:
                 total += tf.add_n(self.model.losses) / k
-        grads = tape.gradient(total, self.model.trainable_variables)
-        self.optimizer.apply_gradients(zip(grads, self.model.trainable_variables, strict=True))
+            if self.update.l2 and self.update.kernels:  # summed over the replicas: once
+                total += self.update.penalty() / k
+        grads = tape.gradient(total, self.update.variables)
+        self.optimizer.apply_gradients(zip(grads, self.update.variables, strict=True))
         return tf.stack([tf.reduce_sum(per_example), tf.reduce_sum(correct(logits, ys)),
                          tf.cast(end - start, tf.float32)])

@@ -27,11 +27,11 @@ from bnexp import data as data_mod
 from bnexp import runs
 from bnexp.config import RunSpec, advice
 from bnexp.errors import BadInput
-from bnexp.model.build import param_counts
 from bnexp.reporter import RunReporter
 from bnexp.runs import Outcome, checkpoint
 from bnexp.runs.plan import resumable
 from bnexp.training.compiled import StepCache
+from bnexp.training.freezing import param_counts
 from bnexp.training.loop import Diverged, fit, new_model
 from bnexp.version import __version__
 
@@ -163,7 +163,7 @@ def _initial_summary(spec: RunSpec, splits, model, path: Path) -> dict:
         "config_hash": config_mod.config_hash(spec.config),
         "cell": spec.cell,
         "config": spec.config.model_dump(exclude={"sweep"}),
-        "params": param_counts(model),
+        "params": param_counts(spec.config, model),
         "data": {"source": splits.source, "train": len(splits.x_train),
                  "validation": len(splits.x_val), "test": len(splits.x_test)},
         "final": {},

@@ -3,7 +3,8 @@ in inference mode, a checkpoint and a metrics row. Read `fit` top to bottom.
 
 train_* metrics are averaged over the epoch's steps in training mode (batch
 statistics, as the model was before each update); val_* and test_* are measured after
-the epoch, over the whole sets, in inference mode (moving statistics). A NaN or
+the epoch, over the whole sets, in inference mode (moving statistics); lr is the
+learning rate of the epoch's last step (a schedule's, or the constant one). A NaN or
 infinite loss stops the run at once: `Diverged`, a result, not a crash.
 """
 
@@ -25,6 +26,7 @@ from bnexp.reporter import RunReporter
 from bnexp.runs import checkpoint
 from bnexp.training import distribute, recorders, stop
 from bnexp.training.compiled import StepCache, copy_variables, make_steps
+from bnexp.training.objective import learning_rate_at
 from bnexp.training.steps import Steps
 
 
@@ -94,8 +96,9 @@ def fit(config: Config, splits: Splits, on_epoch, reporter: RunReporter, model=N
         model, strategy = new_model(config, splits.input_shape)
     keras.utils.set_random_seed(config.seed)
     with distribute.scope(strategy):
-        steps = (cache.steps_for(config, model, splits.input_shape, strategy) if cache
-                 else make_steps(config, model, splits.input_shape, strategy))
+        n = len(splits.x_train)  # a schedule counts the run's steps
+        steps = (cache.steps_for(config, model, splits.input_shape, strategy, n) if cache
+                 else make_steps(config, model, splits.input_shape, strategy, n))
         ctx = _context(config, splits, steps, reporter, folder)
         try:
             for epoch in range(len(ctx.rows) + 1, config.train.epochs + 1):
@@ -136,7 +139,8 @@ def _context(config, splits, steps, reporter, folder) -> Context:
 
 def train_epoch(ctx: Context, epoch: int) -> dict:
     """One pass over the training set in compiled calls of up to steps_per_call steps;
-    the host syncs once per call. Returns the epoch's train_* metrics and timing."""
+    the host syncs once per call. Returns the epoch's train_* metrics, timing, and the
+    learning rate of its last step."""
     steps, recorder = ctx.steps, ctx.recorder
     every = recorder.every if recorder else 0
     n = len(ctx.splits.x_train)
@@ -162,8 +166,9 @@ def train_epoch(ctx: Context, epoch: int) -> dict:
         ctx.reporter.step(epoch, done, float(per_step[-1, 0]))
     train_loss, train_acc = steps.take_sums()
     seconds = time.perf_counter() - start
+    last = int(steps.optimizer.iterations.numpy()) - 1
     return {"train_loss": train_loss, "train_acc": train_acc, "seconds": seconds,
-            "samples_per_sec": n / seconds}
+            "samples_per_sec": n / seconds, "lr": learning_rate_at(steps.optimizer, last)}
 
 
 def evaluate(ctx: Context) -> dict:

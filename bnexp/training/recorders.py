@@ -56,6 +56,9 @@ def population_stats(model: keras.Model, x, keep: bool = False) -> dict[str, tup
                 stats[layer.name] = (mean.numpy(), variance.numpy())
                 layer.moving_mean.assign(tf.cast(mean, tf.float32))
                 layer.moving_variance.assign(tf.cast(variance, tf.float32))
+                if getattr(layer, "renorm", False):  # renorm infers with moving_stddev too
+                    layer.moving_stddev.assign(tf.cast(tf.sqrt(variance + layer.epsilon),
+                                                       tf.float32))
             h = layer(h, training=False)
     finally:
         if not keep:

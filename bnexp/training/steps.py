@@ -21,7 +21,7 @@ from tensorflow import keras
 
 from bnexp.model.build import to_unit
 from bnexp.training import xla
-from bnexp.training.objective import Loss
+from bnexp.training.objective import Loss, Update
 
 EVAL_BYTES = 32 * 2**20  # an inference call's widest activation: see eval_batch_size
 
@@ -40,9 +40,14 @@ class Steps:
     smallest_batch = 1  # the fewest examples a training step can take
 
     def __init__(self, model: keras.Model, optimizer: keras.optimizers.Optimizer, input_shape,
-                 jit_compile: bool | str = False, loss: Loss | None = None):
+                 jit_compile: bool | str = False, loss: Loss | None = None,
+                 update: Update | None = None):
         self.model, self.optimizer = model, optimizer
         self.loss_fn = loss or Loss()
+        # what a step updates (default: every trainable variable; train.trainable may
+        # freeze some) and train.l2; the optimizer is built on those variables now
+        self.update = update or Update.of(model)
+        self.update.prepare(optimizer)
         # [sum of loss * batch, correct predictions, examples] since the last reset
         self.sums = tf.Variable(tf.zeros(3), trainable=False)
         # the optimizer iteration at which the loss first became NaN or infinite; -1: never
@@ -71,13 +76,18 @@ class Steps:
                         input_signature=[images, labels, chunk, weights])
             for training in (False, True))
 
-    def _plain_forward(self, x, training: bool):
-        return self.model(x, training=training)
+    def _plain_forward(self, x, training: bool, random: bool):
+        if random or not training:
+            return self.model(x, training=training)
+        return xla.call_layers(self.model.layers, x, training, random)
 
-    def _logits(self, x, training: bool):
+    def _logits(self, x, training: bool, random: bool | None = None):
         """The model's outputs on uint8 pixels x, in float32 whatever the model computes
-        in (train.precision: mixed_bfloat16 gives bfloat16): loss and accuracy in float32."""
-        return tf.cast(self.forward(to_unit(x), training), tf.float32)
+        in (train.precision: mixed_bfloat16 gives bfloat16): loss and accuracy in float32.
+        random (default: training): dropout and noise layers on; off, training mode is
+        the normalizations' only (the batch-statistics evaluation)."""
+        random = training if random is None else random
+        return tf.cast(self.forward(to_unit(x), training, random), tf.float32)
 
     def train_step_body(self, x, y):
         """One SGD step in training mode on uint8 pixels x; returns the batch's
@@ -86,9 +96,11 @@ class Steps:
             logits = self._logits(x, True)
             loss = self.loss_fn(y, logits)
             total = loss + tf.add_n(self.model.losses) if self.model.losses else loss
+            if self.update.l2 and self.update.kernels:
+                total += self.update.penalty()
         self._mark_divergence(total, self.optimizer.iterations)
-        grads = tape.gradient(total, self.model.trainable_variables)
-        self.optimizer.apply_gradients(zip(grads, self.model.trainable_variables, strict=True))
+        grads = tape.gradient(total, self.update.variables)
+        self.optimizer.apply_gradients(zip(grads, self.update.variables, strict=True))
         sums = _batch_sums(loss, logits, y)
         self.sums.assign_add(sums)
         return tf.stack([loss, sums[1] / sums[2]])
@@ -147,12 +159,13 @@ class Steps:
         indices into x_all per batch), each example counted with its 0/1 weight (a padded
         last batch). training=False: inference mode, changes no variable; training=True:
         BN on each batch's statistics, which also moves the moving statistics (the trap:
-        evaluate_batch_stats puts them back). One call for a whole set: the host and the
-        TensorFlow runtime are paid once, not once per batch."""
+        evaluate_batch_stats puts them back); dropout and noise stay off either way. One
+        call for a whole set: the host and the TensorFlow runtime are paid once, not once
+        per batch."""
 
         def batch(i, total):
             x, y, w = tf.gather(x_all, chunk[i]), tf.gather(y_all, chunk[i]), weights[i]
-            logits = self._logits(x, training)
+            logits = self._logits(x, training, random=False)
             hits = correct(logits, y)
             per_example = self.loss_fn.per_example(y, logits)
             return i + 1, total + tf.stack([tf.reduce_sum(per_example * w),

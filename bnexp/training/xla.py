@@ -21,6 +21,9 @@ import tensorflow as tf
 from tensorflow import keras
 
 from bnexp.config import Config
+from bnexp.model.noise import Noise
+
+RANDOM_LAYERS = (keras.layers.Dropout, keras.layers.GaussianNoise, Noise)
 
 XLA_BY_DEFAULT = {"mlp": True, "lenet": "except_conv"}  # measured: benchmarks/throughput.py
 
@@ -52,24 +55,33 @@ def segments(model: keras.Sequential) -> list[list[keras.layers.Layer]]:
     return runs
 
 
+def call_layers(layers, x, training: bool, random: bool = True):
+    """x through `layers` in turn, each in training mode or not; random=False keeps the
+    dropout and noise layers in inference mode even in training mode (the normalizations
+    alone on batch statistics: the batch-statistics evaluation)."""
+    for layer in layers:
+        on = training and (random or not isinstance(layer, RANDOM_LAYERS))
+        x = layer(x, training=on)
+    return x
+
+
 def forward_except_conv(model: keras.Sequential):
-    """A function (x, training) -> logits equal to model(x, training=training), with each
-    run of layers between convolutions one XLA cluster and the convolutions left out."""
+    """A function (x, training, random) -> logits equal to call_layers(model.layers, ...),
+    with each run of layers between convolutions one XLA cluster and the convolutions
+    left out."""
     pieces = [_piece(run) for run in segments(model)]
 
-    def forward(x, training):
+    def forward(x, training, random=True):
         for piece in pieces:
-            x = piece(x, training)
+            x = piece(x, training, random)
         return x
 
     return forward
 
 
 def _piece(run: list[keras.layers.Layer]):
-    def apply(x, training):
-        for layer in run:
-            x = layer(x, training=training)
-        return x
+    def apply(x, training, random):
+        return call_layers(run, x, training, random)
 
     if isinstance(run[0], keras.layers.Conv2D):
         return apply

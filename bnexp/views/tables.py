@@ -40,7 +40,9 @@ def print_table(console: Console, table: Table) -> None:
 def print_model_summary(name: str, rows: list[dict], counts: dict, console=None,
                         weights: bool = False) -> None:
     """Layers, output shapes and parameter counts, with Keras' totals; with `weights`,
-    every variable too (name, shape, trainable: BN's moving statistics are not)."""
+    every variable too (name, shape, trainable: BN's moving statistics are not). Frozen
+    parameters (counts["frozen"]: Keras-trainable, kept at their initial values by
+    train.trainable or a layer's trainable: false) have a line of their own."""
     console = console or stdout_console()
     table = Table(title=name)
     for column in ("layer", "type", "output shape", "params"):
@@ -48,9 +50,11 @@ def print_model_summary(name: str, rows: list[dict], counts: dict, console=None,
     for row in rows:
         table.add_row(row["name"], row["type"], row["output_shape"], f"{row['params']:,}")
     print_table(console, table)
-    total = counts["trainable"] + counts["non_trainable"]
+    total = counts["trainable"] + counts.get("frozen", 0) + counts["non_trainable"]
     console.print(f"Total params: {total:,}")
     console.print(f"Trainable params: {counts['trainable']:,}")
+    if counts.get("frozen"):
+        console.print(f"Frozen params: {counts['frozen']:,}")
     console.print(f"Non-trainable params: {counts['non_trainable']:,}")
     if weights:
         table = Table(title="variables")
@@ -63,12 +67,30 @@ def print_model_summary(name: str, rows: list[dict], counts: dict, console=None,
 
 
 def print_run_list(source: str, specs, console=None) -> None:
-    """validate's answer: the config is valid and expands to these runs."""
+    """validate's answer: the config is valid and expands to these runs; with
+    sweep.cells, first its arms (each label and the keys it sets), then each run's label
+    and grid values."""
+    from bnexp.config.cells import LABEL, cell_text
+
     console = console or Console(soft_wrap=True, **PLAIN)  # scripts read these lines
     console.print(f"{escaped(source)}: valid, {len(specs)} run{'s' * (len(specs) != 1)}")
+    arms = {spec.arm[LABEL]: spec.arm for spec in specs if spec.arm}
+    if arms:
+        console.print(f"  {len(arms)} arm{'s' * (len(arms) != 1)}:")
+    for label, arm in arms.items():
+        keys = ", ".join(f"{k}={_flow(v)}" for k, v in arm.items() if k != LABEL)
+        console.print(f"    {label}: {escaped(keys) or '(the config as written)'}")
     for spec in specs:  # a path or grid value with a line break must not start a line
-        cell = escaped(", ".join(f"{k}={v}" for k, v in spec.cell.items()))
+        cell = escaped(cell_text(spec))
         console.print(f"  {escaped(spec.label)}" + (f"  ({cell})" if cell else ""))
+
+
+def _flow(value) -> str:
+    """A value as YAML's flow style writes it on one line ({rmax: 3}, [1, 2], null)."""
+    import yaml
+
+    return yaml.safe_dump(value, default_flow_style=True, width=10**6).strip().removesuffix(
+        "\n...").removesuffix("...").strip()
 
 
 def print_error(message: str) -> None:

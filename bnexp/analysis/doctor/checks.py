@@ -219,8 +219,10 @@ def check_small_batch(run: CheckedRun) -> list[Finding]:
     evidence = f"BN normalizes over {size} examples at a time ({how}); fewer than {SMALL_BATCH}"
     advice = (f"Use {fix}: the mean and variance of so few examples are noisy estimates, so "
               "training normalizes differently from inference and the gradients are noisy. "
-              "Where the batch cannot grow, a normalization that does not use the batch "
-              "(layer or group normalization) fits better.")
+              "Where the batch cannot grow: model.bn.kind: group (or layer) normalizes "
+              "each example on its own, without the batch (Wu & He 2018); model.bn.kind: "
+              "renorm keeps batch norm but corrects it toward the moving statistics (Ioffe "
+              "2017).")
     return [_finding(run, "small_batch", "warning", evidence, advice)]
 
 
