@@ -27,6 +27,7 @@ import pandas as pd
 from bnexp import config as config_mod
 from bnexp import runs
 from bnexp.errors import BadInput
+from bnexp.safeopen import path_problem
 
 __all__ = ["Run", "compare", "doctor", "load_run", "load_runs", "plot_activations",
            "plot_curves", "plot_drift", "plot_features", "plot_gap", "plot_steps", "train"]
@@ -57,7 +58,7 @@ class Run:
 
 def load_run(folder: str | Path) -> Run:
     """The run in `folder` (a folder with summary.json); BadInput if it is none."""
-    folder = Path(folder)
+    folder = _path(folder, "folder")
     if not (folder / "summary.json").is_file():
         raise BadInput(f"{folder}: not a run folder (no summary.json)")
     try:
@@ -82,12 +83,13 @@ def train(config: str | Path | dict | config_mod.Config, *, set: list[str] | Non
 
     if jobs < 0:
         raise BadInput(f"jobs: {jobs} is below 0 (0 = one process per core)")
+    runs_dir = _path(runs_dir, "runs_dir")
     overrides = [*(set or []), *([f"name={name}"] if name is not None else [])]
     specs = _specs(config, overrides)
     if smoke:
         specs = config_mod.smoke_specs(specs)
     with _stop_handling():
-        outcomes = sweep.run_all(specs, Path(runs_dir), make_reporter(), jobs=jobs, force=force)
+        outcomes = sweep.run_all(specs, runs_dir, make_reporter(), jobs=jobs, force=force)
     return [load_run(o.path) if o.path is not None else Run(None, o.status)
             for o in outcomes]
 
@@ -95,7 +97,7 @@ def train(config: str | Path | dict | config_mod.Config, *, set: list[str] | Non
 def _specs(config, overrides: list[str]) -> list:
     """The RunSpecs of a path, a dict or a Config (their source: the name messages give it)."""
     if isinstance(config, str | Path):
-        return config_mod.load(config, overrides)
+        return config_mod.load(_path(config, "config"), overrides)
     if isinstance(config, config_mod.Config):
         config = config.model_dump(mode="json", exclude_defaults=True)
     if not isinstance(config, dict):
@@ -145,7 +147,7 @@ def doctor(path: str | Path) -> pd.DataFrame:
     serious first per run; no rows when nothing was found."""
     from bnexp.analysis import doctor as doctor_mod
 
-    findings, found_warnings = doctor_mod.diagnose_all(Path(path))
+    findings, found_warnings = doctor_mod.diagnose_all(_path(path, "path"))
     _warn(found_warnings)
     return pd.DataFrame([f.to_dict() for f in findings],
                         columns=["run", "id", "severity", "evidence", "advice"])
@@ -225,22 +227,34 @@ def plot_features(run_dir: str | Path, *, image: int = 0, channels: int = 6):
     from bnexp.tfquiet import import_tensorflow
     from bnexp.views import plots
 
+    run_dir = _path(run_dir, "run_dir")  # before TensorFlow starts
     if channels < 1:
         raise BadInput(f"channels: {channels} is below 1")
     import_tensorflow()
     from bnexp.analysis import features
 
-    picture, label, outputs = features.feature_maps(Path(run_dir), image)
+    picture, label, outputs = features.feature_maps(run_dir, image)
     return _shown(plots.figure_features(picture, label, outputs, channels,
-                                        class_names=features.class_names(Path(run_dir))))
+                                        class_names=features.class_names(run_dir)))
 
 
 def _load(runs_dir):
     from bnexp.analysis import compare as compare_mod
 
-    found = compare_mod.load(Path(runs_dir))
+    found = compare_mod.load(_path(runs_dir, "runs_dir"))
     _warn(found.warnings)
     return found
+
+
+def _path(value: str | Path, name: str) -> Path:
+    """The path the parameter `name` gave; BadInput naming it where no operating system
+    could open a path so named (a NUL character, a name or path too long): the CLI's
+    check (bnexp.safeopen.path_problem), the same words, before anything is read or
+    written (a name too long was an OSError, a NUL a ValueError deep inside)."""
+    problem = path_problem(value)
+    if problem:
+        raise BadInput(f"{name}: {problem}")
+    return Path(value)
 
 
 def _warn(messages: list[str]) -> None:

@@ -25,6 +25,7 @@ except ImportError:  # pragma: no cover - older typer on click itself
 
 from bnexp import stdio
 from bnexp.errors import BadInput, one_line
+from bnexp.safeopen import path_problem
 from bnexp.tfquiet import import_tensorflow
 
 
@@ -97,10 +98,20 @@ def _out_path(value: str) -> Path:
 def _path(value: str) -> Path:
     """A path argument or option as given; an empty one is refused (Path("") is the
     current folder, so `compare ''` compared, and `plot runs ''` wrote into, the folder
-    you stand in)."""
+    you stand in), and so is one no OS could open (_possible)."""
     if not value:
         raise typer.BadParameter("an empty path; give a file or folder ('.' for this one)")
-    return Path(value)
+    return Path(_possible(value))
+
+
+def _possible(value: str) -> str:
+    """value, unless no OS could open it (a NUL, a name too long: safeopen.path_problem):
+    one line naming the option, exit 2, before the command starts. Every path argument and
+    option parses through here (tests/test_cli_paths.py): a NUL in --out was a traceback."""
+    problem = path_problem(value)
+    if problem:
+        raise typer.BadParameter(problem)
+    return value
 
 
 ConfigArg = Annotated[Path, typer.Argument(parser=_path, help="The experiment's YAML config.",
@@ -165,7 +176,8 @@ def train(
         "--name", help="The runs' name (their folder names start with it).",
         show_default=False)] = None,
     runs_dir: Annotated[str | None, typer.Option(
-        "--runs-dir", help="Where run folders go. [default: runs]", show_default=False)] = None,
+        "--runs-dir", parser=_possible, help="Where run folders go. [default: runs]",
+        show_default=False)] = None,
     smoke: Annotated[bool, typer.Option(
         "--smoke", help="A few batches of one epoch, first seed only (CI).")] = False,
     resume: Annotated[Path | None, typer.Option(

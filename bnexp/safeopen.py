@@ -22,10 +22,42 @@ NAME_MAX, PATH_MAX = 255, 4096  # Linux's limits on a file name and a whole path
 
 def too_long_for_a_path(path: str | Path) -> bool:
     """True where no Linux file system could hold `path`: a name past NAME_MAX bytes or
-    the whole past PATH_MAX (open() would fail with "File name too long")."""
+    the whole past PATH_MAX (open() would fail with "File name too long"). Counted in the
+    bytes the OS gets: a byte that is not UTF-8 (`bnexp compare $'\\xff'`) is one."""
     text = str(path)
-    return len(text.encode()) >= PATH_MAX or any(len(part.encode()) > NAME_MAX
-                                                 for part in text.split("/"))
+    return size_in_bytes(text) >= PATH_MAX or any(size_in_bytes(part) > NAME_MAX
+                                                  for part in text.split("/"))
+
+
+def size_in_bytes(text: str) -> int:
+    """How many bytes `text` is as a file name: os.fsencode's count, where a command
+    line's byte that is not UTF-8 (a surrogate escape) is one byte; a lone surrogate that
+    no file name can hold (see path_problem) as UTF-8 would spell it."""
+    try:
+        return len(os.fsencode(text))
+    except UnicodeEncodeError:
+        return len(text.encode("utf-8", "surrogatepass"))
+
+
+def path_problem(path: str | Path) -> str | None:
+    """Why no operating system could open `path`, as "PATH: reason", else None: a NUL
+    character (Python raises ValueError, not OSError, on one), a character with no bytes
+    in a file name (a lone surrogate: UnicodeEncodeError), a name past NAME_MAX bytes or
+    the whole past PATH_MAX. Every path a user gives bnexp (each path argument and option
+    of the CLI, each path the Python API takes) is checked with it before anything is
+    read or written, so such a path is one line of bad input, never a traceback."""
+    text = str(path)
+    shown = text if len(text) <= 100 else f"{text[:100]}..."
+    if "\0" in text:
+        return f"{shown}: a NUL character, which no file or folder name can hold"
+    try:
+        os.fsencode(text)
+    except UnicodeEncodeError:
+        return f"{shown}: a character no file or folder name can hold (a lone surrogate)"
+    if too_long_for_a_path(text):
+        return (f"{shown}: too long for a path (names up to {NAME_MAX} bytes, paths up to "
+                f"{PATH_MAX})")
+    return None
 
 
 class NotARegularFile(OSError):

@@ -16,12 +16,14 @@ import tempfile
 from pathlib import Path
 
 from bnexp.errors import BadInput
+from bnexp.safeopen import path_problem
 
 
 def check_writable_file(path: Path, option: str) -> None:
     """BadInput naming the option unless `path` can be written (what it names is absent or
     a regular file, and its folder takes a file): checked before any output is written,
     so a command writes all or nothing."""
+    check_possible(path, option)
     try:
         target = writable_target(path)
     except OSError as e:
@@ -30,6 +32,15 @@ def check_writable_file(path: Path, option: str) -> None:
     if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
         raise BadInput(f"{path}: {option}: cannot write (its folder does not exist or is "
                        "not writable)")
+
+
+def check_possible(path: Path, option: str) -> None:
+    """BadInput naming the option where no OS could open `path` (a NUL character, a name
+    or path too long: safeopen.path_problem); the CLI and the API refuse such paths as
+    they get them, this keeps every output's own check whole (a NUL reached realpath)."""
+    problem = path_problem(path)
+    if problem:
+        raise BadInput(f"{option}: {problem}")
 
 
 def writable_target(path: Path) -> Path:
@@ -57,6 +68,7 @@ def _kind(path: Path) -> str:
 
 def make_folder(path: Path, option: str) -> None:
     """The folder `path` (and its parents), or BadInput naming the option that gave it."""
+    check_possible(path, option)
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -67,6 +79,7 @@ def write_folder(out_dir: Path, files: dict[str, bytes], option: str) -> list[Pa
     """files ({name: bytes}) written into out_dir, created where missing; all or nothing:
     every target is checked first, and on a failure the files written and the folders
     created are removed again. BadInput naming the option where one cannot be written."""
+    check_possible(out_dir, option)  # before exists() below: it raises on such a path
     missing = [p for p in (out_dir, *out_dir.parents) if not p.exists() and not p.is_symlink()]
     try:
         make_folder(out_dir, option)  # inside: a name too long fails after its parents

@@ -1,7 +1,8 @@
 """A run's state after its last finished epoch, in one file replaced atomically.
 
-checkpoint.npz holds every model weight (BN moving statistics included), every
-optimizer variable (iteration count, momenta), the data-order RNG state, and the
+checkpoint.npz holds every model weight (BN moving statistics included), the state of
+every dropout and noise layer's random draws, every optimizer variable (iteration count,
+momenta), the data-order RNG state, and the
 metric rows of the finished epochs. It is written to a temp file, fsynced and
 renamed over the old one, so a kill at any instant leaves the previous or the new
 checkpoint whole. It is written before the epoch's row goes to metrics.csv: on
@@ -29,10 +30,20 @@ def save(path: Path, model, optimizer, order: np.random.Generator, rows: list[di
     arrays = {f"model_{i}": np.asarray(v.numpy()) for i, v in enumerate(model.weights)}
     for i, variable in enumerate(optimizer.variables):
         arrays[f"optimizer_{i}"] = np.asarray(variable.numpy())
+    for i, variable in enumerate(random_states(model)):
+        arrays[f"random_{i}"] = np.asarray(variable.numpy())
     meta = {"rows": rows, "order": order.bit_generator.state,
-            "n_model": len(model.weights), "n_optimizer": len(optimizer.variables)}
+            "n_model": len(model.weights), "n_optimizer": len(optimizer.variables),
+            "n_random": len(random_states(model))}
     arrays["meta"] = np.array(json.dumps(meta))
     replace_atomically(path, lambda f: np.savez(f, **arrays))
+
+
+def random_states(model) -> list:
+    """The model's variables that are no weights: the seed states of its dropout and noise
+    layers (Keras SeedGenerators), which advance with every training step."""
+    weights = {id(w) for w in model.weights}
+    return [v for v in getattr(model, "variables", []) if id(v) not in weights]
 
 
 class CheckpointError(BadInput):
@@ -47,11 +58,13 @@ def read(path: Path) -> tuple[dict[str, np.ndarray], dict]:
         with open_for_reading(path, regular=True) as file, np.load(file, allow_pickle=False) as f:
             arrays = {name: f[name] for name in f.files}
         meta = json.loads(str(arrays.pop("meta")))
-        counts = (meta["n_model"], meta["n_optimizer"])
+        meta.setdefault("n_random", 0)  # checkpoints of bnexp before dropout
+        counts = (meta["n_model"], meta["n_optimizer"], meta["n_random"])
         if not all(type(n) is int and 0 <= n <= len(arrays) for n in counts):
             raise ValueError("counts")
         names = [f"model_{i}" for i in range(meta["n_model"])]
         names += [f"optimizer_{i}" for i in range(meta["n_optimizer"])]
+        names += [f"random_{i}" for i in range(meta["n_random"])]
         if (set(names) - set(arrays) or not isinstance(meta["rows"], list)
                 or not all(isinstance(row, dict) for row in meta["rows"])
                 or not isinstance(meta["order"], dict)):
@@ -72,9 +85,12 @@ def restore(path: Path, model, optimizer, order: np.random.Generator) -> list[di
     """Put the saved state into model, optimizer and order; return the finished epochs' rows."""
     optimizer.build(model.trainable_variables)  # Keras creates optimizer variables lazily
     arrays, meta = read(path)
-    if (meta["n_model"], meta["n_optimizer"]) != (len(model.weights), len(optimizer.variables)):
+    randoms = random_states(model)
+    if (meta["n_model"], meta["n_optimizer"], meta["n_random"]) != (
+            len(model.weights), len(optimizer.variables), len(randoms)):
         raise CheckpointError(f"{path}: checkpoint does not fit this model and optimizer")
     _assign(path, model.weights, arrays, "model")
+    _assign(path, randoms, arrays, "random")
     _assign(path, optimizer.variables, arrays, "optimizer")
     try:
         order.bit_generator.state = meta["order"]

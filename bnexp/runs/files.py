@@ -21,7 +21,7 @@ from pathlib import Path
 from bnexp.errors import BadInput
 from bnexp.runs.atomic import write_text_atomic
 from bnexp.runs.record import EPOCH_COLUMNS
-from bnexp.safeopen import NAME_MAX, PATH_MAX
+from bnexp.safeopen import NAME_MAX, PATH_MAX, size_in_bytes
 
 PROBE_BYTES = 4096
 RUN_NAME_MAX = 240  # a run folder's name: a label of up to 200 characters, time, "-k"
@@ -35,8 +35,8 @@ def ensure_writable(runs_dir: Path) -> None:
     if any(ord(c) < 32 for c in str(runs_dir)):
         raise BadInput(f"{str(runs_dir)!r}: --runs-dir: a folder name with a line break or "
                        "other control character would break the one-folder-per-line output")
-    too_long = [part for part in runs_dir.parts if len(part.encode()) > NAME_MAX]
-    if too_long or len(str(runs_dir.absolute()).encode()) + RUN_NAME_MAX >= PATH_MAX:
+    too_long = [part for part in runs_dir.parts if size_in_bytes(part) > NAME_MAX]
+    if too_long or size_in_bytes(str(runs_dir.absolute())) + RUN_NAME_MAX >= PATH_MAX:
         raise BadInput(f"{str(runs_dir)[:200]}: --runs-dir: the path is too long for run "
                        f"folders (names up to {NAME_MAX} bytes, paths up to {PATH_MAX})")
     existing = runs_dir
