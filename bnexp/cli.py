@@ -11,7 +11,6 @@ from __future__ import annotations
 import errno
 import sys
 from contextlib import contextmanager
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -24,8 +23,17 @@ except ImportError:  # pragma: no cover - older typer on click itself
     from click.exceptions import ClickException
 
 from bnexp import stdio
+from bnexp.cli_args import (
+    At,
+    Backend,
+    DoctorFormat,
+    Format,
+    StandardOutput,
+    out_path_arg,
+    path_arg,
+    possible_path,
+)
 from bnexp.errors import BadInput, one_line
-from bnexp.safeopen import path_problem
 from bnexp.tfquiet import import_tensorflow
 
 
@@ -65,56 +73,7 @@ plot_app = typer.Typer(no_args_is_help=True,
 app.add_typer(plot_app, name="plot")
 
 
-class Backend(StrEnum):
-    local = "local"
-    ray = "ray"
-
-
-class Format(StrEnum):
-    table = "table"
-    csv = "csv"
-    markdown = "markdown"
-    json = "json"
-
-
-class At(StrEnum):
-    final = "final"
-    best = "best"
-
-
-class DoctorFormat(StrEnum):
-    text = "text"
-    json = "json"
-
-
-class StandardOutput(type(Path())):
-    """`--out -`: standard output, as Unix tools read it (`./-` is a file named -)."""
-
-
-def _out_path(value: str) -> Path:
-    return StandardOutput(value) if value == "-" else _path(value)
-
-
-def _path(value: str) -> Path:
-    """A path argument or option as given; an empty one is refused (Path("") is the
-    current folder, so `compare ''` compared, and `plot runs ''` wrote into, the folder
-    you stand in), and so is one no OS could open (_possible)."""
-    if not value:
-        raise typer.BadParameter("an empty path; give a file or folder ('.' for this one)")
-    return Path(_possible(value))
-
-
-def _possible(value: str) -> str:
-    """value, unless no OS could open it (a NUL, a name too long: safeopen.path_problem):
-    one line naming the option, exit 2, before the command starts. Every path argument and
-    option parses through here (tests/test_cli_paths.py): a NUL in --out was a traceback."""
-    problem = path_problem(value)
-    if problem:
-        raise typer.BadParameter(problem)
-    return value
-
-
-ConfigArg = Annotated[Path, typer.Argument(parser=_path, help="The experiment's YAML config.",
+ConfigArg = Annotated[Path, typer.Argument(parser=path_arg, help="The experiment's YAML config.",
                                            show_default=False)]
 SetOpt = Annotated[list[str] | None, typer.Option(
     "--set", help="Override a config key: --set model.bn.placement=after.", show_default=False)]
@@ -167,7 +126,7 @@ def _options(version: Annotated[bool, typer.Option(
 @app.command()
 def train(
     configs: Annotated[list[Path] | None, typer.Argument(
-        parser=_path,
+        parser=path_arg,
         metavar="CONFIG", show_default=False,
         help="The experiment's YAML config; several are all checked, then trained in turn.")
     ] = None,
@@ -176,12 +135,12 @@ def train(
         "--name", help="The runs' name (their folder names start with it).",
         show_default=False)] = None,
     runs_dir: Annotated[str | None, typer.Option(
-        "--runs-dir", parser=_possible, help="Where run folders go. [default: runs]",
+        "--runs-dir", parser=possible_path, help="Where run folders go. [default: runs]",
         show_default=False)] = None,
     smoke: Annotated[bool, typer.Option(
         "--smoke", help="A few batches of one epoch, first seed only (CI).")] = False,
     resume: Annotated[Path | None, typer.Option(
-        "--resume", parser=_path, help="Continue this interrupted run from its last epoch.",
+        "--resume", parser=path_arg, help="Continue this interrupted run from its last epoch.",
         show_default=False)] = None,
     jobs: Annotated[int, typer.Option(
         "--jobs", min=0, rich_help_panel=SWEEP,
@@ -289,7 +248,7 @@ def validate(config: ConfigArg, set_: SetOpt = None) -> None:
 @app.command()
 def compare(
     runs_dir: Annotated[Path, typer.Argument(
-        parser=_path, help="A folder of run folders, searched down.")],
+        parser=path_arg, help="A folder of run folders, searched down.")],
     by: ByOpt = None,
     metric: Annotated[str, typer.Option("--metric", help="A metrics.csv column.")] = "test_acc",
     at: Annotated[At, typer.Option("--at", help="The last epoch or the best one.")] = At.final,
@@ -300,10 +259,10 @@ def compare(
     fmt: Annotated[Format | None, typer.Option(
         "--format", help="Default: table, or from --out's suffix.", show_default=False)] = None,
     out: Annotated[Path | None, typer.Option(
-        "--out", parser=_out_path, help="Write the table to this file ('-': standard output, "
+        "--out", parser=out_path_arg, help="Write the table to this file ('-': standard output, "
         "as csv unless --format says else).", show_default=False)] = None,
     plot: Annotated[Path | None, typer.Option(
-        "--plot", parser=_path, help="Learning curves per group, as a PNG.",
+        "--plot", parser=path_arg, help="Learning curves per group, as a PNG.",
         show_default=False)] = None,
 ) -> None:
     """One row per group of runs that differ only by seed: counts, mean, std, 95% CI."""
@@ -317,7 +276,8 @@ def compare(
 
 @app.command()
 def doctor(
-    path: Annotated[Path, typer.Argument(parser=_path, help="A run folder or a folder of runs.")],
+    path: Annotated[Path, typer.Argument(parser=path_arg,
+                                         help="A run folder or a folder of runs.")],
     fmt: Annotated[DoctorFormat, typer.Option(
         "--format", help="text: one block per finding; json: a list of objects.")
     ] = DoctorFormat.text,
@@ -339,9 +299,10 @@ def doctor(
 
 @plot_app.command("runs")
 def plot_runs(
-    folder: Annotated[Path, typer.Argument(parser=_path, help="A run folder or a folder of runs.")],
+    folder: Annotated[Path, typer.Argument(parser=path_arg,
+                                           help="A run folder or a folder of runs.")],
     out: Annotated[Path | None, typer.Option(
-        "--out", parser=_out_path, help="Folder for the PNGs (default: FOLDER).",
+        "--out", parser=out_path_arg, help="Folder for the PNGs (default: FOLDER).",
         show_default=False)] = None,
     by: ByOpt = None,
     layer: Annotated[str | None, typer.Option(
@@ -362,9 +323,10 @@ def plot_runs(
 
 @plot_app.command("features")
 def plot_features(
-    run_dir: Annotated[Path, typer.Argument(parser=_path, help="A run folder with a checkpoint.")],
+    run_dir: Annotated[Path, typer.Argument(parser=path_arg,
+                                            help="A run folder with a checkpoint.")],
     out: Annotated[Path | None, typer.Option(
-        "--out", parser=_path, help="The PNG (default: RUN_DIR/features.png).",
+        "--out", parser=path_arg, help="The PNG (default: RUN_DIR/features.png).",
         show_default=False)] = None,
     image: Annotated[int, typer.Option("--image", help="Which test image.")] = 0,
     channels: Annotated[int, typer.Option("--channels", min=1,

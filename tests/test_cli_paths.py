@@ -1,7 +1,7 @@
 """A path no operating system could open, given to any path argument or option of any
 command: a NUL character, a name past NAME_MAX bytes, a path past PATH_MAX. One line
 naming the option, exit code 2, nothing read or written and no TensorFlow: every path
-parses through bnexp.cli._path (or _out_path, _possible), which refuses it before the
+parses through bnexp.cli_args.path_arg (or out_path_arg, possible_path), which refuses it before the
 command starts. The Python API raises BadInput with the same words.
 
 A NUL in `compare --out` reached os.path.realpath: ValueError('embedded null byte'), a
@@ -18,7 +18,7 @@ import typer
 from typer.testing import CliRunner
 
 import bnexp
-from bnexp import api, cli
+from bnexp import api, cli, cli_args
 from bnexp.errors import BadInput, one_line
 from bnexp.safeopen import NAME_MAX, PATH_MAX, path_problem
 from tests.helpers import SYNTHETIC, fake_run
@@ -78,7 +78,7 @@ def test_every_path_parameter_is_checked_and_tested_here():
     """A path argument or option added later without the check (a bare Path, which Typer
     hands over unchecked) fails here, and so does a checked one missing from CASES. (A
     path typed str, like --runs-dir, is found only through its parser.)"""
-    checks = (cli._path, cli._out_path, cli._possible)
+    checks = (cli_args.path_arg, cli_args.out_path_arg, cli_args.possible_path)
     paths = {(command, p.name): p.type_descriptor.parameter_info.parser
              for command, p in _parameters()
              if _is_a_path(p.type_descriptor.annotation)

@@ -126,7 +126,7 @@ def test_lenet_bn_on_full_fashion_mnist_two_epochs_beats_0_70(tmp_path):
     summary = runs.read_summary(only_run(tmp_path))
     assert summary["data"]["train"] == 60000 and summary["data"]["test"] == 10000
     assert summary["final"]["test_acc"] > 0.70
-    assert summary["params"] == {"trainable": 44652, "non_trainable": 452}
+    assert summary["params"] == {"trainable": 44652, "frozen": 0, "non_trainable": 452}
 
 
 def test_sweep_interrupted_then_finished_and_compared_against_independent_stats(tmp_path):

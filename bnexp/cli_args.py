@@ -1,0 +1,61 @@
+"""The command line's argument types: the choices of its options, and the parsers every
+path argument and option goes through (an empty path, or one no OS could open, is
+refused while the options are parsed, before a command starts). No TensorFlow."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+
+import typer
+
+from bnexp.safeopen import path_problem
+
+
+class Backend(StrEnum):
+    local = "local"
+    ray = "ray"
+
+
+class Format(StrEnum):
+    table = "table"
+    csv = "csv"
+    markdown = "markdown"
+    json = "json"
+
+
+class At(StrEnum):
+    final = "final"
+    best = "best"
+
+
+class DoctorFormat(StrEnum):
+    text = "text"
+    json = "json"
+
+
+class StandardOutput(type(Path())):
+    """`--out -`: standard output, as Unix tools read it (`./-` is a file named -)."""
+
+
+def out_path_arg(value: str) -> Path:
+    return StandardOutput(value) if value == "-" else path_arg(value)
+
+
+def path_arg(value: str) -> Path:
+    """A path argument or option as given; an empty one is refused (Path("") is the
+    current folder, so `compare ''` compared, and `plot runs ''` wrote into, the folder
+    you stand in), and so is one no OS could open (possible_path)."""
+    if not value:
+        raise typer.BadParameter("an empty path; give a file or folder ('.' for this one)")
+    return Path(possible_path(value))
+
+
+def possible_path(value: str) -> str:
+    """value, unless no OS could open it (a NUL, a name too long: safeopen.path_problem):
+    one line naming the option, exit 2, before the command starts. Every path argument and
+    option parses through here (tests/test_cli_paths.py): a NUL in --out was a traceback."""
+    problem = path_problem(value)
+    if problem:
+        raise typer.BadParameter(problem)
+    return value
