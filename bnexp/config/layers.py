@@ -18,7 +18,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 ACTIVATIONS = Literal["relu", "sigmoid", "elu", "tanh", "selu", "softmax", "linear"]
 INIT_NAMES = Literal["glorot_uniform", "glorot_normal", "he_uniform", "he_normal",
                      "lecun_normal", "lecun_uniform", "random_normal", "random_uniform",
-                     "truncated_normal", "zeros", "ones", "constant"]
+                     "truncated_normal", "zeros", "ones", "constant", "variance_scaling"]
 BEHAVIOURS = Literal["standard", "moving_stats_in_training", "batch_stats_at_inference",
                      "frozen_moving_stats"]
 FAULTS = Literal["mxnet_moving_average"]
@@ -32,6 +32,9 @@ class Strict(BaseModel):
     # .nan and 1e309 are no learning rates or epsilons.
     model_config = ConfigDict(extra="forbid", strict=True, use_attribute_docstrings=True,
                               allow_inf_nan=False)
+
+
+ARGUMENTS = ("mean", "stddev", "minval", "maxval", "value", "scale", "mode", "distribution")
 
 
 class Initializer(Strict):
@@ -50,6 +53,12 @@ class Initializer(Strict):
     """random_uniform: the upper bound (Keras' default 0.05)."""
     value: float | None = None
     """constant: the value (Keras' default 0)."""
+    scale: float | None = Field(None, gt=0, le=1e6)
+    """variance_scaling: the variance's factor (Keras' default 1; he_normal is 2)."""
+    mode: Literal["fan_in", "fan_out", "fan_avg"] | None = None
+    """variance_scaling: the fan the variance is divided by (Keras' default fan_in)."""
+    distribution: Literal["truncated_normal", "untruncated_normal", "uniform"] | None = None
+    """variance_scaling: the draw (Keras' default truncated_normal)."""
 
     @model_validator(mode="before")
     @classmethod
@@ -59,9 +68,9 @@ class Initializer(Strict):
     @model_validator(mode="after")
     def _arguments_fit(self) -> Initializer:
         takes = {"random_normal": {"mean", "stddev"}, "truncated_normal": {"mean", "stddev"},
-                 "random_uniform": {"minval", "maxval"}, "constant": {"value"}}
-        given = {k for k in ("mean", "stddev", "minval", "maxval", "value")
-                 if getattr(self, k) is not None}
+                 "random_uniform": {"minval", "maxval"}, "constant": {"value"},
+                 "variance_scaling": {"scale", "mode", "distribution"}}
+        given = {k for k in ARGUMENTS if getattr(self, k) is not None}
         extra = given - takes.get(self.name, set())
         if extra:
             raise ValueError(f"{self.name} takes no {', '.join(sorted(extra))}")
@@ -69,8 +78,7 @@ class Initializer(Strict):
 
     def keras_config(self) -> dict:
         """{"class_name": ..., "config": {...}} as keras.initializers.get reads it."""
-        args = {k: getattr(self, k) for k in ("mean", "stddev", "minval", "maxval", "value")
-                if getattr(self, k) is not None}
+        args = {k: getattr(self, k) for k in ARGUMENTS if getattr(self, k) is not None}
         if self.name == "constant":  # Keras' Constant.from_config needs it (KeyError)
             args.setdefault("value", 0.0)
         class_name = "".join(part.capitalize() for part in self.name.split("_"))
@@ -295,58 +303,6 @@ class Noise(_Layer):
     shifts and scales anew at every step (Santurkar et al.'s time-varying noise)."""
 
 
-LayerSpec = Annotated[Conv | Dense | BN | GroupNorm | LayerNorm | InstanceNorm | Dropout
-                      | Noise | Activation | Pool | Flatten,
-                      Field(discriminator="type")]
-
-
-def shapes(layers: list, input_shape: tuple[int, ...], where=None) -> list[tuple[int, ...]]:
-    """Each layer's output shape (without the batch), from input_shape (H, W, C); ValueError
-    naming the layer (where(i, layer): how to name it) that cannot be built on its input."""
-    shape, out = tuple(input_shape), []
-    where = where or (lambda i, layer: f"model.layers[{i}] ({layer.type})")
-    for i, layer in enumerate(layers):
-        here = where(i, layer)
-        shape = _next_shape(layer, shape, here)
-        if 0 in shape or any(d < 0 for d in shape):
-            raise ValueError(f"{here}: output shape {shape} is empty: its input is too "
-                             "small for it")
-        out.append(shape)
-    return out
-
-
-def _next_shape(layer, shape: tuple[int, ...], where: str) -> tuple[int, ...]:
-    if layer.type in ("conv", "max_pool", "avg_pool"):
-        if len(shape) != 3:
-            raise ValueError(f"{where}: needs an image (H, W, C), gets shape {shape}: "
-                             "put it before flatten")
-        size = layer.kernel_size if layer.type == "conv" else layer.pool_size
-        stride = layer.strides or size
-        h, w = (_spatial(d, size, stride, layer.padding) for d in shape[:2])
-        return (h, w, layer.filters if layer.type == "conv" else shape[2])
-    if layer.type == "flatten":
-        total = 1
-        for d in shape:
-            total *= d
-        return (total,)
-    if layer.type == "dense":
-        return (*shape[:-1], layer.units)
-    if layer.type in ("group_norm", "instance_norm"):
-        _check_groups(layer, shape, where)
-    return shape
-
-
-def _check_groups(layer, shape: tuple[int, ...], where: str) -> None:
-    if layer.type == "instance_norm" and len(shape) != 3:
-        raise ValueError(f"{where}: instance norm needs an image (H, W, C), gets shape "
-                         f"{shape}: on a dense layer's output each group holds one value, "
-                         "so it would output beta alone (use layer_norm or group_norm)")
-    groups = groups_for(layer, shape[-1])
-    if shape[-1] % groups:
-        raise ValueError(f"{where}: groups {groups} does not divide the {shape[-1]} "
-                         "channels of its input")
-
-
 def default_groups(channels: int) -> int:
     """Group norm's groups when none are given: the largest divisor of `channels` up to
     min(32, channels / 2), so never one channel per group (that is instance norm); 1
@@ -362,9 +318,3 @@ def groups_for(layer, channels: int) -> int:
     if layer.type == "instance_norm":
         return channels
     return layer.groups or default_groups(channels)
-
-
-def _spatial(size: int, kernel: int, stride: int, padding: str) -> int:
-    if padding == "same":
-        return -(-size // stride)
-    return (size - kernel) // stride + 1 if size >= kernel else 0

@@ -23,9 +23,10 @@ from bnexp.config.layers import (
     InstanceNorm,
     LayerNorm,
     Pool,
-    shapes,
 )
+from bnexp.config.network import MAX_NESTING, leaf_shapes, leaves, nesting, shapes
 from bnexp.config.normalization import BNConfig, check_ramp
+from bnexp.config.resnet import resnet_layers
 from bnexp.config.schema import Config, input_shape
 from bnexp.config.sections import ModelConfig
 
@@ -38,7 +39,11 @@ KIND_LAYERS = {"group": GroupNorm, "layer": LayerNorm, "instance": InstanceNorm}
 def model_layers(model: ModelConfig) -> list:
     """The model's layers, each named, BN layers with every setting filled in."""
     if model.arch == "layers":
-        return _named([_complete(layer, model.bn) for layer in model.layers])
+        return _named(_completed(model.layers, model.bn))
+    if model.arch == "resnet":
+        placement = model.bn.placement if model.bn.layers in ("all", "conv") else "none"
+        return resnet_layers(model, lambda name: None if placement == "none"
+                             else _preset_bn(model.bn, name))
     body = _lenet(model) if model.arch == "lenet" else _mlp(model)
     if model.dropout is not None and model.dropout.placement == "after_bn":
         body.append(Dropout(type="dropout", rate=model.dropout.rate, name="dropout"))
@@ -49,7 +54,7 @@ def model_layers(model: ModelConfig) -> list:
 def has_bn(model: ModelConfig) -> bool:
     """True if the model has at least one BN layer (batch norm or renorm: the layers with
     moving statistics, whose training and inference modes differ)."""
-    return any(layer.type == "bn" for layer in model_layers(model))
+    return any(layer.type == "bn" for layer in leaves(model_layers(model)))
 
 
 def batch_stats_eval(config: Config) -> bool:
@@ -72,30 +77,34 @@ def check_shapes(config: Config) -> None:
                f"layer {layer.name}"
 
     layers = model_layers(model)
-    if len(layers) > MAX_LAYERS:  # hidden: [1, 1, ...] makes three layers per width
-        raise ValueError(f"model: {len(layers):,} layers once expanded: at most {MAX_LAYERS:,}")
+    if nesting(layers) > MAX_NESTING:
+        raise ValueError(f"model.layers: residual blocks nest {nesting(layers)} deep: at "
+                         f"most {MAX_NESTING}")
+    count = len(leaves(layers))
+    if count > MAX_LAYERS:  # hidden: [1, 1, ...] makes three layers per width
+        raise ValueError(f"model: {count:,} layers once expanded: at most {MAX_LAYERS:,}")
     out = shapes(layers, shape, where)
     if out and out[-1] != (NUM_CLASSES,):
         raise ValueError(f"model.layers[{len(out) - 1}]: the last layer gives shape {out[-1]}; "
                          f"the model must end in {NUM_CLASSES} outputs (dense, units: "
                          f"{NUM_CLASSES})")
-    _check_size(layers, [shape, *out], config.data.batch_size)
+    _check_size(leaf_shapes(layers, shape), config.data.batch_size)
 
 
 MAX_WEIGHTS = 100_000_000  # d2l's LeNet has 62,000, the 300-100 MLP 266,000
 MAX_BATCH_ACTIVATION_BYTES = 16 << 30  # every layer's float32 output, kept for backprop
 
 
-def _check_size(layers: list, shapes_in_out: list[tuple[int, ...]], batch_size: int) -> None:
+def _check_size(computed: list[tuple], batch_size: int) -> None:
     """ValueError if the model would not fit in a machine's memory: more than MAX_WEIGHTS
     weights (with the gradients and Adam's two slots, 16 bytes each), or more than
     MAX_BATCH_ACTIVATION_BYTES of layer outputs for one batch. The trap it closes: a
     model of 8.6 billion weights passed `validate` and failed in TensorFlow's allocator."""
-    weights = _weight_total(layers, shapes_in_out)
+    weights = sum(_weights(layer, shape_in) for layer, shape_in, _ in computed)
     if weights > MAX_WEIGHTS:
         raise ValueError(f"model: {weights:,} weights: at most {MAX_WEIGHTS:,} (with "
                          f"gradients and optimizer slots: {16 * weights / 1e9:,.1f} GB)")
-    elements = sum(_product(shape) for shape in shapes_in_out[1:])
+    elements = sum(_product(shape_out) for _, _, shape_out in computed)
     total = 4 * elements * batch_size
     if total > MAX_BATCH_ACTIVATION_BYTES:
         raise ValueError(f"model: its layer outputs for one batch of {batch_size:,} take "
@@ -105,14 +114,8 @@ def _check_size(layers: list, shapes_in_out: list[tuple[int, ...]], batch_size: 
 
 def weight_count(config: Config) -> int:
     """How many weights the config's model holds (Keras' count_params), built or not."""
-    layers = model_layers(config.model)
-    shape = input_shape(config.data)
-    return _weight_total(layers, [shape, *shapes(layers, shape)])
-
-
-def _weight_total(layers: list, shapes_in_out: list[tuple[int, ...]]) -> int:
-    inputs = shapes_in_out[:-1]  # each layer's input: the one before, or the images
-    return sum(_weights(layer, shape) for layer, shape in zip(layers, inputs, strict=True))
+    computed = leaf_shapes(model_layers(config.model), input_shape(config.data))
+    return sum(_weights(layer, shape_in) for layer, shape_in, _ in computed)
 
 
 def _weights(layer, shape_in: tuple[int, ...]) -> int:
@@ -122,6 +125,8 @@ def _weights(layer, shape_in: tuple[int, ...]) -> int:
         return (layer.kernel_size ** 2 * channels + layer.use_bias) * layer.filters
     if layer.type == "dense":
         return (channels + layer.use_bias) * layer.units
+    if layer.type in ("scalar_bias", "scalar_scale"):
+        return 1
     if layer.type not in NORM_TYPES:
         return 0
     affine = (bool(layer.scale) + bool(layer.center)) * channels  # gamma, beta
@@ -196,6 +201,12 @@ def _preset_bn(bn: BNConfig, name: str):
     return _complete(BN(type="bn", name=name), bn)
 
 
+def _completed(layers: list, bn: BNConfig) -> list:
+    """_complete on every layer, inside residual blocks too."""
+    return [layer.model_copy(update={"layers": _completed(layer.layers, bn)})
+            if layer.type == "residual" else _complete(layer, bn) for layer in layers]
+
+
 def _complete(layer, bn: BNConfig):
     """A normalization layer's unset settings taken from model.bn; a `bn` layer becomes
     the normalization model.bn.kind names (renorm: a `bn` layer with renorm on); other
@@ -247,15 +258,34 @@ def _check_renorm(layer: BN) -> None:
 
 
 def _named(layers: list) -> list:
-    """Unnamed layers get their kind and number: conv1, bn1, max_pool1, dense2, ..."""
+    """Unnamed layers get their kind and number: conv1, bn1, max_pool1, dense2, ...,
+    counted over the whole model, residual blocks' layers included; names are unique
+    across it (a shortcut's layers are named after their block: residual1_proj)."""
     counts: Counter = Counter()
-    named = []
-    for layer in layers:
-        counts[layer.type] += 1
-        name = layer.name or f"{layer.type}{counts[layer.type]}"
-        named.append(layer.model_copy(update={"name": name}))
-    taken = [layer.name for layer in named]
-    duplicate = next((n for n in taken if taken.count(n) > 1), None)
+    named = _name_all(layers, counts)
+    taken = Counter(_all_names(named))
+    duplicate = next((n for n, k in taken.items() if k > 1), None)
     if duplicate:
         raise ValueError(f"model.layers: two layers are named {duplicate!r}")
     return named
+
+
+def _name_all(layers: list, counts: Counter) -> list:
+    named = []
+    for layer in layers:
+        counts[layer.type] += 1
+        update = {"name": layer.name or f"{layer.type}{counts[layer.type]}"}
+        if layer.type == "residual":
+            update["layers"] = _name_all(layer.layers, counts)
+        named.append(layer.model_copy(update=update))
+    return named
+
+
+def _all_names(layers: list) -> list[str]:
+    names = []
+    for layer in layers:
+        names.append(layer.name)
+        if layer.type == "residual":
+            names += _all_names(layer.layers)
+            names += [f"{layer.name}_proj", f"{layer.name}_pad", f"{layer.name}_scale"]
+    return names

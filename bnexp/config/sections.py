@@ -15,7 +15,7 @@ from __future__ import annotations
 from pathlib import PurePosixPath
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, StrictBool, field_validator, model_validator
+from pydantic import Field, StrictBool, ValidationInfo, field_validator, model_validator
 
 from bnexp.config.base import (
     DEFAULT_HIDDEN,
@@ -26,7 +26,7 @@ from bnexp.config.base import (
     NUM_CLASSES,
     Section,
 )
-from bnexp.config.layers import LayerSpec
+from bnexp.config.network import LayerSpec
 from bnexp.config.normalization import BNConfig, DropoutConfig
 from bnexp.config.schedule import ScheduleConfig
 from bnexp.safeopen import NAME_MAX, PATH_MAX, too_long_for_a_path
@@ -38,10 +38,13 @@ __all__ = ["DEFAULT_HIDDEN", "MAX_EXAMPLES", "MAX_LAYERS", "MAX_SEED", "MAX_WIDT
 class DataConfig(Section):
     """Which dataset, how it is split, and how it is batched."""
 
-    dataset: Literal["fashion_mnist", "mnist", "synthetic"] = "fashion_mnist"
-    """fashion_mnist | mnist: 28x28 grey images, 10 classes; synthetic: tiny generated set."""
+    dataset: Literal["fashion_mnist", "mnist", "cifar10", "synthetic"] = "fashion_mnist"
+    """fashion_mnist | mnist: 28x28 grey images, 10 classes; cifar10: 32x32 colour (RGB)
+    images, 10 classes, from CIFAR-10's python version; synthetic: tiny generated set."""
     path: str | None = None
-    """Folder holding the four IDX files (or mnist.npz). null = search the usual places."""
+    """Folder holding the four IDX files (or mnist.npz); cifar10: the cifar-10-batches-py
+    folder (data_batch_1 .. data_batch_5, test_batch) or the folder holding it. null =
+    search the usual places."""
     batch_size: int = Field(256, gt=0, le=MAX_EXAMPLES)
     """Examples per training step. BN statistics are computed over this many examples."""
     validation_size: int = Field(5000, ge=0, le=MAX_EXAMPLES)
@@ -51,7 +54,8 @@ class DataConfig(Section):
     test_limit: int | None = Field(None, gt=0, le=MAX_EXAMPLES)
     """Evaluate on only the first N test examples. null = the whole test set."""
     pad_to: int | None = Field(None, ge=28, le=256)
-    """Zero-pad the 28x28 images to pad_to x pad_to (LeNet-5 used 32). null = no padding."""
+    """Zero-pad the 28x28 images to pad_to x pad_to (LeNet-5 used 32; cifar10's 32x32 images:
+    at least 32), every channel alike. null = no padding."""
     resize_to: int | None = Field(None, ge=28, le=256)
     """Resize the images to resize_to x resize_to as tf.image.resize_with_pad does (bilinear,
     aspect kept: a square 28x28 image is scaled, not padded); d2l's TF port uses 224. The
@@ -76,9 +80,14 @@ class DataConfig(Section):
 
     @field_validator("pad_to")
     @classmethod
-    def _null_for_no_padding(cls, pad_to: int | None) -> int | None:
-        """pad_to: 28 pads 28x28 images by nothing: stored as null, one run however spelled."""
-        return None if pad_to == 28 else pad_to
+    def _null_for_no_padding(cls, pad_to: int | None, info: ValidationInfo) -> int | None:
+        """pad_to: 28 pads 28x28 images by nothing (cifar10: 32, its 32x32 images): stored
+        as null, one run however spelled; smaller than the images is refused."""
+        side = 32 if info.data.get("dataset") == "cifar10" else 28
+        if pad_to is not None and pad_to < side:
+            raise ValueError(f"{pad_to} is smaller than the {side}x{side} images: pad_to "
+                             f"pads them, at least {side}")
+        return None if pad_to == side else pad_to
 
     @field_validator("path")
     @classmethod
@@ -99,11 +108,12 @@ class DataConfig(Section):
 
 
 class ModelConfig(Section):
-    """The network: LeNet or an MLP, with BN placed as `bn` says."""
+    """The network: LeNet, an MLP, a ResNet or a layer list, normalized as `bn` says."""
 
-    arch: Literal["lenet", "mlp", "layers"] = "lenet"
+    arch: Literal["lenet", "mlp", "resnet", "layers"] = "lenet"
     """lenet: two valid convolutions + pooling, then dense layers; mlp: dense layers only;
-    layers: the list in `layers`, as written (any sequential model)."""
+    resnet: He et al. 2016's CIFAR ResNet (see depth); layers: the list in `layers`, as
+    written (any model of layers and residual blocks)."""
     layers: list[LayerSpec] | None = Field(None, max_length=MAX_LAYERS)
     """arch: layers: the model, layer by layer, each a mapping with its `type` (conv, dense,
     bn, group_norm, layer_norm, instance_norm, dropout, noise, activation, max_pool,
@@ -127,6 +137,23 @@ class ModelConfig(Section):
         "glorot_uniform"
     )
     """Kernel initializer of every conv and dense layer (glorot_uniform = d2l's Xavier)."""
+    depth: int = Field(20, ge=4, le=1000)
+    """resnet: its layers with weights, 2 * blocks * stages + 2 (6n + 2 with the default
+    three stages: 8, 14, 20, 32, 44, 56, 110). A resnet's other defaults differ from
+    lenet's where not set: filters [16, 32, 64] (the stages' widths), activation relu,
+    init he_normal; its convolutions are 3x3 with same padding."""
+    shortcut: Literal["projection", "pad"] = "projection"
+    """resnet: the shortcut where a block changes the shape: projection (a 1x1
+    convolution + the block's normalization: He et al.'s option B) or pad (strided
+    identity zero-padded in channels, no weights: option A)."""
+    residual_init: Literal["standard", "skipinit", "fixup"] = "standard"
+    """resnet: standard (as built); skipinit: each branch multiplied by a trainable scalar
+    starting at 0 (De & Smith 2020); fixup (Zhang et al. 2019; needs bn.placement: none):
+    each branch's last convolution and the classifier start at zero, the branches' other
+    convolutions at He's scale (fan_out, normal) times L^(-1/2) (L blocks, two layers per
+    branch), a trainable scalar bias before each convolution, activation and the
+    classifier, and a scalar multiplier per branch. The reference code also adds a
+    branch's first bias to a pad shortcut's input; bnexp follows the paper's rule."""
     bn: BNConfig = BNConfig()
     dropout: DropoutConfig | None = None
     """lenet, mlp: dropout in the hidden blocks, e.g. {rate: 0.5, placement: before_bn}.
@@ -142,7 +169,11 @@ class ModelConfig(Section):
             if self.dropout is not None:
                 raise ValueError("dropout is for the presets: a layer list places "
                                  "{type: dropout} layers itself")
+            self._not_resnet()
             return self
+        if self.arch == "resnet":
+            return self._resnet_defaults()
+        self._not_resnet()
         if self.hidden is None:
             self.hidden = list(DEFAULT_HIDDEN[self.arch])
         for key, widths in (("hidden", self.hidden), ("filters", self.filters)):
@@ -150,6 +181,43 @@ class ModelConfig(Section):
                 raise ValueError(f"{key} must be a non-empty list of widths from 1 to "
                                  f"{MAX_WIDTH}")
         return self
+
+
+    def _resnet_defaults(self) -> ModelConfig:
+        """A resnet's own defaults where the config does not set them; ValueError for what
+        only lenet and mlp take."""
+        own = {"filters": [16, 32, 64], "activation": "relu", "init": "he_normal"}
+        for key, value in own.items():
+            if key not in self.model_fields_set:
+                setattr(self, key, value)
+        if self.hidden is not None or self.dropout is not None:
+            raise ValueError("hidden and dropout are for lenet and mlp: a resnet ends in "
+                             "global average pooling and its logits")
+        for key in ("kernel_size", "pooling"):
+            if getattr(self, key) != type(self).model_fields[key].default:
+                raise ValueError(f"{key} is lenet's: a resnet's convolutions are 3x3 with "
+                                 "same padding and it pools once, globally")
+        stages = len(self.filters)
+        if not self.filters or min(self.filters) <= 0 or max(self.filters) > MAX_WIDTH:
+            raise ValueError(f"filters must be a non-empty list of widths from 1 to {MAX_WIDTH}")
+        if (self.depth - 2) % (2 * stages) or self.depth < 2 * stages + 2:
+            examples = ", ".join(str(2 * stages * n + 2) for n in (1, 2, 3, 5))
+            raise ValueError(f"depth {self.depth}: a resnet of {stages} stages has depth "
+                             f"{2 * stages}n + 2 ({examples}, ...)")
+        if self.bn.placement == "after":
+            raise ValueError("bn.placement: after is not a resnet's: use before (conv -> "
+                             "norm -> activation) or none")
+        if self.residual_init == "fixup" and self.bn.placement != "none":
+            raise ValueError("residual_init: fixup is for a resnet without normalization: "
+                             "set bn.placement: none")
+        return self
+
+    def _not_resnet(self) -> None:
+        """ValueError for a resnet-only key set on another arch."""
+        for key in ("depth", "shortcut", "residual_init"):
+            if getattr(self, key) != type(self).model_fields[key].default:
+                raise ValueError(f"{key} is for arch: resnet (a layer list builds its "
+                                 "residual blocks itself)")
 
 
 class OptimizerConfig(Section):

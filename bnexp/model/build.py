@@ -19,14 +19,22 @@ import tensorflow as tf
 from tensorflow import keras
 
 from bnexp.config import ModelConfig, model_layers
-from bnexp.config.layers import Initializer, groups_for, shapes
+from bnexp.config.layers import Initializer, groups_for
+from bnexp.config.network import shapes, shortcut_layers
 from bnexp.errors import BadInput
 from bnexp.model import bn as bn_module
 from bnexp.model.group_norm import GroupNorm
 from bnexp.model.noise import Noise
+from bnexp.model.residual import ChannelPad, Residual, ScalarBias, ScalarScale, walk
 
 GROUPED = ("group_norm", "layer_norm", "instance_norm")
 POOLS = {"max_pool": keras.layers.MaxPooling2D, "avg_pool": keras.layers.AveragePooling2D}
+SIMPLE = {  # the layers with no settings but their own
+    "global_avg_pool": lambda spec: keras.layers.GlobalAveragePooling2D(name=spec.name),
+    "scalar_bias": lambda spec: ScalarBias(name=spec.name),
+    "scalar_scale": lambda spec: ScalarScale(spec.init, name=spec.name),
+    "channel_pad": lambda spec: ChannelPad(spec.stride, spec.extra, name=spec.name),
+}
 
 
 def to_unit(x) -> tf.Tensor:
@@ -37,12 +45,30 @@ def to_unit(x) -> tf.Tensor:
 
 def build(cfg: ModelConfig, input_shape: tuple[int, ...]) -> keras.Model:
     """A Sequential model for `cfg` on inputs of `input_shape` (H, W, C)."""
-    specs = model_layers(cfg)
-    inputs = [tuple(input_shape), *shapes(specs, input_shape)][:-1]
-    layers = [keras_layer(spec, cfg, shape[-1]) for spec, shape in zip(specs, inputs,
-                                                                     strict=True)]
+    layers = keras_layers(model_layers(cfg), tuple(input_shape), cfg)
     name = "layers" if cfg.arch == "layers" else f"{cfg.arch}_bn_{cfg.bn.placement}"
     return keras.Sequential([keras.Input(shape=input_shape), *layers], name=name)
+
+
+def keras_layers(specs: list, shape: tuple[int, ...], cfg: ModelConfig) -> list:
+    """The Keras layers of a layer list on inputs of `shape`, residual blocks with theirs."""
+    out = []
+    for spec, after in zip(specs, shapes(specs, shape), strict=True):
+        if spec.type == "residual":
+            out.append(_residual(spec, shape, after, cfg))
+        else:
+            out.append(keras_layer(spec, cfg, shape[-1]))
+        shape = after
+    return out
+
+
+def _residual(spec, shape: tuple[int, ...], after: tuple[int, ...], cfg) -> Residual:
+    """A residual block: its branch (a SkipInit scalar last), its shortcut's layers."""
+    branch = keras_layers(spec.layers, shape, cfg)
+    if spec.scale_init is not None:
+        branch.append(ScalarScale(spec.scale_init, name=f"{spec.name}_scale"))
+    shortcut = [keras_layer(s, cfg, after[-1]) for s in shortcut_layers(spec, shape, after)]
+    return Residual(branch, shortcut, activation=spec.activation, name=spec.name)
 
 
 def check_buildable(models) -> None:
@@ -66,6 +92,8 @@ def keras_layer(spec, cfg: ModelConfig, channels: int) -> keras.layers.Layer:
     (or features)."""
     if spec.type in GROUPED:
         return _group_norm(spec, groups_for(spec, channels))
+    if spec.type in SIMPLE:
+        return SIMPLE[spec.type](spec)
     if spec.type == "dropout":
         return keras.layers.Dropout(spec.rate, name=spec.name)
     if spec.type == "noise":
@@ -151,18 +179,38 @@ def param_counts(model: keras.Model) -> dict[str, int]:
 
 
 def layer_rows(model: keras.Model) -> list[dict]:
-    """One row per layer: name, type, output shape, parameter counts."""
+    """One row per layer: name, type, output shape, parameter counts; a residual block's
+    row (its total) is followed by its layers' (branch, then shortcut), indented."""
+    shapes_out = {}
+    walk(model.layers, tf.zeros((1, *model.input_shape[1:])),
+         after=lambda layer, y: shapes_out.setdefault(id(layer), tuple(y.shape)))
+    return _rows(model.layers, shapes_out, depth=0)
+
+
+def _rows(layers, shapes_out: dict, depth: int) -> list[dict]:
     rows = []
-    for layer in model.layers:
-        shape = tuple(layer.output.shape)
+    for layer in layers:
+        shape = (None, *shapes_out[id(layer)][1:])
+        block = isinstance(layer, Residual)
         rows.append({
-            "name": layer.name,
-            "type": type(layer).__name__ + (f" ({layer.groups} groups)" if isinstance(
-                layer, GroupNorm | keras.layers.GroupNormalization) else ""),
+            "name": "  " * depth + layer.name,
+            "type": _type_name(layer),
             "output_shape": "(" + ", ".join("None" if d is None else str(d) for d in shape) + ")",
             "params": int(sum(np.prod(w.shape) for w in layer.weights)),
             "trainable": int(sum(np.prod(w.shape) for w in layer.trainable_weights)),
-            "weights": [(f"{layer.name}/{w.name}", tuple(w.shape), w.trainable)
-                        for w in layer.weights],
+            "weights": [] if block else [(f"{layer.name}/{w.name}", tuple(w.shape), w.trainable)
+                                         for w in layer.weights],
         })
+        if block:
+            rows += _rows([*layer.branch, *layer.shortcut], shapes_out, depth + 1)
     return rows
+
+
+def _type_name(layer) -> str:
+    if isinstance(layer, GroupNorm | keras.layers.GroupNormalization):
+        return f"{type(layer).__name__} ({layer.groups} groups)"
+    if isinstance(layer, Residual):
+        kind = "identity" if not layer.shortcut else (
+            "pad" if isinstance(layer.shortcut[0], ChannelPad) else "projection")
+        return f"Residual ({kind} shortcut)"
+    return type(layer).__name__

@@ -18,6 +18,7 @@ from tensorflow import keras
 from bnexp.config import Config
 from bnexp.config.trainable import frozen_layers
 from bnexp.model.build import layer_rows
+from bnexp.model.residual import all_layers, leaves
 from bnexp.training.objective import Update
 
 
@@ -27,7 +28,7 @@ def trained_variables(config: Config, model: keras.Model) -> list:
     names = frozen_layers(config)
     if not names:
         return list(model.trainable_variables)
-    layers = {layer.name: layer for layer in model.layers}
+    layers = {layer.name: layer for layer in all_layers(model.layers)}
     missing = names - set(layers)
     if missing:  # bnexp builds one Keras layer per entry, with its name
         raise ValueError(f"no layer named {sorted(missing)[0]} in the built model")
@@ -54,7 +55,7 @@ def param_counts(config: Config, model: keras.Model) -> dict[str, int]:
 def summary_rows(config: Config, model: keras.Model) -> list[dict]:
     """build.layer_rows, each variable's `trainable` reading "frozen" where it is."""
     trained = {id(v) for v in trained_variables(config, model)}
-    frozen = {f"{layer.name}/{w.name}" for layer in model.layers
+    frozen = {f"{layer.name}/{w.name}" for layer in leaves(model.layers)
               for w in layer.trainable_weights if id(w) not in trained}
     rows = layer_rows(model)
     for row in rows:

@@ -19,6 +19,7 @@ from tensorflow import keras
 
 from bnexp.config import OptimizerConfig
 from bnexp.config.schedule import ScheduleConfig
+from bnexp.model.residual import leaves
 
 KERNEL_LAYERS = (keras.layers.Conv2D, keras.layers.Dense)
 
@@ -64,7 +65,7 @@ class Update:
         """The update of `variables` (default: every trainable variable of model)."""
         variables = list(model.trainable_variables if variables is None else variables)
         chosen = {id(v) for v in variables}
-        kernels = [layer.kernel for layer in model.layers
+        kernels = [layer.kernel for layer in leaves(model.layers)
                    if isinstance(layer, KERNEL_LAYERS) and id(layer.kernel) in chosen]
         return cls(variables, kernels, l2)
 

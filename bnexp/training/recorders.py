@@ -24,6 +24,7 @@ from bnexp import runs
 from bnexp.config import Config
 from bnexp.model.bn import BatchNorm
 from bnexp.model.build import to_unit
+from bnexp.model.residual import leaves, walk
 
 PERCENTILES = (15, 50, 85)
 STEP_COLUMNS = ["step", "epoch", "train_loss", "train_acc", "test_loss", "test_acc"]
@@ -45,21 +46,22 @@ def population_stats(model: keras.Model, x, keep: bool = False) -> dict[str, tup
     """
     saved = [(v, v.numpy()) for v in model.non_trainable_weights]
     stats = {}
-    h = to_unit(x)
+
+    def measure(layer, h):
+        if not is_bn(layer):
+            return
+        axes = list(range(len(h.shape) - 1))
+        h64 = tf.cast(h, tf.float64)
+        mean = tf.reduce_mean(h64, axis=axes)
+        variance = tf.reduce_mean(tf.square(h64 - mean), axis=axes)
+        stats[layer.name] = (mean.numpy(), variance.numpy())
+        layer.moving_mean.assign(tf.cast(mean, tf.float32))
+        layer.moving_variance.assign(tf.cast(variance, tf.float32))
+        if getattr(layer, "renorm", False):  # renorm infers with moving_stddev too
+            layer.moving_stddev.assign(tf.cast(tf.sqrt(variance + layer.epsilon), tf.float32))
+
     try:
-        for layer in model.layers:
-            if is_bn(layer):
-                axes = list(range(len(h.shape) - 1))
-                h64 = tf.cast(h, tf.float64)
-                mean = tf.reduce_mean(h64, axis=axes)
-                variance = tf.reduce_mean(tf.square(h64 - mean), axis=axes)
-                stats[layer.name] = (mean.numpy(), variance.numpy())
-                layer.moving_mean.assign(tf.cast(mean, tf.float32))
-                layer.moving_variance.assign(tf.cast(variance, tf.float32))
-                if getattr(layer, "renorm", False):  # renorm infers with moving_stddev too
-                    layer.moving_stddev.assign(tf.cast(tf.sqrt(variance + layer.epsilon),
-                                                       tf.float32))
-            h = layer(h, training=False)
+        walk(model.layers, to_unit(x), before=measure)
     finally:
         if not keep:
             for variable, value in saved:
@@ -84,7 +86,7 @@ def drift(model: keras.Model, x) -> list[dict]:
     """
     population = population_stats(model, x)
     rows = []
-    for layer in model.layers:
+    for layer in leaves(model.layers):
         if not is_bn(layer):
             continue
         mean, variance = population[layer.name]
@@ -102,11 +104,12 @@ def activation_inputs(model: keras.Model, x) -> dict[str, np.ndarray]:
     """The input of every Activation layer on x (uint8 pixels) in inference mode, as a
     (values, units) array: a conv layer's positions count as values of its channels."""
     inputs = {}
-    h = to_unit(x)
-    for layer in model.layers:
+
+    def keep(layer, h):
         if isinstance(layer, keras.layers.Activation):
             inputs[layer.name] = tf.cast(h, tf.float32).numpy().reshape(-1, h.shape[-1])
-        h = layer(h, training=False)
+
+    walk(model.layers, to_unit(x), before=keep)
     return inputs
 
 
@@ -200,7 +203,7 @@ class Recorder:
             for key, value in row.items():
                 if key != "epoch" and value is not None and math.isfinite(value):
                     tf.summary.scalar(key, value, step=epoch)
-            for layer in self.model.layers:
+            for layer in leaves(self.model.layers):
                 if is_bn(layer):
                     for weight in layer.weights:
                         tf.summary.histogram(f"{layer.name}/{_short(weight)}", weight, step=epoch)

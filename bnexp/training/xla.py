@@ -20,12 +20,13 @@ from __future__ import annotations
 import tensorflow as tf
 from tensorflow import keras
 
-from bnexp.config import Config
-from bnexp.model.noise import Noise
+from bnexp.config import Config, network
+from bnexp.model.residual import RANDOM_LAYERS, Residual, call_layers
 
-RANDOM_LAYERS = (keras.layers.Dropout, keras.layers.GaussianNoise, Noise)
+__all__ = ["RANDOM_LAYERS", "call_layers", "forward_except_conv", "segments", "xla_mode"]
 
-XLA_BY_DEFAULT = {"mlp": True, "lenet": "except_conv"}  # measured: benchmarks/throughput.py
+XLA_BY_DEFAULT = {"mlp": True, "lenet": "except_conv", "resnet": "except_conv"}
+# measured: benchmarks/throughput.py
 
 
 def xla_mode(config: Config) -> bool | str:
@@ -35,41 +36,37 @@ def xla_mode(config: Config) -> bool | str:
         return False
     if config.train.jit_compile == "auto":
         if config.model.arch == "layers":  # as measured for the presets: convolutions or not
-            return "except_conv" if any(layer.type == "conv" for layer in config.model.layers
-                                        ) else True
+            return "except_conv" if any(layer.type == "conv" for layer in
+                                        network.leaves(config.model.layers)) else True
         return XLA_BY_DEFAULT[config.model.arch]
     return config.train.jit_compile
 
 
-def segments(model: keras.Sequential) -> list[list[keras.layers.Layer]]:
-    """The model's layers cut into runs: each convolution alone, the layers between
-    convolutions together, in order."""
+def segments(layers) -> list[list[keras.layers.Layer]]:
+    """A list of layers (a model's) cut into runs: each convolution alone, each residual
+    block alone, the layers between them together, in order."""
+    layers = layers.layers if isinstance(layers, keras.Model) else layers
     runs: list[list[keras.layers.Layer]] = []
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.Conv2D):
+    for layer in layers:
+        if isinstance(layer, keras.layers.Conv2D | Residual):
             runs.append([layer])
-        elif runs and not isinstance(runs[-1][0], keras.layers.Conv2D):
+        elif runs and not isinstance(runs[-1][0], keras.layers.Conv2D | Residual):
             runs[-1].append(layer)
         else:
             runs.append([layer])
     return runs
 
 
-def call_layers(layers, x, training: bool, random: bool = True):
-    """x through `layers` in turn, each in training mode or not; random=False keeps the
-    dropout and noise layers in inference mode even in training mode (the normalizations
-    alone on batch statistics: the batch-statistics evaluation)."""
-    for layer in layers:
-        on = training and (random or not isinstance(layer, RANDOM_LAYERS))
-        x = layer(x, training=on)
-    return x
-
-
 def forward_except_conv(model: keras.Sequential):
     """A function (x, training, random) -> logits equal to call_layers(model.layers, ...),
     with each run of layers between convolutions one XLA cluster and the convolutions
-    left out."""
-    pieces = [_piece(run) for run in segments(model)]
+    left out. A residual block's branch and shortcut are cut the same way; the sum and
+    its activation stay outside XLA."""
+    return _forward(model.layers)
+
+
+def _forward(layers):
+    pieces = [_piece(run) for run in segments(layers)]
 
     def forward(x, training, random=True):
         for piece in pieces:
@@ -80,6 +77,12 @@ def forward_except_conv(model: keras.Sequential):
 
 
 def _piece(run: list[keras.layers.Layer]):
+    if isinstance(run[0], Residual):
+        block = run[0]
+        branch, shortcut = _forward(block.branch), _forward(block.shortcut)
+        return lambda x, training, random: block.combine(branch(x, training, random),
+                                                         shortcut(x, training, random))
+
     def apply(x, training, random):
         return call_layers(run, x, training, random)
 
