@@ -1,12 +1,13 @@
-"""Datasets: MNIST and Fashion-MNIST from IDX files (or Keras' mnist.npz), and a synthetic set.
+"""Datasets: MNIST and Fashion-MNIST from IDX files (or Keras' mnist.npz), CIFAR-10 from
+its python-version batches (bnexp.cifar), and a synthetic set.
 
 Images come back as uint8 NHWC pixels (0-255, as the files store them: a quarter of
-the memory of float32) and labels as int32; the training and evaluation steps scale
-each batch to [0, 1] on the device (`bnexp.model.build.to_unit`). Where the
-files are looked for, in order: `data.path` (when set, only there),
-`$BNEXP_DATA_DIR/<name>`, the Keras cache (`$KERAS_HOME` or `~/.keras`,
-`datasets/...`), `/usr/share/datasets/<name>`; then `keras.datasets` is asked to
-download, unless `$BNEXP_NO_DOWNLOAD` is set (the tests set it).
+the memory of float32; C = 1 grey, C = 3 colour for CIFAR-10) and labels as int32; the
+training and evaluation steps scale each batch to [0, 1] on the device
+(`bnexp.model.build.to_unit`). Where the files are looked for, in order: `data.path`
+(when set, only there), `$BNEXP_DATA_DIR/<name>`, the Keras cache (`$KERAS_HOME` or
+`~/.keras`, `datasets/...`), `/usr/share/datasets/<name>`; then `keras.datasets` is
+asked to download, unless `$BNEXP_NO_DOWNLOAD` is set (the tests set it).
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bnexp.config import NUM_CLASSES, DataConfig
+from bnexp import cifar
+from bnexp.config import NUM_CLASSES, DataConfig, input_shape
 from bnexp.errors import DataError
 from bnexp.safeopen import NAME_MAX, PATH_MAX, too_long_for_a_path
 from bnexp.tfquiet import import_tensorflow, silenced
@@ -34,24 +36,31 @@ IDX_FILES = {
     "test_labels": "t10k-labels-idx1-ubyte",
 }
 IDX_IMAGES, IDX_LABELS = 0x00000803, 0x00000801
-FOLDER_NAMES = {"fashion_mnist": ["fashion-mnist", "fashion_mnist"], "mnist": ["mnist"]}
+FOLDER_NAMES = {"fashion_mnist": ["fashion-mnist", "fashion_mnist"], "mnist": ["mnist"],
+                "cifar10": ["cifar10", cifar.FOLDER]}
 INSTALL_HINT = {
     "fashion_mnist": "install Debian's package: apt-get install dataset-fashion-mnist",
     "mnist": "put the four MNIST IDX .gz files (or Keras' mnist.npz) in a folder and set "
     "data.path or $BNEXP_DATA_DIR/mnist",
+    "cifar10": "extract CIFAR-10's python version (cifar-10-python.tar.gz, "
+    "https://www.cs.toronto.edu/~kriz/cifar.html) and set data.path to its "
+    "cifar-10-batches-py folder, or put that folder in $BNEXP_DATA_DIR",
 }
 MAX_IDX_BYTES = 256 << 20  # MNIST's largest file is 47 MB
 CLASS_NAMES = {
     "fashion_mnist": ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
                      "Sneaker", "Bag", "Ankle boot"],
     "mnist": None,  # digits: the label is the name
+    "cifar10": ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
+                "ship", "truck"],
     "synthetic": None,
 }
 
 
 @dataclass
 class Splits:
-    """Train / validation / test arrays. x: uint8 (N, H, W, 1) pixels; y: int32 (N,).
+    """Train / validation / test arrays. x: uint8 (N, H, W, C) pixels, C = 1 (grey) or 3
+    (colour, RGB); y: int32 (N,).
 
     The trap: x is not yet scaled; models take to_unit(x) (bnexp/model/build.py), floats in [0, 1].
     """
@@ -76,7 +85,7 @@ def load(cfg: DataConfig, source: str = "config") -> Splits:
         origin = "synthetic"
     else:
         x_train, y_train, x_test, y_test, origin = _find_and_read(cfg, source)
-        check_arrays(x_train, y_train, x_test, y_test, origin)
+        check_arrays(x_train, y_train, x_test, y_test, origin, input_shape(cfg)[2])
     splits = split(x_train, y_train, x_test, y_test, cfg, source)
     splits.source = origin
     return splits
@@ -107,7 +116,8 @@ def split(x_train, y_train, x_test, y_test, cfg: DataConfig, source: str = "conf
 
 
 def _images(x: np.ndarray, pad_to: int | None, resize_to: int | None = None) -> np.ndarray:
-    """uint8 (N, 28, 28) -> uint8 (N, H, W, 1), zero-padded to pad_to or resized to resize_to."""
+    """uint8 (N, h, h) or (N, h, h, C) -> uint8 (N, H, H, C), zero-padded to pad_to or
+    resized to resize_to (every channel alike)."""
     x = np.asarray(x, dtype=np.uint8)
     x = x[..., None] if x.ndim == 3 else x
     if resize_to and resize_to != x.shape[1]:
@@ -179,6 +189,8 @@ def candidate_folders(cfg: DataConfig) -> list[Path]:
     folders += [keras_home / "datasets" / n for n in names]
     if cfg.dataset == "mnist":
         folders.append(keras_home / "datasets")  # keras.datasets.mnist keeps mnist.npz here
+    if cfg.dataset == "cifar10":  # Keras 3 extracts cifar-10-batches-py into this folder
+        folders.append(keras_home / "datasets" / f"{cifar.FOLDER}-target")
     folders += [Path("/usr/share/datasets") / n for n in names]
     return folders
 
@@ -216,6 +228,8 @@ def _find_and_read(cfg: DataConfig, source: str):
 
 def _read_folder(folder: Path, dataset: str):
     """(x_train, y_train, x_test, y_test) from a folder, or None if it has no such files."""
+    if dataset == "cifar10":
+        return cifar.read_folder(folder)
     if dataset == "mnist" and (folder / "mnist.npz").is_file():
         return read_npz(folder / "mnist.npz")
     paths = {k: _idx_path(folder, name) for k, name in IDX_FILES.items()}
@@ -281,14 +295,17 @@ def read_npz(path: Path):
                         ) from None
 
 
-def check_arrays(x_train, y_train, x_test, y_test, where: str) -> None:
+def check_arrays(x_train, y_train, x_test, y_test, where: str, channels: int = 1) -> None:
     """DataError naming `where` unless the arrays are a classification dataset bnexp can
-    train on: images (N, H, W) or (N, H, W, 1) of 0..255, the same H x W for training and
-    test; one integer label in 0..9 per image. The one check of every source's contents."""
+    train on: images (N, H, W) or (N, H, W, 1) of 0..255 (channels 3: (N, H, W, 3)), the
+    same H x W for training and test; one integer label in 0..9 per image. The one check
+    of every source's contents."""
     for name, x, y in (("training", x_train, y_train), ("test", x_test, y_test)):
         x, y = np.asarray(x), np.asarray(y)
-        if x.ndim not in (3, 4) or (x.ndim == 4 and x.shape[3] != 1) or len(x) == 0:
-            raise DataError(f"{where}: {name} images have shape {x.shape}, not (N, H, W)")
+        grey = x.ndim == 3 and channels == 1
+        if not (grey or (x.ndim == 4 and x.shape[3] == channels)) or len(x) == 0:
+            want = "(N, H, W)" if channels == 1 else f"(N, H, W, {channels})"
+            raise DataError(f"{where}: {name} images have shape {x.shape}, not {want}")
         if not np.issubdtype(x.dtype, np.integer) or x.min() < 0 or x.max() > 255:
             raise DataError(f"{where}: {name} images are not 8-bit pixels (0..255)")
         if y.ndim != 1 or len(y) != len(x):
@@ -315,9 +332,9 @@ def _download(dataset: str):
         with silenced(1, 2):
             keras = import_tensorflow().keras
             module = {"fashion_mnist": keras.datasets.fashion_mnist,
-                      "mnist": keras.datasets.mnist}
+                      "mnist": keras.datasets.mnist, "cifar10": keras.datasets.cifar10}
             (x_train, y_train), (x_test, y_test) = module[dataset].load_data()
-        return x_train, y_train, x_test, y_test
+        return x_train, np.ravel(y_train), x_test, np.ravel(y_test)  # cifar10's are (N, 1)
     except Exception:  # noqa: BLE001 - any failure means "not available here"
         if not existed:
             shutil.rmtree(keras_home, ignore_errors=True)

@@ -30,6 +30,7 @@ from bnexp.config.layers import (
     Noise,
     Pool,
 )
+from bnexp.config.network import GlobalAvgPool, Residual, ScalarBias, ScalarScale
 from bnexp.config.schema import Config
 from bnexp.config.sections import DEFAULT_HIDDEN
 from bnexp.yamltext import format_value
@@ -65,6 +66,33 @@ model:
     - {type: flatten}
     - {type: dense, units: 10, kernel_initializer: {name: random_normal, stddev: 0.01}}
 ```
+
+A residual block holds its branch as a list of its own; the shortcut follows from the
+shapes (`identity` needs the branch to keep them; `projection` adds a 1x1 convolution
+and the branch's first normalization; `pad` strides and zero-pads). A small ResNet:
+
+```yaml
+model:
+  arch: layers
+  layers:
+    - {type: conv, filters: 16, kernel_size: 3, padding: same, use_bias: false}
+    - {type: bn}
+    - {type: activation, activation: relu}
+    - type: residual
+      shortcut: projection
+      activation: relu
+      layers:
+        - {type: conv, filters: 32, kernel_size: 3, strides: 2, padding: same, use_bias: false}
+        - {type: bn}
+        - {type: activation, activation: relu}
+        - {type: conv, filters: 32, kernel_size: 3, padding: same, use_bias: false}
+        - {type: bn}
+    - {type: global_avg_pool}
+    - {type: dense, units: 10}
+```
+
+`model.arch: resnet` builds He et al.'s CIFAR ResNet this way (`bnexp summary` shows
+its blocks).
 """
 
 
@@ -72,7 +100,8 @@ def markdown() -> str:
     """The whole reference: one table per section, in schema order, then the layers."""
     layers = [_table(f"`type: {_kinds(kind)}`: {_first_line(kind.__doc__)}", "", kind)
               for kind in (Conv, Dense, BN, GroupNorm, LayerNorm, InstanceNorm, Dropout,
-                           Noise, Activation, Pool, Flatten, Initializer)]
+                           Noise, Activation, Pool, Flatten, GlobalAvgPool, Residual,
+                           ScalarBias, ScalarScale, Initializer)]
     layers[-1] = layers[-1].replace("`type: `: ", "Initializers: ")
     return "\n".join([INTRO, *_section("", Config), LAYERS_INTRO, *layers])
 

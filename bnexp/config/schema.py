@@ -88,10 +88,15 @@ def _slug(value: Any) -> str:
     return re.sub(r"[^A-Za-z0-9.-]+", "-", str(value)).strip("-") or "x"
 
 
+NATIVE_SHAPE = {"cifar10": (32, 3)}  # (side, channels) of a dataset's images; else 28x28 grey
+
+
 def input_shape(cfg: DataConfig) -> tuple[int, int, int]:
-    """The (H, W, C) of the images `cfg` yields: 28x28 grey, or pad_to x pad_to."""
-    side = cfg.pad_to or cfg.resize_to or 28
-    return (side, side, 1)
+    """The (H, W, C) of the images `cfg` yields: 28x28 grey (CIFAR-10: 32x32 colour), or
+    pad_to x pad_to / resize_to x resize_to with the same channels."""
+    side, channels = NATIVE_SHAPE.get(cfg.dataset, (28, 1))
+    side = cfg.pad_to or cfg.resize_to or side
+    return (side, side, channels)
 
 
 def cpu_devices_needed(configs: list[Config]) -> int:

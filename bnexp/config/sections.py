@@ -117,8 +117,9 @@ class ModelConfig(Section):
     layers: list[LayerSpec] | None = Field(None, max_length=MAX_LAYERS)
     """arch: layers: the model, layer by layer, each a mapping with its `type` (conv, dense,
     bn, group_norm, layer_norm, instance_norm, dropout, noise, activation, max_pool,
-    avg_pool, flatten) and settings; the last layer gives the
-    10 outputs; at most 1,000 layers. Any arch: at most 100 million weights, and at most
+    avg_pool, flatten, global_avg_pool, scalar_bias, scalar_scale, residual) and
+    settings; the last layer gives the 10 outputs; at most 1,000 layers (residual blocks'
+    inner layers counted). Any arch: at most 100 million weights, and at most
     16 GiB of layer outputs for one batch (`validate` says so before TensorFlow would fail
     to allocate them). See docs/config.md#the-model-as-a-list-of-layers."""
     hidden: list[int] | None = None

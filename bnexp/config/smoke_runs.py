@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from bnexp.config.schema import DEFAULT_CPU_REPLICAS, Config, RunSpec
+from bnexp.config.schema import DEFAULT_CPU_REPLICAS, Config, RunSpec, input_shape
 
 SMOKE_PIXELS = 256 * 28 * 28  # a smoke batch's input pixels at most: d2l's batch of 256
 
@@ -30,9 +30,10 @@ def smoke(config: Config) -> Config:
 
 
 def smoke_batch_size(config: Config) -> int:
-    """The config's batch size, cut to SMOKE_PIXELS input pixels (images of 28x28 or of
-    data.pad_to / data.resize_to on a side) but never below the replicas' count."""
-    side = config.data.resize_to or config.data.pad_to or 28
+    """The config's batch size, cut to SMOKE_PIXELS input pixels (positions: 28x28, 32x32
+    for cifar10, or data.pad_to / data.resize_to on a side) but never below the replicas'
+    count."""
+    side = input_shape(config.data)[0]
     replicas = 1
     if config.train.strategy == "mirrored":
         replicas = config.train.replicas or DEFAULT_CPU_REPLICAS

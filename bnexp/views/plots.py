@@ -243,14 +243,21 @@ def plot_features(image, label: int, outputs: list, channels: int, out: Path,
 
 def figure_features(image, label: int, outputs: list, channels: int,
                      class_names: list[str] | None = FASHION_MNIST):
-    """One test image (top left) and, per layer (conv, BN, activation, pool), its first
-    channels in inference mode. All channels of a row share one colour scale and its
-    colour bar, so rows compare: BN's row shows the channels brought to one scale, where
-    its conv row shows them at their own. Signed rows use a diverging map centred on 0."""
+    """One test image (top left: grey, (H, W) or (H, W, 1); or colour, (H, W, 3) uint8 RGB)
+    and, per layer (conv, BN, activation, pool), its first channels in inference mode. All
+    channels of a row share one colour scale and its colour bar, so rows compare: BN's row
+    shows the channels brought to one scale, where its conv row shows them at their own.
+    Signed rows use a diverging map centred on 0."""
     cols = max(channels, 1)
     fig, axes = _subplots(len(outputs), cols + 1, dpi=110,
                           figsize=(1.25 * cols + 2.4, 1.25 * len(outputs) + 0.8))
-    axes[0][0].imshow(image, cmap="gray")
+    picture = np.asarray(image)
+    if picture.ndim == 3 and picture.shape[-1] == 1:
+        picture = picture[..., 0]
+    if picture.ndim == 3:
+        axes[0][0].imshow(picture)  # RGB
+    else:
+        axes[0][0].imshow(picture, cmap="gray")
     axes[0][0].set_title("input", fontsize=8)
     for row, (name, maps) in zip(axes, outputs, strict=True):
         shown = maps[..., :cols]

@@ -14,6 +14,7 @@ import math
 from dataclasses import asdict, dataclass, field
 
 from bnexp import config as config_mod
+from bnexp.config.trainable import computing_layers
 from bnexp.errors import BadInput
 from bnexp.runs import RunRecord
 
@@ -58,16 +59,17 @@ class CheckedRun(RunRecord):
     @functools.cached_property  # checks ask for it several times; validating costs ~1 ms
     def layers(self) -> list[dict]:
         """The model's layers as dicts (type, name, ...), BN settings filled in from
-        model.bn: exactly the list bnexp built (config.model_layers). A config today's
+        model.bn: exactly the layers bnexp built (config.model_layers), residual blocks'
+        inner and shortcut layers in their place (the blocks themselves left out). A config today's
         schema cannot read, or no recorded config at all, gives no layers (the BN checks
         are then skipped: an empty config would read as the default model)."""
         if not self.config:
             return []
         try:
-            model = config_mod.validate(self.config, str(self.path)).model
+            config = config_mod.validate(self.config, str(self.path))
         except BadInput:
             return []
-        return [layer.model_dump() for layer in config_mod.model_layers(model)]
+        return [layer.model_dump() for layer in computing_layers(config)]
 
     @property
     def bn_layers(self) -> list[dict]:
