@@ -43,7 +43,7 @@ CASES = [
     ("negative-validation", "data: {validation_size: -1}\n", [], ["data.validation_size"]),
     ("momentum-one", "model: {bn: {momentum: 1.0}}\n", [], ["model.bn.momentum"]),
     ("batch-over-limit", "data: {batch_size: 256, limit: 100}\n", [], ["data:", "limit 100"]),
-    ("unknown-dataset", "data: {dataset: cifar10}\n", [], ["data.dataset", "'cifar10'"]),
+    ("unknown-dataset", "data: {dataset: cifar100}\n", [], ["data.dataset", "'cifar100'"]),
     ("unknown-arch", "model: {arch: vgg}\n", [], ["model.arch", "'vgg'"]),
     ("unknown-activation", "model: {activation: gelu}\n", [], ["model.activation", "'gelu'"]),
     ("unknown-optimizer", "optimizer: {name: adagrad}\n", [], ["optimizer.name", "'adagrad'"]),
