@@ -3,9 +3,11 @@
     python benchmarks/throughput.py [--examples 20000] [--epochs 3] [--cases lenet-256 ...]
 
 Same model (bnexp's builder), same Fashion-MNIST examples, batch size and threads
-for every loop. Each loop runs `--epochs` epochs; the first (tracing, compiling) is
-dropped and the median samples/s of the rest is reported: training only, evaluation
-excluded (bnexp's own evaluation cost is reported separately, as a share of an epoch).
+for every loop. Cases: lenet-256, lenet-32, mlp-256, mlp-32 (the default), and
+resnet8-128, resnet20-128 (He et al.'s CIFAR ResNet, model.arch resnet; named only).
+Each loop runs `--epochs` epochs; the first (tracing, compiling) is dropped and the
+median samples/s of the rest is reported: training only, evaluation excluded (bnexp's
+own evaluation cost is reported separately, as a share of an epoch).
   bnexp  loop.fit with every default metric and the run's evaluation
   fit    model.compile(metrics=["accuracy"]) + model.fit; jit_compile "auto", which
          Keras 3 resolves to no XLA on a machine without GPU
@@ -16,6 +18,9 @@ excluded (bnexp's own evaluation cost is reported separately, as a share of an e
          table's scratch/keras column is its speed over `bnexp` (Keras' BN) measured
          call against call (paired_calls: both models' compiled steps alternating)
   bnexp_bf16  bnexp's loop with train.precision: mixed_bfloat16; column bf16/fp32, paired
+  bnexp_xla, bnexp_noxla, bnexp_except_conv  bnexp's loop with train.jit_compile true,
+         false, except_conv; columns xla/auto, noxla/auto, exc/auto: paired against
+         `bnexp` (auto unless --set train.jit_compile=...), >1x is faster than it
   torch, torch_compile  the same model in PyTorch, d2l's eager loop (and torch.compile):
          benchmarks/torch_peer.py, which says how to install PyTorch for it
 Each case is measured --repeats times, the loops interleaved, so the machine's
@@ -63,7 +68,14 @@ CASES = {
     "mlp-32": {"model": {"arch": "mlp", "activation": "relu", "bn": {"placement": "after",
                                                                     "input": True}},
                "data": {"batch_size": 32}, "optimizer": {"learning_rate": 0.01}},
+    # He et al.'s CIFAR ResNet on 28x28x1, SGD at d2l's ResNet rate: minutes per run, so
+    # only when named (--cases resnet8-128)
+    "resnet8-128": {"model": {"arch": "resnet", "depth": 8}, "data": {"batch_size": 128},
+                    "optimizer": {"learning_rate": 0.05}},
+    "resnet20-128": {"model": {"arch": "resnet", "depth": 20}, "data": {"batch_size": 128},
+                     "optimizer": {"learning_rate": 0.05}},
 }
+DEFAULT_CASES = ["lenet-256", "lenet-32", "mlp-256", "mlp-32"]
 
 
 def case_config(name: str, examples: int, epochs: int, sets: list[str],
@@ -110,6 +122,13 @@ def paired_calls(cfg, changed, splits, passes: int = 3) -> float:
                 steps_.train_many(x, y, chunk).numpy()
                 seconds[i] += (time.perf_counter() - start) * timed
     return seconds[0] / seconds[1]
+
+
+def same_as(cfg, splits) -> int:
+    """The weights of bnexp's model for cfg (Keras' count_params: BN's moving statistics
+    included), which the PyTorch peer must have too."""
+    keras.backend.clear_session()
+    return models.build(cfg.model, splits.input_shape).count_params()
 
 
 class EpochTimer(keras.callbacks.Callback):
@@ -167,7 +186,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--examples", type=int, default=20000)
     parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
+    parser.add_argument("--cases", nargs="+", default=DEFAULT_CASES, choices=list(CASES),
+                        help="default: the LeNet and MLP ones")
     parser.add_argument("--set", dest="sets", action="append", default=[],
                         help="config override for bnexp's loop, e.g. train.jit_compile=false")
     parser.add_argument("--loops", nargs="+", default=["bnexp", "fit", "bare"],
@@ -213,7 +233,7 @@ def main() -> None:
             for loop_name in sorted(torch_loops):
                 threads = args.threads[0] if args.threads else None
                 one[loop_name] = torch_peer.train(cfg, splits, loop_name == "torch_compile",
-                                                  threads, device)
+                                                  threads, device, same_as(cfg, splits))
             runs.append(one)
             print(name, one, file=sys.stderr, flush=True)
         row = {"case": name}
@@ -245,8 +265,13 @@ def main() -> None:
 
 
 VARIANTS = {"bnexp_scratch": "model.bn.impl=scratch",  # bnexp's loop with one setting changed
-            "bnexp_bf16": "train.precision=mixed_bfloat16"}
-VARIANT_HEADS = {"bnexp_scratch": "scratch/keras", "bnexp_bf16": "bf16/fp32"}
+            "bnexp_bf16": "train.precision=mixed_bfloat16",
+            "bnexp_xla": "train.jit_compile=true",  # against train.jit_compile as --set gives
+            "bnexp_noxla": "train.jit_compile=false",  # it (auto: the arch's default)
+            "bnexp_except_conv": "train.jit_compile=except_conv"}
+VARIANT_HEADS = {"bnexp_scratch": "scratch/keras", "bnexp_bf16": "bf16/fp32",
+                 "bnexp_xla": "xla/auto", "bnexp_noxla": "noxla/auto",
+                 "bnexp_except_conv": "exc/auto"}
 def choose_device(asked: str) -> str:
     """cpu or gpu. TensorFlow places ops on its first GPU by itself; for cpu on a machine
     with GPUs they are hidden from it (before its first op). A gpu asked for and not
@@ -280,7 +305,7 @@ def report(results: list[dict]) -> None:
     variants = [k for k in VARIANTS if any(f"{k}_over_bnexp" in r for r in results)]
     heads = [*loops, *(f"bnexp/{k}" for k in others), *(VARIANT_HEADS[k] for k in variants),
              "eval/epoch", "1st epoch"]
-    print(f"{'case':<10} " + " ".join(f"{h:>10}" for h in heads))
+    print(f"{'case':<12} " + " ".join(f"{h:>10}" for h in heads))
     nan = float("nan")
     for r in results:
         cells = [f"{r[k]:,.0f}" if k in r else "-" for k in loops]
@@ -288,7 +313,7 @@ def report(results: list[dict]) -> None:
         cells += [f"{r.get(f'{k}_over_bnexp', nan):.2f}x" for k in variants]
         cells.append(f"{r['eval_share']:.1%}" if "eval_share" in r else "-")
         cells.append(f"{r['first_epoch']:.2f}x" if "first_epoch" in r else "-")
-        print(f"{r['case']:<10} " + " ".join(f"{c:>10}" for c in cells))
+        print(f"{r['case']:<12} " + " ".join(f"{c:>10}" for c in cells))
     columns = ["case", *(f"{k}_samples_per_sec" for k in loops),
                *(f"bnexp_over_{k}" for k in others), *(f"{k}_over_bnexp" for k in variants),
                "eval_share_of_epoch", "first_epoch_over_later"]
