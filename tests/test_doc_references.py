@@ -33,7 +33,7 @@ OUTSIDE = {"batch_normalization_test.py"}
 
 def slug(heading: str) -> str:
     """GitHub's anchor for a Markdown heading."""
-    text = re.sub(r"[`*_]|\[|\]\([^)]*\)", "", heading.strip().lower())
+    text = re.sub(r"[`*]|\[|\]\([^)]*\)", "", heading.strip().lower())  # GitHub keeps _
     return re.sub(r"[^\w\- ]", "", text).replace(" ", "-")
 
 
