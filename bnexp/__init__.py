@@ -8,7 +8,8 @@ first use, so `import bnexp` (and `bnexp --help`) stays light: no pandas, no Ten
 from bnexp.version import __version__
 
 _API = {"Run", "train", "load_run", "load_runs", "compare", "doctor", "plot_curves",
-        "plot_gap", "plot_steps", "plot_activations", "plot_drift", "plot_features"}
+        "plot_gap", "plot_steps", "plot_activations", "plot_drift", "plot_features",
+        "plot_sweep"}
 
 __all__ = ["BadInput", "__version__", *sorted(_API)]
 

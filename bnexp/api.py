@@ -6,9 +6,10 @@
     bnexp.plot_curves("runs")          # a matplotlib Figure: shows inline in a notebook
 
 The same rules as the command line: the same validation, and bad input raises
-bnexp.BadInput whose message is the line the CLI prints (file and key named); the same
-run folders, skip and resume (a finished run is not trained again). Warnings about
-broken run folders are Python warnings (`warnings.warn`), not printed lines.
+bnexp.BadInput whose message is what the CLI prints, one line per mistake (file and key
+named); the same run folders, skip and resume (a finished run is not trained again).
+Warnings about broken run folders are Python warnings (`warnings.warn`), not printed
+lines.
 
 The trap: `train` runs in this process by default (`jobs=1`), so the TensorFlow it
 imports stays loaded; `jobs=0` (one process per core) or N > 1 trains in workers.
@@ -30,7 +31,8 @@ from bnexp.errors import BadInput
 from bnexp.safeopen import path_problem
 
 __all__ = ["Run", "compare", "doctor", "load_run", "load_runs", "plot_activations",
-           "plot_curves", "plot_drift", "plot_features", "plot_gap", "plot_steps", "train"]
+           "plot_curves", "plot_drift", "plot_features", "plot_gap", "plot_steps",
+           "plot_sweep", "train"]
 
 
 @dataclass
@@ -125,21 +127,29 @@ def _stop_handling():
 def load_runs(runs_dir: str | Path) -> pd.DataFrame:
     """Every run beneath runs_dir, one row each (of several attempts of one config and
     seed, the one that counts): run_id, path, status, seed, config keys as dotted
-    columns, final_* and best_* metrics. Like MLflow's search_runs."""
+    columns, final_* and best_* metrics (best: every metric at the epoch of the best
+    val_acc, best_epoch, best_selected_by; empty for run folders of an older bnexp,
+    whose best was chosen per metric: compare(at="best") chooses from metrics.csv). Like
+    MLflow's search_runs."""
 
     found = _load(runs_dir)
     return found.table.drop(columns=[c for c in found.table if c == "started"])
 
 
 def compare(runs_dir: str | Path, *, by: list[str] | None = None, metric: str = "test_acc",
-            at: str = "final", baseline: str | None = None, per_run: bool = False
-            ) -> pd.DataFrame:
+            at: str = "final", baseline: str | None = None, per_run: bool = False,
+            select: str | None = None, columns: list[str] | None = None) -> pd.DataFrame:
     """`bnexp compare`: one row per group of runs that differ only by seed (counts, mean,
-    std, min, max, 95% CI; with baseline "KEY=VALUE", the difference and p-value against
-    that group). per_run: one row per run instead (`--runs`)."""
+    std, min, max, 95% CI; with baseline "KEY=VALUE", the difference, p-value, Holm's p
+    and effect size against that group). per_run: one row per run instead (`--runs`);
+    select: `--at best`'s validation metric; columns: `--columns`. What the CLI says on
+    stderr beside the table (a --by split, tests on few seeds) are Python warnings."""
     from bnexp.analysis import compare as compare_mod
 
-    return compare_mod.frame(_load(runs_dir), metric, at, by, baseline, per_run)
+    table = compare_mod.frame(_load(runs_dir), metric, at, by, baseline, per_run,
+                              select=select, columns=columns)
+    _warn(table.attrs.get("warnings", []))
+    return table
 
 
 def doctor(path: str | Path) -> pd.DataFrame:
@@ -157,67 +167,101 @@ def doctor(path: str | Path) -> pd.DataFrame:
 
 
 def plot_curves(runs_dir: str | Path, *, by: list[str] | None = None,
-                metrics: tuple[str, ...] = ("train_loss", "train_acc", "test_acc")):
-    """Learning curves per group (mean over seeds and 95% band), a panel per metric."""
+                metrics: tuple[str, ...] = ("train_loss", "train_acc", "test_acc"),
+                band: str = "ci", labels: list[str] | None = None):
+    """Learning curves per group (mean over seeds and a band: "ci", "std" or "none"), a
+    panel per metric. labels: `--label`'s KEY=VALUE=TEXT renames."""
     from bnexp.analysis import series
     from bnexp.views import plots
 
-    found = _load(runs_dir)
-    panels = {m: series.curves(found, m, by) for m in metrics}
+    found, names = _named(runs_dir, by, labels, band)
+    panels = {m: names(series.curves(found, m, by)) for m in metrics}
     panels = {m: c for m, c in panels.items() if c}
     if not panels:
         raise BadInput(f"{runs_dir}: nothing to plot (no completed run with metrics)")
-    return _shown(plots.figure_curves(panels, "epoch", f"learning curves: {plots.GROUP_NOTE}"))
+    return _shown(plots.figure_curves(panels, "epoch", "learning curves", band=band))
 
 
-def plot_gap(runs_dir: str | Path, *, by: list[str] | None = None):
+def plot_gap(runs_dir: str | Path, *, by: list[str] | None = None,
+             labels: list[str] | None = None):
     """Test accuracy with the moving statistics and with batch statistics, per group."""
     from bnexp.analysis import series
     from bnexp.views import plots
 
-    found = _load(runs_dir)
-    batch = series.curves(found, "test_acc_batchstats", by)
+    found, names = _named(runs_dir, by, labels)
+    batch = names(series.curves(found, "test_acc_batchstats", by))
     if not batch:
         raise BadInput(f"{runs_dir}: no test_acc_batchstats column "
                        "(diagnostics.batch_stats_eval was off)")
-    return _shown(plots.figure_gap(series.curves(found, "test_acc", by), batch))
+    return _shown(plots.figure_gap(names(series.curves(found, "test_acc", by)), batch))
 
 
-def plot_steps(runs_dir: str | Path, *, by: list[str] | None = None):
+def plot_steps(runs_dir: str | Path, *, by: list[str] | None = None, band: str = "ci",
+               labels: list[str] | None = None):
     """Test accuracy over training steps (diagnostics.step_metrics)."""
     from bnexp.analysis import series
     from bnexp.views import plots
 
-    steps = series.step_curves(_load(runs_dir), "test_acc", by)
+    found, names = _named(runs_dir, by, labels, band)
+    steps = names(series.step_curves(found, "test_acc", by))
     if not steps:
         raise BadInput(f"{runs_dir}: no steps.csv (diagnostics.step_metrics was off)")
-    return _shown(plots.figure_curves({"test_acc": steps}, "step",
-                                      f"test accuracy over steps\n{plots.GROUP_NOTE}",
-                                      size=(6.4, 4.2)))
+    return _shown(plots.figure_curves({"test_acc": steps}, "step", "test accuracy over steps",
+                                      size=(6.4, 4.2), band=band))
 
 
 def plot_activations(runs_dir: str | Path, *, layer: str | None = None, unit: str = "0",
-                     by: list[str] | None = None):
+                     by: list[str] | None = None, labels: list[str] | None = None):
     """The 15th, 50th and 85th percentiles of a layer's inputs to its activation over
     steps (Ioffe & Szegedy Fig. 1 b, c; diagnostics.activations)."""
     from bnexp.analysis import series
     from bnexp.views import plots
 
-    layer, bands = series.activation_bands(_load(runs_dir), layer, unit, by)
+    found, names = _named(runs_dir, by, labels)
+    layer, bands = series.activation_bands(found, layer, unit, by)
     if not bands:
         raise BadInput(f"{runs_dir}: no activations.csv (diagnostics.activations was off)")
-    return _shown(plots.figure_bands(layer, unit, bands))
+    return _shown(plots.figure_bands(layer, unit, names(bands)))
 
 
-def plot_drift(runs_dir: str | Path, *, by: list[str] | None = None):
+def plot_drift(runs_dir: str | Path, *, by: list[str] | None = None,
+               labels: list[str] | None = None):
     """How far the moving statistics are from the true ones, per layer and epoch."""
     from bnexp.analysis import series
     from bnexp.views import plots
 
-    drift = series.drift_curves(_load(runs_dir), by)
+    found, names = _named(runs_dir, by, labels)
+    drift = names(series.drift_curves(found, by))
     if not drift:
         raise BadInput(f"{runs_dir}: no drift.csv (diagnostics.drift was off)")
     return _shown(plots.figure_drift(drift))
+
+
+def plot_sweep(runs_dir: str | Path, *, x: str, by: list[str] | None = None,
+               metric: str = "test_acc", band: str = "ci", labels: list[str] | None = None):
+    """`bnexp plot sweep`: `metric` at the final epoch (or NAME_error, 1 - NAME_acc)
+    against the config key x, one line per group, mean and interval over seeds."""
+    from bnexp.analysis import sweep_points
+    from bnexp.views import plot_words
+    from bnexp.views.plot_sweep import figure_sweep, left_out
+
+    plot_words.check_band(band)
+    points = sweep_points.sweep(_load(runs_dir), x, by, metric)
+    names = plot_words.legend_names(points.values, labels)
+    _warn([*points.notes, *(f"not drawn: {line}" for line in left_out(points, names))])
+    return _shown(figure_sweep(points, names, band))
+
+
+def _named(runs_dir, by: list[str] | None, labels: list[str] | None, band: str = "ci"):
+    """(the runs, a function that renames a {group label: frame} to the groups' legend
+    names, as `bnexp plot runs` names them)."""
+    from bnexp.analysis import series
+    from bnexp.views import plot_words
+
+    plot_words.check_band(band)
+    found = _load(runs_dir)
+    names = plot_words.legend_names(series.group_values(found, by), labels)
+    return found, lambda groups: {names.get(label, label): f for label, f in groups.items()}
 
 
 def plot_features(run_dir: str | Path, *, image: int = 0, channels: int = 6):

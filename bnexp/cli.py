@@ -33,6 +33,7 @@ from bnexp.cli_args import (
     path_arg,
     possible_path,
 )
+from bnexp.cli_plot import plot_app
 from bnexp.errors import BadInput, one_line
 from bnexp.tfquiet import import_tensorflow
 
@@ -67,10 +68,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     help="bnexp: batch-normalization experiments in TensorFlow, from a YAML config.",
 )
-plot_app = typer.Typer(no_args_is_help=True,
-                       help="Draw figures of finished runs as PNG files (no TensorFlow, "
-                       "except for feature maps).")
-app.add_typer(plot_app, name="plot")
+app.add_typer(plot_app, name="plot")  # its commands: bnexp.cli_plot
 
 
 ConfigArg = Annotated[Path, typer.Argument(parser=path_arg, help="The experiment's YAML config.",
@@ -249,13 +247,23 @@ def validate(config: ConfigArg, set_: SetOpt = None) -> None:
 def compare(
     runs_dir: Annotated[Path, typer.Argument(
         parser=path_arg, help="A folder of run folders, searched down.")],
-    by: ByOpt = None,
+    by: Annotated[list[str] | None, typer.Option(
+        "--by", help="Group by these config keys first; runs that also differ in another key "
+        "get rows of their own (never pooled).", show_default=False)] = None,
     metric: Annotated[str, typer.Option("--metric", help="A metrics.csv column.")] = "test_acc",
-    at: Annotated[At, typer.Option("--at", help="The last epoch or the best one.")] = At.final,
+    at: Annotated[At, typer.Option(
+        "--at", help="The last epoch, or the epoch chosen on validation (--select).")
+    ] = At.final,
+    select: Annotated[str | None, typer.Option(
+        "--select", help="--at best: the epoch of the best val_loss or val_acc (default: "
+        "val_acc for an accuracy, else val_loss).", show_default=False)] = None,
     baseline: Annotated[str | None, typer.Option(
-        "--baseline", help="KEY=VALUE: differences and p-values against that group.",
-        show_default=False)] = None,
+        "--baseline", help="KEY=VALUE: differences, p-values and effect sizes against that "
+        "group.", show_default=False)] = None,
     runs: Annotated[bool, typer.Option("--runs", help="One row per run instead.")] = False,
+    columns: Annotated[list[str] | None, typer.Option(
+        "--columns", help="Only these columns, in this order (comma-separated or repeated).",
+        show_default=False)] = None,
     fmt: Annotated[Format | None, typer.Option(
         "--format", help="Default: table, or from --out's suffix.", show_default=False)] = None,
     out: Annotated[Path | None, typer.Option(
@@ -271,7 +279,8 @@ def compare(
 
         outputs.compare(runs_dir, by=by, metric=metric, at=at.value, baseline=baseline,
                         per_run=runs, fmt=fmt and fmt.value, out=out,
-                        to_stdout=isinstance(out, StandardOutput), plot=plot)
+                        to_stdout=isinstance(out, StandardOutput), plot=plot, select=select,
+                        columns=columns)
 
 
 @app.command()
@@ -295,57 +304,6 @@ def doctor(
             findings.print_json([f for found in each.values() for f in found])
         else:
             findings.print_text(each)
-
-
-@plot_app.command("runs")
-def plot_runs(
-    folder: Annotated[Path, typer.Argument(parser=path_arg,
-                                           help="A run folder or a folder of runs.")],
-    out: Annotated[Path | None, typer.Option(
-        "--out", parser=out_path_arg, help="Folder for the PNGs (default: FOLDER).",
-        show_default=False)] = None,
-    by: ByOpt = None,
-    layer: Annotated[str | None, typer.Option(
-        "--layer", help="activations.png: the layer (default: the last).",
-        show_default=False)] = None,
-    unit: Annotated[str, typer.Option("--unit", help="activations.png: unit or 'all'.")] = "0",
-) -> None:
-    """Learning curves, the train/inference gap, steps, activation percentiles (Ioffe &
-    Szegedy Fig. 1) and drift, as far as the runs' files allow."""
-    with _exit_codes():
-        from bnexp.views import outputs
-
-        if isinstance(out, StandardOutput):
-            raise BadInput("-: --out: plot runs writes several PNGs into a folder, which "
-                           "standard output is not; name a folder")
-        outputs.plot_runs(folder, out, by, layer, unit)
-
-
-@plot_app.command("features")
-def plot_features(
-    run_dir: Annotated[Path, typer.Argument(parser=path_arg,
-                                            help="A run folder with a checkpoint.")],
-    out: Annotated[Path | None, typer.Option(
-        "--out", parser=path_arg, help="The PNG (default: RUN_DIR/features.png).",
-        show_default=False)] = None,
-    image: Annotated[int, typer.Option("--image", help="Which test image.")] = 0,
-    channels: Annotated[int, typer.Option("--channels", min=1,
-                                          help="Channels per layer.")] = 6,
-) -> None:
-    """A test image's feature maps through the convolutional layers, inference mode."""
-    with _exit_codes():
-        from bnexp.views import plots
-
-        if out is not None:  # before TensorFlow starts
-            plots.check_png(out, "--out")
-        import_tensorflow()
-        from bnexp.analysis import features
-
-        picture, label, outputs = features.feature_maps(run_dir, image)
-        target = out or run_dir / "features.png"
-        plots.plot_features(picture, label, outputs, channels, target,
-                            class_names=features.class_names(run_dir))
-        print(target)
 
 
 def main() -> None:

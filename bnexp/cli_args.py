@@ -59,3 +59,19 @@ def possible_path(value: str) -> str:
     if problem:
         raise typer.BadParameter(problem)
     return value
+
+
+class FigureFormat(StrEnum):
+    """plot runs' files (the other figures take theirs from --out's suffix)."""
+
+    png = "png"
+    svg = "svg"
+    pdf = "pdf"
+
+
+class Band(StrEnum):
+    """Around a mean over seeds: its 95% CI, ± 1 std, or nothing."""
+
+    ci = "ci"
+    std = "std"
+    none = "none"

@@ -9,13 +9,18 @@ import unicodedata
 
 class BadInput(Exception):
     """Bad input: the message is one line naming the file and key; the CLI exits with 2.
+    Several mistakes at once (a config's) are several messages, one line each:
+    BadInput(line, line, ...), whose str() joins them with line breaks.
 
     The trap: messages quote what the user gave (a key, a value, a folder name), which may
     hold line breaks or terminal escapes; control characters are shown escaped (\\n), so
-    the message stays one line whatever was quoted, and at most MAX_MESSAGE characters."""
+    each message stays one line whatever was quoted, and at most MAX_MESSAGE characters."""
 
-    def __init__(self, message: str = ""):
-        super().__init__(one_line(str(message)))
+    def __init__(self, message: str = "", *more: str):
+        super().__init__(*(one_line(str(m)) for m in (message, *more)))
+
+    def __str__(self) -> str:
+        return "\n".join(self.args)
 
 
 class ConfigError(BadInput):

@@ -122,7 +122,8 @@ def fake_run_rows(runs_dir: Path, rows: list[dict], status="completed", name="ex
     if activations:
         runs.append_csv(path / "activations.csv", ACTIVATION_COLUMNS, activations)
     folder.write_summary({
-        "status": status, "seed": seed, "config_hash": config.config_hash(cfg),
+        "schema": runs.SCHEMA, "status": status, "seed": seed,
+        "config_hash": config.config_hash(cfg),
         "config": cfg.model_dump(exclude={"sweep"}), "epochs_done": len(rows),
         "data": {"train": train_size} if train_size is not None else {},
         "final": runs.final_of(rows[-1]) if rows else {}, "best": runs.best_of(rows),

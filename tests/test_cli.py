@@ -337,14 +337,15 @@ def test_a_standard_output_that_cannot_be_written_is_one_line(tmp_path, stdout, 
 
 
 @pytest.mark.parametrize("args, error", [
-    (["--plot", "p.pdf"], "p.pdf: --plot: bnexp draws PNG files; name it .png"),
+    (["--plot", "p.jpg"], "p.jpg: --plot: bnexp draws figures as .png, .svg or .pdf, not "
+                          ".jpg; rename it"),
     (["--out", "t.xlsx"], "t.xlsx: --out: bnexp writes tables as .csv, .md or .json, not "
                           ".xlsx; rename it or give --format"),
     (["--out", "t.png"], "t.png: --out: bnexp writes tables as .csv, .md or .json, not .png;"
                          " rename it or give --format"),
 ])
 def test_an_output_named_for_another_format_is_refused(tmp_path, monkeypatch, args, error):
-    """--plot p.pdf held PNG bytes and --out t.xlsx held CSV text."""
+    """--plot p.pdf held PNG bytes (a .jpg would have) and --out t.xlsx held CSV text."""
     fake_run(tmp_path / "runs", 0, [0.5])
     monkeypatch.chdir(tmp_path)
     result = CliRunner().invoke(app, ["compare", "runs", *args])

@@ -51,6 +51,8 @@ CASES = [
     (("doctor", "path"), "path", ["doctor", BAD]),
     (("plot runs", "folder"), "folder", ["plot", "runs", BAD]),
     (("plot runs", "out"), "--out", ["plot", "runs", "runs", "--out", BAD]),
+    (("plot sweep", "runs_dir"), "runs_dir", ["plot", "sweep", BAD, "--x", "name"]),
+    (("plot sweep", "out"), "--out", ["plot", "sweep", "runs", "--x", "name", "--out", BAD]),
     (("plot features", "run_dir"), "run_dir", ["plot", "features", BAD]),
     (("plot features", "out"), "--out", ["plot", "features", "runs", "--out", BAD]),
 ]
@@ -129,6 +131,7 @@ def _api_calls():
         "train runs_dir": ("runs_dir", lambda p: bnexp.train(synthetic, runs_dir=p, smoke=True)),
         "doctor": ("path", lambda p: bnexp.doctor(p)),
         "plot_features": ("run_dir", lambda p: bnexp.plot_features(p)),
+        "plot_sweep": ("runs_dir", lambda p: bnexp.plot_sweep(p, x="name")),
     }
     for name in ("load_runs", "compare", "plot_curves", "plot_gap", "plot_steps",
                  "plot_activations", "plot_drift"):

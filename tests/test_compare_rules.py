@@ -16,6 +16,7 @@ from scipy import stats
 from typer.testing import CliRunner
 
 from bnexp.analysis import compare, series
+from bnexp.analysis import stats as compare_stats
 from bnexp.cli import app
 from bnexp.config import flatten, format_value
 from bnexp.errors import BadInput
@@ -25,7 +26,9 @@ from tests.helpers import fake_run
 
 NAN = math.nan
 METRICS = EPOCH_COLUMNS[1:]
-STATS_KEYS = ["test", "n_pairs", "delta", "delta_ci95_low", "delta_ci95_high", "p_value"]
+STATS_KEYS = ["test", "n_pairs", "n_baseline", "delta", "delta_ci95_low", "delta_ci95_high",
+              "p_value", "effect", "effect_size", "effect_ci95_low", "effect_ci95_high"]
+T_KEYS = ["delta", "delta_ci95_low", "delta_ci95_high", "p_value"]  # the t-test's numbers
 
 
 def same(a, b) -> bool:
@@ -71,12 +74,17 @@ def test_row_of_a_record_exactly(tmp_path):
         "cfg:flag": "true", "cfg:extra": "null",
     }
     expected.update({f"final_{m}": NAN for m in METRICS})
-    expected.update({f"best_{m}": NAN for m in METRICS})
-    expected.update(final_test_acc=0.9, final_train_loss=1.0, best_test_acc=0.95,
-                    best_seconds=2.5)
-    row = row_of(record)
+    expected.update({f"best_{m}": NAN for m in ["epoch", *METRICS]}, best_selected_by=NAN)
+    expected.update(final_test_acc=0.9, final_train_loss=1.0)
+    row = row_of(record)  # a best of schema 1 (each metric's own best) is not read
     assert same(row, expected), row
     assert type(row["final_train_loss"]) is float
+    summary.update(schema=2, best={"selected_by": "val_acc", "epoch": 3, "test_acc": 0.95,
+                                   "seconds": 2.5})
+    row = row_of(RunRecord(tmp_path / "exp_s7_1", summary, "completed", config))
+    expected.update(best_test_acc=0.95, best_seconds=2.5, best_epoch=3.0,
+                    best_selected_by="val_acc")
+    assert same(row, expected), row
 
 
 def test_row_falls_back_to_the_summary_then_to_defaults(tmp_path):
@@ -86,6 +94,7 @@ def test_row_falls_back_to_the_summary_then_to_defaults(tmp_path):
     assert got == {"seed": 3, "config_hash": None, "epochs_done": 0, "started": "",
                    "status": "failed"}
     assert all(math.isnan(row[f"{at}_{m}"]) for at in ("final", "best") for m in METRICS)
+    assert math.isnan(row["best_epoch"]) and math.isnan(row["best_selected_by"])
     row = row_of(RunRecord(tmp_path / "r", {"status": "failed", "best": None},
                                  "interrupted", {"name": "exp"}))
     assert (row["seed"], row["epochs_done"], row["status"]) == (None, 0, "interrupted")
@@ -213,7 +222,7 @@ def welch_reference(x: dict, b: dict) -> dict:
     xv, bv = list(x.values()), list(b.values())
     ref = stats.ttest_ind(xv, bv, equal_var=False)
     ci = ref.confidence_interval(0.95)
-    return {"test": "welch", "n_pairs": len(set(x) & set(b)),
+    return {"test": "welch", "n_pairs": len(set(x) & set(b)), "n_baseline": len(b),
             "delta": float(np.mean(xv) - np.mean(bv)), "delta_ci95_low": float(ci.low),
             "delta_ci95_high": float(ci.high), "p_value": float(ref.pvalue)}
 
@@ -222,23 +231,23 @@ def paired_reference(x: dict, b: dict) -> dict:
     seeds = sorted(set(x) & set(b))
     ref = stats.ttest_rel([x[s] for s in seeds], [b[s] for s in seeds])
     ci = ref.confidence_interval(0.95)
-    return {"test": "paired", "n_pairs": len(seeds),
+    return {"test": "paired", "n_pairs": len(seeds), "n_baseline": len(b),
             "delta": float(np.mean([x[s] - b[s] for s in seeds])),
             "delta_ci95_low": float(ci.low), "delta_ci95_high": float(ci.high),
             "p_value": float(ref.pvalue)}
 
 
-def none_reference(n_pairs: int) -> dict:
-    return {"test": "", "n_pairs": n_pairs, "delta": NAN, "delta_ci95_low": NAN,
-            "delta_ci95_high": NAN, "p_value": NAN}
+def none_reference(n_pairs: int, n_baseline: int = 0) -> dict:
+    return {"test": "", "n_pairs": n_pairs, "n_baseline": n_baseline, "delta": NAN,
+            "delta_ci95_low": NAN, "delta_ci95_high": NAN, "p_value": NAN}
 
 
 DIFFERENCES = [
     ({}, {}, none_reference(0)),
     ({0: 0.5}, {}, none_reference(0)),
-    ({0: 0.5}, {1: 0.4, 2: 0.5, 3: 0.6}, none_reference(0)),
-    ({1: 0.4, 2: 0.5, 3: 0.6}, {0: 0.5}, none_reference(0)),
-    ({0: 0.5, 1: 0.6}, {0: 0.4}, none_reference(1)),
+    ({0: 0.5}, {1: 0.4, 2: 0.5, 3: 0.6}, none_reference(0, 3)),
+    ({1: 0.4, 2: 0.5, 3: 0.6}, {0: 0.5}, none_reference(0, 1)),
+    ({0: 0.5, 1: 0.6}, {0: 0.4}, none_reference(1, 1)),
     ({0: 0.5, 1: 0.7}, {5: 0.4, 6: 0.5, 7: 0.65}, "welch"),
     ({0: 0.5, 1: 0.7, 2: 0.6}, {5: 0.4, 6: 0.5}, "welch"),
     ({0: 0.5, 1: 0.7}, {5: 0.4, 6: 0.55}, "welch"),
@@ -256,9 +265,11 @@ def test_difference_equals_scipy(x, b, want):
         want = paired_reference(x, b)
     got = compare.difference(x, b)
     assert list(got) == STATS_KEYS
-    assert (got["test"], got["n_pairs"]) == (want["test"], want["n_pairs"])
-    for key in STATS_KEYS[2:]:
+    assert (got["test"], got["n_pairs"], got["n_baseline"]) == (
+        want["test"], want["n_pairs"], want["n_baseline"])
+    for key in T_KEYS:
         assert close(got[key], want[key]), (key, got[key], want[key])
+    assert got["effect"] == {"paired": "d_z", "welch": "g", "": ""}[want["test"]]
 
 
 def test_welch_with_no_spread_has_a_zero_width_interval():
@@ -282,14 +293,14 @@ def test_identical_values_give_nan_p_without_a_warning():
 
 
 def test_difference_silences_only_runtime_warnings(monkeypatch):
-    real = compare.two_sided_p
+    real = compare_stats.two_sided_p
 
     def noisy(*args, **kwargs):
         warnings.warn("0/0 in a t statistic", RuntimeWarning, stacklevel=2)
         warnings.warn("scipy says something else", DeprecationWarning, stacklevel=2)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(compare, "two_sided_p", noisy)
+    monkeypatch.setattr(compare_stats, "two_sided_p", noisy)
     with pytest.warns(DeprecationWarning, match="something else") as caught:
         compare.difference({0: 0.5, 1: 0.7}, {0: 0.4, 1: 0.5})
     assert not [w for w in caught if issubclass(w.category, RuntimeWarning)]
@@ -323,25 +334,30 @@ TABLE_RUNS = [
 ]
 
 
-def test_table_groups_in_order_of_appearance_with_exact_counts_and_stats():
+def test_table_groups_in_order_of_their_values_with_exact_counts_and_stats():
     t = compare.table(runs_of(TABLE_RUNS, [P]))
     assert list(t.columns) == [P, *compare.COUNT_COLUMNS, *compare.STAT_COLUMNS]
     assert list(t.index) == [0, 1, 2]
-    assert t[P].tolist()[:2] == ["none", "before"] and pd.isna(t[P].iloc[2])
+    assert t[P].tolist()[:2] == ["before", "none"] and pd.isna(t[P].iloc[2])  # absent last
     counts = t[compare.COUNT_COLUMNS].values.tolist()
-    assert counts == [[5, 3, 0, 1, 1, 0], [4, 2, 1, 0, 0, 1], [1, 1, 0, 0, 0, 0]]
+    assert counts == [[4, 2, 1, 0, 0, 1], [5, 3, 0, 1, 1, 0], [1, 1, 0, 0, 0, 0]]
     assert t["metric"].tolist() == ["test_acc"] * 3 and t["at"].tolist() == ["final"] * 3
-    for i, values in enumerate(([0.70, 0.74], [0.80, 0.84], [0.60])):
+    assert t["selected_by"].tolist() == [""] * 3
+    for i, values in enumerate(([0.80, 0.84], [0.70, 0.74], [0.60])):
         want = reference(values)
         for key, value in want.items():
             assert close(float(t[key].iloc[i]), value), (i, key)
 
 
 def test_table_metric_and_at_name_the_column_used():
-    rows = [{**r, "best_train_loss": 0.1 * (i + 1)} for i, r in enumerate(TABLE_RUNS)]
-    t = compare.table(runs_of(rows, [P]), metric="train_loss", at="best")
+    """--at best reads summary.json's best where it was chosen as asked (val_loss for a
+    loss): best_selected_by says so."""
+    rows = [{**r, "best_train_loss": 0.1 * (i + 1), "best_selected_by": "val_loss"}
+            for i, r in enumerate(TABLE_RUNS)]
+    t = compare.table(runs_of(rows, [P]), metric="train_loss", at="best").set_index(P)
     assert t["metric"].tolist() == ["train_loss"] * 3 and t["at"].tolist() == ["best"] * 3
-    assert t["mean"].iloc[0] == pytest.approx((0.1 + 0.3 + 1.0) / 3)
+    assert t["selected_by"].tolist() == ["val_loss"] * 3
+    assert t.loc["none", "mean"] == pytest.approx((0.1 + 0.3 + 1.0) / 3)
 
 
 def test_table_of_no_runs_has_the_columns_and_no_rows():
@@ -402,15 +418,23 @@ def test_baseline_rows_exactly():
     t = compare.table(baseline_runs(), baseline="tag=x=1")
     assert list(t.columns) == ["tag", LR, *compare.COUNT_COLUMNS, *compare.STAT_COLUMNS,
                                *compare.BASELINE_COLUMNS]
-    assert list(zip(t["tag"], t[LR], strict=True)) == [(g[0], g[1]) for g in BASELINE_GROUPS]
-    assert t["baseline"].tolist() == ["(baseline)", "tag=x=1", "(baseline)", "tag=x=1",
+    order = [0, 2, 1, 3, 4]  # sorted by tag, then rate
+    assert list(zip(t["tag"], t[LR], strict=True)) == [BASELINE_GROUPS[i][:2] for i in order]
+    assert t["baseline"].tolist() == ["(baseline)", "(baseline)", "tag=x=1", "tag=x=1",
                                       compare.UNLIKE]
-    wants = [none_reference(0), paired_reference(B, A), none_reference(0),
+    wants = [none_reference(0), none_reference(0), paired_reference(B, A),
              welch_reference(D, C), none_reference(0)]
     for i, want in enumerate(wants):
         assert (t["test"].iloc[i], t["n_pairs"].iloc[i]) == (want["test"], want["n_pairs"])
-        for key in STATS_KEYS[2:]:
+        for key in T_KEYS:
             assert close(float(t[key].iloc[i]), want[key]), (i, key)
+    holm = [min(1, 2 * min(wants[2]["p_value"], wants[3]["p_value"])),
+            min(1, max(2 * min(wants[2]["p_value"], wants[3]["p_value"]),
+                       max(wants[2]["p_value"], wants[3]["p_value"])))]
+    by_p = sorted([2, 3], key=lambda i: wants[i]["p_value"])
+    assert close(float(t["p_holm"].iloc[by_p[0]]), holm[0])
+    assert close(float(t["p_holm"].iloc[by_p[1]]), holm[1])
+    assert t["effect"].tolist() == ["", "", "d_z", "g", ""]
 
 
 def test_baseline_errors_exactly():
@@ -430,7 +454,7 @@ def test_add_baseline_keeps_the_index_of_the_table_it_is_given():
     out = pd.DataFrame({"tag": ["b", "a", "c"], "_seeds": [{0: 0.7, 1: 0.8}, {0: 0.5, 1: 0.6},
                                                           {3: 0.1, 4: 0.2}]},
                        index=[5, 6, 9])
-    got = compare._add_baseline(out, ["tag"], "tag=a")
+    got = compare.add_baseline(out, ["tag"], "tag=a")
     assert list(got.index) == [5, 6, 9]
     assert got["baseline"].tolist() == ["tag=a", "(baseline)", "tag=a"]
     assert got["test"].tolist() == ["paired", "", "welch"]
@@ -454,15 +478,22 @@ def test_run_rows_exactly():
 
 
 def test_run_rows_by_and_metric():
-    rows = [{**row, "best_train_loss": i / 10} for i, row in enumerate(TABLE_RUNS)]
+    """--by tag over runs that also differ by placement: placement is a column too (its
+    runs are not pooled); sorted by tag, placement (absent last), seed; --at best adds
+    the epoch chosen."""
+    rows = [{**row, "best_train_loss": i / 10, "best_epoch": 2.0, "best_selected_by": "val_loss"}
+            for i, row in enumerate(TABLE_RUNS)]
     found = runs_of([{**row, "tag": "t"} for row in rows], [P, "tag"])
     r = compare.run_rows(found, metric="train_loss", at="best", by=["tag"])
-    assert list(r.columns) == ["tag", "seed", "status", "epochs_done", "train_loss", "run_id"]
-    # sorted by seed, stable: runs with the same seed keep their order of appearance
-    assert r["run_id"].tolist() == ["r00", "r01", "r04", "r02", "r03", "r05", "r06", "r07",
-                                    "r08", "r09"]
-    assert r["train_loss"].tolist() == pytest.approx([0.0, 0.1, 0.4, 0.2, 0.3, 0.5, 0.6, 0.7,
-                                                      0.8, 0.9])
+    assert list(r.columns) == ["tag", P, "seed", "status", "epochs_done", "train_loss", "epoch",
+                               "run_id"]
+    assert r["run_id"].tolist() == ["r01", "r03", "r06", "r07", "r00", "r02", "r05", "r08",
+                                    "r09", "r04"]
+    assert r["train_loss"].tolist() == pytest.approx([0.1, 0.3, 0.6, 0.7, 0.0, 0.2, 0.5, 0.8,
+                                                      0.9, 0.4])
+    assert r["epoch"].tolist() == [2] * 10
+    assert r.attrs["warnings"] == [f"--by tag: the runs also differ by {P}: a row for each of "
+                                   "its values (runs of other settings are never pooled)"]
     r = compare.run_rows(found, by=[P])
     assert list(r.columns) == [P, "seed", "status", "epochs_done", "test_acc", "run_id"]
 
@@ -544,7 +575,8 @@ def raw_run(folder: Path, config: dict, acc: float = 0.5, as_yaml=False) -> Path
         summary["config"] = config
     (folder / "summary.json").write_text(json.dumps(summary, default=str), encoding="utf-8",
                                          errors="surrogatepass")
-    (folder / "metrics.csv").write_text(f"epoch,train_loss,train_acc,test_acc\n1,1,0.5,{acc}\n")
+    (folder / "metrics.csv").write_text(
+        f"epoch,train_loss,train_acc,val_acc,test_acc\n1,1,0.5,{acc},{acc}\n")
     return folder
 
 
@@ -598,7 +630,7 @@ def test_config_keys_of_compares_own_columns_are_left_out_with_a_warning(tmp_pat
                               "these names)"]
     assert found.table["rate"].tolist() == ["1", "0.1"]  # text beside a number: all text
     t = compare.table(found)
-    assert t["rate"].tolist() == ["1", "0.1"] and t["n"].tolist() == [1, 1]
+    assert t["rate"].tolist() == ["0.1", "1"] and t["n"].tolist() == [1, 1]  # as numbers
     assert compare.run_rows(found)["rate"].tolist() == ["0.1", "1"]
 
 
@@ -638,18 +670,30 @@ def test_lone_surrogates_in_a_summary_reach_every_output(tmp_path):
 def test_frame_is_the_group_table_or_with_per_run_the_run_rows(tmp_path):
     """compare's one entry (the CLI's and the API's): every option reaches the function
     that answers it."""
+    from tests.helpers import fake_run_rows
+
     for lr in (0.1, 1.0):
         for seed in range(2):
-            fake_run(tmp_path, seed, [0.5, 0.6 + lr / 10 + seed / 100],
-                     optimizer__learning_rate=lr, model__bn__placement="none")
+            acc = 0.6 + lr / 10 + seed / 100
+            fake_run_rows(tmp_path, [{"train_acc": acc, "val_acc": 0.6, "val_loss": 0.4,
+                                      "test_acc": acc - 0.1},
+                                     {"train_acc": acc - 0.05, "val_acc": 0.5, "val_loss": 0.3,
+                                      "test_acc": acc}], seed=seed,
+                          optimizer__learning_rate=lr, model__bn__placement="none")
     found = compare.load(tmp_path)
-    for metric, at, by, baseline in [("test_acc", "final", None, None),
-                                     ("train_acc", "best", ["optimizer.learning_rate"],
-                                      "optimizer.learning_rate=0.1"),
-                                     ("test_acc", "best", ["model.bn.placement"], None)]:
-        pd.testing.assert_frame_equal(compare.frame(found, metric, at, by, baseline, False),
-                                      compare.table(found, metric, at, by, baseline))
-        pd.testing.assert_frame_equal(compare.frame(found, metric, at, by, baseline, True),
-                                      compare.run_rows(found, metric, at, by))
+    for metric, at, by, baseline, select in [
+            ("test_acc", "final", None, None, None),
+            ("train_acc", "best", ["optimizer.learning_rate"], "optimizer.learning_rate=0.1",
+             None),
+            ("test_acc", "best", ["model.bn.placement"], None, "val_loss")]:
+        pd.testing.assert_frame_equal(
+            compare.frame(found, metric, at, by, baseline, False, select=select),
+            compare.table(found, metric, at, by, baseline, select))
+        pd.testing.assert_frame_equal(
+            compare.frame(found, metric, at, by, baseline, True, select=select),
+            compare.run_rows(found, metric, at, by, select))
     assert list(compare.frame(found, "test_acc", "final", ["model.bn.placement"], None,
                               True).columns)[0] == "model.bn.placement"
+    chosen = compare.frame(found, "test_acc", "final", None, None, False,
+                           columns=["mean,n", "optimizer.learning_rate"])
+    assert list(chosen.columns) == ["mean", "n", "optimizer.learning_rate"]

@@ -29,12 +29,13 @@ LEADING_ZERO = ": a leading zero is ambiguous (YAML 1.1 reads it as octal): writ
 
 
 def error_of(path, overrides=None) -> str:
-    """The one-line message config.load raises for this file, without the path in front."""
+    """The message config.load raises for this file, one line per mistake, each without
+    the path in front."""
     with pytest.raises(ConfigError) as info:
         config.load(path, overrides)
-    message = str(info.value)
-    assert message.startswith(str(path)), message
-    return message[len(str(path)):]
+    lines = str(info.value).split("\n")
+    assert all(line.startswith(str(path)) for line in lines), lines
+    return "\n".join(line[len(str(path)):] for line in lines)
 
 
 # ------------------------------------------------------------------ the YAML loader
@@ -549,11 +550,13 @@ OVERRIDE_ORIGIN = [
      "train on"),
     ("name: x\n", ["model.bn.placment=after"],
      " (--set model.bn.placment): model.bn.placment: unknown key (did you mean 'placement'?)"),
-    # a key that only begins like the one set is not its
+    # a key that only begins like the one set is not its (the key set: a mistake too)
     ("data: {batch_size: 0}\n", ["data.batch=1"],
-     ": data.batch_size: input should be greater than 0; got 0 (an integer)"),
+     ": data.batch_size: input should be greater than 0; got 0 (an integer)\n"
+     " (--set data.batch): data.batch: unknown key (did you mean 'batch_size'?)"),
     ("model: {bn: {placement: middle}}\n", ["model.b=1"],
-     ": model.bn.placement: expected 'none', 'before' or 'after'; got 'middle'"),
+     ": model.bn.placement: expected 'none', 'before' or 'after'; got 'middle'\n"
+     " (--set model.b): model.b: unknown key (did you mean 'bn'?)"),
     ("name: x\n", ["model.bn.momentum=0.5", "seed=-1"],
      " (--set seed): seed: input should be greater than or equal to 0; got -1 (an integer)"),
     ("data: {limit: 100}\n", ["model.bn.momentum=0.5"],

@@ -78,6 +78,13 @@ def test_summary_json_has_the_documented_fields(run):
     assert set(summary) <= fields | {"run_id", "epochs", "data", "pid_started"}, (
         "written but not documented")
     assert set(summary["params"]) == nested
+    # best: the epoch of the highest val_acc (the first of equals), every metric at it
+    with open(run / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    chosen = max(rows, key=lambda r: (float(r["val_acc"]), -int(r["epoch"])))
+    assert summary["schema"] == 2 and summary["best"]["selected_by"] == "val_acc"
+    assert summary["best"]["epoch"] == int(chosen["epoch"])
+    assert summary["best"]["test_acc"] == pytest.approx(float(chosen["test_acc"]))
 
 
 def test_compare_csv_has_the_documented_columns_in_order(run, tmp_path):

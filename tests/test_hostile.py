@@ -1,6 +1,7 @@
 """Hostile input, searched for rather than listed: Hypothesis generates configs, --set
 values and broken run folders; bnexp must answer with a result or bad input (exit 2,
-one line, nothing written), never a traceback."""
+one line per mistake: at most MAX_MISTAKES and a count of the rest; nothing written),
+never a traceback."""
 
 import json
 import math
@@ -21,7 +22,8 @@ from typer.testing import CliRunner
 from bnexp import config, runs
 from bnexp.analysis import compare, doctor, series
 from bnexp.cli import app
-from bnexp.errors import BadInput
+from bnexp.config.messages import MAX_MISTAKES
+from bnexp.errors import MAX_MESSAGE, BadInput
 from tests.helpers import fake_run
 
 KEYS = config.leaf_keys()
@@ -66,12 +68,24 @@ configs = st.lists(st.tuples(st.sampled_from(KEYS + ["sweep.grid", "sweep.seeds"
     lambda pairs: {k: v for pair in pairs for k, v in merge({}, nested(*pair)).items()})
 
 
-def expect_result_or_bad_input(call):
+def bad_input_lines(error: BadInput, source: str = "") -> list[str]:
+    """The lines of bad input, checked: one per mistake (each a message of its own, never
+    a line break inside one), at most MAX_MISTAKES and the count of the rest, each of
+    bounded length and starting with `source`."""
+    lines = str(error).split("\n")
+    assert lines == list(error.args), error.args
+    assert 1 <= len(lines) <= MAX_MISTAKES + 1, lines
+    for line in lines:
+        assert line and "Traceback" not in line and len(line) <= MAX_MESSAGE, line
+        assert line.startswith(source), (source, line)
+    return lines
+
+
+def expect_result_or_bad_input(call, source: str = ""):
     try:
         return call()
     except BadInput as e:
-        message = str(e)
-        assert message and "\n" not in message and "Traceback" not in message
+        bad_input_lines(e, source)
         return None
 
 
@@ -81,12 +95,14 @@ def test_generated_configs_validate_or_are_one_line_bad_input(tmp_path_factory, 
     folder = tmp_path_factory.mktemp("c")
     path = folder / "c.yaml"
     path.write_text(yaml.safe_dump(raw, allow_unicode=True))
-    specs = expect_result_or_bad_input(lambda: config.load(path))
-    if specs is None:  # bad input: train must write nothing either
+    try:
+        specs = config.load(path)
+    except BadInput as e:  # bad input: train says the same, one line per mistake, and
+        lines = bad_input_lines(e, str(path))  # writes nothing
         result = CliRunner().invoke(app, ["train", str(path), "--runs-dir",
                                           str(folder / "runs")])
         assert result.exit_code == 2, result.output
-        assert len(result.output.strip().splitlines()) == 1
+        assert result.output.strip().splitlines() == [f"error: {line}" for line in lines]
         assert not (folder / "runs").exists()
     else:
         for spec in specs[:3]:
@@ -100,7 +116,7 @@ def test_generated_configs_validate_or_are_one_line_bad_input(tmp_path_factory, 
 def test_any_text_as_a_config_file_is_read_or_refused(tmp_path_factory, text):
     path = tmp_path_factory.mktemp("t") / "c.yaml"
     path.write_text(text)
-    expect_result_or_bad_input(lambda: config.load(path))
+    expect_result_or_bad_input(lambda: config.load(path), str(path))
 
 
 @SETTINGS
@@ -108,7 +124,7 @@ def test_any_text_as_a_config_file_is_read_or_refused(tmp_path_factory, text):
        value=st.text(max_size=60))
 def test_any_set_override_is_applied_or_refused(write_config, key, value):
     path = write_config("data: {dataset: synthetic}\n")
-    expect_result_or_bad_input(lambda: config.load(path, [f"{key}={value}"]))
+    expect_result_or_bad_input(lambda: config.load(path, [f"{key}={value}"]), str(path))
 
 
 json_values = st.recursive(
@@ -270,12 +286,13 @@ def test_train_options_that_cannot_apply_are_bad_input(write_config, tmp_path, a
 
 
 def _one_line_or_result(result, allowed=(0, 2)):
-    """A command's answer: an allowed exit code; exit 2 is one line and no traceback."""
+    """A command's answer: an allowed exit code; exit 2 is one line per mistake (a
+    config's several; at most MAX_MISTAKES and a count) and no traceback."""
     assert result.exit_code in allowed, (result.exit_code, result.output[-2000:])
     assert "Traceback" not in result.output, result.output[-2000:]
     if result.exit_code == 2:
         errors = [line for line in result.output.splitlines() if line.startswith("error:")]
-        assert len(errors) == 1, result.output
+        assert 1 <= len(errors) <= MAX_MISTAKES + 1, result.output
 
 
 @settings(SETTINGS, max_examples=40)
@@ -364,7 +381,7 @@ def test_any_compare_options_give_a_table_or_one_line(two_groups, baseline, by, 
     _one_line_or_result(CliRunner().invoke(app, args))
 
 
-TF_FREE_COMMANDS = [("validate",), ("compare",), ("doctor",), ("plot", "runs")]
+TF_FREE_COMMANDS = [("validate",), ("compare",), ("doctor",), ("plot", "runs"), ("plot", "sweep")]
 
 
 def _options(path: tuple[str, ...]) -> list:
@@ -391,7 +408,8 @@ def places(tmp_path_factory, two_groups):
 option_values = st.one_of(
     st.sampled_from(["0", "-1", "2", "1e309", "nan", "inf", "9" * 30, "", "-", "--", "x",
                      "final", "best", "test_acc", "train_loss", "csv", "json", "markdown",
-                     "model.bn.placement=none", "seed=0", "a=b", "\n", "\x1b[31m", "é", "2.5"]),
+                     "model.bn.placement=none", "seed=0", "a=b", "\n", "\x1b[31m", "é", "2.5",
+                     "model.bn.placement", "placement=none=no BN", "svg", "pdf", "std"]),
     st.text(max_size=15))
 
 
@@ -399,9 +417,9 @@ option_values = st.one_of(
 @settings(SETTINGS, max_examples=200)
 @given(pick=st.data())
 def test_any_options_of_the_tensorflow_free_commands_give_a_result_or_one_line(places, pick):
-    """Every option of validate, compare, doctor and plot runs (read from the CLI), with
-    values a user might type or paste: exit 0 or one line of bad input, never a traceback
-    and never a hang (the FIFO and /dev/zero are among the paths)."""
+    """Every option of validate, compare, doctor, plot runs and plot sweep (read from the
+    CLI), with values a user might type or paste: exit 0 or one line of bad input, never a
+    traceback and never a hang (the FIFO and /dev/zero are among the paths)."""
     path = pick.draw(st.sampled_from(TF_FREE_COMMANDS))
     options = _options(path)
     args = [*path, pick.draw(st.sampled_from(places))]
@@ -489,15 +507,15 @@ def test_plot_runs_names_the_layers_and_units_there_are(tmp_path, args, message)
     assert not (tmp_path / "figs").exists()
 
 
-def test_plot_runs_default_unit_of_a_layer_recorded_whole_draws_no_band(tmp_path):
-    """activation_units: 0 records unit "all" only: the default unit 0 draws nothing,
-    --unit all draws it, --layer without activations.csv anywhere is an error."""
+def test_plot_runs_default_unit_of_a_layer_recorded_whole_draws_the_layer(tmp_path):
+    """activation_units: 0 records unit "all" only: the default unit 0 draws the layer's
+    inputs together (it was skipped without a word), so does --unit all; --layer without
+    activations.csv anywhere is an error."""
     for path in two_runs_with_diagnostics(tmp_path / "runs"):
         (path / "activations.csv").write_text("step,layer,unit,p15,p50,p85\n0,L,all,-1,0,1\n")
-    result = CliRunner().invoke(app, ["plot", "runs", str(tmp_path / "runs")])
-    assert result.exit_code == 0 and "activations.png" not in result.output
-    result = CliRunner().invoke(app, ["plot", "runs", str(tmp_path / "runs"), "--unit", "all"])
-    assert result.exit_code == 0 and "activations.png" in result.output
+    for extra in ([], ["--unit", "all"]):
+        result = CliRunner().invoke(app, ["plot", "runs", str(tmp_path / "runs"), *extra])
+        assert result.exit_code == 0 and "activations.png" in result.output
     other = tmp_path / "bare"
     fake_run(other, 0, [0.5])
     result = CliRunner().invoke(app, ["plot", "runs", str(other), "--layer", "L"])
@@ -561,6 +579,8 @@ def test_a_config_yaml_bomb_in_a_run_folder_is_skipped_at_once(tmp_path):
         done = subprocess.run([str(Path(sys.executable).with_name("bnexp")), *args],
                               capture_output=True, text=True, timeout=60)
         assert done.returncode == 0, done.stderr
-        assert done.stderr == (f"warning: skipped {bomb}: no readable config in summary.json "
-                               "or config.yaml\n")
+        first, *rest = done.stderr.splitlines()
+        assert first == f"warning: skipped {bomb}: no readable config in summary.json " \
+                        "or config.yaml"
+        assert all(line.startswith("note: ") and "not drawn" in line for line in rest)
     assert good.exists()

@@ -92,8 +92,7 @@ def test_coinciding_curves_stay_distinguishable():
     assert len(lines) == len(GROUPS)
     styles = {(line.get_color(), line.get_linestyle(), line.get_marker()) for line in lines}
     assert len(styles) == len(GROUPS)
-    same = [line for line in lines if line.get_label().startswith("placement=before ")
-            or line.get_label().startswith("placement=after ")]
+    same = [line for line in lines if line.get_label() in ("placement=before", "placement=after")]
     assert np.array_equal(same[0].get_ydata(), same[1].get_ydata())
     assert same[0].get_linestyle() != same[1].get_linestyle()
 

@@ -35,13 +35,14 @@ def test_summary_is_whole_json_with_nan_as_null_and_no_temp_files(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["summary.json"]
 
 
-def test_best_of_takes_max_accuracy_and_min_loss():
-    rows = [{"epoch": 1, "train_loss": 2.0, "test_acc": 0.5},
-            {"epoch": 2, "train_loss": 1.0, "test_acc": 0.7},
-            {"epoch": 3, "train_loss": 1.5, "test_acc": 0.6}]
+def test_best_of_chooses_the_epoch_on_validation_not_on_the_test_set():
+    rows = [{"epoch": 1, "val_loss": 2.0, "val_acc": 0.5, "test_acc": 0.5},
+            {"epoch": 2, "val_loss": 1.5, "val_acc": 0.6, "test_acc": 0.7},
+            {"epoch": 3, "val_loss": 1.0, "val_acc": 0.65, "test_acc": 0.6}]
     best = runs.best_of(rows)
-    assert (best["train_loss"], best["train_loss_epoch"]) == (1.0, 2)
-    assert (best["test_acc"], best["test_acc_epoch"]) == (0.7, 2)
+    assert (best["selected_by"], best["epoch"], best["test_acc"]) == ("val_acc", 3, 0.6)
+    best = runs.best_of(rows, "val_loss")
+    assert (best["selected_by"], best["epoch"], best["val_loss"]) == ("val_loss", 3, 1.0)
 
 
 def test_unwritable_runs_dir_is_bad_input(tmp_path):

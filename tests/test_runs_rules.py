@@ -165,19 +165,25 @@ def test_process_started_parses_a_name_with_parentheses_and_spaces(monkeypatch):
 
 
 def test_best_of_exact_with_ties_gaps_and_nan():
+    """summary.json's best: the epoch of the best finite validation value (the first of
+    equals), every metric at it, and how it was chosen; none without validation."""
     rows = [
-        {"epoch": 1, "train_loss": 0.9, "test_acc": 0.5, "val_acc": math.nan},
-        {"epoch": 2, "train_loss": 0.4, "test_acc": 0.7, "val_acc": None},
-        {"epoch": 3, "train_loss": 0.4, "test_acc": 0.7, "val_loss": math.inf},
-        {"epoch": 4, "train_loss": 0.5, "test_acc": 0.6, "val_loss": 2.0},
-        {"epoch": 5, "train_loss": math.nan, "test_acc": 0.7, "val_loss": 3.0},
+        {"epoch": 1, "train_loss": 0.9, "test_acc": 0.5, "val_acc": math.nan, "val_loss": 4.0},
+        {"epoch": 2, "train_loss": 0.4, "test_acc": 0.9, "val_acc": None, "val_loss": None},
+        {"epoch": 3, "train_loss": 0.4, "test_acc": 0.7, "val_acc": 0.6, "val_loss": math.inf},
+        {"epoch": 4, "train_loss": 0.5, "test_acc": 0.6, "val_acc": 0.8, "val_loss": 2.0},
+        {"epoch": 5, "train_loss": math.nan, "test_acc": 0.7, "val_acc": 0.8, "val_loss": 2.0},
     ]
-    assert runs.best_of(rows) == {
-        "train_loss": 0.4, "train_loss_epoch": 2,  # the first epoch that reached it
-        "test_acc": 0.7, "test_acc_epoch": 2,
-        "val_loss": 2.0, "val_loss_epoch": 4,
-    }
-    assert runs.best_of([]) == {}
+    at_4 = {**{k: None for k in EPOCH_COLUMNS if k != "epoch"}, **rows[3]}
+    del at_4["epoch"]
+    assert runs.best_of(rows) == {"selected_by": "val_acc", "epoch": 4, **at_4}
+    assert runs.best_of(rows, "val_loss") == {"selected_by": "val_loss", "epoch": 4, **at_4}
+    assert runs.best_of(rows[:2]) == {"selected_by": None}  # no finite val_acc
+    assert runs.best_of([]) == {"selected_by": None}
+    assert runs.selected_row(rows, "val_acc") is rows[3]
+    assert [runs.selector_for(m) for m in ("test_acc", "train_loss", "test_acc_batchstats",
+                                           "seconds", "val_acc")] == [
+        "val_acc", "val_loss", "val_acc", "val_loss", "val_acc"]
 
 
 def test_final_of_holds_every_column_but_epoch():

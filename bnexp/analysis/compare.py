@@ -1,11 +1,15 @@
 """Run folders -> one DataFrame of runs -> one row per group of runs that differ only by seed.
 
-Statistics are over seeds: mean, sample std, min, max and a 95% Student-t
-confidence interval of the mean. Only completed runs enter them; diverged,
-failed, interrupted and running runs are counted in their own columns. With a
-baseline, each group is compared with the baseline group that matches it in
-every other key: a paired t-test over the seeds both ran (the sweep's paired
-design), or Welch's t-test where fewer than two seeds are shared.
+Statistics are over seeds (bnexp.analysis.stats): mean, sample std, min, max and a 95%
+Student-t confidence interval of the mean. Only completed runs enter them; diverged,
+failed, interrupted and running runs are counted in their own columns. A group differs
+from another in its grouping keys only: with --by, runs that also differ in another
+setting are split into rows of their own (that key a column), never pooled. With a
+baseline, each group is compared with the baseline group that matches it in every other
+key: a paired t-test over the seeds both ran (the sweep's paired design), or Welch's
+t-test where fewer than two seeds are shared; an effect size and Holm-adjusted p-values
+beside. --at best reports each run's metric at the epoch chosen on validation
+(bnexp.analysis.best).
 
 No TensorFlow here: compare must answer in a blink over a thousand runs.
 """
@@ -13,30 +17,36 @@ No TensorFlow here: compare must answer in a blink over a thousand runs.
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
-from scipy import special
 
 from bnexp import runs
-from bnexp.analysis import arms
+from bnexp.analysis import arms, best
+from bnexp.analysis.baseline import (  # noqa: F401 - compare's names for the table's parts
+    ABSENT,
+    BASELINE_COLUMNS,
+    UNLIKE,
+    add_baseline,
+    few_seeds_note,
+)
+from bnexp.analysis.baseline import shown as _shown
+from bnexp.analysis.ordering import chosen_columns, in_order
+from bnexp.analysis.stats import difference, summarize  # noqa: F401 - compare's statistics
 from bnexp.errors import BadInput, did_you_mean
-from bnexp.yamltext import flatten, format_value, parse_yaml
+from bnexp.yamltext import flatten, format_value
 
 METRICS = runs.EPOCH_COLUMNS[1:]
 COUNT_COLUMNS = ["n", "completed", "diverged", "failed", "interrupted", "running"]
-STAT_COLUMNS = ["metric", "at", "n_used", "mean", "std", "min", "max", "ci95_low", "ci95_high"]
-UNLIKE = "(none alike)"  # no baseline group has this group's other settings: no delta, no p
-BASELINE_COLUMNS = ["baseline", "test", "n_pairs", "delta", "delta_ci95_low", "delta_ci95_high",
-                    "p_value"]
+STAT_COLUMNS = ["metric", "at", "selected_by", "n_used", "mean", "std", "min", "max",
+                "ci95_low", "ci95_high"]
 # the columns compare and plot make of their own: no config key may take one of these names
 OWN_COLUMNS = {"run_id", "path", "status", "seed", "config_hash", "epochs_done", "started",
-               "group", "_value", "_seeds", *COUNT_COLUMNS, *STAT_COLUMNS, *BASELINE_COLUMNS,
-               *METRICS, *(f"{at}_{m}" for at in ("final", "best") for m in METRICS)}
+               "group", "epoch", "best_epoch", "best_selected_by", "_value", "_seeds",
+               *COUNT_COLUMNS, *STAT_COLUMNS, *BASELINE_COLUMNS, *METRICS,
+               *(f"{at}_{m}" for at in ("final", "best") for m in METRICS)}
 
 
 @dataclass
@@ -94,12 +104,22 @@ def _own_columns(kept: list[runs.RunRecord]) -> dict[str, list]:
         "epochs_done": [s.get("epochs_done", 0) for s in summaries],
         "started": [record.started for record in kept],
     }
-    for at in ("final", "best"):
-        values = [s.get(at) or {} for s in summaries]
-        for metric in METRICS:
+    chosen = [s["best"] if _chosen_on_validation(s) else {} for s in summaries]
+    columns["best_selected_by"] = [v.get("selected_by", math.nan) for v in chosen]
+    for at, values in (("final", [s.get("final") or {} for s in summaries]), ("best", chosen)):
+        for metric in METRICS if at == "final" else ["epoch", *METRICS]:
             columns[f"{at}_{metric}"] = [float(x) if isinstance(x := v.get(metric), int | float)
                                          else math.nan for v in values]
     return columns
+
+
+def _chosen_on_validation(summary: dict) -> bool:
+    """Whether summary.json's best is one epoch chosen on validation (schema 2, with its
+    selected_by); an older best, each metric's own best over epochs (the test metric's
+    chosen on the test set), is not read: compare --at best chooses again (best.py)."""
+    schema, chosen = summary.get("schema"), summary.get("best")
+    return (isinstance(schema, int) and schema >= runs.SCHEMA and isinstance(chosen, dict)
+            and isinstance(chosen.get("selected_by"), str))
 
 
 _PLAIN = (str, int, float)  # config values format_value leaves as they are (the most)
@@ -178,97 +198,61 @@ def group_keys(found: RunTable, by: list[str] | None) -> list[str]:
     return arms.named_by_label(found.table, differing_keys(found)) or ["name"]
 
 
-def metric_values(table: pd.DataFrame, metric: str, at: str) -> pd.Series:
-    check_metric(metric, at)
-    return table[f"{at}_{metric}"]
+def compare_keys(found: RunTable, by: list[str] | None) -> list[str]:
+    """What compare's rows are grouped by: `group_keys`, and with --by every other key
+    whose values differ within a --by group, so that a group's runs differ only by seed:
+    `--by model.bn.placement` over runs that also differ by learning rate is one row per
+    placement and rate, never the rates pooled. Not a key that follows from the groups
+    (an arm's keys under --by label)."""
+    keys = group_keys(found, by)
+    if not by:
+        return keys
+    rest = [k for k in differing_keys(found) if k not in keys]
+    split = [k for k in rest if k not in arms.determined(found.table, keys, rest)]
+    kept = arms.named_by_label(found.table, keys + split)
+    return keys + [k for k in split if k in kept]
 
 
-def check_metric(metric: str, at: str) -> None:
+def _split_note(by: list[str] | None, keys: list[str]) -> list[str]:
+    split = keys[len(dict.fromkeys(by or [])):] if by else []
+    if not split:
+        return []
+    return [f"--by {', '.join(dict.fromkeys(by))}: the runs also differ by {', '.join(split)}: "
+            "a row for each of its values (runs of other settings are never pooled)"]
+
+
+def metric_values(table: pd.DataFrame, metric: str, at: str,
+                  select: str | None = None) -> pd.Series:
+    """Each run's metric at its final epoch, or at the epoch chosen on `select` (default:
+    the validation counterpart of the metric)."""
+    check_metric(metric, at, select)
+    if at == "final":
+        return table[f"final_{metric}"]
+    return best.at_best(table, metric, select or runs.selector_for(metric))["value"]
+
+
+def check_metric(metric: str, at: str, select: str | None = None) -> None:
     if metric not in METRICS:
         raise BadInput(f"--metric {metric}: expected one of {', '.join(METRICS)}"
                        f"{did_you_mean(metric, METRICS)}")
     if at not in ("final", "best"):
         raise BadInput(f"--at {at}: expected final or best")
-
-
-def summarize(values) -> dict:
-    """n_used, mean, std, min, max and the 95% Student-t interval of the mean."""
-    x = np.asarray([v for v in values if np.isfinite(v)], dtype=float)
-    n = len(x)
-    out = {"n_used": n, "mean": math.nan, "std": math.nan, "min": math.nan, "max": math.nan,
-           "ci95_low": math.nan, "ci95_high": math.nan}
-    if n == 0:
-        return out
-    out.update(mean=float(x.mean()), min=float(x.min()), max=float(x.max()))
-    if n >= 2:
-        std = float(x.std(ddof=1))
-        half = t_quantile(n - 1) * std / math.sqrt(n)
-        out.update(std=std, ci95_low=out["mean"] - half, ci95_high=out["mean"] + half)
-    return out
-
-
-def difference(x: dict, b: dict) -> dict:
-    """Group minus baseline. x, b: seed (or what pairs two runs, `_pair_keys`) -> value.
-    Paired over shared seeds, else Welch.
-
-    Identical differences (std 0) leave the p-value undefined: NaN, without scipy's warning.
-    """
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return _difference(x, b)
-
-
-def _difference(x: dict, b: dict) -> dict:
-    shared = sorted(set(x) & set(b))
-    out = {"test": "", "n_pairs": len(shared), "delta": math.nan, "delta_ci95_low": math.nan,
-           "delta_ci95_high": math.nan, "p_value": math.nan}
-    if len(shared) >= 2:
-        d = np.array([x[s] - b[s] for s in shared])
-        mean, std = float(d.mean()), float(d.std(ddof=1))
-        half = t_quantile(len(d) - 1) * std / math.sqrt(len(d))
-        p = two_sided_p(np.divide(d.mean(), d.std(ddof=1) / math.sqrt(len(d))), len(d) - 1)
-        out.update(test="paired", delta=mean, p_value=p)
-    elif len(x) >= 2 and len(b) >= 2:
-        xv, bv = np.array(list(x.values())), np.array(list(b.values()))
-        vx, vb = xv.var(ddof=1) / len(xv), bv.var(ddof=1) / len(bv)
-        se = math.sqrt(vx + vb)
-        # Welch-Satterthwaite on the shares of the variance: squaring vx and vb themselves
-        # underflows to 0/0 for spreads of ~1e-148
-        share_x, share_b = (vx / (vx + vb), vb / (vx + vb)) if se else (0.0, 0.0)
-        df = 1 / (share_x**2 / (len(xv) - 1) + share_b**2 / (len(bv) - 1)) if se else 1.0
-        mean, half = float(xv.mean() - bv.mean()), t_quantile(df) * se
-        p = two_sided_p(np.divide(xv.mean() - bv.mean(), se), df)
-        out.update(test="welch", delta=mean, p_value=p)
-    else:
-        return out
-    out.update(delta_ci95_low=mean - half, delta_ci95_high=mean + half)
-    return out
-
-
-def two_sided_p(t: float, df: float) -> float:
-    """The two-sided p-value of Student's t statistic t with df degrees of freedom, as
-    scipy.stats' ttest_rel and ttest_ind (Welch) give it: 2 P(T > |t|); 0 where t is
-    infinite (a constant nonzero difference), NaN where it is 0/0. From scipy.special:
-    importing scipy.stats took 1.5 s of `compare --baseline`'s 7.4 s over 10,000 runs."""
-    return float(2 * special.stdtr(df, -abs(t)))
-
-
-def t_quantile(df: float) -> float:
-    """Student's t 97.5% quantile with df degrees of freedom: what scipy.stats.t.ppf
-    computes, from scipy.special (scipy.stats takes ~0.5 s to import; only the
-    baseline's tests need it)."""
-    return float(special.stdtrit(df, 0.975))
+    best.check_select(at, select)
 
 
 def table(found: RunTable, metric: str = "test_acc", at: str = "final",
-          by: list[str] | None = None, baseline: str | None = None) -> pd.DataFrame:
-    """One row per group of runs that differ only by seed, with counts and statistics."""
-    check_metric(metric, at)
+          by: list[str] | None = None, baseline: str | None = None,
+          select: str | None = None) -> pd.DataFrame:
+    """One row per group of runs that differ only by seed, with counts and statistics, in
+    the order of the grouping keys' values (numbers as numbers). What a reader should
+    know beside it (a --by split, tests on few seeds) is in `.attrs["warnings"]`."""
+    check_metric(metric, at, select)
     if found.table.empty:
         return pd.DataFrame(columns=["name", *COUNT_COLUMNS, *STAT_COLUMNS])
-    keys = group_keys(found, by)
-    runs_table = found.table.assign(_value=metric_values(found.table, metric, at))
+    keys = compare_keys(found, by)
+    runs_table = found.table.assign(_value=metric_values(found.table, metric, at, select))
     runs_table["_pair"] = _pair_keys(found, keys) if baseline else runs_table["seed"]
+    chosen_by = (select or runs.selector_for(metric)) if at == "best" else ""
     rows = []
     for values, group in runs_table.groupby(keys, sort=False, dropna=False):
         values = values if isinstance(values, tuple) else (values,)
@@ -278,21 +262,26 @@ def table(found: RunTable, metric: str = "test_acc", at: str = "final",
         for name in COUNT_COLUMNS[1:]:
             row[name] = int(status.get(name, 0))
         done = group[group["status"] == "completed"]
-        row.update(metric=metric, at=at, **summarize(done["_value"]))
+        row.update(metric=metric, at=at, selected_by=chosen_by, **summarize(done["_value"]))
         row["_seeds"] = {s: v for s, v in zip(done["_pair"], done["_value"], strict=True)
                          if np.isfinite(v)}
         rows.append(row)
-    out = pd.DataFrame(rows)
+    out = in_order(pd.DataFrame(rows), keys)
+    notes = _split_note(by, keys)
     if baseline:
-        out = _add_baseline(out, keys, baseline)
-    return out.drop(columns="_seeds").reset_index(drop=True)
+        out = add_baseline(out, keys, baseline)
+        notes += few_seeds_note(out)
+    out = out.drop(columns="_seeds").reset_index(drop=True)
+    out.attrs["warnings"] = notes
+    return out
 
 
 def _pair_keys(found: RunTable, keys: list[str]) -> list[tuple]:
     """What pairs a run with a baseline run: its seed and every differing config key that
-    is not a grouping key nor follows from them (arms.determined). The trap: with `--by
-    optimizer` over runs that also differ by learning rate, a group holds several runs
-    per seed; pairing by seed alone kept one of them at random (the wrong differences)."""
+    is not a grouping key nor follows from them (arms.determined). The trap: a group that
+    held several runs per seed (`--by optimizer` over runs that also differ by learning
+    rate, before compare_keys split them) paired by seed alone kept one of them at random
+    (the wrong differences); a guard now, where compare_keys leaves a key out."""
     table = found.table
     rest = [k for k in differing_keys(found) if k not in keys]
     follow = arms.determined(table, keys, rest)
@@ -301,81 +290,39 @@ def _pair_keys(found: RunTable, keys: list[str]) -> list[tuple]:
     return list(zip(*columns, strict=True))
 
 
-def _add_baseline(out: pd.DataFrame, keys: list[str], baseline: str) -> pd.DataFrame:
-    key, sep, raw = baseline.partition("=")
-    if not sep:
-        raise BadInput(f"--baseline {baseline!r}: expected KEY=VALUE, e.g. model.bn.placement=none")
-    if key not in keys:
-        raise BadInput(f"--baseline {key}: not one of the grouping keys ({', '.join(keys)})")
-    wanted = _parse_value(raw)
-    others = [k for k in keys if k != key]
-    if not _matches(out[key], wanted).any():
-        seen = ", ".join(sorted({_shown(v) for v in out[key]}))
-        raise BadInput(f"--baseline {baseline}: no group has {key}={raw} (values: {seen})")
-    candidates = out[_matches(out[key], wanted)]
-    label = f"{key}={raw}"
-    extra = []
-    for _, row in out.iterrows():
-        match = candidates  # the baseline group that matches the row on every other key
-        for other in others:
-            match = match[_matches(match[other], row[other])]
-        if match.empty:
-            extra.append({"baseline": UNLIKE, **difference({}, {})})
-        elif match.index[0] == row.name:
-            extra.append({"baseline": "(baseline)", **difference({}, {})})
-        else:
-            extra.append({"baseline": label, **difference(row["_seeds"], match.iloc[0]["_seeds"])})
-    return pd.concat([out, pd.DataFrame(extra, index=out.index)[BASELINE_COLUMNS]], axis=1)
-
-
-ABSENT = "(absent)"
-
-
-def _shown(value) -> str:
-    """A grouping value as text: a key missing from a run's config (NaN, a run older than
-    the key) reads "(absent)", apart from a null one (reading both "null", a baseline of
-    null took either group for the other); a whole number upcast to float by that NaN
-    reads as the integer it was (1.0 -> "1")."""
-    if isinstance(value, float):
-        if math.isnan(value):
-            return ABSENT
-        if value.is_integer():
-            return str(int(value))
-    return str(value)
-
-
-def _matches(column: pd.Series, value) -> pd.Series:
-    """Which rows of a grouping column hold `value` (compared as _shown text)."""
-    return column.map(_shown) == _shown(value)
-
-
-def _parse_value(text: str):
-    """The value as the config would hold it (`1e-3`, `true`); text that is not a YAML
-    value (`[1`, `!!int x`) is compared as the text itself."""
-    try:
-        return format_value(parse_yaml(text))
-    except (yaml.YAMLError, RecursionError):
-        return text
-
-
 def frame(found: RunTable, metric: str, at: str, by: list[str] | None,
-          baseline: str | None, per_run: bool) -> pd.DataFrame:
+          baseline: str | None, per_run: bool, *, select: str | None = None,
+          columns: list[str] | None = None) -> pd.DataFrame:
     """compare's answer: one row per group (`table`), or per_run (`--runs`) one row per
-    run (`run_rows`, where a baseline does not apply)."""
-    if per_run:
-        return run_rows(found, metric, at, by)
-    return table(found, metric, at, by, baseline)
+    run (`run_rows`, where a baseline does not apply); only `columns` where given (each
+    item one name or several, comma-separated), in their order."""
+    out = (run_rows(found, metric, at, by, select) if per_run
+           else table(found, metric, at, by, baseline, select))
+    notes = out.attrs.get("warnings", [])
+    if columns:
+        out = out[chosen_columns(out, columns)]
+    out.attrs["warnings"] = notes
+    return out
 
 
 def run_rows(found: RunTable, metric: str = "test_acc", at: str = "final",
-             by: list[str] | None = None) -> pd.DataFrame:
-    """--runs: one row per run: the grouping keys, seed, status, the metric, the folder."""
-    check_metric(metric, at)
+             by: list[str] | None = None, select: str | None = None) -> pd.DataFrame:
+    """--runs: one row per run: the grouping keys, seed, status, the metric (with --at
+    best, the epoch chosen after it), the folder."""
+    check_metric(metric, at, select)
     if found.table.empty:
         return pd.DataFrame(columns=["seed", "status", metric, "run_id"])
-    keys = group_keys(found, by)
+    keys = compare_keys(found, by)
     t = found.table
     out = t[keys + ["seed", "status", "epochs_done"]].copy()
-    out[metric] = metric_values(t, metric, at)
+    if at == "best":
+        chosen = best.at_best(t, metric, select or runs.selector_for(metric))
+        out[metric], out["epoch"] = chosen["value"], chosen["epoch"]
+    else:
+        out[metric] = metric_values(t, metric, at)
     out["run_id"] = t["run_id"]
-    return out.sort_values(keys + ["seed"], kind="stable").reset_index(drop=True)
+    out = in_order(out, keys + ["seed"]).reset_index(drop=True)
+    out.attrs["warnings"] = _split_note(by, keys)
+    return out
+
+

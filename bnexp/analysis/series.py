@@ -15,7 +15,7 @@ import pandas as pd
 from scipy import special
 
 from bnexp import runs
-from bnexp.analysis.compare import RunTable, check_metric, group_keys
+from bnexp.analysis.compare import RunTable, check_metric, compare_keys
 from bnexp.errors import BadInput, did_you_mean
 
 DEFAULT_UNIT = "0"  # activations.png's unit: the first of each layer
@@ -47,7 +47,8 @@ def activation_bands(found: RunTable, layer: str | None = None, unit: str = DEFA
     layer") in each group's run with the lowest seed, as Ioffe & Szegedy's Fig. 1(b, c).
     BadInput naming --layer or --unit where no group's file holds that layer, or that
     unit of it (those it holds listed); the default unit of a layer recorded only as a
-    whole (diagnostics.activation_units: 0) draws nothing."""
+    whole (diagnostics.activation_units: 0) draws the layer's inputs taken together (unit
+    "all": each frame's `unit` column says which)."""
     frames = {}
     for label, group in _groups(found, by):
         frame = runs.read_table(Path(group.sort_values("seed")["path"].iloc[0]),
@@ -68,14 +69,16 @@ def activation_bands(found: RunTable, layer: str | None = None, unit: str = DEFA
                        f"{', '.join(layers)}){did_you_mean(layer, layers)}")
     units = list(dict.fromkeys(u for f in frames.values()
                                for u in f.loc[f["layer"] == layer, "unit"]))
-    if unit not in units and (unit != DEFAULT_UNIT or units != ["all"]):
+    if unit not in units and (unit != DEFAULT_UNIT or "all" not in units):
         raise BadInput(f"--unit {unit}: layer {layer} has no unit {unit} in activations.csv "
                        f"(units: {', '.join(units)})")
     out = {}
     for label, frame in frames.items():
         rows = frame[(frame["layer"] == layer) & (frame["unit"] == unit)]
+        if rows.empty and unit == DEFAULT_UNIT:  # this run recorded the layer whole
+            rows = frame[(frame["layer"] == layer) & (frame["unit"] == "all")]
         if not rows.empty:
-            out[label] = rows[["step", "p15", "p50", "p85"]].reset_index(drop=True)
+            out[label] = rows[["step", "unit", "p15", "p50", "p85"]].reset_index(drop=True)
     return layer, out
 
 
@@ -105,20 +108,53 @@ def group_count(found: RunTable, by: list[str] | None) -> int:
     is read (refusing 1,000 groups took 16 s of reading 5,000 runs' CSVs first)."""
     if found.table.empty:
         return 0
-    done = found.table[found.table["status"] == "completed"]
-    return done.groupby(group_keys(found, by), sort=False, dropna=False).ngroups
+    return completed(found).groupby(compare_keys(found, by), sort=False, dropna=False).ngroups
+
+
+def group_values(found: RunTable, by: list[str] | None = None) -> dict[str, dict]:
+    """{group label: {grouping key: its value}} for every group the figures draw: what
+    legends name them by (bnexp.views.plot_words)."""
+    return {label: values for label, values, _ in keyed(completed(found), compare_keys(found, by))}
 
 
 def _groups(found: RunTable, by: list[str] | None):
-    """(label, completed runs) per group, in the order groups first appear."""
-    if found.table.empty:
+    """(label, completed runs) per group, in `keyed`'s order. Groups are compare's rows:
+    with --by, runs that also differ in another key are a group of their own (never
+    pooled as seeds)."""
+    if not found.table.empty:
+        for label, _, group in keyed(completed(found), compare_keys(found, by)):
+            yield label, group
+
+
+def completed(found: RunTable) -> pd.DataFrame:
+    """The completed runs' rows (what the figures draw)."""
+    return found.table[found.table["status"] == "completed"] if len(found.table) else found.table
+
+
+def keyed(table: pd.DataFrame, keys: list[str]):
+    """(label, {key: value}, rows) per group of these keys' values: numbers ascending
+    (batch sizes 2, 4, ..., 32, not 2, 32, 4), other values in the order they first
+    appear (a sweep's own order: none, before, after); the label is `key=value, ...` with
+    each key's last part ("all runs" without keys)."""
+    if table.empty:
         return
-    keys = group_keys(found, by)
-    done = found.table[found.table["status"] == "completed"]
-    for values, group in done.groupby(keys, sort=False, dropna=False):
+    if not keys:
+        yield "all runs", {}, table
+        return
+    groups = list(table.groupby(keys, sort=False, dropna=False, observed=True))
+    numeric = [pd.api.types.is_numeric_dtype(table[k]) and not pd.api.types.is_bool_dtype(
+        table[k]) for k in keys]
+    seen = [{v: i for i, v in enumerate(dict.fromkeys(map(str, table[k])))} for k in keys]
+
+    def order(item):
+        values = item[0] if isinstance(item[0], tuple) else (item[0],)
+        return [(pd.isna(v), v if number and not pd.isna(v) else first[str(v)])
+                for v, number, first in zip(values, numeric, seen, strict=True)]
+
+    for values, group in sorted(groups, key=order):
         values = values if isinstance(values, tuple) else (values,)
-        yield ", ".join(f"{k.rsplit('.', 1)[-1]}={v}"
-                        for k, v in zip(keys, values, strict=True)), group
+        yield (", ".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in zip(keys, values, strict=True)),
+               dict(zip(keys, values, strict=True)), group)
 
 
 def _series(found: RunTable, by, read, x: str, metric: str) -> dict:
@@ -135,9 +171,9 @@ def _series(found: RunTable, by, read, x: str, metric: str) -> dict:
 
 def summaries(points: pd.DataFrame, x: str, metric: str) -> pd.DataFrame:
     """What `summarize` gives for the values of `metric` at each x, for every x at once,
-    sorted by x: one `summarize` call per epoch took `plot runs` 11 s over a metrics.csv
-    of 200,000 epochs."""
-    out = (points.groupby(x, sort=True)[metric]
+    sorted by x (a categorical x: in its categories' order): one `summarize` call per
+    epoch took `plot runs` 11 s over a metrics.csv of 200,000 epochs."""
+    out = (points.groupby(x, sort=True, observed=True)[metric]
            .agg(n_used="count", mean="mean", std="std", min="min", max="max").reset_index())
     n = out["n_used"].to_numpy()
     quantile = special.stdtrit(np.maximum(n - 1, 1), 0.975)

@@ -1,8 +1,10 @@
-"""Reading configs: safe YAML, ``--set`` overrides, validation with one-line errors,
-sweep expansion into runs, and the config's hash.
+"""Reading configs: safe YAML, ``--set`` overrides, validation with one line per
+mistake, sweep expansion into runs, and the config's hash.
 
-Unknown keys, wrong types and impossible values raise ``ConfigError`` with one line
-naming the file (or the --set / sweep.grid entry) and the dotted key.
+Unknown keys, wrong types and impossible values raise ``ConfigError`` with one line per
+mistake (all a file's, bnexp.config.messages), each naming the file (or the --set /
+sweep.grid entry) and the dotted key. The rules checked once the schema holds (shapes,
+what trains) stop at their first.
 """
 
 from __future__ import annotations
@@ -27,13 +29,15 @@ from bnexp.config.cells import (
     refuse_twin,
     set_by_every_arm,
 )
-from bnexp.config.keys import section_at
+from bnexp.config.messages import describe_all, in_arm, mistakes_error
+from bnexp.config.messages import kind as _kind
+from bnexp.config.messages import show as _show
 from bnexp.config.presets import check_shapes
 from bnexp.config.schema import Config, RunSpec
 from bnexp.config.sections import SweepConfig
 from bnexp.config.smoke_runs import smoke_specs
 from bnexp.config.trainable import check_trains
-from bnexp.errors import ConfigError, did_you_mean
+from bnexp.errors import ConfigError
 from bnexp.safeopen import TooLarge, read_bounded
 from bnexp.yamltext import MAX_BYTES, AmbiguousNumber, parse_yaml
 
@@ -120,7 +124,7 @@ def expand(raw: dict[str, Any], source: str, overrides: list[str] = (),
     seeds = sweep.seeds if sweep.seeds is not None else [base.seed]
     _check_size(sweep.grid, seeds, source, room, arms)
     plain = {k: v for k, v in raw.items() if k != "sweep"}
-    runs, seen = [], {}
+    runs, seen, mistakes = [], {}, []
     for arm in arms:
         arm_raw = copy.deepcopy(plain)
         for key, value in arm.keys.items():
@@ -132,11 +136,18 @@ def expand(raw: dict[str, Any], source: str, overrides: list[str] = (),
                 _set_dotted(cell_raw, key, value, source=f"sweep.grid.{key}")
             for seed in seeds:
                 cell_raw["seed"] = seed
-                config = validate(cell_raw, source, overrides, grid=list(cell), arm=arm)
+                try:
+                    config = validate(cell_raw, source, overrides, grid=list(cell), arm=arm)
+                except ConfigError as e:  # every cell's mistakes, each said once
+                    mistakes += getattr(e, "mistakes", e.args)
+                    continue
                 spec = RunSpec(config=config, cell={**arm.entries, **cell},
                                overrides=_named(overrides), source=source, arm=arm.entries)
-                refuse_twin(_same_run(seen, spec), spec, source)
+                if not mistakes:  # a twin is said once the mistakes are fixed
+                    refuse_twin(_same_run(seen, spec), spec, source)
                 runs.append(spec)
+    if mistakes:
+        raise mistakes_error(mistakes, source)
     return runs
 
 
@@ -221,18 +232,19 @@ def validate(
     raw: dict[str, Any], source: str, overrides: list[str] = (), grid: list[str] = (),
     arm: Arm = NO_ARM,
 ) -> Config:
-    """A Config from a raw mapping, or ConfigError naming the first offending key (and
-    the --set, grid key or arm of sweep.cells it came from)."""
+    """A Config from a raw mapping, or ConfigError with one line per offending key (each
+    naming the --set, grid key or arm of sweep.cells it came from). The checks that need
+    a valid schema (shapes, what trains) run only then, and stop at their first."""
     try:
         config = Config.model_validate(raw)
     except ValidationError as e:
-        raise ConfigError(_describe(_first_error(e.errors()), source, overrides, grid, arm)
-                          ) from None
+        lines = describe_all(e.errors(), source, overrides, grid, arm)
+        raise mistakes_error(lines, source) from None
     try:
         check_shapes(config)
         check_trains(config)
     except ValueError as e:
-        raise ConfigError(f"{_in_arm(source, arm)}: {e}") from None
+        raise ConfigError(f"{in_arm(source, arm)}: {e}") from None
     return config
 
 
@@ -281,95 +293,3 @@ def _named(overrides: list[str]) -> dict[str, Any]:
         if key not in ("name", "seed") and not key.startswith("sweep"):
             named[key] = parse_yaml(text)
     return named
-
-
-_BRANCH = re.compile(r"^(literal\[.*\]|bool|int|float|str|none|list\[.*\]|dict\[.*\]|"
-                     r"function-.*|tagged-union\[.*\]|Initializer)$")
-
-
-def _first_error(errors: list[dict]) -> dict:
-    """The first error, with pydantic's union-branch names taken out of its location
-    (model.use_bias.literal['auto'] -> model.use_bias); where the other branch of such a
-    union is a boolean, "true or false" joins what was expected."""
-    first = dict(errors[0])
-    first["loc"] = _field_loc(first["loc"], keep_last=first["type"] == "extra_forbidden")
-    if first["type"] == "literal_error" and any(
-            e["type"] == "bool_type" and _field_loc(e["loc"]) == first["loc"] for e in errors):
-        ctx = dict(first.get("ctx", {}))
-        ctx["expected"] = ctx.get("expected", "").replace(" or ", ", ") + ", true or false"
-        first["ctx"] = ctx
-    return first
-
-
-def _field_loc(loc, keep_last: bool = False) -> tuple:
-    """`loc` without union-branch names. The trap: a user's own key can look like one
-    (``none``, ``int``); the key an extra_forbidden error names is always the user's."""
-    head, tail = (loc[:-1], loc[-1:]) if keep_last else (loc, ())
-    return tuple(p for p in head if not (isinstance(p, str) and _BRANCH.match(p))) + tuple(tail)
-
-
-def _describe(error: dict, source: str, overrides: list[str], grid: list[str],
-              arm: Arm = NO_ARM) -> str:
-    """One line for a pydantic error: where, what was expected, what was received."""
-    loc = tuple(f"[{p}]" if isinstance(p, int) else str(p) for p in error["loc"])
-    dotted = ".".join(loc).replace(".[", "[")
-    where = _origin(dotted, source, overrides, grid, arm)
-    if error["type"] == "extra_forbidden" and loc:
-        section = section_at(loc[:-1])
-        names = list(section.model_fields) if section else []
-        hint = did_you_mean(str(loc[-1]), names)
-        return f"{where}: {dotted}: unknown key{hint}"
-    message = re.sub(r" or instance of \w+", "", error["msg"])
-    message = re.sub(r"^(Value error|Assertion failed), ", "", message)
-    hint = ""
-    if error["type"] == "literal_error":
-        expected = error.get("ctx", {}).get("expected", "")
-        message = f"expected {expected}"
-        if isinstance(error["input"], str):
-            hint = did_you_mean(error["input"], re.findall(r"'([^']*)'", expected))
-    elif error["type"] == "string_pattern_mismatch":
-        message = "expected letters, digits, '.', '_' or '-', starting with a letter or digit"
-    got = "" if error["type"] == "value_error" else f"; got {_show(error.get('input'))}{hint}"
-    prefix = f"{dotted}: " if dotted else ""
-    return f"{where}: {prefix}{message[0].lower() + message[1:]}{got}"
-
-
-def _origin(dotted: str, source: str, overrides: list[str], grid: list[str],
-            arm: Arm = NO_ARM) -> str:
-    """Where an error at `dotted` came from: a --set, a key of the run's arm, a grid key,
-    else the arm (a rule across keys: the base config alone was valid), else the file."""
-    for item in overrides:
-        key = item.partition("=")[0].strip()
-        if _within(dotted, key) or key.startswith(dotted + "."):
-            return f"{source} (--set {key})"
-    named = [key for key in arm.keys if _within(dotted, key)]
-    inside = [key for key in arm.keys if key.startswith(dotted + ".")]  # a rule of a section
-    if named or len(inside) == 1:
-        return f"{source} ({arm.where}.{(named or inside)[0]})"
-    for key in grid:
-        if _within(dotted, key):
-            return f"{source} (sweep.grid.{key})"
-    return _in_arm(source, arm)
-
-
-def _in_arm(source: str, arm: Arm) -> str:
-    return source if arm.index is None else f"{source} ({arm.where})"
-
-
-def _within(dotted: str, key: str) -> bool:
-    """Whether the error's location `dotted` lies in `key`: the key itself, one of its
-    sub-keys (model.bn.momentum in model.bn) or list items (model.hidden[1])."""
-    return dotted == key or dotted.startswith((key + ".", key + "["))
-
-
-def _show(value: Any) -> str:
-    if isinstance(value, int) and value.bit_length() > 10_000:  # str() refuses 4,300 digits
-        return f"an integer of {value.bit_length():,} bits"
-    text = repr(value) if isinstance(value, str) else f"{value} ({_kind(value)})"
-    return text if len(text) < 60 else text[:57] + "..."
-
-
-def _kind(value: Any) -> str:
-    kinds = {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean",
-             int: "an integer", float: "a number", type(None): "null"}
-    return kinds.get(type(value), type(value).__name__)

@@ -7,6 +7,7 @@ No TensorFlow here: `bnexp validate` runs on these modules alone.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -78,8 +79,24 @@ class RunSpec:
         settings = {**{k: v for k, v in self.overrides.items() if k != "seed"}, **self.cell}
         parts += [f"{key.rsplit('.', 1)[-1]}={_slug(v)}" for key, v in settings.items()
                   if key not in self.arm]
-        parts.append(f"s{self.config.seed}")
-        return "_".join(parts)[:200]
+        return fitted("_".join(parts), f"_s{self.config.seed}")
+
+
+LABEL_MAX = 200  # characters of a run folder's name before its time stamp
+LABEL_HASH = 10  # hex digits of the hash that stands for what does not fit
+LABEL_KEEP = LABEL_MAX - len(f"_s{MAX_SEED}") - 1 - LABEL_HASH  # a cut head's characters
+
+
+def fitted(head: str, tail: str) -> str:
+    """head + tail in at most LABEL_MAX characters, the tail (the seed) always whole:
+    where it does not fit, head from its LABEL_KEEP-th character on is replaced by "+"
+    and a short hash of that part ("+" is in no name nor slug, so it marks the cut). The
+    cut is where the longest seed leaves room, so every seed of a cell shows the same
+    hash. A label that fits is the same as ever: earlier runs keep their names."""
+    if len(head) + len(tail) <= LABEL_MAX:
+        return head + tail
+    digest = hashlib.sha256(head[LABEL_KEEP:].encode()).hexdigest()[:LABEL_HASH]
+    return f"{head[:LABEL_KEEP]}+{digest}{tail}"
 
 
 def _slug(value: Any) -> str:

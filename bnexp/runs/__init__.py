@@ -32,6 +32,8 @@ from bnexp.runs.record import (
     FINISHED,
     LOWER_IS_BETTER,
     QUALITY_COLUMNS,
+    SCHEMA,
+    SELECTORS,
     Outcome,
     RunRecord,
     best_of,
@@ -39,6 +41,8 @@ from bnexp.runs.record import (
     effective_status,
     final_of,
     process_started,
+    selected_row,
+    selector_for,
 )
 from bnexp.runs.search import find_finished, latest, latest_attempts, scan, scan_latest
 
@@ -50,6 +54,8 @@ __all__ = [
     "QUALITY_COLUMNS",
     "RunFolder",
     "RunRecord",
+    "SCHEMA",
+    "SELECTORS",
     "append_csv",
     "best_of",
     "bn_gap",
@@ -77,6 +83,8 @@ __all__ = [
     "stage",
     "scan",
     "scan_latest",
+    "selected_row",
+    "selector_for",
     "torn_metrics",
     "write_files",
     "write_folder",

@@ -72,5 +72,5 @@ def _why_not_resumable(path: Path) -> str | None:
     try:
         resumable(path)
     except BadInput as e:
-        return str(e)
+        return "; ".join(e.args)  # a damaged config.yaml's several mistakes: one note
     return None

@@ -165,7 +165,8 @@ def plain_text(text: str) -> str:
 # reads as absent
 _NUMBER = (int, float)
 SUMMARY_KINDS = {
-    "run_id": str, "epochs_done": int, "epochs": int, "seed": int, "config_hash": str,
+    "run_id": str, "schema": int, "epochs_done": int, "epochs": int, "seed": int,
+    "config_hash": str,
     "cell": dict, "config": dict, "params": dict, "data": dict, "final": dict, "best": dict,
     "bn_gap": dict, "diverged_at": dict, "started": str, "ended": str,
     "wall_seconds": _NUMBER, "peak_rss_mb": _NUMBER, "pid": int, "pid_started": int,

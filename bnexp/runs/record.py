@@ -95,17 +95,35 @@ def process_started(pid: int) -> int | None:
         return None
 
 
-def best_of(rows: list[dict]) -> dict:
-    """Per metric, its best value over epochs (max accuracy, min loss) and the epoch it came."""
-    best = {}
-    for key in QUALITY_COLUMNS:
-        values = [(r[key], r["epoch"]) for r in rows if finite(r.get(key))]
-        if values:
-            pick = min if key in LOWER_IS_BETTER else max
-            value, epoch = pick(values, key=lambda v: v[0])
-            best[key] = value
-            best[f"{key}_epoch"] = epoch
-    return best
+SCHEMA = 2  # summary.json's "schema": 2, its best an epoch chosen on validation (none: 1)
+SELECTORS = ("val_loss", "val_acc")  # what chooses an epoch: never a test metric
+BEST_SELECTED_BY = "val_acc"  # summary.json's best: compare's choice for its default metric
+
+
+def selector_for(metric: str) -> str:
+    """The validation metric that chooses the epoch of `metric` at its best: val_acc for
+    an accuracy, val_loss for anything else (a loss, seconds, the learning rate)."""
+    return "val_acc" if "_acc" in metric else "val_loss"
+
+
+def selected_row(rows: list[dict], select: str) -> dict | None:
+    """The epoch row with the best finite `select` value (max accuracy, min loss; the
+    first of equals), or None where no row has one (no validation split)."""
+    sign = 1 if select in LOWER_IS_BETTER else -1
+    values = [(sign * row[select], i) for i, row in enumerate(rows) if finite(row.get(select))]
+    return rows[min(values)[1]] if values else None
+
+
+def best_of(rows: list[dict], select: str = BEST_SELECTED_BY) -> dict:
+    """summary.json's best: the epoch chosen on validation (`select`, the best val_acc by
+    default) and every metric at that epoch, as `final` holds them, with how it was
+    chosen: {"selected_by": "val_acc", "epoch": 7, "train_loss": ..., "test_acc": ...}.
+    Without a validation value in any row, {"selected_by": None}: no epoch is chosen on
+    the test set (summary.json's schema 1 held each metric's own best over epochs)."""
+    row = selected_row(rows, select)
+    if row is None:
+        return {"selected_by": None}
+    return {"selected_by": select, "epoch": row["epoch"], **final_of(row)}
 
 
 def final_of(row: dict) -> dict:

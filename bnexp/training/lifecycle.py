@@ -76,7 +76,7 @@ def resume_run(path: Path, splits: data_mod.Splits | None, reporter: RunReporter
     runs.repair_metrics(path, rows)
     summary.update(status="running", error=None, pid=os.getpid(),
                    pid_started=runs.process_started(os.getpid()), host=socket.gethostname(),
-                   epochs_done=len(rows))
+                   epochs_done=len(rows), schema=runs.SCHEMA, best=runs.best_of(rows))
     summary.setdefault("resumed", []).append({"at": _now(), "from_epoch": len(rows)})
     try:
         folder.write_summary(summary)
@@ -156,6 +156,7 @@ class _Noting:
 def _initial_summary(spec: RunSpec, splits, model, path: Path) -> dict:
     return {
         "run_id": path.name,
+        "schema": runs.SCHEMA,  # 2: best is an epoch chosen on validation (selected_by)
         "status": "running",
         "epochs_done": 0,
         "epochs": spec.config.train.epochs,

@@ -94,8 +94,9 @@ def _flow(value) -> str:
 
 
 def print_error(message: str) -> None:
-    """Bad input: one line on stderr."""
-    print(f"error: {message}", file=sys.stderr, flush=True)
+    """Bad input: one line on stderr per mistake (a config's several are several lines)."""
+    for line in message.split("\n"):
+        print(f"error: {line}", file=sys.stderr, flush=True)
 
 
 FORMATS = ("table", "csv", "markdown", "json")
@@ -108,12 +109,13 @@ def print_warnings(warnings: list[str]) -> None:
         print(f"warning: {one_line(warning)}", file=sys.stderr, flush=True)
 
 
-def emit_table(frame, fmt: str | None, title: str = "") -> None:
+def emit_table(frame, fmt: str | None, title: str = "", compact: bool = True) -> None:
     """The compare table on standard output: a rich table on the terminal (fmt None or
-    table), else csv / markdown / json text."""
+    table; compact: compare's own view, else the frame's columns as they are), else csv /
+    markdown / json text."""
     text = table_text(frame, fmt, None)
     if text is None:
-        print_table(stdout_console(), rich_table(frame, title))
+        print_table(stdout_console(), rich_table(frame, title, compact))
     else:
         sys.stdout.write(text)
 
@@ -149,10 +151,12 @@ def _cell(value, column: str) -> str:
     """A value as a table shows it: numbers to 4 places (p-values to 3 figures), NaN
     blank, text with line breaks and other controls escaped (a `c\nd` value made two
     rows, the second a group that is not there)."""
+    if value is None:  # --runs' epoch where none was chosen
+        return ""
     if isinstance(value, float):
         if value != value:
             return ""
-        if column == "p_value":
+        if column in ("p_value", "p_holm"):
             return f"{value:.3g}"
         return f"{value:.4f}"
     return escaped(str(value))
@@ -171,13 +175,14 @@ def _md(text: str) -> str:
     return escaped(str(text)).replace("|", "\\|")
 
 
-def rich_table(frame, title: str = "") -> Table:
-    """The compare table for a terminal: compact columns; diverged in yellow, failed in red."""
+def rich_table(frame, title: str = "", compact: bool = True) -> Table:
+    """The compare table for a terminal: compact columns (else the frame's own: --columns
+    chose them); diverged in yellow, failed in red."""
     table = Table(title=title or None)
     if frame.empty:
         table.add_column("no runs found")
         return table
-    view = terminal_view(frame)
+    view = terminal_view(frame) if compact else plain_view(frame)
     for column in view.columns:
         numeric = all(_looks_numeric(v) for v in view[column])
         table.add_column(escaped(column), justify="right" if numeric else "left")
@@ -188,6 +193,13 @@ def rich_table(frame, title: str = "") -> Table:
 
 def _looks_numeric(text) -> bool:
     return str(text).lstrip("+-").replace(".", "", 1).replace(",", "").isdigit() or text == ""
+
+
+def plain_view(frame):
+    """The frame's own columns, each value as a table shows it (`_cell`)."""
+    import pandas as pd
+
+    return pd.DataFrame({str(c): [_cell(v, str(c)) for v in frame[c]] for c in frame.columns})
 
 
 def terminal_view(frame):
@@ -227,15 +239,31 @@ def terminal_view(frame):
             "" if d != d else f"{d:+.4f} {_interval(lo, hi, signed=True)}"
             for b, d, lo, hi in zip(frame["baseline"], frame["delta"], frame["delta_ci95_low"],
                                     frame["delta_ci95_high"], strict=True)]
-        view["p"] = [_cell(p, "p_value") + (f" ({t})" if t else "")
-                     for p, t in zip(frame["p_value"], frame["test"], strict=True)]
+        view["p (test, n)"] = [_cell(p, "p_value") + _test(row) for p, (_, row) in
+                               zip(frame["p_value"], frame.iterrows(), strict=True)]
+        if (frame["test"] != "").sum() > 1:  # one test: Holm's p is p
+            view["p Holm"] = [_cell(p, "p_holm") for p in frame["p_holm"]]
+        view["effect [95% CI]"] = [
+            "" if e != e else f"{name} {e:+.2f} {_interval(lo, hi, signed=True, places=2)}"
+            for name, e, lo, hi in zip(frame["effect"], frame["effect_size"],
+                                       frame["effect_ci95_low"], frame["effect_ci95_high"],
+                                       strict=True)]
     return view
 
 
-def _interval(lo, hi, brackets=True, signed=False) -> str:
+def _test(row) -> str:
+    """Which test gave the p-value, and on how many: (paired, 3 pairs), (Welch, 3 vs 4)."""
+    if row["test"] == "paired":
+        return f" (paired, {row['n_pairs']} pairs)"
+    if row["test"] == "welch":
+        return f" (Welch, {row['n_used']} vs {row['n_baseline']})"
+    return ""
+
+
+def _interval(lo, hi, brackets=True, signed=False, places=4) -> str:
     if lo != lo or hi != hi:
         return ""
-    form = "{:+.4f}" if signed else "{:.4f}"
+    form = f"{{:{'+' if signed else ''}.{places}f}}"
     text = f"{form.format(lo)}, {form.format(hi)}" if brackets else f"{lo:.4f} … {hi:.4f}"
     return f"[{text}]" if brackets else text
 
