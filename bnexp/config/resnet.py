@@ -13,7 +13,7 @@ what the study of those variants measures, not a bug.
 
 from __future__ import annotations
 
-from bnexp.config.base import NUM_CLASSES
+from bnexp.config.base import MAX_WIDTH, NUM_CLASSES
 from bnexp.config.layers import Activation, Conv, Dense, Initializer
 from bnexp.config.network import GlobalAvgPool, Residual, ScalarBias, ScalarScale
 
@@ -93,3 +93,33 @@ def _fixup_init(blocks: int) -> Initializer:
     by L^(-1/(2m-2)) with m = 2 layers per branch: variance 2 / fan_out / L."""
     return Initializer(name="variance_scaling", scale=2.0 / blocks, mode="fan_out",
                        distribution="untruncated_normal")
+
+
+def resnet_defaults(model):
+    """The resnet ModelConfig `model` with its own defaults where the config does not set
+    them (filters, activation, init); ValueError for what only lenet and mlp take."""
+    own = {"filters": [16, 32, 64], "activation": "relu", "init": "he_normal"}
+    for key, value in own.items():
+        if key not in model.model_fields_set:
+            setattr(model, key, value)
+    if model.hidden is not None or model.dropout is not None:
+        raise ValueError("hidden and dropout are for lenet and mlp: a resnet ends in "
+                         "global average pooling and its logits")
+    for key in ("kernel_size", "pooling"):
+        if getattr(model, key) != type(model).model_fields[key].default:
+            raise ValueError(f"{key} is lenet's: a resnet's convolutions are 3x3 with "
+                             "same padding and it pools once, globally")
+    stages = len(model.filters)
+    if not model.filters or min(model.filters) <= 0 or max(model.filters) > MAX_WIDTH:
+        raise ValueError(f"filters must be a non-empty list of widths from 1 to {MAX_WIDTH}")
+    if (model.depth - 2) % (2 * stages) or model.depth < 2 * stages + 2:
+        examples = ", ".join(str(2 * stages * n + 2) for n in (1, 2, 3, 5))
+        raise ValueError(f"depth {model.depth}: a resnet of {stages} stages has depth "
+                         f"{2 * stages}n + 2 ({examples}, ...)")
+    if model.bn.placement == "after":
+        raise ValueError("bn.placement: after is not a resnet's: use before (conv -> "
+                         "norm -> activation) or none")
+    if model.residual_init == "fixup" and model.bn.placement != "none":
+        raise ValueError("residual_init: fixup is for a resnet without normalization: "
+                         "set bn.placement: none")
+    return model

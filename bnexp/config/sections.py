@@ -28,6 +28,7 @@ from bnexp.config.base import (
 )
 from bnexp.config.network import LayerSpec
 from bnexp.config.normalization import BNConfig, DropoutConfig
+from bnexp.config.resnet import resnet_defaults
 from bnexp.config.schedule import ScheduleConfig
 from bnexp.safeopen import NAME_MAX, PATH_MAX, too_long_for_a_path
 
@@ -173,7 +174,7 @@ class ModelConfig(Section):
             self._not_resnet()
             return self
         if self.arch == "resnet":
-            return self._resnet_defaults()
+            return resnet_defaults(self)
         self._not_resnet()
         if self.hidden is None:
             self.hidden = list(DEFAULT_HIDDEN[self.arch])
@@ -183,35 +184,6 @@ class ModelConfig(Section):
                                  f"{MAX_WIDTH}")
         return self
 
-
-    def _resnet_defaults(self) -> ModelConfig:
-        """A resnet's own defaults where the config does not set them; ValueError for what
-        only lenet and mlp take."""
-        own = {"filters": [16, 32, 64], "activation": "relu", "init": "he_normal"}
-        for key, value in own.items():
-            if key not in self.model_fields_set:
-                setattr(self, key, value)
-        if self.hidden is not None or self.dropout is not None:
-            raise ValueError("hidden and dropout are for lenet and mlp: a resnet ends in "
-                             "global average pooling and its logits")
-        for key in ("kernel_size", "pooling"):
-            if getattr(self, key) != type(self).model_fields[key].default:
-                raise ValueError(f"{key} is lenet's: a resnet's convolutions are 3x3 with "
-                                 "same padding and it pools once, globally")
-        stages = len(self.filters)
-        if not self.filters or min(self.filters) <= 0 or max(self.filters) > MAX_WIDTH:
-            raise ValueError(f"filters must be a non-empty list of widths from 1 to {MAX_WIDTH}")
-        if (self.depth - 2) % (2 * stages) or self.depth < 2 * stages + 2:
-            examples = ", ".join(str(2 * stages * n + 2) for n in (1, 2, 3, 5))
-            raise ValueError(f"depth {self.depth}: a resnet of {stages} stages has depth "
-                             f"{2 * stages}n + 2 ({examples}, ...)")
-        if self.bn.placement == "after":
-            raise ValueError("bn.placement: after is not a resnet's: use before (conv -> "
-                             "norm -> activation) or none")
-        if self.residual_init == "fixup" and self.bn.placement != "none":
-            raise ValueError("residual_init: fixup is for a resnet without normalization: "
-                             "set bn.placement: none")
-        return self
 
     def _not_resnet(self) -> None:
         """ValueError for a resnet-only key set on another arch."""
