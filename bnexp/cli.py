@@ -270,7 +270,7 @@ def compare(
         "--out", parser=out_path_arg, help="Write the table to this file ('-': standard output, "
         "as csv unless --format says else).", show_default=False)] = None,
     plot: Annotated[Path | None, typer.Option(
-        "--plot", parser=path_arg, help="Learning curves per group, as a PNG.",
+        "--plot", parser=path_arg, help="Learning curves per group: PNG, SVG or PDF by the suffix.",
         show_default=False)] = None,
 ) -> None:
     """One row per group of runs that differ only by seed: counts, mean, std, 95% CI."""
