@@ -8,9 +8,7 @@ compare and plot runs put out: bnexp.views.outputs; the standard streams: bnexp.
 
 from __future__ import annotations
 
-import errno
 import sys
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -29,6 +27,7 @@ from bnexp.cli_args import (
     DoctorFormat,
     Format,
     StandardOutput,
+    exit_codes,
     out_path_arg,
     path_arg,
     possible_path,
@@ -79,31 +78,6 @@ ByOpt = Annotated[list[str] | None, typer.Option(
     "--by", help="Group by these config keys instead of the keys that differ.",
     show_default=False)]
 SWEEP, RAY = "Sweeps", "Ray (--backend ray)"
-
-
-@contextmanager
-def _exit_codes():
-    """Bad input: one line on stderr and exit code 2."""
-    try:
-        yield
-    except BadInput as e:
-        from bnexp.views.tables import print_error
-
-        print_error(str(e))
-        raise typer.Exit(2) from None
-    except OSError as e:
-        if e.errno not in _CANNOT_WRITE:
-            raise
-        from bnexp.views.tables import print_error
-
-        print_error(f"{e.filename or 'output'}: cannot write ({e.strerror})")
-        raise typer.Exit(2) from None
-
-
-# where an output cannot go: a full disk or quota, a read-only or forbidden place. Each
-# file is written whole or not at all (runs/atomic.py), so the message is all that's left
-_CANNOT_WRITE = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM,
-                 errno.ENAMETOOLONG}
 
 
 def _print_version(value: bool) -> None:
@@ -158,7 +132,7 @@ def train(
                                       help="CPUs per run.")] = 1,
 ) -> None:
     """Train CONFIG: one run, or one per sweep cell and seed. Prints each run folder."""
-    with _exit_codes():
+    with exit_codes():
         from bnexp import config as config_mod
 
         if (not configs) == (resume is None):
@@ -216,7 +190,7 @@ def summary(
         "lists the runs. Default: cell 0, saying so where the cells' models differ.")] = None,
 ) -> None:
     """Print the model's layers, output shapes and parameter counts, as Keras counts them."""
-    with _exit_codes():
+    with exit_codes():
         from bnexp import config as config_mod
         from bnexp.config.cells import pick_cell
 
@@ -236,7 +210,7 @@ def summary(
 @app.command()
 def validate(config: ConfigArg, set_: SetOpt = None) -> None:
     """Check CONFIG and list the runs it expands to, without training (no TensorFlow)."""
-    with _exit_codes():
+    with exit_codes():
         from bnexp import config as config_mod
         from bnexp.views.tables import print_run_list
 
@@ -274,7 +248,7 @@ def compare(
         show_default=False)] = None,
 ) -> None:
     """One row per group of runs that differ only by seed: counts, mean, std, 95% CI."""
-    with _exit_codes():
+    with exit_codes():
         from bnexp.views import outputs
 
         outputs.compare(runs_dir, by=by, metric=metric, at=at.value, baseline=baseline,
@@ -294,7 +268,7 @@ def doctor(
     """The classic BN problems a run's files show, with evidence and fix (no TensorFlow).
 
     Exit code 0 whatever it finds."""
-    with _exit_codes():
+    with exit_codes():
         from bnexp.analysis import doctor as doctor_mod
         from bnexp.views import findings, tables
 

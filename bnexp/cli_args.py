@@ -4,11 +4,14 @@ refused while the options are parsed, before a command starts). No TensorFlow.""
 
 from __future__ import annotations
 
+import errno
+from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
 
 import typer
 
+from bnexp.errors import BadInput
 from bnexp.safeopen import path_problem
 
 
@@ -75,3 +78,29 @@ class Band(StrEnum):
     ci = "ci"
     std = "std"
     none = "none"
+
+
+@contextmanager
+def exit_codes():
+    """Bad input: one line per mistake on stderr and exit code 2; an output that cannot be
+    written (full disk, read-only, forbidden): one line and exit code 2."""
+    try:
+        yield
+    except BadInput as e:
+        from bnexp.views.tables import print_error
+
+        print_error(str(e))
+        raise typer.Exit(2) from None
+    except OSError as e:
+        if e.errno not in _CANNOT_WRITE:
+            raise
+        from bnexp.views.tables import print_error
+
+        print_error(f"{e.filename or 'output'}: cannot write ({e.strerror})")
+        raise typer.Exit(2) from None
+
+
+# where an output cannot go: a full disk or quota, a read-only or forbidden place. Each
+# file is written whole or not at all (runs/atomic.py), so the message is all that's left
+_CANNOT_WRITE = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM,
+                 errno.ENAMETOOLONG}

@@ -10,7 +10,14 @@ from typing import Annotated
 
 import typer
 
-from bnexp.cli_args import Band, FigureFormat, StandardOutput, out_path_arg, path_arg
+from bnexp.cli_args import (
+    Band,
+    FigureFormat,
+    StandardOutput,
+    exit_codes,
+    out_path_arg,
+    path_arg,
+)
 from bnexp.errors import BadInput
 from bnexp.tfquiet import import_tensorflow
 
@@ -51,9 +58,8 @@ def plot_runs(
 ) -> None:
     """Learning curves, the train/inference gap, steps, activation percentiles (Ioffe &
     Szegedy Fig. 1) and drift, as far as the runs' files allow."""
-    from bnexp.cli import _exit_codes  # here, not above: bnexp.cli imports this module
 
-    with _exit_codes():
+    with exit_codes():
         from bnexp.views import outputs
 
         if isinstance(out, StandardOutput):
@@ -85,9 +91,8 @@ def plot_sweep(
 ) -> None:
     """A metric against a swept setting: per group, the mean over seeds at each value with
     its interval (error against batch size per normalization)."""
-    from bnexp.cli import _exit_codes  # here, not above: bnexp.cli imports this module
 
-    with _exit_codes():
+    with exit_codes():
         from bnexp.views import outputs
 
         outputs.plot_sweep(runs_dir, x, by, metric, out, dpi=dpi, band=band.value,
@@ -107,9 +112,8 @@ def plot_features(
     dpi: DpiOpt = None,
 ) -> None:
     """A test image's feature maps through the convolutional layers, inference mode."""
-    from bnexp.cli import _exit_codes  # here, not above: bnexp.cli imports this module
 
-    with _exit_codes():
+    with exit_codes():
         from bnexp.views import plots
 
         if out is not None:  # before TensorFlow starts

@@ -45,6 +45,10 @@ results() {
     done
   done
   bnexp plot runs "$runs" "${by[@]}" --out "$out"
+  if [ "$1" = lr ]; then
+    bnexp plot sweep "$runs" --x optimizer.learning_rate --by model.bn.placement \
+      --metric test_acc --out "$out/sweep.png"
+  fi
 }
 
 for study in "${studies[@]}"; do
