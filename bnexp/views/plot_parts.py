@@ -130,6 +130,11 @@ def axis(ax, x_words: str, y_words: str | None, integer_x: bool = True) -> None:
 
     if integer_x:
         ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+        # steps run to tens of thousands: 12k, not 12000 (five digits a tick overlap
+        # in a narrow panel)
+        ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(
+            lambda value, _: f"{value / 1000:g}k" if value and ax.get_xlim()[1] >= 10_000
+            else f"{value:g}"))
     ax.set_xlabel(x_words)
     if y_words:
         ax.set_ylabel(y_words)
