@@ -33,8 +33,10 @@ def raylets() -> set[str]:
     return pids
 
 
-def raylets_left(before: set[str], wait: float = 20.0) -> set[str]:
-    """The raylets not in `before` that are still alive after up to `wait` seconds."""
+def raylets_left(before: set[str], wait: float = 60.0) -> set[str]:
+    """The raylets not in `before` that are still alive after up to `wait` seconds (a
+    raylet stops asynchronously: on 2 cores under a load of 7 it took over 20 s; a leaked
+    one lives on forever)."""
     deadline = time.monotonic() + wait
     while (left := raylets() - before) and time.monotonic() < deadline:
         time.sleep(0.2)
