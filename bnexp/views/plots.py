@@ -250,9 +250,20 @@ def figure_drift(drift: dict):
             axis(ax, "epoch", axis_words(column))
             if logarithmic[column]:
                 ax.set_yscale("log")
+                _plain_log_labels(ax)
             ax.set_title(names[label] or "all runs", fontsize=8)
             ax.tick_params(labelbottom=True)
     title(fig, "drift: moving vs population statistics of the current weights\n"
           "(relative error, mean over seeds)")
     legend(fig, axes.flat, ncols=4)
     return fig
+
+
+def _plain_log_labels(ax) -> None:
+    """A log axis labelled 0.1, 0.2, 0.5, 1, 2, ... in plain numbers, without matplotlib's
+    6x10^-1 on every minor tick (a column of them overlaps in a small panel)."""
+    import matplotlib.ticker
+
+    ax.yaxis.set_major_locator(matplotlib.ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
