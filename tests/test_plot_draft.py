@@ -296,3 +296,13 @@ def test_t_band_is_what_compare_reports(tmp_path, drawn):
         values = [level, level - 0.01, level - 0.02]  # its seeds' final test accuracy
         half = stats.t.ppf(0.975, 2) * np.std(values, ddof=1) / np.sqrt(3)
         assert np.isclose(top, np.mean(values) + half)
+
+
+def test_a_group_without_bn_is_not_named_by_bn_settings_it_does_not_have():
+    from bnexp.views.plot_words import legend_names
+
+    names = legend_names({
+        "a": {"model.bn.impl": "keras", "model.bn.placement": "before"},
+        "b": {"model.bn.impl": "scratch", "model.bn.placement": "before"},
+        "c": {"model.bn.impl": "keras", "model.bn.placement": "none"}})
+    assert names == {"a": "Keras BN, BN before", "b": "bnexp's BN, BN before", "c": "no BN"}

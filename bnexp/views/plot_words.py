@@ -136,12 +136,21 @@ def legend_names(groups: dict[str, dict], labels: list[str] | None = None) -> di
         parts = []
         for key in keys:
             own = next((r.text for r in renames if r.matches(key, values.get(key))), None)
+            if own is None and _moot(key, values):
+                continue
             if own is not None or key in differ:
                 parts.append(own if own is not None else value_words(key, values.get(key)))
         names[label] = ", ".join(parts) or label
     if len(set(names.values())) < len(names):
         return {label: label for label in groups}
     return names
+
+
+def _moot(key: str, values: dict) -> bool:
+    """A BN setting of a group without BN (`Keras BN, no BN` says nothing the legend
+    needs: the group's runs have no BN layer to be Keras')."""
+    return (key.startswith("model.bn.") and key != "model.bn.placement"
+            and values.get("model.bn.placement") == "none")
 
 
 def _check_rename(rename: Rename, groups: dict[str, dict], keys: list[str]) -> None:
