@@ -87,3 +87,20 @@ def pytest_terminal_summary(terminalreporter, config):
     seed = getattr(config.option, "randomly_seed", None)
     if seed is not None:
         terminalreporter.write_line(f"test order: --randomly-seed={seed}")
+
+
+@pytest.fixture
+def drawn(monkeypatch):
+    """The figures a command draws, in the order it renders them (plots.render spied on;
+    the files are written as ever)."""
+    from bnexp.views import plots  # here: matplotlib only for the tests that draw
+
+    figures = []
+    real = plots.render
+
+    def spy(fig, fmt="png", dpi=plots.DPI):
+        figures.append(fig)
+        return real(fig, fmt, dpi)
+
+    monkeypatch.setattr(plots, "render", spy)
+    return figures

@@ -4,9 +4,11 @@ the marker for tests that need Debian's Fashion-MNIST."""
 
 import gzip
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -153,3 +155,46 @@ def run_bnexp(*args, cwd=None, timeout=600, env=None) -> subprocess.CompletedPro
     env = {**os.environ, "BNEXP_NO_DOWNLOAD": "1", **(env or {})}
     return subprocess.run([str(exe), *map(str, args)], capture_output=True, text=True,
                           cwd=cwd, env=env, timeout=timeout)
+
+
+def whole_and_resumed(cfg: Path, tmp_path: Path) -> tuple[Path, Path]:
+    """Through the installed script: the config trained whole (under tmp_path/whole), and
+    again interrupted by SIGINT after its first epoch, then resumed (tmp_path/cut); the
+    two run folders."""
+    import pandas as pd
+
+    exe = str(Path(sys.executable).with_name("bnexp"))
+    env = {**os.environ, "BNEXP_NO_DOWNLOAD": "1"}
+    whole = subprocess.run([exe, "train", str(cfg), "--runs-dir", str(tmp_path / "whole")],
+                           capture_output=True, text=True, env=env, timeout=300)
+    assert whole.returncode == 0, whole.stderr
+    proc = subprocess.Popen([exe, "train", str(cfg), "--runs-dir", str(tmp_path / "cut")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    deadline = time.monotonic() + 120
+    while not list((tmp_path / "cut").glob("*/metrics.csv")) or len(pd.read_csv(
+            next((tmp_path / "cut").glob("*/metrics.csv")))) < 1:
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    proc.wait(timeout=120)
+    (cut,) = list((tmp_path / "cut").iterdir())
+    assert runs.read_summary(cut)["status"] == "interrupted"
+    resumed = subprocess.run([exe, "train", "--resume", str(cut)], capture_output=True,
+                             text=True, env=env, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    (whole_dir,) = list((tmp_path / "whole").iterdir())
+    return whole_dir, cut
+
+
+def assert_same_run(a: Path, b: Path) -> None:
+    """Two run folders with equal metrics (timings aside) and equal checkpoint arrays."""
+    import pandas as pd
+
+    columns = ["epoch", "train_loss", "train_acc", "val_loss", "test_loss", "test_acc"]
+    pd.testing.assert_frame_equal(pd.read_csv(a / "metrics.csv")[columns],
+                                  pd.read_csv(b / "metrics.csv")[columns], check_exact=True)
+    with np.load(a / "checkpoint.npz") as x, np.load(b / "checkpoint.npz") as y:
+        assert x.files == y.files
+        for key in x.files:
+            if key != "meta":
+                np.testing.assert_array_equal(x[key], y[key], err_msg=key)

@@ -1,23 +1,22 @@
 """Dropout and noise layers: on in training steps only (the batch-statistics evaluation
 keeps them off), placed where model.dropout says, seeded, and resumed bit-identical."""
 
-import os
-import signal
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 import tensorflow as tf
 
-from bnexp import runs
 from bnexp.config import model_layers
 from bnexp.model.build import build
 from bnexp.model.noise import Noise
-from tests.helpers import FASHION_DIR, needs_fashion, steps_for, synthetic_config
+from tests.helpers import (
+    FASHION_DIR,
+    assert_same_run,
+    needs_fashion,
+    steps_for,
+    synthetic_config,
+    whole_and_resumed,
+)
 
 pytestmark = pytest.mark.tf
 
@@ -93,31 +92,7 @@ model:
 optimizer: {{learning_rate: 0.1}}
 train: {{epochs: 12, steps_per_call: 4, deterministic: true}}
 """)
-    exe = str(Path(sys.executable).with_name("bnexp"))
-    env = {**os.environ, "BNEXP_NO_DOWNLOAD": "1"}
-    whole = subprocess.run([exe, "train", str(cfg), "--runs-dir", str(tmp_path / "whole")],
-                           capture_output=True, text=True, env=env, timeout=300)
-    assert whole.returncode == 0, whole.stderr
-    proc = subprocess.Popen([exe, "train", str(cfg), "--runs-dir", str(tmp_path / "cut")],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
-    deadline = time.monotonic() + 120
-    while not list((tmp_path / "cut").glob("*/metrics.csv")) or len(pd.read_csv(
-            next((tmp_path / "cut").glob("*/metrics.csv")))) < 1:
-        assert time.monotonic() < deadline and proc.poll() is None
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGINT)
-    proc.wait(timeout=120)
-    (cut,) = list((tmp_path / "cut").iterdir())
-    assert runs.read_summary(cut)["status"] == "interrupted"
-    resumed = subprocess.run([exe, "train", "--resume", str(cut)], capture_output=True,
-                             text=True, env=env, timeout=300)
-    assert resumed.returncode == 0, resumed.stderr
-    (whole_dir,) = list((tmp_path / "whole").iterdir())
-    columns = ["epoch", "train_loss", "train_acc", "val_loss", "test_loss", "test_acc"]
-    pd.testing.assert_frame_equal(pd.read_csv(whole_dir / "metrics.csv")[columns],
-                                  pd.read_csv(cut / "metrics.csv")[columns], check_exact=True)
-    with np.load(whole_dir / "checkpoint.npz") as a, np.load(cut / "checkpoint.npz") as b:
-        assert any(key.startswith("random_") for key in a.files)
-        for key in a.files:
-            if key != "meta":
-                np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+    whole_dir, cut = whole_and_resumed(cfg, tmp_path)
+    with np.load(whole_dir / "checkpoint.npz") as saved:
+        assert any(key.startswith("random_") for key in saved.files)
+    assert_same_run(whole_dir, cut)

@@ -29,21 +29,6 @@ def placement_runs(root, epochs=2, seeds=3, **keys):
     return root
 
 
-@pytest.fixture
-def drawn(monkeypatch):
-    """The figures a command draws, in the order it renders them (plots.render spied on;
-    the files are written as ever)."""
-    figures = []
-    real = plots.render
-
-    def spy(fig, fmt="png", dpi=plots.DPI):
-        figures.append(fig)
-        return real(fig, fmt, dpi)
-
-    monkeypatch.setattr(plots, "render", spy)
-    return figures
-
-
 def plot(*args):
     result = CliRunner().invoke(app, ["plot", *map(str, args)])
     assert result.exit_code == 0, result.output

@@ -15,7 +15,6 @@ from typer.testing import CliRunner
 
 import bnexp
 from bnexp.cli import app
-from bnexp.views import plots
 from tests.helpers import drawn_picture, fake_run_rows
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,19 +34,6 @@ def batch_sweep(root, kinds=("batch", "group"), sizes=SIZES, seeds=3, **keys):
                               seed=seed, name="bs", model__bn__kind=kind,
                               data__batch_size=size, **keys)
     return root
-
-
-@pytest.fixture
-def drawn(monkeypatch):
-    figures = []
-    real = plots.render
-
-    def spy(fig, fmt="png", dpi=plots.DPI):
-        figures.append(fig)
-        return real(fig, fmt, dpi)
-
-    monkeypatch.setattr(plots, "render", spy)
-    return figures
 
 
 def sweep(*args):

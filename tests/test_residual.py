@@ -2,19 +2,12 @@
 counts equal to Keras', shortcuts, SkipInit and Fixup at initialization, and every walker
 (XLA pieces, precise BN, freezing) reaching inside blocks."""
 
-import os
-import signal
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import tensorflow as tf
 
-from bnexp import runs
 from bnexp.analysis.features import feature_maps
 from bnexp.config import Config, model_layers, validate
 from bnexp.config.network import leaves, nesting
@@ -24,7 +17,7 @@ from bnexp.model.build import build, to_unit
 from bnexp.model.residual import Residual, all_layers, call_layers, walk
 from bnexp.training import recorders, xla
 from bnexp.training.freezing import param_counts
-from tests.helpers import FASHION_DIR, needs_fashion
+from tests.helpers import FASHION_DIR, assert_same_run, needs_fashion, whole_and_resumed
 
 pytestmark = pytest.mark.tf
 
@@ -205,35 +198,10 @@ optimizer: {{learning_rate: 0.1, momentum: 0.9}}
 train: {{epochs: 2, steps_per_call: 4, deterministic: true, precise_bn: 300}}
 diagnostics: {{drift: 300}}
 """)
-    exe = str(Path(sys.executable).with_name("bnexp"))
-    env = {**os.environ, "BNEXP_NO_DOWNLOAD": "1"}
-    whole = subprocess.run([exe, "train", str(cfg), "--runs-dir", str(tmp_path / "whole")],
-                           capture_output=True, text=True, env=env, timeout=300)
-    assert whole.returncode == 0, whole.stderr
-    (whole_dir,) = list((tmp_path / "whole").iterdir())
+    whole_dir, cut = whole_and_resumed(cfg, tmp_path)
     drifted = set(pd.read_csv(whole_dir / "drift.csv")["layer"])
     assert drifted == {"bn1", "bn2", "bn3", "bn4", "residual1_proj_bn"}
     _, _, maps = feature_maps(whole_dir)  # up to global_avg_pool, blocks' sums included
     assert [name for name, _ in maps] == ["conv1", "bn1", "activation1", "residual1",
                                           "residual2"]
-    proc = subprocess.Popen([exe, "train", str(cfg), "--runs-dir", str(tmp_path / "cut")],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
-    deadline = time.monotonic() + 120
-    while not list((tmp_path / "cut").glob("*/metrics.csv")) or len(pd.read_csv(
-            next((tmp_path / "cut").glob("*/metrics.csv")))) < 1:
-        assert time.monotonic() < deadline and proc.poll() is None
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGINT)
-    proc.wait(timeout=120)
-    (cut,) = list((tmp_path / "cut").iterdir())
-    assert runs.read_summary(cut)["status"] == "interrupted"
-    resumed = subprocess.run([exe, "train", "--resume", str(cut)], capture_output=True,
-                             text=True, env=env, timeout=300)
-    assert resumed.returncode == 0, resumed.stderr
-    columns = ["epoch", "train_loss", "train_acc", "val_loss", "test_loss", "test_acc"]
-    pd.testing.assert_frame_equal(pd.read_csv(whole_dir / "metrics.csv")[columns],
-                                  pd.read_csv(cut / "metrics.csv")[columns], check_exact=True)
-    with np.load(whole_dir / "checkpoint.npz") as a, np.load(cut / "checkpoint.npz") as b:
-        for key in a.files:
-            if key != "meta":
-                np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+    assert_same_run(whole_dir, cut)
