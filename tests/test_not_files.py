@@ -166,8 +166,22 @@ def test_a_checkpoint_reads_back_what_was_saved(tmp_path):
 def test_a_checkpoint_of_another_shape_is_refused_before_any_weight_changes(tmp_path):
     write_checkpoint(tmp_path)
     other = Holder([(3, 2), (5,)])
-    with pytest.raises(checkpoint.CheckpointError, match=r"model_1 has shape \(2,\)"):
+    with pytest.raises(checkpoint.CheckpointError, match=r"model/1 has shape \(2,\)"):
         checkpoint.load_weights(tmp_path / checkpoint.FILENAME, other)
+    np.testing.assert_array_equal(other.weights[0].value, np.full((3, 2), 1.0))  # untouched
+
+
+def test_a_checkpoint_written_before_weights_had_names_still_restores(tmp_path):
+    """Checkpoints of earlier bnexp hold model_<i> and no model_names: read by position."""
+    meta = {"rows": [{"epoch": 1}], "order": np.random.default_rng(0).bit_generator.state,
+            "n_model": 2, "n_optimizer": 1, "n_random": 0}
+    np.savez(tmp_path / checkpoint.FILENAME, model_0=np.full((3, 2), 7.0),
+             model_1=np.full((2,), 8.0), optimizer_0=np.array(3.0),
+             meta=np.array(json.dumps(meta)))
+    fresh, fresh_opt = Holder([(3, 2), (2,)]), Holder([()])
+    checkpoint.restore(tmp_path / checkpoint.FILENAME, fresh, fresh_opt, np.random.default_rng(1))
+    np.testing.assert_array_equal(fresh.weights[1].value, np.full((2,), 8.0))
+    assert list(checkpoint.model_weights(tmp_path / checkpoint.FILENAME)) == ["0", "1"]
 
 
 def test_a_checkpoint_claiming_a_huge_count_is_refused_at_once(tmp_path):
@@ -212,7 +226,7 @@ def test_a_damaged_checkpoint_is_one_line_of_bad_input_or_still_whole(tmp_path_f
     except checkpoint.CheckpointError as e:
         assert str(e).startswith(f"{file}: ") and "\n" not in str(e)
         return
-    assert meta["n_model"] == 2 and {"model_0", "model_1", "optimizer_0"} <= set(arrays)
+    assert meta["n_model"] == 2 and {"model/0", "model/1", "optimizer_0"} <= set(arrays)
 
 
 def test_resume_refuses_a_damaged_checkpoint_before_writing_anything(tmp_path):

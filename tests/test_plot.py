@@ -108,7 +108,9 @@ def test_feature_maps_equal_the_convolution_of_the_checkpoint_weights(study):
     names = [name for name, _ in outputs]
     assert names[:4] == ["conv1", "conv1_bn", "conv1_sigmoid", "pool1"]
     with np.load(run / "checkpoint.npz") as f:
-        kernel, gamma, beta, mean, var = (f[f"model_{i}"] for i in range(5))
+        kernel, gamma, beta, mean, var = (f[f"model/{name}"] for name in (
+            "conv1/kernel", "conv1_bn/gamma", "conv1_bn/beta", "conv1_bn/moving_mean",
+            "conv1_bn/moving_variance"))
     x = image[None, :, :, None].astype(np.float32) / 255.0
     conv = tf.nn.conv2d(x, kernel, strides=1, padding="VALID").numpy()[0]
     np.testing.assert_allclose(outputs[0][1], conv, rtol=1e-5, atol=1e-5)

@@ -49,7 +49,7 @@ def assert_same_runs(a_dir, b_dir):
         pd.testing.assert_frame_equal(ma, mb)
         with np.load(a[key] / "checkpoint.npz") as fa, np.load(b[key] / "checkpoint.npz") as fb:
             for name in fa.files:
-                if name.startswith("model_"):
+                if name.startswith("model/"):
                     np.testing.assert_array_equal(fa[name], fb[name])
         sa, sb = runs.read_summary(a[key]), runs.read_summary(b[key])
         assert sa["status"] == sb["status"] == "completed"

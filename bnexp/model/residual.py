@@ -127,6 +127,20 @@ def leaves(layers) -> list:
     return out
 
 
+def weight_names(model) -> list[str]:
+    """`layer/weight` for each of model.weights, in that order, the layer named as
+    `bnexp summary` names it (a residual block's inner layers by their own names). A
+    weight no leaf owns keeps its Keras path; a repeated name gets `_2`, `_3`, ... ."""
+    owned = {id(w): f"{layer.name}/{w.name}" for layer in leaves(model.layers)
+             for w in layer.weights}
+    names, seen = [], {}
+    for w in model.weights:
+        name = owned.get(id(w)) or getattr(w, "path", None) or w.name
+        seen[name] = seen.get(name, 0) + 1
+        names.append(name if seen[name] == 1 else f"{name}_{seen[name]}")
+    return names
+
+
 def all_layers(layers) -> list:
     """Every layer, residual blocks and their inner layers alike (to find one by name)."""
     out = []

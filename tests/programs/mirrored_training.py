@@ -24,7 +24,7 @@ def weights(bn, **train_keys):
                                 NullReporter())
     assert outcome.status == "completed", (outcome.path / "train.log").read_text()
     with np.load(outcome.path / "checkpoint.npz") as f:
-        return [f[k] for k in sorted(f.files) if k.startswith("model_")]
+        return [f[k] for k in sorted(f.files) if k.startswith("model/")]
 
 
 mirrored = {"strategy": "mirrored", "replicas": 2}
