@@ -186,13 +186,22 @@ def whole_and_resumed(cfg: Path, tmp_path: Path) -> tuple[Path, Path]:
     return whole_dir, cut
 
 
+DIAGNOSTIC_FILES = ("grad_norms.csv", "weight_norms.csv", "predictiveness.csv", "drift.csv",
+                    "activations.csv")
+
+
 def assert_same_run(a: Path, b: Path) -> None:
-    """Two run folders with equal metrics (timings aside) and equal checkpoint arrays."""
+    """Two run folders with equal metrics (timings aside), equal diagnostics files and
+    equal checkpoint arrays."""
     import pandas as pd
 
     columns = ["epoch", "train_loss", "train_acc", "val_loss", "test_loss", "test_acc"]
     pd.testing.assert_frame_equal(pd.read_csv(a / "metrics.csv")[columns],
                                   pd.read_csv(b / "metrics.csv")[columns], check_exact=True)
+    for name in DIAGNOSTIC_FILES:  # written as it trains: cut back and rewritten on resume
+        assert (a / name).is_file() == (b / name).is_file(), name
+        if (a / name).is_file():
+            assert (a / name).read_text() == (b / name).read_text(), name
     with np.load(a / "checkpoint.npz") as x, np.load(b / "checkpoint.npz") as y:
         assert x.files == y.files
         for key in x.files:

@@ -76,8 +76,8 @@ def test_the_batch_statistics_evaluation_keeps_dropout_and_noise_off():
 @needs_fashion
 def test_a_run_with_dropout_and_noise_resumed_after_ctrl_c_ends_bit_identical(tmp_path):
     """Through the installed script: one run whole, one interrupted by SIGINT after its
-    first epoch and resumed; metrics and every checkpoint array (the layers' seed states
-    included) equal."""
+    first epoch and resumed; metrics, the probes' files (taken in training mode, dropout
+    and noise on) and every checkpoint array (the layers' seed states included) equal."""
     cfg = tmp_path / "drop.yaml"
     cfg.write_text(f"""
 name: drop
@@ -91,6 +91,7 @@ model:
            {{type: dense, units: 10}}]
 optimizer: {{learning_rate: 0.1}}
 train: {{epochs: 12, steps_per_call: 4, deterministic: true}}
+diagnostics: {{grad_norms: true, weight_norms: true, predictiveness: true, every_steps: 18}}
 """)
     whole_dir, cut = whole_and_resumed(cfg, tmp_path)
     with np.load(whole_dir / "checkpoint.npz") as saved:

@@ -7,7 +7,7 @@ Each function returns {group label: DataFrame}; the views only draw them. No Ten
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -85,15 +85,52 @@ def activation_bands(found: RunTable, layer: str | None = None, unit: str = DEFA
 def drift_curves(found: RunTable, by: list[str] | None = None) -> dict:
     """Per group label, drift.csv's mean_error and variance_error per epoch and layer,
     averaged over the group's runs."""
+    return averaged(found, by, "drift.csv", ["layer", "epoch"], ["mean_error", "variance_error"])
+
+
+def averaged(found: RunTable, by: list[str] | None, name: str, keys: list[str],
+             values: list[str], per_run=None) -> dict:
+    """Per group label, the run file `name`'s `values` averaged over the group's runs at
+    each combination of `keys` (in the order they first appear); per_run(frame) -> frame
+    first reduces each run's file (groups without the file are left out)."""
     out = {}
     for label, group in _groups(found, by):
-        frames = [runs.read_table(Path(p), "drift.csv") for p in group["path"]]
-        frames = [f for f in frames if not f.empty]
+        frames = [runs.read_table(Path(p), name) for p in group["path"]]
+        frames = [per_run(f) if per_run else f for f in frames if not f.empty]
         if frames:
-            both = pd.concat(frames)
-            out[label] = both.groupby(["layer", "epoch"], sort=False, as_index=False)[
-                ["mean_error", "variance_error"]].mean()
+            out[label] = pd.concat(frames).groupby(keys, sort=False, as_index=False)[
+                values].mean()
     return out
+
+
+PROBE_FILES = ("grad_norms", "weight_norms", "predictiveness")
+
+
+def probe_curves(found: RunTable, by: list[str] | None = None) -> dict:
+    """{probe: {group label: frame}} of the probes' files (diagnostics.grad_norms,
+    weight_norms, predictiveness), means over each group's runs: gradient norms per weight
+    and step; weight norms and effective learning rates per weight and epoch; and per
+    step, the range over step sizes of the loss and the gradient's change (Santurkar et
+    al.'s shaded regions), with the largest smoothness."""
+    weight = ["layer", "weight"]
+    return {
+        "grad_norms": averaged(found, by, "grad_norms.csv", [*weight, "step"], ["grad_norm"]),
+        "weight_norms": averaged(found, by, "weight_norms.csv", [*weight, "epoch"],
+                                 ["norm", "effective_lr"]),
+        "predictiveness": averaged(found, by, "predictiveness.csv", ["step"], RANGES,
+                                   per_run=_ranges)}
+
+
+RANGES = ["loss_low", "loss_high", "change_low", "change_high", "smoothness"]
+
+
+def _ranges(frame: pd.DataFrame) -> pd.DataFrame:
+    """One run's predictiveness.csv -> per step, min and max over the step sizes of the
+    loss after the step and of the gradient's change, and the largest smoothness."""
+    return frame.groupby("step", as_index=False).agg(
+        loss_low=("loss_after", "min"), loss_high=("loss_after", "max"),
+        change_low=("grad_change", "min"), change_high=("grad_change", "max"),
+        smoothness=("smoothness", "max"))
 
 
 def long_table(series: dict) -> pd.DataFrame:
@@ -194,10 +231,11 @@ class Figures:
     unit: str
     bands: dict  # {group: frame} of p15, p50, p85 over steps
     drift: dict  # {group: frame} of mean_error, variance_error per layer and epoch
+    probes: dict = field(default_factory=dict)  # probe_curves: {probe: {group: frame}}
 
     def any(self) -> bool:
         return any(self.curves.values()) or any(
-            (self.batch_stats, self.steps, self.bands, self.drift))
+            (self.batch_stats, self.steps, self.bands, self.drift, *self.probes.values()))
 
     @property
     def steps_table(self) -> pd.DataFrame:
@@ -212,4 +250,4 @@ def standard(found: RunTable, by: list[str] | None = None, layer: str | None = N
     layer, bands = activation_bands(found, layer, unit, by)
     return Figures(curves_, curves(found, "test_acc_batchstats", by, read),
                    step_curves(found, "test_acc", by), layer, unit, bands,
-                   drift_curves(found, by))
+                   drift_curves(found, by), probe_curves(found, by))

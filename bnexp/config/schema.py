@@ -52,6 +52,15 @@ class Config(Section):
                              f"train.replicas ({replicas}) need, one each")
         return self
 
+    @model_validator(mode="after")
+    def _probes_on_one_device(self) -> Config:
+        d = self.diagnostics
+        for key in ("grad_norms", "predictiveness"):
+            if getattr(d, key) and self.train.strategy == "mirrored":
+                raise ValueError(f"diagnostics.{key}: measured on one device; train.strategy "
+                                 "mirrored spreads the model over several (use none)")
+        return self
+
 
 @dataclass(frozen=True)
 class RunSpec:

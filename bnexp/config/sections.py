@@ -325,9 +325,26 @@ class DiagnosticsConfig(Section):
     examples), in inference mode; per unit for the first `activation_units` units of each
     layer (a conv unit is a channel) and over the whole layer (unit "all"). Ioffe &
     Szegedy's Fig. 1(b, c)."""
+    grad_norms: bool = False
+    """grad_norms.csv: at step 0 and every `every_steps` steps, per trained weight (named
+    as `bnexp summary` names its layer), the norm of the training objective's gradient on
+    a fixed probe batch (the first data.batch_size training examples), the model in
+    training mode (BN on the batch's statistics, as a step sees it); nothing changes."""
+    weight_norms: bool = False
+    """weight_norms.csv: before training (epoch 0) and after each epoch, per trainable
+    weight, its norm; for a kernel followed directly by a normalization (scale-invariant)
+    also the effective learning rate lr / |w|^2 (van Laarhoven 2017)."""
+    predictiveness: bool = False
+    """predictiveness.csv: at step 0 and every `every_steps` steps, on the probe batch of
+    grad_norms, Santurkar et al. 2018's loss landscape and gradient predictiveness: the
+    objective and the gradient's change after a step of scale x lr along the gradient,
+    for each of `predictiveness_scales`. Costs 1 + len(scales) gradients a probe."""
+    predictiveness_scales: list[Annotated[float, Field(gt=0.0, le=1e6)]] = Field(
+        [0.5, 1.0, 2.0, 4.0], min_length=1, max_length=20)
+    """Multiples of the current learning rate to step by (Santurkar et al.: 0.5 to 4)."""
     every_steps: int = Field(100, gt=0, le=10**9)
-    """Steps between the probes of step_metrics (test metrics) and activations; also taken
-    at step 0."""
+    """Steps between the probes of step_metrics (test metrics), activations, grad_norms
+    and predictiveness; also taken at step 0."""
     probe_size: int = Field(1000, gt=0, le=MAX_EXAMPLES)
     """Examples in the activations' probe batch."""
     activation_units: int = Field(3, ge=0, le=10_000)

@@ -30,8 +30,11 @@ MAX_INDEX = 2**53  # an epoch or step: a whole number a float holds exactly
 TABLE_COLUMNS = {"metrics.csv": ("epoch",),
                  "activations.csv": ("step", "layer", "unit", "p15", "p50", "p85"),
                  "drift.csv": ("epoch", "layer", "mean_error", "variance_error"),
-                 "steps.csv": ("epoch", "step")}
-TEXT_COLUMNS = ("layer", "unit")
+                 "steps.csv": ("epoch", "step"),
+                 "grad_norms.csv": ("step", "layer", "weight", "grad_norm"),
+                 "weight_norms.csv": ("epoch", "layer", "weight", "norm", "effective_lr"),
+                 "predictiveness.csv": ("step", "loss_after", "grad_change", "smoothness")}
+TEXT_COLUMNS = ("layer", "unit", "weight", "scale_invariant")
 INDEX_COLUMNS = ("epoch", "step")
 
 

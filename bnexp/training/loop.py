@@ -105,6 +105,7 @@ def fit(config: Config, splits: Splits, on_epoch, reporter: RunReporter, model=N
                 row = {"epoch": epoch, **train_epoch(ctx, epoch), **evaluate(ctx)}
                 ctx.rows.append(row)
                 if folder is not None:
+                    ctx.recorder.epoch_weights(epoch, row["lr"])
                     checkpoint.save(folder / checkpoint.FILENAME, steps.model, steps.optimizer,
                                     ctx.order, ctx.rows)
                     ctx.recorder.epoch_done(row)
@@ -131,8 +132,8 @@ def _context(config, splits, steps, reporter, folder) -> Context:
                   tf.convert_to_tensor(splits.y_train, tf.int32), x_val, x_test, order, rows,
                   reporter)
     if folder is not None:
-        ctx.recorder = recorders.Recorder(config, folder, steps.model, ctx.x_train, x_test,
-                                          splits.y_test, steps.evaluate)
+        ctx.recorder = recorders.Recorder(config, folder, steps, ctx.x_train, ctx.y_train,
+                                          x_test, splits.y_test)
         ctx.recorder.cut_to(int(steps.optimizer.iterations.numpy()), len(rows))
     return ctx
 

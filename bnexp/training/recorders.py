@@ -25,6 +25,8 @@ from bnexp.config import Config
 from bnexp.model.bn import BatchNorm
 from bnexp.model.build import to_unit
 from bnexp.model.residual import leaves, walk
+from bnexp.training import probes
+from bnexp.training.objective import learning_rate_at
 
 PERCENTILES = (15, 50, 85)
 STEP_COLUMNS = ["step", "epoch", "train_loss", "train_acc", "test_loss", "test_acc"]
@@ -128,18 +130,21 @@ def percentile_rows(step: int, inputs: dict[str, np.ndarray], units: int) -> lis
 class Recorder:
     """Writes the diagnostics a config asks for into a run folder while `fit` trains.
 
-    fit calls: `probe(step)` when the global step is a multiple of every_steps,
-    `steps(...)` after each compiled call, `epoch_drift(epoch)` after an epoch's training
-    (before precise BN or evaluation touch anything), `epoch_done(row)` after its row.
+    fit calls: `cut_to` first, `probe(step)` when the global step is a multiple of
+    every_steps, `steps(...)` after each compiled call, `epoch_drift(epoch)` after an
+    epoch's training (before precise BN or evaluation touch anything), `epoch_weights`
+    before the epoch's checkpoint, `epoch_done(row)` after its row.
     """
 
-    def __init__(self, config: Config, folder: Path, model: keras.Model, x_train, x_test,
-                 y_test, evaluate):
+    def __init__(self, config: Config, folder: Path, steps, x_train, y_train, x_test, y_test):
         d = config.diagnostics
-        self.cfg, self.folder, self.model = d, folder, model
-        self.every = d.every_steps if (d.step_metrics or d.activations) else 0
-        self.x_test, self.y_test, self.evaluate = x_test, y_test, evaluate
+        self.cfg, self.folder, self.model, self.train_steps = d, folder, steps.model, steps
+        probing = d.step_metrics or d.activations or d.grad_norms or d.predictiveness
+        self.every = d.every_steps if probing else 0
+        self.x_test, self.y_test, self.evaluate = x_test, y_test, steps.evaluate
         self.probe_x = x_test[: d.probe_size]
+        batch = config.data.batch_size  # the gradient probes' batch: one step's size
+        self.grad_x, self.grad_y = x_train[:batch], y_train[:batch]
         self.drift_x = x_train[: d.drift] if d.drift else None
         self.writer = None
         if config.train.tensorboard:
@@ -161,10 +166,18 @@ class Recorder:
         self.writer.flush()
 
     def cut_to(self, steps_done: int, epochs_done: int) -> None:
-        """Drop rows written after the checkpoint a resumed run starts from."""
-        runs.cut_csv(self.folder / "steps.csv", lambda r: int(r["step"]) <= steps_done)
-        runs.cut_csv(self.folder / "activations.csv", lambda r: int(r["step"]) <= steps_done)
+        """Drop rows written after the checkpoint a resumed run starts from. Step 0's and
+        epoch 0's rows are written before any checkpoint: a run resumed from none (killed
+        in its first epoch) writes them again, so they go too. Then, for a run starting
+        from nothing, the weight norms before training (epoch 0)."""
+        for name in ("steps.csv", "activations.csv", "grad_norms.csv", "predictiveness.csv"):
+            runs.cut_csv(self.folder / name,
+                         lambda r: steps_done > 0 and int(r["step"]) <= steps_done)
         runs.cut_csv(self.folder / "drift.csv", lambda r: int(r["epoch"]) <= epochs_done)
+        runs.cut_csv(self.folder / "weight_norms.csv",
+                     lambda r: epochs_done > 0 and int(r["epoch"]) <= epochs_done)
+        if epochs_done == 0:
+            self.epoch_weights(0, learning_rate_at(self.train_steps.optimizer, 0))
 
     def probe(self, step: int) -> None:
         if self.cfg.step_metrics:
@@ -175,6 +188,15 @@ class Recorder:
             rows = percentile_rows(step, activation_inputs(self.model, self.probe_x),
                                    self.cfg.activation_units)
             runs.append_csv(self.folder / "activations.csv", ACTIVATION_COLUMNS, rows)
+        if self.cfg.grad_norms:
+            rows = probes.grad_norm_rows(step, self.train_steps, self.grad_x, self.grad_y)
+            runs.append_csv(self.folder / "grad_norms.csv", probes.GRAD_COLUMNS, rows)
+        if self.cfg.predictiveness:
+            lr = learning_rate_at(self.train_steps.optimizer, step)
+            rows = probes.predictiveness_rows(step, self.train_steps, self.grad_x, self.grad_y,
+                                              lr, self.cfg.predictiveness_scales)
+            runs.append_csv(self.folder / "predictiveness.csv", probes.PREDICTIVENESS_COLUMNS,
+                            rows)
 
     def steps(self, epoch: int, first_step: int, per_step: np.ndarray) -> None:
         """per_step: (steps, 2) training loss and accuracy of the steps first_step + 1, ..."""
@@ -194,6 +216,11 @@ class Recorder:
         if self.drift_x is not None:
             rows = [{"epoch": epoch, **row} for row in drift(self.model, self.drift_x)]
             runs.append_csv(self.folder / "drift.csv", DRIFT_COLUMNS, rows)
+
+    def epoch_weights(self, epoch: int, lr: float) -> None:
+        if self.cfg.weight_norms:
+            rows = probes.weight_norm_rows(epoch, self.model, lr)
+            runs.append_csv(self.folder / "weight_norms.csv", probes.WEIGHT_COLUMNS, rows)
 
     def epoch_done(self, row: dict) -> None:
         if self.writer is None:

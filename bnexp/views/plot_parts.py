@@ -205,3 +205,13 @@ def counts(frames) -> dict:
     usual = max(sorted(set(tops.values()), reverse=True), key=list(tops.values()).count,
                 default=0)
     return {label: "" if n == usual else f" (n={n})" for label, n in tops.items()}
+
+
+def plain_log_labels(ax) -> None:
+    """A log axis labelled 0.1, 0.2, 0.5, 1, 2, ... in plain numbers, without matplotlib's
+    6x10^-1 on every minor tick (a column of them overlaps in a small panel)."""
+    import matplotlib.ticker
+
+    ax.yaxis.set_major_locator(matplotlib.ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())

@@ -33,10 +33,16 @@ from bnexp.views.plot_parts import (
     legend,
     legend_height,
     marker_size,
+    plain_log_labels,
     render,
     shown,
     subplots,
     title,
+)
+from bnexp.views.plot_probes import (
+    figure_grad_norms,
+    figure_predictiveness,
+    figure_weight_norms,
 )
 from bnexp.views.plot_words import axis_words, band_note
 
@@ -66,12 +72,16 @@ def png(fig) -> bytes:
 
 # ---------------------------------------------------------------- bnexp plot runs
 
+PROBES = {"grad_norms": figure_grad_norms, "weight_norms": figure_weight_norms,
+          "predictiveness": figure_predictiveness}
 LACK = {"gap": "test_acc_batchstats", "steps": "steps.csv",
-        "activations": "rows of this layer and unit in activations.csv", "drift": "drift.csv"}
+        "activations": "rows of this layer and unit in activations.csv", "drift": "drift.csv",
+        **{name: f"{name}.csv" for name in PROBES}}
 WHY = {"gap": "no run recorded test_acc_batchstats (diagnostics.batch_stats_eval: true)",
        "steps": "no run wrote steps.csv (diagnostics.step_metrics: true)",
        "activations": "no run wrote activations.csv (diagnostics.activations: true)",
-       "drift": "no run wrote drift.csv (diagnostics.drift: N, a BN model)"}
+       "drift": "no run wrote drift.csv (diagnostics.drift: N, a BN model)",
+       **{name: f"no run wrote {name}.csv (diagnostics.{name}: true)" for name in PROBES}}
 
 
 def plot_all(figures, out_dir: Path, where: str = "plot runs", **style) -> list[Path]:
@@ -86,11 +96,13 @@ def render_all(figures, where: str = "plot runs", *, names: dict | None = None,
     """plot_all's files, drawn in memory: {file name: its bytes}: curves (learning
     curves), gap (train/inference gap), steps (test accuracy over steps, with its numbers
     in steps_by_group.csv: not steps.csv, a run's own file, which a plot into a run folder
-    replaced), activations (Fig. 1 b, c percentile bands), drift; each .png, .svg or .pdf
+    replaced), activations (Fig. 1 b, c percentile bands), drift, and the probes'
+    grad_norms, weight_norms, predictiveness; each .png, .svg or .pdf
     (fmt). names: {group label: its name in the figures} (default: the labels); `where`
     starts a message about too many groups."""
     check_group_count(max(map(len, [*figures.curves.values(), figures.batch_stats,
-                                    figures.steps, figures.bands, figures.drift]), default=0),
+                                    figures.steps, figures.bands, figures.drift,
+                                    *figures.probes.values()]), default=0),
                       where)
 
     def named(series: dict) -> dict:
@@ -111,6 +123,9 @@ def render_all(figures, where: str = "plot runs", *, names: dict | None = None,
         drawn["activations"] = figure_bands(figures.layer, figures.unit, named(figures.bands))
     if figures.drift:
         drawn["drift"] = figure_drift(named(figures.drift))
+    for name, draw in PROBES.items():
+        if figures.probes.get(name):
+            drawn[name] = draw(named(figures.probes[name]))
     files = {}
     for name, fig in drawn.items():
         files[f"{name}.{fmt}"] = render(fig, fmt, dpi)
@@ -126,8 +141,9 @@ def not_drawn(figures, names: dict | None = None, fmt: str = "png") -> list[str]
     names = names or {}
     every = list(dict.fromkeys(label for s in figures.curves.values() for label in s))
     notes = []
+    probes = [(name, figures.probes[name]) for name in PROBES if figures.probes.get(name)]
     for name, series in (("gap", figures.batch_stats), ("steps", figures.steps),
-                         ("activations", figures.bands), ("drift", figures.drift)):
+                         ("activations", figures.bands), ("drift", figures.drift), *probes):
         if not series:
             why = WHY[name]
             if name == "activations" and figures.layer is not None:
@@ -250,20 +266,10 @@ def figure_drift(drift: dict):
             axis(ax, "epoch", axis_words(column))
             if logarithmic[column]:
                 ax.set_yscale("log")
-                _plain_log_labels(ax)
+                plain_log_labels(ax)
             ax.set_title(names[label] or "all runs", fontsize=8)
             ax.tick_params(labelbottom=True)
     title(fig, "drift: moving vs population statistics of the current weights\n"
           "(relative error, mean over seeds)")
     legend(fig, axes.flat, ncols=4)
     return fig
-
-
-def _plain_log_labels(ax) -> None:
-    """A log axis labelled 0.1, 0.2, 0.5, 1, 2, ... in plain numbers, without matplotlib's
-    6x10^-1 on every minor tick (a column of them overlaps in a small panel)."""
-    import matplotlib.ticker
-
-    ax.yaxis.set_major_locator(matplotlib.ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-    ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
-    ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
