@@ -688,3 +688,68 @@ def test_a_folder_of_runs_none_readable_says_what_was_skipped(tmp_path):
     assert str(e.value) == (f"{tmp_path}: no readable run folder here: 2 folder(s) skipped, "
                             f"the first: {first}: no readable config in summary.json or "
                             "config.yaml")
+
+
+# ---------------------------------------------------------------- degenerate batches
+
+
+DEGENERATE = {"train_acc": 0.101, "test_acc": 0.1, "test_acc_batchstats": 0.35}
+
+
+@pytest.mark.parametrize("keys, how, layers", [
+    ({"data__batch_size": 1, "model__arch": "mlp"}, "data.batch_size 1",
+     "dense1_bn, dense2_bn"),
+    ({"model__bn__impl": "scratch", "model__bn__virtual_batch_size": 1},
+     "model.bn.virtual_batch_size 1 (ghost batches)", "dense1_bn, dense2_bn"),
+    ({"data__batch_size": 2, "train__strategy": "mirrored"},
+     "data.batch_size 2 split over 2 replicas with model.bn.synchronized false",
+     "dense1_bn, dense2_bn"),
+])
+def test_one_example_per_normalization_on_vectors_is_degenerate_and_nothing_else(
+        tmp_path, keys, how, layers):
+    """A BN that sees one example at a time on vectors: variance 0, train accuracy at
+    chance. Not small_batch, not the moving statistics' lag or breakage."""
+    path = fake_run_rows(tmp_path, [DEGENERATE] * 3, train_size=TRAIN, **keys)
+    (finding,) = found(path)
+    assert finding[:2] == ("degenerate_batch", "error")
+    assert finding[2] == (
+        f"BN normalizes over 1 example at a time ({how}); on vectors ({layers}) each "
+        "feature's batch mean is the example itself and its variance 0, so these layers "
+        "output beta whatever their input; train_acc 0.101, test_acc 0.100 (chance 0.1)")
+    assert "model.bn.kind: layer" in finding[3]
+
+
+def test_one_example_per_normalization_over_positions_only_is_a_small_batch(tmp_path):
+    """A conv BN averages over the positions of its one example: noisy, not degenerate."""
+    path = fake_run_rows(tmp_path, epochs(3), train_size=TRAIN, data__batch_size=1,
+                         model__arch="layers", model__layers=[
+                             {"type": "conv", "filters": 4, "kernel_size": 3, "use_bias": False},
+                             {"type": "bn"}, {"type": "flatten"}, {"type": "dense", "units": 10}])
+    assert [f[0] for f in found(path)] == ["small_batch"]
+
+
+# ---------------------------------------------------------------- dropout before BN
+
+
+def test_dropout_before_bn_with_a_gap_is_a_warning_and_no_lag(tmp_path):
+    path = fake_run_rows(tmp_path, epochs(3, test_acc=0.78, test_acc_batchstats=0.86),
+                         train_size=TRAIN, model__arch="mlp",
+                         model__dropout={"rate": 0.5, "placement": "before_bn"})
+    (finding,) = found(path)
+    assert finding[:2] == ("dropout_before_bn", "warning")
+    assert finding[2] == (
+        "dropout dense1_dropout (rate 0.5) before dense2_bn: in training dropout changes the "
+        "variance of what these BN layers see; at inference it is off, so their moving "
+        "variance no longer fits; test accuracy 0.860 with batch statistics, 0.780 with the "
+        "moving ones (gap +0.080)")
+    assert "model.dropout.placement: after_bn" in finding[3]
+
+
+def test_dropout_before_bn_with_no_gap_is_info_and_after_the_last_bn_is_silent(tmp_path):
+    small = fake_run_rows(tmp_path / "a", epochs(3), train_size=TRAIN, model__arch="mlp",
+                          model__dropout={"rate": 0.5, "placement": "before_bn"})
+    assert [f[:2] for f in found(small)] == [("dropout_before_bn", "info")]
+    after = fake_run_rows(tmp_path / "b", epochs(3, test_acc=0.78, test_acc_batchstats=0.86),
+                          train_size=TRAIN, model__arch="mlp",
+                          model__dropout={"rate": 0.5, "placement": "after_bn"})
+    assert [f[0] for f in found(after)] == ["moving_stats_lag"]  # no dropout before a BN

@@ -126,7 +126,7 @@ def check_moving_stats_broken(run: CheckedRun) -> list[Finding]:
     moving statistics is set. (Too short a run with no such setting: moving_stats_lag.)"""
     shown = _at_chance_while_working(run)
     causes = _known_causes(run)
-    if shown is None or (_too_short(run) and not causes):
+    if shown is None or (_too_short(run) and not causes) or _degenerate_layers(run):
         return []
     evidence = f"{shown}; {_length_evidence(run)}"
     variance_init = {str(_init_name(layer.get("moving_variance_initializer")))
@@ -146,7 +146,8 @@ def check_moving_stats_broken(run: CheckedRun) -> list[Finding]:
 
 
 def check_moving_stats_lag(run: CheckedRun) -> list[Finding]:
-    """warning: the model has BN, not moving_stats_broken, and test_acc_batchstats exceeds
+    """warning: the model has BN, not moving_stats_broken, degenerate_batch, or (in a run
+    long enough for its momentum) dropout_before_bn, and test_acc_batchstats exceeds
     test_acc by more than GAP, or inference is at chance while batch statistics work in a
     run shorter than FADE / (1 - momentum) steps. info: no batch-statistics column (the
     gap was not measured) and the run is shorter than the steps its momentum needs."""
@@ -154,6 +155,8 @@ def check_moving_stats_lag(run: CheckedRun) -> list[Finding]:
     shown = _at_chance_while_working(run)
     if shown is not None and not (_too_short(run) and not _known_causes(run)):
         return []  # moving_stats_broken
+    if _degenerate_layers(run) or (_dropout_before_bn(run) and not _too_short(run)):
+        return []  # degenerate_batch; dropout_before_bn's variance shift, not the lag
     advice = (f"Lower model.bn.momentum (0.9 needs ~{_steps_needed(0.9)} steps, 0.99 "
               f"~{_steps_needed(0.99)}), train longer, or set train.precise_bn: N to "
               "recompute the moving statistics from N training examples before evaluation.")
@@ -194,13 +197,14 @@ def check_batch_stats_at_inference(run: CheckedRun) -> list[Finding]:
     return [_finding(run, "batch_stats_at_inference", "error", evidence, advice)]
 
 
-def check_small_batch(run: CheckedRun) -> list[Finding]:
-    """warning: the model has BN and each BN normalization sees fewer than SMALL_BATCH
-    examples: data.batch_size, or model.bn.virtual_batch_size (ghost batches), or the
-    batch's share per replica with train.strategy: mirrored and model.bn.synchronized false."""
+def _normalized_over(run: CheckedRun) -> tuple[int, str, str] | None:
+    """(examples each BN normalization sees, how the config makes it so, the fix):
+    data.batch_size, or model.bn.virtual_batch_size (ghost batches), or the batch's share
+    per replica with train.strategy: mirrored and model.bn.synchronized false; None where
+    the batch size is unknown."""
     batch = run.get("data.batch_size")
     if not isinstance(batch, int):
-        return []
+        return None
     ghost = run.get("model.bn.virtual_batch_size")
     mirrored = (run.get("train.strategy") == "mirrored"
                 and not run.get("model.bn.synchronized", False))
@@ -214,8 +218,49 @@ def check_small_batch(run: CheckedRun) -> list[Finding]:
     if isinstance(ghost, int) and ghost < size:  # ghost batches within a batch or a slice
         size, how = ghost, f"model.bn.virtual_batch_size {ghost} (ghost batches)"
         fix = "a larger model.bn.virtual_batch_size (or null)"
-    if size >= SMALL_BATCH:
+    return size, how, fix
+
+
+def _degenerate_layers(run: CheckedRun) -> list[dict]:
+    """The BN layers on vectors (after a dense layer or flatten: no positions to average
+    over) when each normalization sees one example: their batch variance is 0."""
+    over = _normalized_over(run)
+    if over is None or over[0] != 1:
         return []
+    return [layer for layer in run.bn_layers if len(layer.get("input_shape") or ()) == 1]
+
+
+def check_degenerate_batch(run: CheckedRun) -> list[Finding]:
+    """error: each BN normalization sees one example (see small_batch for how) and a BN
+    layer normalizes vectors: every feature's batch variance is 0 and its output is beta
+    whatever the input, so nothing before it learns. (Not small_batch, and not the
+    moving statistics' lag or breakage: those checks stay silent here.)"""
+    layers = _degenerate_layers(run)
+    if not layers:
+        return []
+    _, how, fix = _normalized_over(run)
+    evidence = (f"BN normalizes over 1 example at a time ({how}); on vectors "
+                f"({_bn_names(layers)}) each feature's batch mean is the example itself and "
+                "its variance 0, so these layers output beta whatever their input")
+    train, acc = run.last("train_acc"), run.last("test_acc")
+    if train is not None:
+        evidence += f"; train_acc {train:.3f}" + (f", test_acc {acc:.3f}" if acc is not None
+                                                  else "") + f" (chance {CHANCE:.1f})"
+    advice = (f"Use {fix}: BN needs at least two examples per normalization, and a dozen "
+              "or more to be stable. With one example per batch, normalize each example "
+              "on its own instead: model.bn.kind: layer (or group).")
+    return [_finding(run, "degenerate_batch", "error", evidence, advice)]
+
+
+def check_small_batch(run: CheckedRun) -> list[Finding]:
+    """warning: the model has BN and each BN normalization sees fewer than SMALL_BATCH
+    examples: data.batch_size, or model.bn.virtual_batch_size (ghost batches), or the
+    batch's share per replica with train.strategy: mirrored and model.bn.synchronized
+    false. Not where degenerate_batch (one example, on vectors) says more."""
+    over = _normalized_over(run)
+    if over is None or over[0] >= SMALL_BATCH or _degenerate_layers(run):
+        return []
+    size, how, fix = over
     evidence = f"BN normalizes over {size} examples at a time ({how}); fewer than {SMALL_BATCH}"
     advice = (f"Use {fix}: the mean and variance of so few examples are noisy estimates, so "
               "training normalizes differently from inference and the gradients are noisy. "
@@ -224,6 +269,47 @@ def check_small_batch(run: CheckedRun) -> list[Finding]:
               "renorm keeps batch norm but corrects it toward the moving statistics (Ioffe "
               "2017).")
     return [_finding(run, "small_batch", "warning", evidence, advice)]
+
+
+def _dropout_before_bn(run: CheckedRun) -> list[tuple[dict, list[dict]]]:
+    """(dropout layer, the BN layers after it) for each dropout with a rate > 0 that
+    some BN layer follows, in the order the layers are built."""
+    layers = run.layers
+    found = []
+    for i, layer in enumerate(layers):
+        rate = number(layer.get("rate"))
+        if layer.get("type") == "dropout" and rate:
+            after = [later for later in layers[i + 1:] if later.get("type") == "bn"]
+            if after:
+                found.append((layer, after))
+    return found
+
+
+def check_dropout_before_bn(run: CheckedRun) -> list[Finding]:
+    """warning: a dropout layer (rate > 0) comes before a BN layer (Li et al. 2019's
+    variance shift: dropout scales its output's variance in training only, so the BN
+    after it normalizes at inference with a moving variance learned on other inputs);
+    info where the run measured the gap (test_acc_batchstats - test_acc) and it is at
+    most GAP."""
+    pairs = _dropout_before_bn(run)
+    if not pairs:
+        return []
+    evidence = "; ".join(f"dropout {d['name']} (rate {number(d['rate']):g}) before "
+                         f"{_bn_names(bns)}" for d, bns in pairs)
+    evidence += (": in training dropout changes the variance of what these BN layers see; "
+                 "at inference it is off, so their moving variance no longer fits")
+    acc, batch = run.last("test_acc"), run.last("test_acc_batchstats")
+    severity = "warning"
+    if acc is not None and batch is not None:
+        evidence += (f"; test accuracy {batch:.3f} with batch statistics, {acc:.3f} with "
+                     f"the moving ones (gap {batch - acc:+.3f})")
+        severity = "warning" if round(batch - acc, 6) > GAP else "info"
+    advice = ("Put dropout after the last BN layer (model.dropout.placement: after_bn: "
+              "before the output layer only), or lower its rate; or recompute the moving "
+              "statistics without dropout before evaluation (train.precise_bn: N). Li et "
+              "al. 2019, \"Understanding the disharmony between dropout and batch "
+              "normalization\".")
+    return [_finding(run, "dropout_before_bn", severity, evidence, advice)]
 
 
 def check_bias_before_bn(run: CheckedRun) -> list[Finding]:
@@ -326,11 +412,12 @@ def _share_beyond(low: float, high: float, limit: float) -> float:
     return 1.0 - inside / (high - low)
 
 
-CHECKS = [check_diverged, check_moving_stats_broken, check_moving_stats_lag,
-          check_batch_stats_at_inference, check_small_batch, check_bias_before_bn,
-          check_saturated_activations]
-BN_CHECKS = {check_moving_stats_broken, check_moving_stats_lag, check_batch_stats_at_inference,
-             check_small_batch, check_bias_before_bn}
+CHECKS = [check_diverged, check_degenerate_batch, check_moving_stats_broken,
+          check_moving_stats_lag, check_batch_stats_at_inference, check_small_batch,
+          check_dropout_before_bn, check_bias_before_bn, check_saturated_activations]
+BN_CHECKS = {check_degenerate_batch, check_moving_stats_broken, check_moving_stats_lag,
+             check_batch_stats_at_inference, check_small_batch, check_dropout_before_bn,
+             check_bias_before_bn}
 IDS = [c.__name__.removeprefix("check_") for c in CHECKS]
 
 

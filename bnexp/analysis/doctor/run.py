@@ -14,7 +14,9 @@ import math
 from dataclasses import asdict, dataclass, field
 
 from bnexp import config as config_mod
-from bnexp.config.trainable import computing_layers
+from bnexp.config.network import leaf_shapes
+from bnexp.config.presets import model_layers
+from bnexp.config.schema import input_shape
 from bnexp.errors import BadInput
 from bnexp.runs import RunRecord
 
@@ -60,7 +62,8 @@ class CheckedRun(RunRecord):
     def layers(self) -> list[dict]:
         """The model's layers as dicts (type, name, ...), BN settings filled in from
         model.bn: exactly the layers bnexp built (config.model_layers), residual blocks'
-        inner and shortcut layers in their place (the blocks themselves left out). A config today's
+        inner and shortcut layers in their place (the blocks themselves left out), each
+        with the shape it takes (`input_shape`, no batch axis). A config today's
         schema cannot read, or no recorded config at all, gives no layers (the BN checks
         are then skipped: an empty config would read as the default model)."""
         if not self.config:
@@ -69,7 +72,8 @@ class CheckedRun(RunRecord):
             config = config_mod.validate(self.config, str(self.path))
         except BadInput:
             return []
-        return [layer.model_dump() for layer in computing_layers(config)]
+        built = leaf_shapes(model_layers(config.model), input_shape(config.data))
+        return [{**layer.model_dump(), "input_shape": list(shape)} for layer, shape, _ in built]
 
     @property
     def bn_layers(self) -> list[dict]:
