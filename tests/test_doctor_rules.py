@@ -753,3 +753,25 @@ def test_dropout_before_bn_with_no_gap_is_info_and_after_the_last_bn_is_silent(t
                           train_size=TRAIN, model__arch="mlp",
                           model__dropout={"rate": 0.5, "placement": "after_bn"})
     assert [f[0] for f in found(after)] == ["moving_stats_lag"]  # no dropout before a BN
+
+
+# ---------------------------------------------------------------- nothing trains
+
+
+def test_nothing_trains_names_what_was_frozen(tmp_path):
+    rows = [{"train_acc": 0.1, "test_acc": 0.1, "train_loss": 2.3}] * 3
+    path = fake_run_rows(tmp_path, rows, train_size=TRAIN, model__bn__placement="none",
+                         train__trainable="all_but_norm",
+                         summary={"params": {"trainable": 100, "frozen": 5000}})
+    (finding,) = found(path)
+    assert finding[:3] == ("nothing_trains", "warning",
+                           "train_acc stayed at chance (0.1) for all 3 epochs: 0.100 in the "
+                           "first, 0.100 in the last; 100 weights train, 5000 are frozen "
+                           "(train.trainable: all_but_norm, or layers' trainable: false)")
+
+
+def test_nothing_trains_is_silent_once_any_epoch_learns_or_a_run_is_one_epoch(tmp_path):
+    learns = [{"train_acc": 0.1}, {"train_acc": 0.16}]
+    assert found(fake_run_rows(tmp_path / "a", learns, model__bn__placement="none")) == []
+    one = [{"train_acc": 0.1}]
+    assert found(fake_run_rows(tmp_path / "b", one, model__bn__placement="none")) == []

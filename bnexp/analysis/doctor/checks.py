@@ -271,6 +271,29 @@ def check_small_batch(run: CheckedRun) -> list[Finding]:
     return [_finding(run, "small_batch", "warning", evidence, advice)]
 
 
+def check_nothing_trains(run: CheckedRun) -> list[Finding]:
+    """warning: a completed run of 2 or more epochs whose train_acc stayed at most CHANCE
+    + AT_CHANCE in every epoch, unless degenerate_batch explains it; the evidence names
+    what train.trainable or layers' `trainable: false` froze (summary.json params)."""
+    accs = [number(row.get("train_acc")) for row in run.rows]
+    if (run.status != "completed" or len(accs) < 2 or None in accs
+            or max(accs) > round(CHANCE + AT_CHANCE, 6) or _degenerate_layers(run)):
+        return []
+    evidence = (f"train_acc stayed at chance ({CHANCE:.1f}) for all {len(accs)} epochs: "
+                f"{accs[0]:.3f} in the first, {accs[-1]:.3f} in the last")
+    params = run.summary.get("params") or {}
+    frozen, trained = number(params.get("frozen")), number(params.get("trainable"))
+    if frozen and trained is not None:
+        evidence += (f"; {int(trained)} weights train, {int(frozen)} are frozen "
+                     f"(train.trainable: {run.get('train.trainable', 'all')}, or layers' "
+                     "trainable: false)")
+    advice = ("If the weights were frozen on purpose (a frozen random network sits at "
+              "chance), this is the result. Otherwise: train.trainable: all and no layer's "
+              "trainable: false; a learning rate neither tiny nor huge; train.from_logits "
+              "true for a last layer without softmax.")
+    return [_finding(run, "nothing_trains", "warning", evidence, advice)]
+
+
 def _dropout_before_bn(run: CheckedRun) -> list[tuple[dict, list[dict]]]:
     """(dropout layer, the BN layers after it) for each dropout with a rate > 0 that
     some BN layer follows, in the order the layers are built."""
@@ -414,7 +437,8 @@ def _share_beyond(low: float, high: float, limit: float) -> float:
 
 CHECKS = [check_diverged, check_degenerate_batch, check_moving_stats_broken,
           check_moving_stats_lag, check_batch_stats_at_inference, check_small_batch,
-          check_dropout_before_bn, check_bias_before_bn, check_saturated_activations]
+          check_dropout_before_bn, check_bias_before_bn, check_saturated_activations,
+          check_nothing_trains]
 BN_CHECKS = {check_degenerate_batch, check_moving_stats_broken, check_moving_stats_lag,
              check_batch_stats_at_inference, check_small_batch, check_dropout_before_bn,
              check_bias_before_bn}
