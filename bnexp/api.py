@@ -28,9 +28,10 @@ import pandas as pd
 from bnexp import config as config_mod
 from bnexp import runs
 from bnexp.errors import BadInput
+from bnexp.runs import evals as eval_csv
 from bnexp.safeopen import path_problem
 
-__all__ = ["Run", "compare", "doctor", "load_run", "load_runs", "plot_activations",
+__all__ = ["Run", "compare", "doctor", "eval", "load_run", "load_runs", "plot_activations",
            "plot_curves", "plot_drift", "plot_features", "plot_gap", "plot_steps",
            "plot_sweep", "train"]
 
@@ -56,6 +57,14 @@ class Run:
     def final(self) -> dict:
         """The last epoch's metrics (summary.json's `final`)."""
         return dict(self.summary.get("final") or {})
+
+    @property
+    def evals(self) -> pd.DataFrame:
+        """eval.csv as a DataFrame: one row per `bnexp eval` of the run's checkpoint
+        (evaluated_at, epoch, data, shift, stats, batch_size, examples, loss, acc), in the
+        order they were made; no rows where it was never evaluated."""
+        rows = eval_csv.read(self.folder) if self.folder is not None else []
+        return pd.DataFrame(rows, columns=eval_csv.COLUMNS)
 
 
 def load_run(folder: str | Path) -> Run:
@@ -150,6 +159,34 @@ def compare(runs_dir: str | Path, *, by: list[str] | None = None, metric: str = 
                               select=select, columns=columns)
     _warn(table.attrs.get("warnings", []))
     return table
+
+
+def eval(path: str | Path, *, shift: str | list[str] | None = None,
+         data: str | Path | None = None, stats: str = "population",
+         batch_size: int | None = None) -> pd.DataFrame:
+    """`bnexp eval`: the run folder `path` (or every run with a checkpoint beneath it)
+    measured again from its checkpoint, without training: one row per run (run_id, path,
+    and the row appended to its eval.csv: evaluated_at, epoch, data, shift, stats,
+    batch_size, examples, loss, acc). shift: "noise=80", "rotate=90", "contrast=0.5",
+    "invert", or a list applied in order; data: a folder of IDX test files in place of
+    the run's test set; stats: "population" (moving statistics), "batch" (each batch's
+    own, batches of batch_size, default the run's data.batch_size) or "adapt" (AdaBN:
+    recomputed on the test images). Starts TensorFlow, after the checks; runs skipped
+    in a folder are Python warnings."""
+    from bnexp.analysis import eval_plan
+    from bnexp.tfquiet import import_tensorflow
+
+    path = _path(path, "path")  # before TensorFlow starts
+    data = _path(data, "data") if data is not None else None
+    request = eval_plan.Request.of(shift, data, stats, batch_size)
+    targets, found_warnings = eval_plan.plan(path, request)
+    _warn(found_warnings)
+    import_tensorflow()
+    from bnexp.analysis import evaluate
+
+    rows, more = evaluate.evaluate_all(targets, request)
+    _warn(more)
+    return pd.DataFrame(rows, columns=["run_id", "path", *eval_csv.COLUMNS])
 
 
 def doctor(path: str | Path) -> pd.DataFrame:

@@ -9,6 +9,7 @@ compare and plot runs put out: bnexp.views.outputs; the standard streams: bnexp.
 from __future__ import annotations
 
 import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -278,6 +279,54 @@ def doctor(
             findings.print_json([f for found in each.values() for f in found])
         else:
             findings.print_text(each)
+
+
+class Stats(StrEnum):
+    """`bnexp eval --stats`: which statistics BN normalizes the test images with."""
+
+    population = "population"
+    batch = "batch"
+    adapt = "adapt"
+
+
+@app.command("eval")
+def evaluate(
+    path: Annotated[Path, typer.Argument(
+        parser=path_arg, help="A run folder, or a folder of runs: each with a checkpoint.")],
+    shift: Annotated[list[str] | None, typer.Option(
+        "--shift", help="noise=SIGMA (pixel units 0-255), rotate=DEG, contrast=F or invert; "
+        "repeated: applied in order.", show_default=False)] = None,
+    data: Annotated[Path | None, typer.Option(
+        "--data", parser=path_arg, help="A folder of IDX test files in place of the run's "
+        "test set.", show_default=False)] = None,
+    stats: Annotated[Stats, typer.Option(
+        "--stats", help="population: the moving statistics; batch: each test batch's own; "
+        "adapt: recomputed on the test images (AdaBN).")] = Stats.population,
+    batch_size: Annotated[int | None, typer.Option(
+        "--batch-size", min=1, help="--stats batch: examples per batch (default: the run's "
+        "data.batch_size).", show_default=False)] = None,
+) -> None:
+    """Evaluate trained runs from their checkpoints, without training; append a row to each
+    run's eval.csv (compare reads it: --metric 'test_acc@noise=80/adapt')."""
+    with exit_codes():
+        from bnexp.analysis import eval_plan
+        from bnexp.views import tables
+
+        request = eval_plan.Request.of(shift, data, stats.value, batch_size)
+        targets, warnings = eval_plan.plan(path, request)
+        tables.print_warnings(warnings)
+        import_tensorflow()
+        from bnexp.analysis import evaluate as evaluate_mod
+
+        try:
+            rows, warnings = evaluate_mod.evaluate_all(targets, request)
+        except KeyboardInterrupt:
+            tables.print_error("interrupted; the runs evaluated so far have their rows in "
+                               "eval.csv")
+            raise typer.Exit(130) from None
+        tables.print_table(tables.stdout_console(), tables.rich_table(
+            eval_plan.shown(rows), f"{path}: appended to each run's eval.csv", compact=False))
+        tables.print_warnings(warnings)
 
 
 def main() -> None:

@@ -55,6 +55,8 @@ CASES = [
     (("plot sweep", "out"), "--out", ["plot", "sweep", "runs", "--x", "name", "--out", BAD]),
     (("plot features", "run_dir"), "run_dir", ["plot", "features", BAD]),
     (("plot features", "out"), "--out", ["plot", "features", "runs", "--out", BAD]),
+    (("eval", "path"), "path", ["eval", BAD]),
+    (("eval", "data"), "--data", ["eval", "runs", "--data", BAD]),
 ]
 
 
@@ -132,6 +134,8 @@ def _api_calls():
         "doctor": ("path", lambda p: bnexp.doctor(p)),
         "plot_features": ("run_dir", lambda p: bnexp.plot_features(p)),
         "plot_sweep": ("runs_dir", lambda p: bnexp.plot_sweep(p, x="name")),
+        "eval": ("path", lambda p: bnexp.eval(p)),
+        "eval data": ("data", lambda p: bnexp.eval("runs", data=p)),
     }
     for name in ("load_runs", "compare", "plot_curves", "plot_gap", "plot_steps",
                  "plot_activations", "plot_drift"):

@@ -36,6 +36,7 @@ from bnexp.analysis.baseline import shown as _shown
 from bnexp.analysis.ordering import chosen_columns, in_order
 from bnexp.analysis.stats import difference, summarize  # noqa: F401 - compare's statistics
 from bnexp.errors import BadInput, did_you_mean
+from bnexp.runs import evals
 from bnexp.yamltext import flatten, format_value
 
 METRICS = runs.EPOCH_COLUMNS[1:]
@@ -224,14 +225,53 @@ def _split_note(by: list[str] | None, keys: list[str]) -> list[str]:
 def metric_values(table: pd.DataFrame, metric: str, at: str,
                   select: str | None = None) -> pd.Series:
     """Each run's metric at its final epoch, or at the epoch chosen on `select` (default:
-    the validation counterpart of the metric)."""
-    check_metric(metric, at, select)
+    the validation counterpart of the metric); an evaluation's (test_acc@SHIFT/STATS) from
+    the runs' eval.csv, what is missing said in the Series' attrs["warnings"]."""
+    check_metric(metric, at, select, evals_too=True)
+    evaluation = evals.parse_metric(metric)
+    if evaluation is not None:
+        return eval_values(table, evaluation)
     if at == "final":
         return table[f"final_{metric}"]
     return best.at_best(table, metric, select or runs.selector_for(metric))["value"]
 
 
-def check_metric(metric: str, at: str, select: str | None = None) -> None:
+def eval_values(table: pd.DataFrame, metric: evals.EvalMetric) -> pd.Series:
+    """Each run's evaluation `metric` from its eval.csv (NaN where it has none); a warning
+    names the completed runs that lack it, or hold it only of an earlier checkpoint."""
+    sizes = table["data.batch_size"] if "data.batch_size" in table else [None] * len(table)
+    found = [metric.value(evals.read(Path(path)), size, done) for path, size, done
+             in zip(table["path"], sizes, table["epochs_done"], strict=True)]
+    values = pd.Series([v for v, _ in found], index=table.index, dtype=float)
+    notes = []
+    for why, words in (("missing", "no such evaluation in eval.csv"),
+                       ("stale", "it only for an earlier epoch's checkpoint (trained on since)")):
+        ids = [run_id for run_id, status, (_, reason) in
+               zip(table["run_id"], table["status"], found, strict=True)
+               if reason == why and status == "completed"]
+        if ids:
+            notes.append(f"{metric.text}: {len(ids)} completed run{'s' * (len(ids) != 1)} "
+                         f"ha{'ve' if len(ids) != 1 else 's'} {words} ({ids[0]}"
+                         f"{', ...' * (len(ids) > 1)}): left out of the statistics; "
+                         f"`{metric.command()}` evaluates a run")
+    values.attrs["warnings"] = notes
+    return values
+
+
+def check_metric(metric: str, at: str, select: str | None = None,
+                 evals_too: bool = False) -> None:
+    """BadInput unless `metric` is a metrics.csv column (or, evals_too, an evaluation's
+    test_acc@SHIFT/STATS, which has no epochs: --at final only), `at` final or best."""
+    evaluation = evals.parse_metric(metric)
+    if evaluation is not None:
+        if not evals_too:
+            raise BadInput(f"--metric {metric}: an evaluation of the finished run "
+                           "(eval.csv, `bnexp eval`) has no value per epoch to draw")
+        if at != "final":
+            raise BadInput(f"--at {at}: --metric {metric} is an evaluation of the run's "
+                           "last checkpoint (eval.csv), no epoch to choose: use --at final")
+        best.check_select(at, select)
+        return
     if metric not in METRICS:
         raise BadInput(f"--metric {metric}: expected one of {', '.join(METRICS)}"
                        f"{did_you_mean(metric, METRICS)}")
@@ -246,11 +286,12 @@ def table(found: RunTable, metric: str = "test_acc", at: str = "final",
     """One row per group of runs that differ only by seed, with counts and statistics, in
     the order of the grouping keys' values (numbers as numbers). What a reader should
     know beside it (a --by split, tests on few seeds) is in `.attrs["warnings"]`."""
-    check_metric(metric, at, select)
+    check_metric(metric, at, select, evals_too=True)
     if found.table.empty:
         return pd.DataFrame(columns=["name", *COUNT_COLUMNS, *STAT_COLUMNS])
     keys = compare_keys(found, by)
-    runs_table = found.table.assign(_value=metric_values(found.table, metric, at, select))
+    measured = metric_values(found.table, metric, at, select)
+    runs_table = found.table.assign(_value=measured)
     runs_table["_pair"] = _pair_keys(found, keys) if baseline else runs_table["seed"]
     chosen_by = (select or runs.selector_for(metric)) if at == "best" else ""
     rows = []
@@ -267,7 +308,7 @@ def table(found: RunTable, metric: str = "test_acc", at: str = "final",
                          if np.isfinite(v)}
         rows.append(row)
     out = in_order(pd.DataFrame(rows), keys)
-    notes = _split_note(by, keys)
+    notes = _split_note(by, keys) + measured.attrs.get("warnings", [])
     if baseline:
         out = add_baseline(out, keys, baseline)
         notes += few_seeds_note(out)
@@ -309,20 +350,23 @@ def run_rows(found: RunTable, metric: str = "test_acc", at: str = "final",
              by: list[str] | None = None, select: str | None = None) -> pd.DataFrame:
     """--runs: one row per run: the grouping keys, seed, status, the metric (with --at
     best, the epoch chosen after it), the folder."""
-    check_metric(metric, at, select)
+    check_metric(metric, at, select, evals_too=True)
     if found.table.empty:
         return pd.DataFrame(columns=["seed", "status", metric, "run_id"])
     keys = compare_keys(found, by)
     t = found.table
     out = t[keys + ["seed", "status", "epochs_done"]].copy()
+    notes = []
     if at == "best":
         chosen = best.at_best(t, metric, select or runs.selector_for(metric))
         out[metric], out["epoch"] = chosen["value"], chosen["epoch"]
     else:
-        out[metric] = metric_values(t, metric, at)
+        values = metric_values(t, metric, at)
+        out[metric] = values
+        notes = values.attrs.get("warnings", [])
     out["run_id"] = t["run_id"]
     out = in_order(out, keys + ["seed"]).reset_index(drop=True)
-    out.attrs["warnings"] = _split_note(by, keys)
+    out.attrs["warnings"] = _split_note(by, keys) + notes
     return out
 
 
