@@ -137,7 +137,8 @@ def write_files(files: list[tuple[Path, bytes, str]]) -> None:
 
 
 RUN_FILES = {"summary.json", "metrics.csv", "config.yaml", "checkpoint.npz", "train.log",
-             "steps.csv", "activations.csv", "drift.csv"}  # what training writes in a run folder
+             "steps.csv", "activations.csv", "drift.csv", "grad_norms.csv", "weight_norms.csv",
+             "predictiveness.csv", "eval.csv"}  # what training and `bnexp eval` write there
 
 
 def _a_run_file(path: Path) -> bool:
