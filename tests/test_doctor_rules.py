@@ -775,3 +775,44 @@ def test_nothing_trains_is_silent_once_any_epoch_learns_or_a_run_is_one_epoch(tm
     assert found(fake_run_rows(tmp_path / "a", learns, model__bn__placement="none")) == []
     one = [{"train_acc": 0.1}]
     assert found(fake_run_rows(tmp_path / "b", one, model__bn__placement="none")) == []
+
+
+# ---------------------------------------------------------------- domain shift
+
+
+def eval_rows(path, rows, epoch=3):
+    from bnexp.runs import evals
+
+    for shift, stats, acc in rows:
+        evals.append(path, {"evaluated_at": "2026-12-07T00:00:00", "epoch": epoch,
+                            "data": "test", "shift": shift, "stats": stats,
+                            "batch_size": 50 if stats == "batch" else None,
+                            "examples": 300, "loss": 1.0, "acc": acc})
+
+
+def test_a_gap_on_shifted_data_only_is_domain_shift_not_lag(tmp_path):
+    """The case doctor once called moving_stats_lag: clean 0.796 / 0.786 (population /
+    test batch), Gaussian noise 0.617 / 0.753."""
+    path = fake_run_rows(tmp_path, epochs(3, test_acc=0.796, test_acc_batchstats=0.786),
+                         train_size=TRAIN)
+    eval_rows(path, [("noise=80", "population", 0.617), ("noise=80", "batch", 0.753),
+                     ("noise=80", "adapt", 0.760), ("none", "population", 0.796),
+                     ("rotate=90", "population", 0.038), ("rotate=90", "batch", 0.070)])
+    (finding,) = found(path)
+    assert finding[:3] == (
+        "domain_shift", "warning",
+        "on noise=80 test data, accuracy 0.617 with the moving statistics, 0.753 with "
+        "statistics each test batch's own, 0.760 with statistics recomputed on it (AdaBN); "
+        "on the clean test set 0.796 with the moving statistics and 0.786 with the batches' "
+        "own")
+    assert "bnexp eval RUN --shift noise=80 --stats adapt" in finding[3]
+
+
+def test_no_domain_shift_where_the_shifted_gap_is_small_or_older_epochs_show_it(tmp_path):
+    small = fake_run_rows(tmp_path / "a", epochs(3), train_size=TRAIN)
+    eval_rows(small, [("noise=80", "population", 0.70), ("noise=80", "adapt", 0.74)])
+    assert found(small) == []
+    old = fake_run_rows(tmp_path / "b", epochs(3), train_size=TRAIN)
+    eval_rows(old, [("noise=80", "population", 0.60), ("noise=80", "adapt", 0.75)], epoch=1)
+    eval_rows(old, [("noise=80", "population", 0.70), ("noise=80", "adapt", 0.72)], epoch=3)
+    assert found(old) == []  # the last evaluated epoch counts

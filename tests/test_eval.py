@@ -379,6 +379,32 @@ def test_population_statistics_give_the_runs_last_test_metrics(run_copy):
     assert table["mean"].iloc[0] == pytest.approx(last["test_acc"], abs=1e-6)
 
 
+def test_data_test_shift_records_the_shifted_test_set_each_epoch(tmp_path):
+    """data.test_shift: eval.csv rows per epoch (moving and batch statistics), the last
+    epoch's equal to `bnexp eval --shift` of the checkpoint; compare reads them."""
+    cfg = synthetic_config(model={"arch": "mlp", "hidden": [32, 16]},
+                           data={"test_shift": ["noise=80.0"]},
+                           train={"epochs": 2, "jit_compile": False})
+    assert cfg.data.test_shift == ["noise=80"]  # stored as its label
+    (run,) = bnexp.train(cfg, runs_dir=tmp_path / "runs")
+    rows = evals.read(run.folder)
+    assert [(r["epoch"], r["shift"], r["stats"], r["batch_size"]) for r in rows] == [
+        (1, "noise=80", "population", None), (1, "noise=80", "batch", 50),
+        (2, "noise=80", "population", None), (2, "noise=80", "batch", 50)]
+    (again,) = bnexp.eval(run.folder, shift="noise=80").to_dict("records")
+    assert again["loss"] == pytest.approx(rows[2]["loss"], rel=2e-6)  # 6 digits in the file
+    assert again["acc"] == pytest.approx(rows[2]["acc"], abs=1e-6)
+    (batch,) = bnexp.eval(run.folder, shift="noise=80", stats="batch").to_dict("records")
+    assert batch["acc"] == pytest.approx(rows[3]["acc"], abs=1e-6)
+    table = compare.table(compare.load(tmp_path / "runs"), "test_acc@noise=80/population")
+    assert table["mean"].iloc[0] == pytest.approx(rows[2]["acc"], abs=1e-6)
+
+
+def test_a_bad_test_shift_names_the_key():
+    with pytest.raises(BadInput, match=r"data.test_shift: shift blur=3: unknown shift"):
+        synthetic_config(data={"test_shift": ["blur=3"]})
+
+
 def rebuilt(folder: Path):
     from bnexp import config
     from bnexp.analysis.evaluate import Evaluator

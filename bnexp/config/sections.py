@@ -30,6 +30,7 @@ from bnexp.config.network import LayerSpec
 from bnexp.config.normalization import BNConfig, DropoutConfig
 from bnexp.config.resnet import resnet_defaults
 from bnexp.config.schedule import ScheduleConfig
+from bnexp.errors import BadInput
 from bnexp.safeopen import NAME_MAX, PATH_MAX, too_long_for_a_path
 
 __all__ = ["DEFAULT_HIDDEN", "MAX_EXAMPLES", "MAX_LAYERS", "MAX_SEED", "MAX_WIDTH",
@@ -67,6 +68,12 @@ class DataConfig(Section):
     shuffle_buffer: int | None = Field(None, gt=0, le=MAX_EXAMPLES)
     """null: a fresh permutation of the training set every epoch. N: the order a tf.data
     shuffle(N) buffer gives (a small buffer barely shuffles: notebook 001's shuffle(20))."""
+    test_shift: list[str] | None = Field(None, min_length=1, max_length=10)
+    """A shifted copy of the test set to evaluate too after each epoch, as `bnexp eval
+    --shift` takes it, e.g. [noise=80] or [rotate=90, noise=80] (applied in order): its
+    loss and accuracy with the moving statistics (and with the batches' own where
+    diagnostics.batch_stats_eval is on) go to eval.csv, one row per epoch; compare reads
+    them as test_acc@noise=80/population. null = none."""
 
     @model_validator(mode="after")
     def _batch_fits(self) -> DataConfig:
@@ -78,6 +85,20 @@ class DataConfig(Section):
                 "not one full batch to train on"
             )
         return self
+
+    @field_validator("test_shift")
+    @classmethod
+    def _known_shifts(cls, specs: list[str] | None) -> list[str] | None:
+        """Each a shift `bnexp eval --shift` takes, stored as its label (noise=80.0 ->
+        noise=80: one run however spelled)."""
+        from bnexp import shifts
+
+        if specs is None:
+            return None
+        try:
+            return [shift.label for shift in shifts.parse_all(specs, "shift")]
+        except BadInput as e:
+            raise ValueError(str(e)) from None
 
     @field_validator("pad_to")
     @classmethod

@@ -174,8 +174,8 @@ def train_epoch(ctx: Context, epoch: int) -> dict:
 
 def evaluate(ctx: Context) -> dict:
     """After an epoch's training: drift (before anything touches the moving statistics),
-    precise BN where asked, then val_* and test_* in inference mode, and test_*_batchstats
-    with batch statistics where asked."""
+    precise BN where asked, then val_* and test_* in inference mode, test_*_batchstats
+    with batch statistics where asked, and data.test_shift's rows of eval.csv."""
     config, steps, splits = ctx.config, ctx.steps, ctx.splits
     start = time.perf_counter()
     if ctx.recorder is not None:
@@ -189,6 +189,8 @@ def evaluate(ctx: Context) -> dict:
     if batch_stats_eval(config):
         loss, acc = steps.evaluate_batch_stats(ctx.x_test, splits.y_test, config.data.batch_size)
         row.update(test_loss_batchstats=loss, test_acc_batchstats=acc)
+    if ctx.recorder is not None:
+        ctx.recorder.epoch_shifted(len(ctx.rows) + 1)
     return {**row, "eval_seconds": time.perf_counter() - start}
 
 

@@ -13,6 +13,7 @@ resumed run first cuts them back to its checkpoint (`Recorder.cut_to`).
 from __future__ import annotations
 
 import math
+import time
 from pathlib import Path
 
 import numpy as np
@@ -20,11 +21,12 @@ import tensorflow as tf
 from tensorflow import keras
 
 from bnexp import config as config_mod
-from bnexp import runs
+from bnexp import runs, shifts
 from bnexp.config import Config
 from bnexp.model.bn import BatchNorm
 from bnexp.model.build import to_unit
 from bnexp.model.residual import leaves, walk
+from bnexp.runs import evals
 from bnexp.training import probes
 from bnexp.training.objective import learning_rate_at
 
@@ -146,6 +148,11 @@ class Recorder:
         batch = config.data.batch_size  # the gradient probes' batch: one step's size
         self.grad_x, self.grad_y = x_train[:batch], y_train[:batch]
         self.drift_x = x_train[: d.drift] if d.drift else None
+        self.shifts = shifts.parse_all(config.data.test_shift)
+        self.shifted_x = (tf.convert_to_tensor(shifts.apply_all(self.shifts, x_test.numpy()))
+                          if self.shifts else None)
+        self.batch_stats = config_mod.batch_stats_eval(config)
+        self.batch_size = config.data.batch_size
         self.writer = None
         if config.train.tensorboard:
             new = not (folder / "tensorboard").is_dir()  # a resumed run has its session
@@ -174,6 +181,8 @@ class Recorder:
             runs.cut_csv(self.folder / name,
                          lambda r: steps_done > 0 and int(r["step"]) <= steps_done)
         runs.cut_csv(self.folder / "drift.csv", lambda r: int(r["epoch"]) <= epochs_done)
+        runs.cut_csv(self.folder / evals.FILENAME,  # data.test_shift's rows, bnexp eval's
+                     lambda r: (r.get("epoch") or "").isdigit() and int(r["epoch"]) <= epochs_done)
         runs.cut_csv(self.folder / "weight_norms.csv",
                      lambda r: epochs_done > 0 and int(r["epoch"]) <= epochs_done)
         if epochs_done == 0:
@@ -216,6 +225,21 @@ class Recorder:
         if self.drift_x is not None:
             rows = [{"epoch": epoch, **row} for row in drift(self.model, self.drift_x)]
             runs.append_csv(self.folder / "drift.csv", DRIFT_COLUMNS, rows)
+
+    def epoch_shifted(self, epoch: int) -> None:
+        """data.test_shift: the shifted test set evaluated with the moving statistics (and
+        each batch's own, where batch_stats_eval), a row each in eval.csv."""
+        if self.shifted_x is None:
+            return
+        measured = [("population", None, self.evaluate(self.shifted_x, self.y_test))]
+        if self.batch_stats:
+            measured.append(("batch", self.batch_size, self.train_steps.evaluate_batch_stats(
+                self.shifted_x, self.y_test, self.batch_size)))
+        for stats, batch, (loss, acc) in measured:
+            evals.append(self.folder, {
+                "evaluated_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "epoch": epoch,
+                "data": evals.OWN_TEST, "shift": shifts.label_of(self.shifts), "stats": stats,
+                "batch_size": batch, "examples": len(self.y_test), "loss": loss, "acc": acc})
 
     def epoch_weights(self, epoch: int, lr: float) -> None:
         if self.cfg.weight_norms:

@@ -10,6 +10,7 @@ import math
 from bnexp import runs
 from bnexp.analysis.doctor.run import CheckedRun, Finding, number
 from bnexp.config import DEFAULT_CPU_REPLICAS
+from bnexp.runs import evals
 
 CHANCE = 0.1  # accuracy of guessing among 10 classes (every dataset bnexp has)
 AT_CHANCE = 0.05  # inference accuracy <= CHANCE + this is "at chance"
@@ -294,6 +295,62 @@ def check_nothing_trains(run: CheckedRun) -> list[Finding]:
     return [_finding(run, "nothing_trains", "warning", evidence, advice)]
 
 
+def _shifted_results(run: CheckedRun) -> dict[str, dict[str, float]]:
+    """{condition (noise=80, data=<folder>, ...): {stats: accuracy}} of eval.csv's rows
+    of the run's last evaluated epoch on other than its clean test set; the last row of
+    each stats (a batch row: the largest accuracy of its batch sizes)."""
+    rows = [r for r in evals.read(run.path) if r["epoch"] is not None
+            and number(r["acc"]) is not None]
+    if not rows:
+        return {}
+    last = max(r["epoch"] for r in rows)
+    out: dict[str, dict[str, float]] = {}
+    for r in rows:
+        condition = evals.condition(r["data"], r["shift"])
+        if r["epoch"] == last and condition != evals.CLEAN:
+            seen = out.setdefault(condition, {})
+            acc = float(r["acc"])
+            seen[r["stats"]] = max(acc, seen.get("batch", acc)) if r["stats"] == "batch" else acc
+    return out
+
+
+def check_domain_shift(run: CheckedRun) -> list[Finding]:
+    """warning: on shifted test data (eval.csv: `bnexp eval --shift`/`--data`, or
+    data.test_shift) the accuracy with the test data's own statistics (batch or adapt)
+    exceeds the moving statistics' by more than GAP, while on the clean test set it does
+    not (the gap test_acc_batchstats - test_acc at most GAP, or not measured): the moving
+    statistics are right for the training data, wrong for the shifted data. (Not
+    moving_stats_lag, whose gap is on the clean test set.)"""
+    acc, batch = run.last("test_acc"), run.last("test_acc_batchstats")
+    if acc is not None and batch is not None and round(batch - acc, 6) > GAP:
+        return []  # a gap on clean data too: moving_stats_lag's
+    found = []
+    for condition, accs in _shifted_results(run).items():
+        population = accs.get("population")
+        own = {k: v for k, v in accs.items() if k != "population"}
+        if population is None or not own or round(max(own.values()) - population, 6) <= GAP:
+            continue
+        words = {"batch": "each test batch's own", "adapt": "recomputed on it (AdaBN)"}
+        text = (f"on {condition} test data, accuracy {population:.3f} with the moving "
+                "statistics, " + ", ".join(f"{v:.3f} with statistics {words[k]}"
+                                           for k, v in own.items()))
+        found.append((condition, text))
+    if not found:
+        return []
+    clean = (f"on the clean test set {acc:.3f} with the moving statistics"
+             + (f" and {batch:.3f} with the batches' own" if batch is not None else "")
+             if acc is not None else "the clean test set not measured")
+    evidence = "; ".join(text for _, text in found) + f"; {clean}"
+    first = found[0][0]
+    shift = ("--data PATH" if first.startswith("data=") else
+             " ".join(f"--shift {part}" for part in first.split("+")))
+    advice = ("The moving statistics fit the training data, not the shifted data. Recompute "
+              f"BN's statistics on the shifted data: bnexp eval RUN {shift} --stats adapt "
+              "(AdaBN, Li et al. 2016), or normalize with each test batch's own statistics "
+              "(--stats batch); or train on data like it.")
+    return [_finding(run, "domain_shift", "warning", evidence, advice)]
+
+
 def _dropout_before_bn(run: CheckedRun) -> list[tuple[dict, list[dict]]]:
     """(dropout layer, the BN layers after it) for each dropout with a rate > 0 that
     some BN layer follows, in the order the layers are built."""
@@ -437,11 +494,11 @@ def _share_beyond(low: float, high: float, limit: float) -> float:
 
 CHECKS = [check_diverged, check_degenerate_batch, check_moving_stats_broken,
           check_moving_stats_lag, check_batch_stats_at_inference, check_small_batch,
-          check_dropout_before_bn, check_bias_before_bn, check_saturated_activations,
-          check_nothing_trains]
+          check_dropout_before_bn, check_domain_shift, check_bias_before_bn,
+          check_saturated_activations, check_nothing_trains]
 BN_CHECKS = {check_degenerate_batch, check_moving_stats_broken, check_moving_stats_lag,
              check_batch_stats_at_inference, check_small_batch, check_dropout_before_bn,
-             check_bias_before_bn}
+             check_domain_shift, check_bias_before_bn}
 IDS = [c.__name__.removeprefix("check_") for c in CHECKS]
 
 
