@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from bnexp import runs
 from bnexp.analysis import doctor
 from bnexp.cli import app
-from tests.helpers import SYNTHETIC, fake_run, fake_run_rows
+from tests.helpers import FASHION_DIR, SYNTHETIC, fake_run, fake_run_rows, needs_fashion, run_bnexp
 
 runner = CliRunner()
 ROOT = Path(__file__).resolve().parents[1]
@@ -388,3 +388,37 @@ def test_a_really_diverging_run_is_diagnosed_diverged(tmp_path, write_config):
     at = summary["diverged_at"]
     assert f"at epoch {at['epoch']}, step {at['step']}" in found["diverged"]["evidence"]
     assert "no BN" in found["diverged"]["evidence"]
+
+
+@pytest.mark.e2e
+@needs_fashion
+def test_the_new_ids_on_real_fashion_mnist_runs_through_the_installed_script(tmp_path):
+    """Real runs that show each of degenerate_batch, dropout_before_bn, nothing_trains and
+    domain_shift, and one that shows none: each id on its run only, and neither of the
+    first and last called moving_stats_lag (as doctor once did)."""
+    cfg = tmp_path / "doc.yaml"
+    cfg.write_text(f"""
+name: doc
+data: {{path: {FASHION_DIR}, limit: 2000, test_limit: 1000, validation_size: 0,
+       batch_size: 50}}
+model: {{arch: mlp, hidden: [64, 32], activation: relu}}
+optimizer: {{learning_rate: 0.1, momentum: 0.9}}
+train: {{epochs: 2}}
+sweep:
+  cells:
+    - {{label: healthy}}
+    - {{label: degenerate, model.bn.impl: scratch, model.bn.virtual_batch_size: 1}}
+    - {{label: dropout, model.dropout: {{rate: 0.5, placement: before_bn}}}}
+    - {{label: stuck, optimizer.learning_rate: 1.0e-7}}
+    - {{label: shifted, model.arch: lenet, train.epochs: 4, data.test_shift: [contrast=0.3]}}
+""")
+    trained = run_bnexp("train", cfg, "--runs-dir", tmp_path / "runs")
+    assert trained.returncode == 0, trained.stderr
+    out = run_bnexp("doctor", tmp_path / "runs", "--format", "json")
+    assert out.returncode == 0, out.stderr
+    ids: dict[str, set] = {}
+    for finding in json.loads(out.stdout):
+        label = runs.read_summary(Path(finding["run"]))["cell"]["label"]
+        ids.setdefault(label, set()).add(finding["id"])
+    assert ids == {"degenerate": {"degenerate_batch"}, "dropout": {"dropout_before_bn"},
+                   "stuck": {"nothing_trains"}, "shifted": {"domain_shift"}}
