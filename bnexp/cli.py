@@ -33,7 +33,7 @@ from bnexp.cli_args import (
     path_arg,
     possible_path,
 )
-from bnexp.cli_plot import plot_app
+from bnexp.cli_plot import DpiOpt, plot_app
 from bnexp.errors import BadInput, one_line
 from bnexp.tfquiet import import_tensorflow
 
@@ -247,6 +247,7 @@ def compare(
     plot: Annotated[Path | None, typer.Option(
         "--plot", parser=path_arg, help="Learning curves per group: PNG, SVG or PDF by the suffix.",
         show_default=False)] = None,
+    dpi: DpiOpt = None,
 ) -> None:
     """One row per group of runs that differ only by seed: counts, mean, std, 95% CI."""
     with exit_codes():
@@ -255,7 +256,7 @@ def compare(
         outputs.compare(runs_dir, by=by, metric=metric, at=at.value, baseline=baseline,
                         per_run=runs, fmt=fmt and fmt.value, out=out,
                         to_stdout=isinstance(out, StandardOutput), plot=plot, select=select,
-                        columns=columns)
+                        columns=columns, dpi=dpi)
 
 
 @app.command()

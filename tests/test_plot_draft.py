@@ -206,6 +206,12 @@ def test_dpi_sets_a_pngs_pixels(tmp_path):
     default = drawn_picture(tmp_path / "default" / "curves.png").shape
     sharp = drawn_picture(tmp_path / "sharp" / "curves.png").shape
     assert abs(sharp[1] / default[1] - 300 / plots.DPI) < 0.05
+    for name, dpi in (("plain.png", []), ("fine.png", ["--dpi", "300"])):  # compare --plot
+        result = CliRunner().invoke(app, ["compare", str(runs), "--plot", str(tmp_path / name),
+                                          *dpi])
+        assert result.exit_code == 0, result.output
+    plain, fine = (drawn_picture(tmp_path / n).shape for n in ("plain.png", "fine.png"))
+    assert abs(fine[1] / plain[1] - 300 / plots.DPI) < 0.05
 
 
 @pytest.mark.parametrize("args, message", [

@@ -22,12 +22,13 @@ from bnexp.views import tables
 def compare(runs_dir: Path, *, by: list[str] | None, metric: str, at: str,
             baseline: str | None, per_run: bool, fmt: str | None, out: Path | None,
             to_stdout: bool, plot: Path | None, select: str | None = None,
-            columns: list[str] | None = None) -> None:
+            columns: list[str] | None = None, dpi: int | None = None) -> None:
     """`bnexp compare`: the table on the terminal, as text on standard output (to_stdout:
     `--out -`) or in the file `out`; with `plot`, the learning curves of `metric` per
-    group as a PNG. fmt: table, csv, markdown or json (None: from out's suffix). select:
-    --at best's validation metric; columns: --columns. What the table's reader should
-    know (a --by split, tests on few seeds) goes to stderr after it."""
+    group as a PNG (at `dpi`), SVG or PDF. fmt: table, csv, markdown or json (None: from
+    out's suffix). select: --at best's validation metric; columns: --columns. What the
+    table's reader should know (a --by split, tests on few seeds) goes to stderr after
+    it."""
     for path, option in ((None if to_stdout else out, "--out"), (plot, "--plot")):
         if path is not None:
             check_writable_file(path, option)
@@ -50,7 +51,8 @@ def compare(runs_dir: Path, *, by: list[str] | None, metric: str, at: str,
         where = f"{runs_dir}: --plot"
         plots.check_group_count(series.group_count(found, by), where)
         figure = _curves_figure(found, metric, by, where)
-        files.append((plot, plots.render(figure, plots.format_of(plot, "--plot")), "--plot"))
+        files.append((plot, plots.render(figure, plots.format_of(plot, "--plot"), dpi or plots.DPI),
+                      "--plot"))
     write_files(files)
     if to_stdout:
         sys.stdout.write(text)
