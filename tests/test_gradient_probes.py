@@ -238,3 +238,23 @@ def test_gradient_probes_refuse_a_mirrored_run():
 def test_predictiveness_scales_must_be_positive_numbers():
     with pytest.raises(BadInput, match="predictiveness_scales"):
         synthetic_config(diagnostics={"predictiveness_scales": [1.0, -2.0]})
+
+
+def test_gradient_norms_of_step_0_only_are_drawn_against_the_layer():
+    """Yang et al.'s figure: one step recorded, so one panel, a line per group with the
+    kernels' norms in network order, on a log axis labelled over 12 decades."""
+    from bnexp.views.plot_probes import figure_grad_norms
+
+    def frame(norms):
+        rows = [{"layer": f"dense{i}", "weight": w, "step": 0, "grad_norm": n}
+                for i, n in enumerate(norms) for w in ("kernel", "bias")]
+        return pd.DataFrame(rows)
+
+    fig = figure_grad_norms({"BN": frame([1e4, 1e2, 1.0]), "no BN": frame([1e-8, 1e-8])})
+    (ax,) = fig.axes
+    lines = {line.get_label(): line for line in ax.lines}
+    assert list(lines["BN"].get_xdata()) == [1, 2, 3]
+    assert list(lines["BN"].get_ydata()) == [1e4, 1e2, 1.0]
+    assert ax.get_yscale() == "log"
+    fig.canvas.draw()
+    assert len([t for t in ax.get_yticklabels() if t.get_text()]) >= 3

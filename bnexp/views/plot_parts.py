@@ -209,9 +209,14 @@ def counts(frames) -> dict:
 
 def plain_log_labels(ax) -> None:
     """A log axis labelled 0.1, 0.2, 0.5, 1, 2, ... in plain numbers, without matplotlib's
-    6x10^-1 on every minor tick (a column of them overlaps in a small panel)."""
+    6x10^-1 on every minor tick (a column of them overlaps in a small panel); over more
+    than three decades (gradient norms from 1e-8 to 1e4) powers of ten only, as many as
+    fit (with 1, 2, 5 in each decade the locator gave up and drew no label at all)."""
     import matplotlib.ticker
 
-    ax.yaxis.set_major_locator(matplotlib.ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    low, high = (v for v in ax.dataLim.intervaly)
+    wide = low > 0 and high / low > 1e3
+    subs = (1.0,) if wide else (1.0, 2.0, 5.0)
+    ax.yaxis.set_major_locator(matplotlib.ticker.LogLocator(base=10, subs=subs, numticks=8))
     ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
     ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())

@@ -49,7 +49,12 @@ def _rows_of_panels(series: dict, ncols: int):
 
 def figure_grad_norms(series: dict):
     """The gradient norm of each layer's kernel over training steps, one panel per group
-    (the model in training mode on a fixed batch: at step 0, BN at initialization)."""
+    (the model in training mode on a fixed batch: at step 0, BN at initialization).
+    Where every group recorded one step only (grad_norms at initialization), the norm
+    against the layer's place in the network instead, a line per group in one panel:
+    Yang et al. 2019's gradient explosion with depth."""
+    if all(frame["step"].nunique() == 1 for frame in series.values()):
+        return _grad_norms_by_layer(series)
     fig, axes = _rows_of_panels(series, 1)
     layers: list = []
     names = shown(series)
@@ -60,6 +65,25 @@ def figure_grad_norms(series: dict):
         ax.tick_params(labelbottom=True)
     title(fig, "gradient norms per layer on a fixed batch, training mode\n(mean over seeds)")
     legend(fig, axes.flat, ncols=4)
+    return fig
+
+
+def _grad_norms_by_layer(series: dict):
+    fig, axes = subplots(1, 1, figsize=(7.0, 4.4 + legend_height(series, 3)))
+    ax = axes[0, 0]
+    names = shown(series)
+    for i, (label, frame) in enumerate(series.items()):
+        kernels = _kernels(frame).drop_duplicates("layer")
+        ax.plot(range(1, len(kernels) + 1), kernels["grad_norm"], color=f"C{i % 10}",
+                linestyle=LINESTYLES[i % len(LINESTYLES)], marker=MARKERS[i % len(MARKERS)],
+                markersize=3.5, markerfacecolor="none", label=names[label] or "all runs")
+    ax.set_yscale("log")
+    plain_log_labels(ax)
+    axis(ax, "layer (1: the first, nearest the input)", "gradient norm of the kernel")
+    step = int(next(iter(series.values()))["step"].iloc[0])
+    title(fig, f"gradient norm per layer at step {step}, training mode on a fixed batch\n"
+          "(mean over seeds)")
+    legend(fig, [ax], ncols=3)
     return fig
 
 
