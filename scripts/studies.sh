@@ -4,14 +4,16 @@
 #   bash scripts/studies.sh results [STUDY ...]  compare tables and plots -> docs/results/
 #   bash scripts/studies.sh [STUDY ...]          both
 # STUDY is a folder name under configs/studies (default: all). Runs go to
-# runs/studies/STUDY. The whole set takes about an hour on 2 cores.
+# runs/studies/STUDY. The whole set takes about three hours on 2 cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -x .venv/bin/bnexp ] && PATH="$PWD/.venv/bin:$PATH"
 phase=all
 case "${1:-}" in run|results) phase=$1; shift ;; esac
 studies=("$@")
-[ ${#studies[@]} -eq 0 ] && studies=(ioffe geron d2l lr momentum use_bias ghost precision)
+[ ${#studies[@]} -eq 0 ] && studies=(ioffe geron d2l lr momentum use_bias ghost precision
+  groupnorm renorm dropout frankle skipinit weight_decay grad_explosion noisy_bn domain_shift
+  large_lr)
 jobs=${BNEXP_JOBS:-0}
 
 run() {
@@ -36,19 +38,53 @@ results() {
               metrics=(test_acc train_acc train_loss) ;;
     precision) args=(--baseline train.precision=float32)
               metrics=(test_acc test_acc_batchstats train_loss) ;;
+    groupnorm|renorm) by=(--by model.bn.kind --by data.batch_size)
+              args=(--baseline model.bn.kind=batch) ;;
+    dropout)  args=(--baseline model.dropout.placement=after_bn)
+              metrics=(test_acc test_acc_batchstats) ;;
+    frankle)  args=(--baseline train.trainable=all) ;;
+    skipinit) by=(--by label --by optimizer.learning_rate); args=(--baseline label=bn)
+              metrics=(test_acc train_loss) ;;
+    weight_decay) args=(--baseline train.l2=0.0) ;;
+    grad_explosion) metrics=() ;;  # its table is the probes' (below)
+    noisy_bn) by=(--by name); args=(--baseline name=santurkar-bn)
+              metrics=(test_acc train_loss) ;;
+    domain_shift) domain_shift; metrics=(test_acc "${SHIFTED[@]}") ;;
+    large_lr) by=(--by model.bn.placement --by optimizer.learning_rate)
+              args=(--baseline model.bn.placement=none) ;;
   esac
   mkdir -p "$out"
   for metric in "${metrics[@]}"; do
+    file=${metric//\//_}  # test_acc@noise=80/adapt -> test_acc@noise=80_adapt
     for fmt in csv markdown; do
       bnexp compare "$runs" "${by[@]}" "${args[@]}" --metric "$metric" --format "$fmt" \
-        --out "$out/$metric.${fmt/markdown/md}"
+        --out "$out/$file.${fmt/markdown/md}"
     done
   done
   bnexp plot runs "$runs" "${by[@]}" --out "$out"
-  if [ "$1" = lr ]; then
-    bnexp plot sweep "$runs" --x optimizer.learning_rate --by model.bn.placement \
-      --metric test_acc --out "$out/sweep.png"
-  fi
+  case $1 in  # the probes' numbers per group: scripts/probe_tables.py
+    grad_explosion|dropout|weight_decay|frankle|noisy_bn) python scripts/probe_tables.py "$1" ;;
+  esac
+  case $1 in
+    lr|large_lr) bnexp plot sweep "$runs" --x optimizer.learning_rate --by model.bn.placement \
+                   --metric test_acc --out "$out/sweep.png" ;;
+    groupnorm)   bnexp plot sweep "$runs" --x data.batch_size --by model.bn.kind \
+                   --metric test_error --out "$out/sweep.png" ;;
+  esac
+}
+
+# domain_shift: every trained run evaluated (bnexp eval, appended to its eval.csv) on the
+# clean, noisy and rotated test sets with each kind of statistics; SHIFTED: their metrics
+SHIFTED=()
+domain_shift() {
+  local runs=runs/studies/domain_shift
+  for shift in none noise=80 rotate=90 contrast=0.3; do
+    for stats in population batch adapt; do
+      if [ "$shift" = none ]; then bnexp eval "$runs" --stats "$stats" >/dev/null
+      else bnexp eval "$runs" --shift "$shift" --stats "$stats" >/dev/null; fi
+      SHIFTED+=("test_acc@${shift/none/clean}/$stats")
+    done
+  done
 }
 
 for study in "${studies[@]}"; do
