@@ -61,11 +61,15 @@ def test_cli_trains_a_fashion_mnist_subset_and_writes_the_run_folder(tmp_path):
     assert rerun[-1]["test_acc"] == pytest.approx(float(rows[-1]["test_acc"]), abs=2e-3)
 
 
-# the shipped configs in four groups, one `bnexp train A.yaml B.yaml ... --smoke` each
-# (one TensorFlow start per group; the groups spread over the test workers)
+# the shipped configs in five groups, one `bnexp train A.yaml B.yaml ... --smoke` each
+# (one TensorFlow start per group; the groups spread over the test workers); the studies,
+# ~100 smoke runs, in two halves
+STUDIES = sorted(ROOT.glob("configs/studies/**/*.yaml"))
 GROUPS = {"configs": sorted(ROOT.glob("configs/*.yaml")),
           **{f"configs/{d}": sorted(ROOT.glob(f"configs/{d}/**/*.yaml"))
-             for d in ("notebooks", "smoke", "studies")}}
+             for d in ("notebooks", "smoke")},
+          "configs/studies (first half)": STUDIES[: len(STUDIES) // 2],
+          "configs/studies (second half)": STUDIES[len(STUDIES) // 2:]}
 
 
 def test_the_groups_hold_every_shipped_config():
@@ -88,8 +92,9 @@ def test_every_shipped_config_runs_under_smoke(group, tmp_path):
     for path in paths:
         raw = yaml.safe_load(path.read_text())
         grid = (raw.get("sweep") or {}).get("grid") or {}
+        arms = len((raw.get("sweep") or {}).get("cells") or [None])
         name = raw.get("name") or path.stem
-        expected[name] = expected.get(name, 0) + math.prod(len(v) for v in grid.values())
+        expected[name] = expected.get(name, 0) + arms * math.prod(len(v) for v in grid.values())
     folders = [Path(line) for line in out.stdout.splitlines()]
     made: dict[str, int] = {}
     for run in folders:
