@@ -502,17 +502,21 @@ def test_eval_of_a_fashion_mnist_run_through_the_installed_script(tmp_path):
     assert adapt.returncode == 0, adapt.stderr
     batch = run_bnexp("eval", tmp_path / "runs", "--stats", "batch")
     assert batch.returncode == 0, batch.stderr
+    population = run_bnexp("eval", run, "--stats", "population")
+    assert population.returncode == 0, population.stderr
     assert run.name in adapt.stdout and "noise=80" in adapt.stdout
     frame = pd.read_csv(run / "eval.csv")
     assert list(frame.columns) == evals.COLUMNS
     assert frame[["epoch", "data", "shift", "stats", "examples"]].values.tolist() == [
-        [1, "test", "noise=80", "adapt", 500], [1, "test", "none", "batch", 500]]
-    assert frame["batch_size"].isna().tolist() == [True, False]
+        [1, "test", "noise=80", "adapt", 500], [1, "test", "none", "batch", 500],
+        [1, "test", "none", "population", 500]]
+    assert frame["batch_size"].isna().tolist() == [True, False, True]
     assert frame["batch_size"].iloc[1] == 128
     assert frame["acc"].between(0.1, 1).all() and np.isfinite(frame["loss"]).all()
     last = runs.read_metrics(run)[-1]  # batch statistics as training's own evaluation
     assert frame["acc"].iloc[1] == pytest.approx(last["test_acc_batchstats"], abs=1e-6)
     assert frame["loss"].iloc[1] == pytest.approx(last["test_loss_batchstats"], rel=1e-4)
+    assert frame["acc"].iloc[2] == pytest.approx(last["test_acc"], abs=1e-6)  # as training's
     shown = run_bnexp("compare", tmp_path / "runs", "--metric", "test_acc@noise=80/adapt",
                       "--runs", "--format", "csv")
     assert shown.returncode == 0, shown.stderr
