@@ -10,7 +10,9 @@ grad_explosion: log10 of the first kernel's gradient norm over the last's at ste
     weight_decay: the scale-invariant kernels' mean norm and effective learning rate at
     the last epoch; frankle: the test accuracy at step 0 (the frozen random network);
     noisy_bn: over the predictiveness probes after step 0, the mean range of the loss
-    over the step sizes and the largest smoothness (effective beta-smoothness).
+    over the step sizes and the largest smoothness (effective beta-smoothness);
+    domain_shift: eval.csv's test accuracy per shift and statistics (each run's last row
+    of each), and batch and adapt against population, paired by run (the same weights).
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ import pandas as pd
 
 import bnexp
 from bnexp import runs
-from bnexp.analysis.stats import summarize
+from bnexp.analysis.stats import difference, summarize
+from bnexp.runs import evals
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -101,10 +104,36 @@ def markdown(frame: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
+def shift_table() -> pd.DataFrame:
+    """domain_shift: per shift, each statistics' mean accuracy [CI] over the runs, and
+    batch's and adapt's paired difference to population."""
+    found = bnexp.load_runs(ROOT / "runs" / "studies" / "domain_shift")
+    values: dict[tuple[str, str], dict] = {}  # (shift, stats) -> {seed: acc}
+    for _, run in found[found["status"] == "completed"].iterrows():
+        for row in evals.read(Path(run["path"])):
+            if row["stats"] != "batch" or row["batch_size"] == run["data.batch_size"]:
+                key = (evals.condition(row["data"], row["shift"]), row["stats"])
+                values.setdefault(key, {})[int(run["seed"])] = row["acc"]
+    rows = []
+    for shift in dict.fromkeys(k[0] for k in values):
+        row = {"shift": shift}
+        for stats in evals.STATS:
+            s = summarize(list(values[(shift, stats)].values()))
+            row[stats] = f"{s['mean']:.3f} [{s['ci95_low']:.3f}, {s['ci95_high']:.3f}]"
+            if stats != "population":
+                d = difference(values[(shift, stats)], values[(shift, "population")])
+                row[f"{stats} - population"] = (
+                    f"{d['delta']:+.3f} [{d['delta_ci95_low']:+.3f}, {d['delta_ci95_high']:+.3f}]"
+                    f", p = {d['p_value']:.2g}")
+        row["n"] = len(values[(shift, "population")])
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def main(study: str) -> None:
     out = ROOT / "docs" / "results" / study
     out.mkdir(parents=True, exist_ok=True)
-    frame = table(study)
+    frame = shift_table() if study == "domain_shift" else table(study)
     frame.to_csv(out / "probes.csv", index=False, float_format="%.6g")
     (out / "probes.md").write_text(markdown(frame))
     print(out / "probes.md")

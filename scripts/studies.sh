@@ -49,7 +49,7 @@ results() {
     grad_explosion) metrics=() ;;  # its table is the probes' (below)
     noisy_bn) by=(--by name); args=(--baseline name=santurkar-bn)
               metrics=(test_acc train_loss) ;;
-    domain_shift) domain_shift; metrics=(test_acc "${SHIFTED[@]}") ;;
+    domain_shift) domain_shift ;;  # its table of shifts: scripts/probe_tables.py
     large_lr) by=(--by model.bn.placement --by optimizer.learning_rate)
               args=(--baseline model.bn.placement=none) ;;
   esac
@@ -63,7 +63,8 @@ results() {
   done
   bnexp plot runs "$runs" "${by[@]}" --out "$out"
   case $1 in  # the probes' numbers per group: scripts/probe_tables.py
-    grad_explosion|dropout|weight_decay|frankle|noisy_bn) python scripts/probe_tables.py "$1" ;;
+    grad_explosion|dropout|weight_decay|frankle|noisy_bn|domain_shift)
+      python scripts/probe_tables.py "$1" ;;
   esac
   case $1 in
     lr|large_lr) bnexp plot sweep "$runs" --x optimizer.learning_rate --by model.bn.placement \
@@ -74,15 +75,13 @@ results() {
 }
 
 # domain_shift: every trained run evaluated (bnexp eval, appended to its eval.csv) on the
-# clean, noisy and rotated test sets with each kind of statistics; SHIFTED: their metrics
-SHIFTED=()
+# clean, noisy, rotated and low-contrast test sets with each kind of statistics
 domain_shift() {
   local runs=runs/studies/domain_shift
   for shift in none noise=80 rotate=90 contrast=0.3; do
     for stats in population batch adapt; do
       if [ "$shift" = none ]; then bnexp eval "$runs" --stats "$stats" >/dev/null
       else bnexp eval "$runs" --shift "$shift" --stats "$stats" >/dev/null; fi
-      SHIFTED+=("test_acc@${shift/none/clean}/$stats")
     done
   done
 }

@@ -802,7 +802,7 @@ def test_a_gap_on_shifted_data_only_is_domain_shift_not_lag(tmp_path):
     assert finding[:3] == (
         "domain_shift", "warning",
         "on noise=80 test data, accuracy 0.617 with the moving statistics, 0.753 with "
-        "statistics each test batch's own, 0.760 with statistics recomputed on it (AdaBN); "
+        "each test batch's own statistics, 0.760 with statistics recomputed on it (AdaBN); "
         "on the clean test set 0.796 with the moving statistics and 0.786 with the batches' "
         "own")
     assert "bnexp eval RUN --shift noise=80 --stats adapt" in finding[3]

@@ -330,10 +330,10 @@ def check_domain_shift(run: CheckedRun) -> list[Finding]:
         own = {k: v for k, v in accs.items() if k != "population"}
         if population is None or not own or round(max(own.values()) - population, 6) <= GAP:
             continue
-        words = {"batch": "each test batch's own", "adapt": "recomputed on it (AdaBN)"}
+        words = {"batch": "each test batch's own statistics",
+                 "adapt": "statistics recomputed on it (AdaBN)"}
         text = (f"on {condition} test data, accuracy {population:.3f} with the moving "
-                "statistics, " + ", ".join(f"{v:.3f} with statistics {words[k]}"
-                                           for k, v in own.items()))
+                "statistics, " + ", ".join(f"{v:.3f} with {words[k]}" for k, v in own.items()))
         found.append((condition, text))
     if not found:
         return []
