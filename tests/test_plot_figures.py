@@ -239,3 +239,20 @@ def test_a_huge_group_label_keeps_the_figures_their_size(tmp_path):
     titles = [ax.get_title() for ax in plots.figure_gap(groups, groups).axes]
     assert all(len(t.split("\n")[0]) <= plots.MAX_TITLE for t in titles)
     assert titles[0].split("\n")[0].endswith("a0") and titles[2].split("\n")[0].endswith("a2")
+
+
+def test_a_loss_panel_spanning_decades_is_logarithmic_and_accuracy_never():
+    """A run whose loss reached 7,000 in its first epoch flattened every other curve to
+    a line at 0: a loss panel over more than two decades is drawn on a log axis."""
+    def frame(means):
+        n = len(means)
+        return pd.DataFrame({"epoch": range(1, n + 1), "mean": means, "ci95_low": means,
+                             "ci95_high": means, "n_used": [3] * n})
+
+    fig = plots.figure_curves(
+        {"train_loss": {"a": frame([7000.0, 2.3]), "b": frame([0.9, 0.3])},
+         "test_acc": {"a": frame([0.1, 0.1]), "b": frame([0.8, 0.9])}}, "epoch", "curves")
+    loss, acc = fig.axes[:2]
+    assert (loss.get_yscale(), acc.get_yscale()) == ("log", "linear")
+    calm = plots.figure_curves({"train_loss": {"b": frame([0.9, 0.3])}}, "epoch", "curves")
+    assert calm.axes[0].get_yscale() == "linear"

@@ -214,7 +214,7 @@ def plain_log_labels(ax) -> None:
     fit (with 1, 2, 5 in each decade the locator gave up and drew no label at all)."""
     import matplotlib.ticker
 
-    low, high = (v for v in ax.dataLim.intervaly)
+    low, high = ax.get_ylim()  # on a log axis: positive, however far a band reaches below 0
     wide = low > 0 and high / low > 1e3
     subs = (1.0,) if wide else (1.0, 2.0, 5.0)
     ax.yaxis.set_major_locator(matplotlib.ticker.LogLocator(base=10, subs=subs, numticks=8))

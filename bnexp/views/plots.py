@@ -171,6 +171,10 @@ def figure_curves(panels: dict, x: str, heading: str, size=None, band: str = "ci
         for label, frame in series.items():
             _curve(ax, frame, x, labels.index(label), names[label] + sizes[label], band)
         axis(ax, axis_words(x), axis_words(metric))
+        means = [v for f in series.values() for v in f["mean"] if v == v]
+        if metric.endswith("_loss") and means and min(means) > 0 and max(means) > 100 * min(means):
+            ax.set_yscale("log")  # a diverging run's loss of 1e4 flattened every other curve
+            plain_log_labels(ax)
     title(fig, f"{heading}\n{band_note(band, ns)}")
     legend(fig, axes[0], ncols=ncols)
     return fig
