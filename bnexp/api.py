@@ -8,6 +8,8 @@
 The same rules as the command line: the same validation, and bad input raises
 bnexp.BadInput whose message is what the CLI prints, one line per mistake (file and key
 named); the same run folders, skip and resume (a finished run is not trained again).
+Every argument is checked first, by its annotation (bnexp.api_args: one boundary for
+every function here), before anything is read, written or imported.
 Warnings about broken run folders are Python warnings (`warnings.warn`), not printed
 lines.
 
@@ -18,18 +20,33 @@ imports stays loaded; `jobs=0` (one process per core) or N > 1 trains in workers
 from __future__ import annotations
 
 import copy
+import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import pandas as pd
 
 from bnexp import config as config_mod
 from bnexp import runs
+from bnexp.api_args import (
+    Bool,
+    ConfigOrPath,
+    Maybe,
+    MaybePath,
+    MaybeStr,
+    MaybeStrs,
+    PathArg,
+    Str,
+    Strs,
+    Text,
+    Whole,
+    checked,
+    listed,
+)
 from bnexp.errors import BadInput
 from bnexp.runs import evals as eval_csv
-from bnexp.safeopen import path_problem
 
 __all__ = ["Run", "compare", "doctor", "eval", "load_run", "load_runs", "plot_activations",
            "plot_curves", "plot_drift", "plot_features", "plot_gap", "plot_steps",
@@ -67,9 +84,10 @@ class Run:
         return pd.DataFrame(rows, columns=eval_csv.COLUMNS)
 
 
-def load_run(folder: str | Path) -> Run:
+@checked
+def load_run(folder: PathArg) -> Run:
     """The run in `folder` (a folder with summary.json); BadInput if it is none."""
-    folder = _path(folder, "folder")
+    folder = Path(folder)
     if not (folder / "summary.json").is_file():
         raise BadInput(f"{folder}: not a run folder (no summary.json)")
     try:
@@ -79,9 +97,10 @@ def load_run(folder: str | Path) -> Run:
     return Run(folder, record.status, record.config or {}, record.summary)
 
 
-def train(config: str | Path | dict | config_mod.Config, *, set: list[str] | None = None,
-          runs_dir: str | Path = "runs", jobs: int = 1, smoke: bool = False,
-          force: bool = False, name: str | None = None) -> list[Run]:
+@checked
+def train(config: ConfigOrPath, *, set: MaybeStrs = None, runs_dir: PathArg = "runs",
+          jobs: Annotated[int, Whole(0)] = 1, smoke: Bool = False, force: Bool = False,
+          name: MaybeStr = None) -> list[Run]:
     """`bnexp train`: one Run per sweep cell and seed, in the config's order.
 
     config: a YAML file's path, a dict of the same keys, or a Config. set: overrides as
@@ -92,27 +111,24 @@ def train(config: str | Path | dict | config_mod.Config, *, set: list[str] | Non
     from bnexp import sweep
     from bnexp.views.progress import make_reporter
 
-    if jobs < 0:
-        raise BadInput(f"jobs: {jobs} is below 0 (0 = one process per core)")
-    runs_dir = _path(runs_dir, "runs_dir")
-    overrides = [*(set or []), *([f"name={name}"] if name is not None else [])]
+    overrides = [*(listed(set) or []), *([f"name={name}"] if name is not None else [])]
     specs = _specs(config, overrides)
     if smoke:
         specs = config_mod.smoke_specs(specs)
     with _stop_handling():
-        outcomes = sweep.run_all(specs, runs_dir, make_reporter(), jobs=jobs, force=force)
+        outcomes = sweep.run_all(specs, Path(runs_dir), make_reporter(), jobs=jobs,
+                                 force=force)
     return [load_run(o.path) if o.path is not None else Run(None, o.status)
             for o in outcomes]
 
 
 def _specs(config, overrides: list[str]) -> list:
-    """The RunSpecs of a path, a dict or a Config (their source: the name messages give it)."""
-    if isinstance(config, str | Path):
-        return config_mod.load(_path(config, "config"), overrides)
+    """The RunSpecs of a path, a dict or a Config (their source: the name messages give
+    it), as @checked passed them."""
+    if isinstance(config, str | os.PathLike):
+        return config_mod.load(Path(config), overrides)
     if isinstance(config, config_mod.Config):
         config = config.model_dump(mode="json", exclude_defaults=True)
-    if not isinstance(config, dict):
-        raise BadInput(f"config: a path, a dict or a Config, not {type(config).__name__}")
     source = "config (dict)"
     raw = copy.deepcopy(config)
     raw.setdefault("name", "run")
@@ -133,7 +149,8 @@ def _stop_handling():
     return contextlib.nullcontext()
 
 
-def load_runs(runs_dir: str | Path) -> pd.DataFrame:
+@checked
+def load_runs(runs_dir: PathArg) -> pd.DataFrame:
     """Every run beneath runs_dir, one row each (of several attempts of one config and
     seed, the one that counts): run_id, path, status, seed, config keys as dotted
     columns, final_* and best_* metrics (best: every metric at the epoch of the best
@@ -145,9 +162,10 @@ def load_runs(runs_dir: str | Path) -> pd.DataFrame:
     return found.table.drop(columns=[c for c in found.table if c == "started"])
 
 
-def compare(runs_dir: str | Path, *, by: list[str] | None = None, metric: str = "test_acc",
-            at: str = "final", baseline: str | None = None, per_run: bool = False,
-            select: str | None = None, columns: list[str] | None = None) -> pd.DataFrame:
+@checked
+def compare(runs_dir: PathArg, *, by: MaybeStrs = None, metric: Str = "test_acc",
+            at: Str = "final", baseline: MaybeStr = None, per_run: Bool = False,
+            select: MaybeStr = None, columns: MaybeStrs = None) -> pd.DataFrame:
     """`bnexp compare`: one row per group of runs that differ only by seed (counts, mean,
     std, min, max, 95% CI; with baseline "KEY=VALUE", the difference, p-value, Holm's p
     and effect size against that group). per_run: one row per run instead (`--runs`);
@@ -155,15 +173,16 @@ def compare(runs_dir: str | Path, *, by: list[str] | None = None, metric: str = 
     stderr beside the table (a --by split, tests on few seeds) are Python warnings."""
     from bnexp.analysis import compare as compare_mod
 
-    table = compare_mod.frame(_load(runs_dir), metric, at, by, baseline, per_run,
-                              select=select, columns=columns)
+    table = compare_mod.frame(_load(runs_dir), metric, at, listed(by), baseline, per_run,
+                              select=select, columns=listed(columns))
     _warn(table.attrs.get("warnings", []))
     return table
 
 
-def eval(path: str | Path, *, shift: str | list[str] | None = None,
-         data: str | Path | None = None, stats: str = "population",
-         batch_size: int | None = None) -> pd.DataFrame:
+@checked
+def eval(path: PathArg, *, shift: MaybeStrs = None, data: MaybePath = None,
+         stats: Str = "population",
+         batch_size: Annotated[int | None, Maybe(Whole(1))] = None) -> pd.DataFrame:
     """`bnexp eval`: the run folder `path` (or every run with a checkpoint beneath it)
     measured again from its checkpoint, without training: one row per run (run_id, path,
     and the row appended to its eval.csv: evaluated_at, epoch, data, shift, stats,
@@ -176,10 +195,9 @@ def eval(path: str | Path, *, shift: str | list[str] | None = None,
     from bnexp.analysis import eval_plan
     from bnexp.tfquiet import import_tensorflow
 
-    path = _path(path, "path")  # before TensorFlow starts
-    data = _path(data, "data") if data is not None else None
-    request = eval_plan.Request.of(shift, data, stats, batch_size)
-    targets, found_warnings = eval_plan.plan(path, request)
+    request = eval_plan.Request.of(shift, Path(data) if data is not None else None, stats,
+                                   batch_size)
+    targets, found_warnings = eval_plan.plan(Path(path), request)
     _warn(found_warnings)
     import_tensorflow()
     from bnexp.analysis import evaluate
@@ -189,12 +207,13 @@ def eval(path: str | Path, *, shift: str | list[str] | None = None,
     return pd.DataFrame(rows, columns=["run_id", "path", *eval_csv.COLUMNS])
 
 
-def doctor(path: str | Path) -> pd.DataFrame:
+@checked
+def doctor(path: PathArg) -> pd.DataFrame:
     """`bnexp doctor`: one row per finding (run, id, severity, evidence, advice), most
     serious first per run; no rows when nothing was found."""
     from bnexp.analysis import doctor as doctor_mod
 
-    findings, found_warnings = doctor_mod.diagnose_all(_path(path, "path"))
+    findings, found_warnings = doctor_mod.diagnose_all(Path(path))
     _warn(found_warnings)
     return pd.DataFrame([f.to_dict() for f in findings],
                         columns=["run", "id", "severity", "evidence", "advice"])
@@ -203,14 +222,16 @@ def doctor(path: str | Path) -> pd.DataFrame:
 # ---------------------------------------------------------------- figures
 
 
-def plot_curves(runs_dir: str | Path, *, by: list[str] | None = None,
-                metrics: tuple[str, ...] = ("train_loss", "train_acc", "test_acc"),
-                band: str = "ci", labels: list[str] | None = None):
+@checked
+def plot_curves(runs_dir: PathArg, *, by: MaybeStrs = None,
+                metrics: Strs = ("train_loss", "train_acc", "test_acc"), band: Str = "ci",
+                labels: MaybeStrs = None):
     """Learning curves per group (mean over seeds and a band: "ci", "std" or "none"), a
     panel per metric. labels: `--label`'s KEY=VALUE=TEXT renames."""
     from bnexp.analysis import series
     from bnexp.views import plots
 
+    by = listed(by)
     found, names = _named(runs_dir, by, labels, band)
     panels = {m: names(series.curves(found, m, by)) for m in metrics}
     panels = {m: c for m, c in panels.items() if c}
@@ -219,12 +240,13 @@ def plot_curves(runs_dir: str | Path, *, by: list[str] | None = None,
     return _shown(plots.figure_curves(panels, "epoch", "learning curves", band=band))
 
 
-def plot_gap(runs_dir: str | Path, *, by: list[str] | None = None,
-             labels: list[str] | None = None):
+@checked
+def plot_gap(runs_dir: PathArg, *, by: MaybeStrs = None, labels: MaybeStrs = None):
     """Test accuracy with the moving statistics and with batch statistics, per group."""
     from bnexp.analysis import series
     from bnexp.views import plots
 
+    by = listed(by)
     found, names = _named(runs_dir, by, labels)
     batch = names(series.curves(found, "test_acc_batchstats", by))
     if not batch:
@@ -233,12 +255,14 @@ def plot_gap(runs_dir: str | Path, *, by: list[str] | None = None,
     return _shown(plots.figure_gap(names(series.curves(found, "test_acc", by)), batch))
 
 
-def plot_steps(runs_dir: str | Path, *, by: list[str] | None = None, band: str = "ci",
-               labels: list[str] | None = None):
+@checked
+def plot_steps(runs_dir: PathArg, *, by: MaybeStrs = None, band: Str = "ci",
+               labels: MaybeStrs = None):
     """Test accuracy over training steps (diagnostics.step_metrics)."""
     from bnexp.analysis import series
     from bnexp.views import plots
 
+    by = listed(by)
     found, names = _named(runs_dir, by, labels, band)
     steps = names(series.step_curves(found, "test_acc", by))
     if not steps:
@@ -247,26 +271,30 @@ def plot_steps(runs_dir: str | Path, *, by: list[str] | None = None, band: str =
                                       size=(6.4, 4.2), band=band))
 
 
-def plot_activations(runs_dir: str | Path, *, layer: str | None = None, unit: str = "0",
-                     by: list[str] | None = None, labels: list[str] | None = None):
+@checked
+def plot_activations(runs_dir: PathArg, *, layer: MaybeStr = None,
+                     unit: Annotated[str | int, Text(numbers=True)] = "0",
+                     by: MaybeStrs = None, labels: MaybeStrs = None):
     """The 15th, 50th and 85th percentiles of a layer's inputs to its activation over
     steps (Ioffe & Szegedy Fig. 1 b, c; diagnostics.activations)."""
     from bnexp.analysis import series
     from bnexp.views import plots
 
+    by, unit = listed(by), str(unit)
     found, names = _named(runs_dir, by, labels)
     layer, bands = series.activation_bands(found, layer, unit, by)
-    if not bands:
+    if not bands or layer is None:
         raise BadInput(f"{runs_dir}: no activations.csv (diagnostics.activations was off)")
     return _shown(plots.figure_bands(layer, unit, names(bands)))
 
 
-def plot_drift(runs_dir: str | Path, *, by: list[str] | None = None,
-               labels: list[str] | None = None):
+@checked
+def plot_drift(runs_dir: PathArg, *, by: MaybeStrs = None, labels: MaybeStrs = None):
     """How far the moving statistics are from the true ones, per layer and epoch."""
     from bnexp.analysis import series
     from bnexp.views import plots
 
+    by = listed(by)
     found, names = _named(runs_dir, by, labels)
     drift = names(series.drift_curves(found, by))
     if not drift:
@@ -274,8 +302,9 @@ def plot_drift(runs_dir: str | Path, *, by: list[str] | None = None,
     return _shown(plots.figure_drift(drift))
 
 
-def plot_sweep(runs_dir: str | Path, *, x: str, by: list[str] | None = None,
-               metric: str = "test_acc", band: str = "ci", labels: list[str] | None = None):
+@checked
+def plot_sweep(runs_dir: PathArg, *, x: Str, by: MaybeStrs = None, metric: Str = "test_acc",
+               band: Str = "ci", labels: MaybeStrs = None):
     """`bnexp plot sweep`: `metric` at the final epoch (or NAME_error, 1 - NAME_acc)
     against the config key x, one line per group, mean and interval over seeds."""
     from bnexp.analysis import sweep_points
@@ -283,13 +312,13 @@ def plot_sweep(runs_dir: str | Path, *, x: str, by: list[str] | None = None,
     from bnexp.views.plot_sweep import figure_sweep, left_out
 
     plot_words.check_band(band)
-    points = sweep_points.sweep(_load(runs_dir), x, by, metric)
-    names = plot_words.legend_names(points.values, labels)
+    points = sweep_points.sweep(_load(runs_dir), x, listed(by), metric)
+    names = plot_words.legend_names(points.values, listed(labels))
     _warn([*points.notes, *(f"not drawn: {line}" for line in left_out(points, names))])
     return _shown(figure_sweep(points, names, band))
 
 
-def _named(runs_dir, by: list[str] | None, labels: list[str] | None, band: str = "ci"):
+def _named(runs_dir, by, labels, band: str = "ci"):
     """(the runs, a function that renames a {group label: frame} to the groups' legend
     names, as `bnexp plot runs` names them)."""
     from bnexp.analysis import series
@@ -297,50 +326,48 @@ def _named(runs_dir, by: list[str] | None, labels: list[str] | None, band: str =
 
     plot_words.check_band(band)
     found = _load(runs_dir)
-    names = plot_words.legend_names(series.group_values(found, by), labels)
+    names = plot_words.legend_names(series.group_values(found, by), listed(labels))
     return found, lambda groups: {names.get(label, label): f for label, f in groups.items()}
 
 
-def plot_features(run_dir: str | Path, *, image: int = 0, channels: int = 6):
+@checked
+def plot_features(run_dir: PathArg, *, image: Annotated[int, Whole(0)] = 0,
+                  channels: Annotated[int, Whole(1)] = 6):
     """`bnexp plot features`: test image number `image` through the layers before the
     first flatten, `channels` channels each, inference mode (loads the run's checkpoint,
     so TensorFlow starts)."""
     from bnexp.tfquiet import import_tensorflow
     from bnexp.views import plots
 
-    run_dir = _path(run_dir, "run_dir")  # before TensorFlow starts
-    if channels < 1:
-        raise BadInput(f"channels: {channels} is below 1")
     import_tensorflow()
     from bnexp.analysis import features
 
-    picture, label, outputs = features.feature_maps(run_dir, image)
+    picture, label, outputs = features.feature_maps(Path(run_dir), image)
     return _shown(plots.figure_features(picture, label, outputs, channels,
-                                        class_names=features.class_names(run_dir)))
+                                        class_names=features.class_names(Path(run_dir))))
 
 
 def _load(runs_dir):
     from bnexp.analysis import compare as compare_mod
 
-    found = compare_mod.load(_path(runs_dir, "runs_dir"))
+    found = compare_mod.load(Path(runs_dir))
     _warn(found.warnings)
     return found
 
 
-def _path(value: str | Path, name: str) -> Path:
-    """The path the parameter `name` gave; BadInput naming it where no operating system
-    could open a path so named (a NUL character, a name or path too long): the CLI's
-    check (bnexp.safeopen.path_problem), the same words, before anything is read or
-    written (a name too long was an OSError, a NUL a ValueError deep inside)."""
-    problem = path_problem(value)
-    if problem:
-        raise BadInput(f"{name}: {problem}")
-    return Path(value)
-
-
 def _warn(messages: list[str]) -> None:
+    """Each message a Python warning, shown at the line of the user's code that called
+    bnexp (the first frame outside this module and the boundary's wrapper)."""
+    import sys
+
+    from bnexp import api_args
+
+    ours = {__file__, api_args.__file__}
+    level, frame = 2, sys._getframe(1)
+    while frame.f_back is not None and frame.f_code.co_filename in ours:
+        level, frame = level + 1, frame.f_back
     for message in messages:
-        warnings.warn(message, stacklevel=3)
+        warnings.warn(message, stacklevel=level)
 
 
 def _shown(fig: Any):

@@ -43,9 +43,11 @@ CACHE_DEFAULT = frozenset({"on", "yes", "true", "1", "default", ""})
 
 
 def xla_cache_dir() -> Path | None:
-    """Where compiled XLA code is kept for this TensorFlow on this CPU; None: off. A
-    relative folder is taken from the current one, once, so that a sweep's workers
-    started elsewhere share it. BadInput where ~user names no user."""
+    """Where compiled XLA code is kept for this TensorFlow on this CPU; None: off, or no
+    folder to keep it in (no absolute XDG_CACHE_HOME or HOME; a relative
+    BNEXP_XLA_CACHE in a working folder that was deleted). A relative BNEXP_XLA_CACHE is
+    taken from the current folder, once, so that a sweep's workers started elsewhere
+    share it. BadInput where ~user names no user."""
     chosen = os.environ.get("BNEXP_XLA_CACHE", "").strip()
     if chosen.lower() in CACHE_OFF:
         return None
@@ -56,12 +58,30 @@ def xla_cache_dir() -> Path | None:
             from bnexp.errors import BadInput
 
             raise BadInput(f"$BNEXP_XLA_CACHE: {chosen}: no such user's home folder") from None
+        except FileNotFoundError:  # relative, and the working folder was deleted: none
+            return None
+    base = cache_home()
+    if base is None:
+        return None
     try:
         version = metadata.version("tensorflow")
     except metadata.PackageNotFoundError:
         version = "unknown"
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
     return base / "bnexp" / "xla" / f"tf{version}-{_cpu_id()}"
+
+
+def cache_home() -> Path | None:
+    """$XDG_CACHE_HOME, else ~/.cache; None where neither is an absolute path. The trap:
+    a relative XDG_CACHE_HOME (or HOME) put the cache into the working folder, wherever
+    bnexp was started; the XDG spec says a relative value is to be ignored."""
+    xdg = os.environ.get("XDG_CACHE_HOME", "")
+    if os.path.isabs(xdg):
+        return Path(xdg)
+    try:
+        home = Path.home()
+    except RuntimeError:  # no HOME and no password entry: nowhere to keep it
+        return None
+    return home / ".cache" if home.is_absolute() else None
 
 
 def _cpu_id() -> str:

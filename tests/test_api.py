@@ -73,7 +73,7 @@ def test_train_a_file_with_overrides_and_smoke_and_a_config_object(tmp_path, wri
 @pytest.mark.parametrize("config, fragment", [
     ({"data": {"batch_size": -1}}, "config (dict): data.batch_size"),
     ({"modle": {}}, "config (dict): modle"),
-    (3, "config: a path, a dict or a Config"),
+    (3, "config: expected a path, a dict or a Config"),
     ("no/such.yaml", "no/such.yaml"),
 ])
 def test_bad_input_raises_the_cli_message_and_writes_nothing(tmp_path, config, fragment):
