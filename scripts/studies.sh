@@ -23,7 +23,7 @@ run() {
 }
 
 results() {
-  local runs="runs/studies/$1" out="docs/results/$1" by=() args=() metrics=(test_acc)
+  local runs="runs/studies/$1" out="docs/results/$1" by=() args=() metrics=(test_acc) band=ci
   case $1 in
     d2l)      by=(--by model.bn.impl --by model.bn.placement)
               metrics=(test_acc train_acc train_loss) ;;
@@ -44,7 +44,7 @@ results() {
               metrics=(test_acc test_acc_batchstats) ;;
     frankle)  args=(--baseline train.trainable=all) ;;
     skipinit) by=(--by label --by optimizer.learning_rate); args=(--baseline label=bn)
-              metrics=(test_acc train_loss) ;;
+              metrics=(test_acc train_loss); band=std ;;  # groups of 1-2 completed runs
     weight_decay) args=(--baseline train.l2=0.0) ;;
     grad_explosion) metrics=() ;;  # its table is the probes' (below)
     noisy_bn) by=(--by name); args=(--baseline name=santurkar-bn)
@@ -61,7 +61,7 @@ results() {
         --out "$out/$file.${fmt/markdown/md}"
     done
   done
-  bnexp plot runs "$runs" "${by[@]}" --out "$out"
+  bnexp plot runs "$runs" "${by[@]}" --band "$band" --out "$out"
   case $1 in  # the probes' numbers per group: scripts/probe_tables.py
     grad_explosion|dropout|weight_decay|frankle|noisy_bn|domain_shift)
       python scripts/probe_tables.py "$1" ;;
