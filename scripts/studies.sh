@@ -62,9 +62,10 @@ results() {
     done
   done
   bnexp plot runs "$runs" "${by[@]}" --band "$band" --out "$out"
-  if [ "$1" = grad_explosion ]; then  # one epoch of two steps: curves of a single point
-    rm -f "$out/curves.png" "$out/gap.png"
-  fi
+  case $1 in  # curves of a single point
+    grad_explosion) rm -f "$out/curves.png" "$out/gap.png" ;;  # one epoch of two steps
+    frankle) rm -f "$out/steps.png" "$out/steps_by_group.csv" ;;  # steps.csv: step 0 only
+  esac
   case $1 in  # the probes' numbers per group: scripts/probe_tables.py
     grad_explosion|dropout|weight_decay|frankle|noisy_bn|domain_shift)
       python scripts/probe_tables.py "$1" ;;

@@ -135,6 +135,9 @@ def axis(ax, x_words: str, y_words: str | None, integer_x: bool = True) -> None:
         ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(
             lambda value, _: f"{value / 1000:g}k" if value and ax.get_xlim()[1] >= 10_000
             else f"{value:g}"))
+    low, high = ax.dataLim.intervalx
+    if integer_x and low == high:  # one point: its own tick, not -0.045 ... 0.045
+        ax.set_xticks([low])
     ax.set_xlabel(x_words)
     if y_words:
         ax.set_ylabel(y_words)
