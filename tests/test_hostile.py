@@ -584,3 +584,17 @@ def test_a_config_yaml_bomb_in_a_run_folder_is_skipped_at_once(tmp_path):
                         "or config.yaml"
         assert all(line.startswith("note: ") and "not drawn" in line for line in rest)
     assert good.exists()
+
+
+def test_accuracies_outside_0_and_1_are_left_out_with_a_warning(tmp_path):
+    """A metrics.csv edited by hand (or not bnexp's) with accuracies of -0.5 and 1.7: never
+    averaged silently."""
+    for seed, acc in enumerate([0.5, 0.6, 1.7, -0.5]):
+        fake_run(tmp_path, seed, [acc])
+    table = compare.table(compare.load(tmp_path))
+    assert table["n_used"].iloc[0] == 2 and table["mean"].iloc[0] == pytest.approx(0.55)
+    (note,) = table.attrs["warnings"]
+    assert note.startswith("test_acc: 2 completed run(s) hold an accuracy outside [0, 1] (")
+    assert "left out of the statistics" in note
+    losses = compare.table(compare.load(tmp_path), "train_loss")  # a loss may be anything
+    assert losses["n_used"].iloc[0] == 4 and not losses.attrs["warnings"]

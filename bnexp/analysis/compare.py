@@ -230,10 +230,28 @@ def metric_values(table: pd.DataFrame, metric: str, at: str,
     check_metric(metric, at, select, evals_too=True)
     evaluation = evals.parse_metric(metric)
     if evaluation is not None:
-        return eval_values(table, evaluation)
+        return plausible(table, metric, eval_values(table, evaluation))
     if at == "final":
-        return table[f"final_{metric}"]
-    return best.at_best(table, metric, select or runs.selector_for(metric))["value"]
+        return plausible(table, metric, table[f"final_{metric}"])
+    return plausible(table, metric,
+                     best.at_best(table, metric, select or runs.selector_for(metric))["value"])
+
+
+def plausible(table: pd.DataFrame, metric: str, values: pd.Series) -> pd.Series:
+    """values without the accuracies outside [0, 1] (a hand-edited or foreign file's: no
+    accuracy bnexp wrote), left out of the statistics with a warning naming a run."""
+    notes = list(values.attrs.get("warnings", []))
+    if "_acc" in metric.split("@")[0]:
+        bad = values.notna() & ((values < 0) | (values > 1)) & (table["status"] == "completed")
+        if bad.any():
+            first = bad.idxmax()
+            notes.append(f"{metric}: {int(bad.sum())} completed run(s) hold an accuracy "
+                         f"outside [0, 1] ({table.loc[first, 'run_id']}: "
+                         f"{values[first]:g}): not one bnexp wrote; left out of the "
+                         "statistics")
+            values = values.mask(bad)
+    values.attrs["warnings"] = notes
+    return values
 
 
 def eval_values(table: pd.DataFrame, metric: evals.EvalMetric) -> pd.Series:
