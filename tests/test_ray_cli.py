@@ -60,3 +60,23 @@ def test_bnexp_starts_trains_on_and_stops_its_own_ray(tmp_path):
         summary = json.loads((Path(folder) / "summary.json").read_text())
         assert summary["status"] == "completed" and summary["epochs_done"] == 2
     assert raylets_left(before) == set()  # its own Ray stopped with it
+
+
+def test_a_run_no_node_can_take_is_refused_before_any_task_and_ray_stops(tmp_path):
+    """`--cpus 64` on a 2-core machine: Ray would wait for ever for such a node (it hung,
+    and its processes stayed behind); one line, exit 2, no run folder, no raylet left."""
+    cfg = tmp_path / "rc.yaml"
+    cfg.write_text(CONFIG)
+    before = raylets()
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    env["BNEXP_NO_DOWNLOAD"] = "1"
+    cpus = (os.cpu_count() or 2) * 32
+    out = subprocess.run([str(Path(sys.executable).with_name("bnexp")), "train", str(cfg),
+                          "--backend", "ray", "--cpus", str(cpus), "--runs-dir",
+                          str(tmp_path / "runs")], capture_output=True, text=True, env=env,
+                         timeout=300)
+    assert out.returncode == 2, out.stderr[-3000:]
+    (line,) = [ln for ln in out.stderr.splitlines() if ln.startswith("error:")]
+    assert f"--cpus {cpus}: no node of this Ray cluster has {cpus} CPUs" in line
+    assert not list((tmp_path / "runs").glob("*/summary.json"))
+    assert raylets_left(before) == set()

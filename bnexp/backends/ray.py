@@ -77,6 +77,7 @@ class RayBackend:
         if started:
             _connect(ray, options.address)
         try:
+            check_fits(ray, options.cpus)
             gpus = 1 if ray.cluster_resources().get("GPU", 0) > 0 else 0
             task = ray.remote(_task)
             pending = {}
@@ -95,6 +96,18 @@ class RayBackend:
         finally:
             if started:
                 ray.shutdown()
+
+
+def check_fits(ray, cpus: int) -> None:
+    """BadInput, before any task is submitted, where no node of the cluster has `cpus`
+    CPUs: a run is one task on one node, and Ray waits for ever for a node that can take
+    it (`--cpus 64` on a 2-core machine hung, its Ray left running)."""
+    largest = max((node.get("Resources", {}).get("CPU", 0) for node in ray.nodes()
+                   if node.get("Alive")), default=0)
+    if largest < cpus:
+        raise BadInput(f"--cpus {cpus}: no node of this Ray cluster has {cpus} CPUs (the "
+                       f"largest has {largest:g}); each run is one task on one node: ask "
+                       f"for at most {largest:g}")
 
 
 def _connect(ray, address: str | None) -> None:
