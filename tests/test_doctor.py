@@ -422,3 +422,13 @@ sweep:
         ids.setdefault(label, set()).add(finding["id"])
     assert ids == {"degenerate": {"degenerate_batch"}, "dropout": {"dropout_before_bn"},
                    "stuck": {"nothing_trains"}, "shifted": {"domain_shift"}}
+
+
+def test_a_folder_names_terminal_escapes_are_shown_escaped(tmp_path):
+    """A run folder named with an escape sequence: doctor's text shows it escaped, never
+    raw (it recoloured the terminal)."""
+    path = fake_run_rows(tmp_path / "runs", [{"test_acc": 0.8, "train_acc": 0.8}] * 2,
+                         model__bn__placement="none")
+    path.rename(path.with_name("evil\x1b[31m_s0"))
+    code, out, _ = invoke("doctor", tmp_path / "runs")
+    assert code == 0 and "\x1b" not in out and "evil\\x1b[31m_s0" in out

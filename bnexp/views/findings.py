@@ -11,6 +11,7 @@ import textwrap
 from pathlib import Path
 
 from bnexp.analysis.doctor import SEVERITIES, Finding
+from bnexp.errors import escaped
 
 WIDTH = 100
 
@@ -24,7 +25,7 @@ def print_text(each: dict[str, list[Finding]]) -> None:
     """Per run, one block per finding (severity, id, run folder name, evidence, advice),
     or one line saying no problems were found; a count at the end for several runs."""
     for run, findings in each.items():
-        name = Path(run).name
+        name = escaped(Path(run).name)  # a folder name's escapes never reach the terminal
         if not findings:
             print(f"{name}: no problems found")
             continue
@@ -36,7 +37,7 @@ def print_text(each: dict[str, list[Finding]]) -> None:
 
 
 def text_block(finding: Finding) -> str:
-    lines = [f"{finding.severity.upper()} {finding.id}: {Path(finding.run).name}"]
+    lines = [f"{finding.severity.upper()} {finding.id}: {escaped(Path(finding.run).name)}"]
     for label, text in (("evidence", finding.evidence), ("advice", finding.advice)):
         lines.append(textwrap.fill(text, WIDTH, initial_indent=f"  {label}: ",
                                    subsequent_indent="    ", break_on_hyphens=False))
