@@ -25,7 +25,7 @@ from pathlib import Path
 
 from bnexp import shifts
 from bnexp.errors import BadInput, did_you_mean
-from bnexp.runs.files import complete_lines
+from bnexp.runs.files import complete_lines, csv_cell
 from bnexp.runs.reader import read_text
 
 FILENAME = "eval.csv"
@@ -100,7 +100,7 @@ def append(folder: Path, row: dict) -> None:
         fcntl.flock(fd, fcntl.LOCK_EX)
         whole = _cut_torn_line(fd)
         _write_all(fd, (b"" if whole else _line(COLUMNS)) + _line(
-            [_cell(row.get(c)) for c in COLUMNS]))
+            [csv_cell(row.get(c)) for c in COLUMNS]))
         os.fsync(fd)
     finally:
         os.close(fd)  # and the lock with it
@@ -126,14 +126,6 @@ def _line(cells: list[str]) -> bytes:
     out = io.StringIO()
     csv.writer(out, lineterminator="\n").writerow(cells)
     return out.getvalue().encode("utf-8")
-
-
-def _cell(value) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return ""
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    return str(value)
 
 
 # ---------------------------------------------------------------- compare's metrics

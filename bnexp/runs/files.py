@@ -110,7 +110,7 @@ class RunFolder:
             if new:
                 writer.writeheader()
             if row is not None:
-                writer.writerow({k: _cell(v) for k, v in row.items()})
+                writer.writerow({k: csv_cell(v) for k, v in row.items()})
             f.flush()
             os.fsync(f.fileno())
 
@@ -158,7 +158,7 @@ def append_csv(path: Path, columns: list[str], rows: list[dict]) -> None:
         writer = csv.DictWriter(f, fieldnames=columns, extrasaction="raise")
         if new:
             writer.writeheader()
-        writer.writerows({k: _cell(row.get(k)) for k in columns} for row in rows)
+        writer.writerows({k: csv_cell(row.get(k)) for k in columns} for row in rows)
 
 
 def cut_csv(path: Path, keep) -> None:
@@ -174,7 +174,8 @@ def cut_csv(path: Path, keep) -> None:
     write_text_atomic(path, out.getvalue())
 
 
-def _cell(value) -> str:
+def csv_cell(value) -> str:
+    """A value as bnexp's CSV files write it: blank for None or NaN, floats to 6 digits."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
     if isinstance(value, float):
