@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import copy
 import os
+import threading
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,6 +48,8 @@ from bnexp.api_args import (
 )
 from bnexp.errors import BadInput
 from bnexp.runs import evals as eval_csv
+
+_TRAINING = threading.Lock()  # one training at a time per process: train()
 
 __all__ = ["Run", "compare", "doctor", "eval", "load_run", "load_runs", "plot_activations",
            "plot_curves", "plot_drift", "plot_features", "plot_gap", "plot_steps",
@@ -107,7 +110,9 @@ def train(config: ConfigOrPath, *, set: MaybeStrs = None, runs_dir: PathArg = "r
     on the command line ("model.bn.placement=after"). jobs: runs at once (1: in this
     process; 0: one worker process per core). A run that fails or diverges is a Run with
     that status, not an exception; Ctrl-C (interrupting the kernel) marks the run
-    interrupted and raises KeyboardInterrupt; the same call again resumes it."""
+    interrupted and raises KeyboardInterrupt; the same call again resumes it. Calls from
+    several threads train one after another (Keras' state is the process's), each
+    planning only once the one before has ended, so no run is trained twice."""
     from bnexp import sweep
     from bnexp.views.progress import make_reporter
 
@@ -115,7 +120,7 @@ def train(config: ConfigOrPath, *, set: MaybeStrs = None, runs_dir: PathArg = "r
     specs = _specs(config, overrides)
     if smoke:
         specs = config_mod.smoke_specs(specs)
-    with _stop_handling():
+    with _TRAINING, _stop_handling():
         outcomes = sweep.run_all(specs, Path(runs_dir), make_reporter(), jobs=jobs,
                                  force=force)
     return [load_run(o.path) if o.path is not None else Run(None, o.status)

@@ -175,7 +175,8 @@ def _train(specs, resume, runs_dir, jobs, force, ray) -> None:
     except KeyboardInterrupt:
         print_error("interrupted; the same command again finishes what is left")
         raise typer.Exit(130) from None
-    if any(o.status == "failed" for o in outcomes):
+    if any(o.status == "failed" or (o.status == "interrupted" and not o.skipped)
+           for o in outcomes):  # interrupted here, without a Ctrl-C: a worker was killed
         raise typer.Exit(1)
 
 

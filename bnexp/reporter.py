@@ -34,8 +34,9 @@ class RunReporter(Protocol):
 class Reporter(RunReporter, Protocol):
     """What a sweep tells: its runs' progress, and the sweep's own."""
 
-    def run_skipped(self, path: Path, status: str) -> None:
-        """A run left as it is: already finished, or still running elsewhere."""
+    def run_skipped(self, path: Path | None, status: str, label: str = "") -> None:
+        """A run left as it is: already finished, or still running elsewhere (path None:
+        another process has claimed it and made no folder yet; label names it)."""
 
     def sweep_started(self, total: int, workers: int) -> None:
         """Runs in other processes (pool, Ray) from here on: only their ends are seen."""
@@ -59,7 +60,7 @@ class NullReporter:
     def note(self, text: str) -> None:
         pass
 
-    def run_skipped(self, path: Path, status: str) -> None:
+    def run_skipped(self, path: Path | None, status: str, label: str = "") -> None:
         pass
 
     def run_started(self, path: Path, epochs: int) -> None:

@@ -22,8 +22,9 @@ from bnexp import runs
 from bnexp.backends import Todo
 from bnexp.backends.pool import PoolBackend, threads_per_job, usable_cores
 from bnexp.config import RunSpec
+from bnexp.errors import BadInput
 from bnexp.reporter import Reporter
-from bnexp.runs import Outcome
+from bnexp.runs import Outcome, claims
 from bnexp.runs.plan import plan, resumable
 from bnexp.tfquiet import import_tensorflow
 from bnexp.xlacache import xla_cache_dir
@@ -55,7 +56,7 @@ def run_all(specs: list[RunSpec], runs_dir: Path, reporter: Reporter, jobs: int 
         else:
             _check_here(models, devices)
         outcomes, todo = plan(specs, runs_dir, force, reporter)
-        todo = [Todo(spec, resume) for spec, resume in todo]
+        todo = [Todo(spec, force) for spec, _ in todo]
         runs.make_folder(runs_dir, "--runs-dir")  # only now that every check passed
         if backend is None:
             backend = pool or _local(datasets)
@@ -83,16 +84,24 @@ def _local(datasets: dict):
 
 
 def resume(path: Path, reporter: Reporter) -> Outcome:
-    """`bnexp train --resume RUN_DIR`: continue the run; a finished run is left as it is."""
-    summary, config = resumable(Path(path))  # bad input answered before TensorFlow starts
-    import_tensorflow()
-    from bnexp.training import distribute, lifecycle
+    """`bnexp train --resume RUN_DIR`: continue the run; a finished run is left as it is.
+    The check that nobody runs it and the summary that says it runs here are one step,
+    under the folder's lock: another process at it is one line, exit 2."""
+    path = Path(path)
+    try:
+        with claims.run_folder(path):
+            summary, config = resumable(path)  # bad input answered before TensorFlow starts
+            if summary["status"] in runs.FINISHED:
+                reporter.run_skipped(path, summary["status"])
+                return Outcome(path, summary["status"], skipped=True)
+            import_tensorflow()
+            from bnexp.training import distribute, lifecycle
 
-    distribute.prepare_devices(config_mod.cpu_devices_needed([config]))
-    if summary["status"] in runs.FINISHED:
-        reporter.run_skipped(Path(path), summary["status"])
-        return Outcome(Path(path), summary["status"], skipped=True)
-    return lifecycle.resume_run(Path(path), None, reporter)
+            distribute.prepare_devices(config_mod.cpu_devices_needed([config]))
+            begun = lifecycle.begin_resume(path, None)
+    except claims.Taken as e:
+        raise BadInput(str(e)) from None
+    return lifecycle.train(begun, reporter)
 
 
 def _data_key(spec: RunSpec) -> str:

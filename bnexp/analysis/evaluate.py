@@ -25,12 +25,12 @@ from pathlib import Path
 
 from tensorflow import keras
 
-from bnexp import shifts
+from bnexp import runs, shifts
 from bnexp.analysis.eval_plan import Request, Target
 from bnexp.config import Config, input_shape
 from bnexp.errors import BadInput
 from bnexp.model.build import build
-from bnexp.runs import checkpoint, evals
+from bnexp.runs import checkpoint, claims, evals
 from bnexp.training import recorders
 from bnexp.training.loop import precision_policy
 from bnexp.training.objective import Loss
@@ -80,22 +80,37 @@ class Evaluator:
 def evaluate_all(targets: list[Target], request: Request) -> tuple[list[dict], list[str]]:
     """Each target measured as `request` asks and its row appended to its eval.csv at
     once (an interruption keeps the rows done); ([run_id, path and the row], warnings).
-    A run that cannot be rebuilt (a checkpoint that does not fit its config) is a warning
-    among several runs, BadInput alone."""
+    A run that cannot be rebuilt (a checkpoint that does not fit its config), or that
+    another process is training or resuming (bnexp.runs.claims: its folder stays locked
+    while it is measured), is a warning among several runs, BadInput alone."""
     rows, warnings = [], []
     for target in targets:
         try:
-            row = evaluate_one(target, request)
+            with claims.run_folder(target.folder):
+                _not_training(target.folder)
+                row = evaluate_one(target, request)
+                evals.append(target.folder, row)
+        except claims.Taken as e:
+            error = BadInput(str(e))
         except BadInput as e:
-            if len(targets) == 1:
-                raise
-            warnings.append(f"skipped {target.folder}: {str(e).splitlines()[0]}")
+            error = e
+        else:
+            rows.append({"run_id": target.folder.name, "path": str(target.folder), **row})
             continue
-        evals.append(target.folder, row)
-        rows.append({"run_id": target.folder.name, "path": str(target.folder), **row})
+        if len(targets) == 1:
+            raise error
+        warnings.append(f"skipped {target.folder}: {str(error).splitlines()[0]}")
     if not rows:
         raise BadInput(*warnings)
     return rows, warnings
+
+
+def _not_training(folder: Path) -> None:
+    record = runs.read_record(folder)
+    if record.status == "running":
+        summary = record.summary
+        raise BadInput(f"{folder}: still training (pid {summary.get('pid')} on "
+                       f"{summary.get('host')}); evaluate it once it has stopped")
 
 
 def evaluate_one(target: Target, request: Request) -> dict:

@@ -16,10 +16,12 @@ from bnexp.runs import Outcome
 
 
 class Todo(NamedTuple):
-    """A run to train: its spec, and its folder when it resumes an interrupted attempt."""
+    """A run to train: its spec, and whether it starts afresh whatever is there (--force).
+    Whether it resumes an interrupted attempt is decided by the worker that trains it,
+    under the runs folder's lock (backends.worker.Worker.train)."""
 
     spec: RunSpec
-    resume: Path | None = None
+    fresh: bool = False
 
 
 class Backend(Protocol):

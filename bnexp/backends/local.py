@@ -18,7 +18,7 @@ class LocalBackend:
 
     def run(self, todo: list[Todo], runs_dir: Path, reporter: Reporter) -> list[Outcome]:
         outcomes = []
-        for spec, resume in todo:
+        for spec, fresh in todo:
             stop.check()
-            outcomes.append(self.worker.train(spec, resume, runs_dir, reporter))
+            outcomes.append(self.worker.train(spec, runs_dir, reporter, fresh))
         return outcomes

@@ -4,18 +4,24 @@ Workers are spawned (not forked: TensorFlow's threads do not survive a fork), pu
 tasks from a queue and report back through another. They start at once, so their
 TensorFlow imports overlap the parent's checks. Workers ignore SIGINT: on Ctrl-C the
 parent sends each a SIGTERM, which (bnexp.training.stop) ends the run in hand after its
-current step with status "interrupted"; the worker then takes no further task.
+current step with status "interrupted"; the worker then takes no further task. A
+worker whose parent dies (SIGKILL) does the same by itself; a run whose worker dies
+(SIGKILL, the OOM killer) is recorded "interrupted" by the parent, with the signal.
 This module imports no TensorFlow; only the workers do.
 """
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing as mp
 import os
 import queue
 import signal
+import threading
+import time
 from pathlib import Path
 
+from bnexp import runs
 from bnexp.backends import Todo, worker
 from bnexp.errors import BadInput
 from bnexp.reporter import NullReporter, Reporter
@@ -86,11 +92,11 @@ class PoolBackend:
     def run(self, todo: list[Todo], runs_dir: Path, reporter: Reporter) -> list[Outcome]:
         """One Outcome per item, in order; a run whose worker died is "failed" (its folder
         reads interrupted, so the same command again resumes it), and the others go on."""
-        specs = [spec for spec, _ in todo]
+        specs = [item.spec for item in todo]
         if not specs:
             return []
-        for index, (spec, resume_path) in enumerate(todo):
-            self.tasks.put(("run", index, spec, runs_dir, resume_path))
+        for index, (spec, fresh) in enumerate(todo):
+            self.tasks.put(("run", index, spec, runs_dir, fresh))
         outcomes: dict[int, Outcome] = {}
         in_hand: dict[int, int] = {}  # worker pid -> the index of the run it took
         paths: dict[int, Path] = {}
@@ -100,9 +106,8 @@ class PoolBackend:
             for process in self.workers:
                 index = in_hand.pop(process.pid, None)
                 if process.exitcode is not None and index is not None and index not in outcomes:
-                    outcomes[index] = Outcome(paths.get(index), "failed")
-                    reporter.sweep_run_error(specs[index].label, "its worker process died "
-                                             f"(exit code {process.exitcode})")
+                    outcomes[index] = _died(process, paths.get(index), specs[index].label,
+                                            reporter)
                 elif index is not None:
                     in_hand[process.pid] = index
             return len(outcomes) == len(specs)  # the last one may have just been marked
@@ -124,6 +129,10 @@ class PoolBackend:
                     reporter.sweep_run_started(Path(rest[0]))
                 elif kind == "note":
                     reporter.note(rest[0])
+                elif kind == "skipped":  # claimed or finished by another process meanwhile
+                    path = Path(rest[0]) if rest[0] else None
+                    outcomes[index] = Outcome(path, rest[1], skipped=True)
+                    reporter.run_skipped(path, rest[1], specs[index].label)
                 elif kind == "done":
                     path, summary = Path(rest[0]), rest[1]
                     outcomes[index] = Outcome(path, summary["status"])
@@ -160,6 +169,27 @@ class PoolBackend:
                 process.kill()
 
 
+def _died(process, path: Path | None, label: str, reporter: Reporter) -> Outcome:
+    """The Outcome of a run whose worker died under it (SIGKILL, the OOM killer): its
+    folder, where it had one, records "interrupted" and how the worker died."""
+    how = death(process.exitcode)
+    if path is None:
+        reporter.sweep_run_error(label, f"its worker process died ({how})")
+        return Outcome(None, "failed")
+    summary = runs.record_death(path, process.pid, f"its worker process died ({how})")
+    reporter.sweep_run_done(path, summary)
+    return Outcome(path, summary["status"])
+
+
+def death(exitcode: int) -> str:
+    """How a process ended, from its exit code: "killed by SIGKILL", "exit code 3"."""
+    if exitcode < 0:
+        with contextlib.suppress(ValueError):
+            return f"killed by {signal.Signals(-exitcode).name}"
+        return f"killed by signal {-exitcode}"
+    return f"exit code {exitcode}"
+
+
 class _Events(NullReporter):
     """A worker's reporter: a run's start, notes and end go to the parent; per-epoch and
     per-step progress stay in the worker."""
@@ -173,6 +203,9 @@ class _Events(NullReporter):
     def run_started(self, path, epochs):
         self.events.put(("started", self.index, str(path)))
 
+    def run_skipped(self, path, status, label=""):
+        self.events.put(("skipped", self.index, str(path) if path else None, status))
+
     def run_done(self, path, summary):
         self.events.put(("done", self.index, str(path), summary))
 
@@ -180,12 +213,10 @@ class _Events(NullReporter):
 def _worker(tasks, events, threads: int, cpu_devices: int = 0) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides; it sends SIGTERM
     signal.signal(signal.SIGTERM, stop.request)
+    _die_with_parent(events)
     worker.start(threads, cpu_devices)
     trainer = worker.Worker()
-    while True:
-        task = tasks.get()
-        if task is None or stop.requested():  # a stop may come while waiting for a task
-            return
+    while (task := _next_task(tasks)) is not None:
         if task[0] == "check":
             try:
                 from bnexp.model.build import check_buildable
@@ -195,11 +226,39 @@ def _worker(tasks, events, threads: int, cpu_devices: int = 0) -> None:
             except BadInput as e:
                 events.put(("checked", -1, str(e)))
             continue
-        _, index, spec, runs_dir, resume_path = task
+        _, index, spec, runs_dir, fresh = task
         events.put(("took", index, os.getpid()))  # the parent's to know if this process dies
         try:
-            trainer.train(spec, resume_path, runs_dir, _Events(events, index))
+            trainer.train(spec, runs_dir, _Events(events, index), fresh)
         except KeyboardInterrupt:
             return  # the run has recorded "interrupted"
         except BaseException as e:  # noqa: BLE001 - report, and take the next run
             events.put(("error", index, f"{type(e).__name__}: {e}"))
+
+
+def _next_task(tasks):
+    """The next task, or None once the parent says so or a stop was requested (a
+    SIGTERM, the parent's death). Waits a second at a time: a stop does not wake a
+    worker blocked on the queue."""
+    while not stop.requested():
+        try:
+            return tasks.get(timeout=1.0)
+        except queue.Empty:
+            continue
+    return None
+
+
+def _die_with_parent(events, every: float = 0.5) -> None:
+    """Watch the parent: once it is gone (SIGKILL: it could not stop us), request a stop
+    as its SIGTERM would have, so the run in hand records "interrupted" after its step
+    and the worker exits. Without this, workers of a killed sweep trained on, then
+    waited for tasks for ever."""
+    parent = os.getppid()
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(every)
+        events.cancel_join_thread()  # nobody reads the events now: exit without flushing
+        stop.request()
+
+    threading.Thread(target=watch, name="bnexp-parent-watch", daemon=True).start()

@@ -81,13 +81,12 @@ class RayBackend:
             gpus = 1 if ray.cluster_resources().get("GPU", 0) > 0 else 0
             task = ray.remote(_task)
             pending = {}
-            for spec, resume_path in todo:
+            for spec, fresh in todo:
                 request = {"num_cpus": options.cpus}
                 if gpus:
                     request["num_gpus"] = spec.config.train.replicas or gpus
-                resume = str(resume_path) if resume_path and not options.copy_back else None
                 ref = task.options(**request).remote(
-                    spec, str(runs_dir.resolve()), resume, options.copy_back, options.cpus)
+                    spec, str(runs_dir.resolve()), options.copy_back, options.cpus, fresh)
                 pending[ref] = spec
             slots = min(max(1, int(ray.cluster_resources().get("CPU", 1) // options.cpus)),
                         len(todo))
@@ -171,6 +170,10 @@ def _finished(ray, ref, spec: RunSpec, runs_dir: Path, reporter) -> Outcome:
     except Exception as e:  # noqa: BLE001 - a task that died is a failed run; the sweep goes on
         reporter.sweep_run_error(spec.label, str(e).strip().splitlines()[0])
         return Outcome(None, "failed")
+    if result["skipped"]:  # claimed or finished by another process meanwhile
+        path = Path(result["path"]) if result["path"] else None
+        reporter.run_skipped(path, result["status"], spec.label)
+        return Outcome(path, result["status"], skipped=True)
     path = Path(result["path"])
     if result["files"] is not None:
         path = write_back(runs_dir, result["name"], result["files"])
@@ -194,20 +197,23 @@ def write_back(runs_dir: Path, name: str, files: dict[str, bytes]) -> Path:
     return runs.move_into(runs_dir, hidden, name)
 
 
-def _task(spec: RunSpec, runs_dir: str, resume_path: str | None, copy_back: bool,
-          threads: int) -> dict:
+def _task(spec: RunSpec, runs_dir: str, copy_back: bool, threads: int,
+          fresh: bool = False) -> dict:
     """One run in a Ray worker: train, and return where it went (and its files with
     copy_back). Runs in the worker process, which imports TensorFlow on its first task."""
     worker.start(threads, cpu_devices_needed([spec.config]))
     target = Path(tempfile.mkdtemp(prefix="bnexp-ray-")) if copy_back else Path(runs_dir)
     try:
-        outcome = _WORKER.train(spec, resume_path and Path(resume_path), target,
-                                NullReporter())
+        outcome = _WORKER.train(spec, target, NullReporter(), fresh)
+        if outcome.skipped:
+            return {"path": outcome.path and str(outcome.path), "status": outcome.status,
+                    "skipped": True}
         files = None
         if copy_back:
             files = {str(p.relative_to(outcome.path)): p.read_bytes()
                      for p in sorted(outcome.path.rglob("*")) if p.is_file()}
-        return {"path": str(outcome.path), "name": outcome.path.name, "files": files}
+        return {"path": str(outcome.path), "name": outcome.path.name, "files": files,
+                "skipped": False}
     finally:
         if copy_back:
             shutil.rmtree(target, ignore_errors=True)

@@ -12,9 +12,11 @@ from __future__ import annotations
 import contextlib
 from pathlib import Path
 
-from bnexp.config import RunSpec
-from bnexp.reporter import RunReporter
-from bnexp.runs import Outcome
+from bnexp.config import RunSpec, config_hash
+from bnexp.reporter import Reporter
+from bnexp.runs import Outcome, claims
+from bnexp.runs.plan import settle
+from bnexp.runs.reader import read_record
 
 
 def start(threads: int | None, cpu_devices: int) -> None:
@@ -51,14 +53,33 @@ class Worker:
             self.datasets[key] = data.load(spec.config.data, spec.source)
         return self.datasets[key]
 
-    def train(self, spec: RunSpec, resume_path: Path | None, runs_dir: Path,
-              reporter: RunReporter) -> Outcome:
-        """Resume the run at resume_path, or start `spec` in a new folder under runs_dir."""
+    def train(self, spec: RunSpec, runs_dir: Path, reporter: Reporter,
+              fresh: bool = False) -> Outcome:
+        """Train `spec` under runs_dir: the plan decided again for this run under the runs
+        folder's lock (bnexp.runs.plan.settle) and the run begun (its summary saying
+        "running" here) before the lock is released, so no other process or thread
+        starts it too; then trained. Finished, or running elsewhere: skipped and reported
+        (an interrupted run another process is resuming reads "running"). fresh
+        (--force): a new folder unless a live process trains it."""
         from bnexp.training import compiled, lifecycle
 
         if self.steps is None:
             self.steps = compiled.StepCache()
-        splits = self.splits(spec)
-        if resume_path:
-            return lifecycle.resume_run(Path(resume_path), splits, reporter, self.steps)
-        return lifecycle.run_one(spec, splits, Path(runs_dir), reporter, self.steps)
+        splits, runs_dir = self.splits(spec), Path(runs_dir)
+        with claims.runs_folder(runs_dir):
+            decision = settle(runs_dir, config_hash(spec.config), fresh)
+            if decision.action == "skip":
+                reporter.run_skipped(decision.path, decision.status, spec.label)
+                return Outcome(decision.path, decision.status, skipped=True)
+            if decision.action == "start":
+                begun = lifecycle.begin_new(spec, splits, runs_dir)
+            else:
+                try:
+                    with claims.run_folder(decision.path):
+                        if read_record(decision.path).status == "running":  # --resume's now
+                            raise claims.Taken(decision.path)
+                        begun = lifecycle.begin_resume(decision.path, splits)
+                except claims.Taken:  # `train --resume` or `eval` has it: theirs
+                    reporter.run_skipped(decision.path, "running", spec.label)
+                    return Outcome(decision.path, "running", skipped=True)
+        return lifecycle.train(begun, reporter, self.steps)

@@ -24,6 +24,7 @@ from bnexp.runs.files import (
     cut_csv,
     ensure_writable,
     move_into,
+    record_death,
     repair_metrics,
 )
 from bnexp.runs.reader import plain_text, read_record, read_summary
@@ -74,6 +75,7 @@ __all__ = [
     "plain_text",
     "process_started",
     "read_csv",
+    "record_death",
     "read_metrics",
     "read_record",
     "read_summary",

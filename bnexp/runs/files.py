@@ -85,6 +85,31 @@ def _free_name(runs_dir: Path, base: str, claim) -> Path:
     raise RuntimeError(f"{runs_dir}: could not find a free run folder name for {base}")
 
 
+def record_death(path: Path, pid: int, how: str) -> dict:
+    """The summary of the run in `path` once process `pid`, which trained it, has died
+    without a word (SIGKILL, the OOM killer): where it still says "running" in that
+    process, it now says "interrupted" (a later sweep resumes it) with `how` as its
+    error, under the folder's lock (a process resuming it meanwhile wins)."""
+    from bnexp.runs import claims
+    from bnexp.runs.reader import read_summary
+
+    try:
+        with claims.run_folder(path):
+            summary = read_summary(path)
+            if not isinstance(summary, dict):
+                raise ValueError("not a summary")
+            if summary.get("status") != "running" or summary.get("pid") != pid:
+                return summary
+            summary.update(status="interrupted", error=how,
+                           ended=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+            folder = RunFolder(path)
+            folder.write_summary(summary)
+            folder.log(f"interrupted: {how}")
+            return summary
+    except (claims.Taken, OSError, ValueError):
+        return {"status": "interrupted", "error": how}
+
+
 class RunFolder:
     """Writes one run's files. Every write is flushed before the method returns."""
 

@@ -1,11 +1,14 @@
 """What to do with the run folders already there, decided from their files alone (no
 TensorFlow): a sweep's plan (skip what finished or still runs, resume what was
-interrupted, start the rest), and whether `--resume` can continue a folder, so bad
-input is answered before TensorFlow starts."""
+interrupted, start the rest), made once before any run; the same decision for one run
+again once a worker has claimed it (`settle`: other processes may have trained it
+meanwhile); and whether `--resume` can continue a folder, so bad input is answered
+before TensorFlow starts."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NamedTuple
 
 from bnexp import config as config_mod
 from bnexp.config import Config
@@ -13,7 +16,7 @@ from bnexp.errors import BadInput
 from bnexp.runs import checkpoint
 from bnexp.runs.reader import read_record
 from bnexp.runs.record import FINISHED, Outcome
-from bnexp.runs.search import latest_attempts
+from bnexp.runs.search import latest_attempts, scan
 
 
 def resumable(path: Path) -> tuple[dict, Config]:
@@ -74,3 +77,32 @@ def _why_not_resumable(path: Path) -> str | None:
     except BadInput as e:
         return "; ".join(e.args)  # a damaged config.yaml's several mistakes: one note
     return None
+
+
+class Decision(NamedTuple):
+    """What a worker does with one config and seed: "start" afresh, "resume" the run in
+    `path`, or "skip" it (finished, or `status` "running" in a live process)."""
+
+    action: str
+    path: Path | None = None
+    status: str | None = None
+
+
+def settle(runs_dir: Path, config_hash: str, fresh: bool) -> Decision:
+    """The plan for one config and seed made again, from the folders as they are now:
+    run under the runs folder's lock (bnexp.runs.claims), it sees every run other
+    processes started or ended since the sweep's plan. An attempt running in a live
+    process is left alone, even with fresh (--force: otherwise start afresh)."""
+    records = [r for r in scan(runs_dir)[0] if r.config_hash == config_hash] \
+        if runs_dir.is_dir() else []
+    running = [r for r in records if r.status == "running"]
+    if running:
+        return Decision("skip", running[0].path, "running")
+    if fresh or not records:
+        return Decision("start")
+    latest = max(records, key=lambda record: record.rank())
+    if latest.status in FINISHED:
+        return Decision("skip", latest.path, latest.status)
+    if latest.status == "interrupted" and _why_not_resumable(latest.path) is None:
+        return Decision("resume", latest.path)
+    return Decision("start")

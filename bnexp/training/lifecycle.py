@@ -16,7 +16,9 @@ import socket
 import subprocess
 import time
 import traceback
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -25,7 +27,7 @@ from tensorflow import keras
 from bnexp import config as config_mod
 from bnexp import data as data_mod
 from bnexp import runs
-from bnexp.config import RunSpec, advice
+from bnexp.config import Config, RunSpec, advice
 from bnexp.errors import BadInput
 from bnexp.reporter import RunReporter
 from bnexp.runs import Outcome, checkpoint
@@ -36,10 +38,37 @@ from bnexp.training.loop import Diverged, fit, new_model
 from bnexp.version import __version__
 
 
+@dataclass
+class Begun:
+    """A run whose summary.json says "running" in this process: its claim is made
+    (bnexp.runs.claims); `train` takes it to its end."""
+
+    config: Config
+    splits: data_mod.Splits
+    folder: runs.RunFolder
+    summary: dict
+    model: Any
+    strategy: Any
+    rows: list[dict] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
 def run_one(spec: RunSpec, splits: data_mod.Splits, runs_dir: Path, reporter: RunReporter,
             cache: StepCache | None = None) -> Outcome:
     """One run in a new folder under runs_dir, with the cache's compiled steps where it
     has them. Never raises for a failing run: it is recorded."""
+    return train(begin_new(spec, splits, runs_dir), reporter, cache)
+
+
+def resume_run(path: Path, splits: data_mod.Splits | None, reporter: RunReporter,
+               cache: StepCache | None = None) -> Outcome:
+    """Continue an interrupted or failed run in its own folder from its last checkpoint."""
+    return train(begin_resume(path, splits), reporter, cache)
+
+
+def begin_new(spec: RunSpec, splits: data_mod.Splits, runs_dir: Path) -> Begun:
+    """A new run folder under runs_dir with its summary ("running"), config and empty
+    metrics.csv; a full disk leaves no half-made folder behind (BadInput)."""
     config = spec.config
     model, strategy = new_model(config, splits.input_shape)
     path = runs.create(runs_dir, spec.label)
@@ -49,18 +78,20 @@ def run_one(spec: RunSpec, splits: data_mod.Splits, runs_dir: Path, reporter: Ru
         folder.write_summary(summary)  # first: a reader never sees a run folder without one
         folder.write_config(config_mod.to_yaml(config))
         folder.start_metrics()
-    except OSError as e:  # a full disk: leave no half-made folder behind
+    except OSError as e:
         shutil.rmtree(path, ignore_errors=True)
         raise BadInput(f"{runs_dir}: --runs-dir: cannot write run folders here "
                        f"({e.strerror})") from None
     folder.log(f"started {path.name}: {splits.source}, {summary['data']}")
-    return _execute(config, splits, folder, summary, model, [], reporter, strategy, cache,
-                    notes=advice.notes_for(config))
+    return Begun(config, splits, folder, summary, model, strategy,
+                 notes=advice.notes_for(config))
 
 
-def resume_run(path: Path, splits: data_mod.Splits | None, reporter: RunReporter,
-               cache: StepCache | None = None) -> Outcome:
-    """Continue an interrupted or failed run in its own folder from its last checkpoint.
+def begin_resume(path: Path, splits: data_mod.Splits | None) -> Begun:
+    """An interrupted or failed run's folder made ready to continue from its last
+    checkpoint, its summary saying "running" in this process again. The caller holds the
+    folder's lock (bnexp.runs.claims): the check that nobody runs it and the write
+    that claims it are one step.
 
     metrics.csv is first made to agree with the checkpoint: a torn last line, or a row
     written after the checkpoint's epoch, goes; rows the checkpoint has and the file
@@ -83,7 +114,13 @@ def resume_run(path: Path, splits: data_mod.Splits | None, reporter: RunReporter
     except OSError as e:
         raise BadInput(f"{path}: --resume: cannot write the run folder ({e.strerror})") from None
     folder.log(f"resumed after epoch {len(rows)}")
-    return _execute(config, splits, folder, summary, model, rows, reporter, strategy, cache)
+    return Begun(config, splits, folder, summary, model, strategy, rows)
+
+
+def train(begun: Begun, reporter: RunReporter, cache: StepCache | None = None) -> Outcome:
+    """Train a begun run to its end. Never raises for a failing run: it is recorded."""
+    return _execute(begun.config, begun.splits, begun.folder, begun.summary, begun.model,
+                    begun.rows, reporter, begun.strategy, cache, begun.notes)
 
 
 def _execute(config, splits, folder: runs.RunFolder, summary: dict, model, rows: list[dict],

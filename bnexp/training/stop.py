@@ -1,4 +1,4 @@
-"""Cooperative stopping on Ctrl-C (SIGINT) and SIGTERM.
+"""Cooperative stopping on Ctrl-C (SIGINT), SIGTERM and SIGHUP (the terminal closed).
 
 The signal handler only sets a flag; the training loop checks it after every step
 and raises KeyboardInterrupt from there, so the run records status "interrupted"
@@ -33,10 +33,13 @@ def request(signum=None, frame=None) -> None:
 
 
 @contextmanager
-def handling(signals=(signal.SIGINT, signal.SIGTERM)):
-    """Within the block, the given signals request a stop; previous handlers come back after."""
+def handling(signals=(signal.SIGINT, signal.SIGTERM, signal.SIGHUP)):
+    """Within the block, the given signals request a stop; previous handlers come back
+    after. A signal ignored already stays ignored (`nohup bnexp train ...` ignores SIGHUP:
+    closing the terminal must not stop it)."""
     global _requested
     _requested = False
+    signals = [s for s in signals if signal.getsignal(s) is not signal.SIG_IGN]
     previous = {s: signal.signal(s, request) for s in signals}
     try:
         yield

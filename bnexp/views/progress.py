@@ -75,12 +75,16 @@ class PlainReporter(NullReporter):
     def note(self, text: str) -> None:
         self.say(f"{self.name}: {text}" if self.name else text)
 
-    def run_skipped(self, path: Path, status: str) -> None:
+    def run_skipped(self, path: Path | None, status: str, label: str = "") -> None:
+        name = path.name if path is not None else label
         if status == "running":
-            self.say(f"{path.name}: skipped, still running in another process")
+            self.say(f"{name}: skipped, still running in another process")
         else:
-            self.say(f"{path.name}: skipped, already {status} (--force reruns it)")
-        print(path, flush=True)
+            self.say(f"{name}: skipped, already {status} (--force reruns it)")
+        if self.sweep is not None:  # skipped by a worker, on a second look
+            self.sweep.done += 1
+        if path is not None:
+            print(path, flush=True)
 
     def sweep_started(self, total: int, workers: int) -> None:
         self.sweep = SweepCounts(total, workers)
@@ -166,6 +170,11 @@ class RichReporter(PlainReporter):
     def sweep_run_error(self, label: str, message: str) -> None:
         super().sweep_run_error(label, message)
         self.sweep_tick()
+
+    def run_skipped(self, path: Path | None, status: str, label: str = "") -> None:
+        super().run_skipped(path, status, label)
+        if self.sweep is not None:
+            self.sweep_tick()
 
     def sweep_finished(self) -> None:
         self.sweep_tick()
