@@ -203,3 +203,28 @@ def test_summary_lists_a_bn_layers_variables_and_which_are_trainable():
     found = dict(re.findall(r"(bn1/\w+)\s*│\s*\(784,\)\s*│\s*(True|False)", result.output))
     assert found == {"bn1/gamma": "True", "bn1/beta": "True", "bn1/moving_mean": "False",
                      "bn1/moving_variance": "False"}
+
+
+@pytest.mark.slow
+@pytest.mark.deep_recursion
+def test_the_documented_limit_of_1000_layers_builds_and_steps():
+    """1,000 layers (998 activations, a flatten, a dense), the most validate lets
+    through: the model builds and takes a training step (Keras' recursive graph walk
+    raised RecursionError at Python's default limit), and the limit is back after."""
+    import tensorflow as tf
+
+    from bnexp.model.build import build as build_model
+
+    limit = sys.getrecursionlimit()
+    layers = [{"type": "activation", "activation": "relu"} for _ in range(998)]
+    cfg = config.validate({"name": "deep", "data": {"dataset": "synthetic"},
+                           "model": {"arch": "layers", "layers": [
+                               *layers, {"type": "flatten"}, {"type": "dense", "units": 10}]}},
+                          "t")
+    model = build_model(cfg.model, (28, 28, 1))
+    assert len(model.layers) == 1000 and sys.getrecursionlimit() == limit
+    x = tf.random.uniform((4, 28, 28, 1))
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_mean(model(x, training=True) ** 2)
+    (grad, _) = tape.gradient(loss, model.trainable_variables)
+    assert np.isfinite(grad.numpy()).all()

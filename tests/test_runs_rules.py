@@ -576,18 +576,22 @@ def test_foreign_folders_skip_a_run_that_appeared_after_the_listing(tmp_path):
         f"skipped {tmp_path / 'b_notes'}: not a bnexp run folder"]
 
 
-def test_a_link_to_a_folder_is_listed_but_never_entered(tmp_path):
-    """As Path.rglob: a link to a run folder is not a run (it would count twice), and a
-    link to a folder of other files is warned about like that folder."""
+def test_a_link_to_a_folder_is_never_entered_and_named_in_a_warning(tmp_path):
+    """As Path.rglob, a link to a folder is not gone into (a run could count twice), but
+    it is named: runs behind it were left out without a word."""
     run = write_summary(tmp_path / "elsewhere" / "run1", {"status": "completed"})
     (tmp_path / "notes").mkdir()
     (tmp_path / "notes" / "todo.txt").write_text("x")
     runs_dir = tmp_path / "runs"
     runs_dir.mkdir()
     (runs_dir / "linked_run").symlink_to(run)
+    (runs_dir / "linked_runs").symlink_to(tmp_path / "elsewhere")
     (runs_dir / "linked_notes").symlink_to(tmp_path / "notes")
-    assert runs.scan(runs_dir) == (
-        [], [f"skipped {runs_dir / 'linked_notes'}: not a bnexp run folder"])
+    (runs_dir / ".hidden_link").symlink_to(run)
+    why = ("a link to a folder, not followed (a run could count twice); give its target "
+           "to read its runs")
+    assert runs.scan(runs_dir) == ([], [f"skipped {runs_dir / name}: {why}"
+                                        for name in ("linked_notes", "linked_run", "linked_runs")])
 
 
 def test_read_table_keeps_a_unit_number_as_written_beside_a_blank_one(tmp_path):
@@ -990,3 +994,32 @@ def test_bn_gap_is_batch_minus_moving_statistics_noted_over_five_points(batch_ac
                                  {"test_acc": 0.7, "test_acc_batchstats": math.inf}])
 def test_bn_gap_is_none_without_a_finite_batch_statistics_accuracy(row):
     assert record.bn_gap(row) is None
+
+
+FIRST_SCHEMA = Path(__file__).parent / "data" / "first_schema"
+
+
+def test_a_run_folder_of_bnexps_first_schema_is_read(tmp_path):
+    """A run folder written by bnexp's first commit (7015adc: no config in summary.json,
+    no schema, no diagnostics, metrics without lr): compare, doctor and load_runs read
+    it; without its config_hash it stands for itself; without a status it reads
+    "unknown" (counted, not averaged) with a warning, where it was "not a bnexp summary"."""
+    import bnexp
+
+    (folder,) = FIRST_SCHEMA.iterdir()
+    runs_dir = tmp_path / "runs"
+    shutil.copytree(FIRST_SCHEMA, runs_dir)
+    table = bnexp.compare(runs_dir)
+    assert list(table["completed"]) == [1] and table["mean"][0] == pytest.approx(0.876667)
+    assert bnexp.load_runs(runs_dir)["final_test_acc"].tolist() == [pytest.approx(0.876667)]
+    assert bnexp.doctor(runs_dir).empty
+    summary = json.loads((folder / "summary.json").read_text())
+    copy = runs_dir / folder.name
+    for drop in ("config_hash", "status"):
+        summary.pop(drop)
+        (copy / "summary.json").write_text(json.dumps(summary))
+    records, warnings = runs.scan(runs_dir)
+    assert [r.status for r in records] == ["unknown"] and records[0].config_hash is None
+    assert warnings == [f"{copy}: summary.json has no status (an older or hand-made summary): "
+                        "read as unknown, counted but not averaged"]
+    assert bnexp.compare(runs_dir)[["n", "completed"]].values.tolist() == [[1, 0]]

@@ -182,3 +182,27 @@ def test_a_relative_tmpdir_from_a_deleted_working_folder_falls_back_to_tmp(tmp_p
     assert out.returncode == 0, out.stderr
     assert [line for line in out.stderr.splitlines() if not line.startswith("note: ")] == []
     assert (tmp_path / "figs" / "curves.png").is_file()
+
+
+def test_train_shows_a_run_folders_terminal_escapes_escaped(tmp_path, capsys):
+    """The progress lines and the one-folder-per-line stdout of `train` show a folder
+    name's escapes escaped (they reached the terminal raw), as every other command."""
+    import io
+
+    from rich.console import Console
+
+    from bnexp.views.progress import PlainReporter, RichReporter
+
+    path = tmp_path / "a\x1b[31mred\x07\nb"
+    for kind in (PlainReporter, RichReporter):
+        out = io.StringIO()
+        reporter = kind(Console(file=out, width=200))
+        reporter.run_skipped(path, "completed")
+        reporter.run_started(path, 1)
+        reporter.run_done(path, {"status": "completed"})
+        reporter.sweep_started(1, 1)
+        reporter.sweep_run_done(path, {"status": "completed"})
+        reporter.sweep_finished()
+        shown = out.getvalue() + capsys.readouterr().out
+        assert "\x1b[31m" not in shown and "\x07" not in shown and "red\\x07\\nb" in shown
+        assert shown.count(f"{tmp_path}/a\\x1b[31mred\\x07\\nb\n") == 3

@@ -12,7 +12,9 @@ train.from_logits.
 
 from __future__ import annotations
 
+import contextlib
 import math
+import sys
 
 import numpy as np
 import tensorflow as tf
@@ -27,6 +29,7 @@ from bnexp.model.group_norm import GroupNorm
 from bnexp.model.noise import Noise
 from bnexp.model.residual import ChannelPad, Residual, ScalarBias, ScalarScale, walk
 
+FRAMES_PER_LAYER = 8  # Keras' graph walk: 3 frames a layer measured; room to spare
 GROUPED = ("group_norm", "layer_norm", "instance_norm")
 POOLS = {"max_pool": keras.layers.MaxPooling2D, "avg_pool": keras.layers.AveragePooling2D}
 SIMPLE = {  # the layers with no settings but their own
@@ -47,7 +50,21 @@ def build(cfg: ModelConfig, input_shape: tuple[int, ...]) -> keras.Model:
     """A Sequential model for `cfg` on inputs of `input_shape` (H, W, C)."""
     layers = keras_layers(model_layers(cfg), tuple(input_shape), cfg)
     name = "layers" if cfg.arch == "layers" else f"{cfg.arch}_bn_{cfg.bn.placement}"
-    return keras.Sequential([keras.Input(shape=input_shape), *layers], name=name)
+    with recursion_room(len(layers)):
+        return keras.Sequential([keras.Input(shape=input_shape), *layers], name=name)
+
+
+@contextlib.contextmanager
+def recursion_room(n_layers: int):
+    """Python's recursion limit raised for a model of n_layers: Keras walks a model's
+    graph recursively, a few frames a layer, and the documented 1,000 layers raised
+    RecursionError at Python's default of 1,000 frames."""
+    previous = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(previous, FRAMES_PER_LAYER * n_layers + 1000))
+    try:
+        yield
+    finally:
+        sys.setrecursionlimit(previous)
 
 
 def keras_layers(specs: list, shape: tuple[int, ...], cfg: ModelConfig) -> list:

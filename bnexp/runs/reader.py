@@ -101,9 +101,14 @@ def read_record(folder: Path, with_config: bool = False,
     except (OSError, ValueError) as e:
         why = "not a regular file" if isinstance(e, NotARegularFile) else type(e).__name__
         raise ValueError(f"unreadable summary.json ({why})") from None
-    if not isinstance(summary, dict) or not isinstance(summary.get("status"), str):
+    if not isinstance(summary, dict) or not _a_summary(summary):
         raise ValueError("summary.json is not a bnexp summary")
     dropped: list[str] = []
+    if "status" not in summary:  # an older or hand-made summary: the status is not known
+        summary = {**summary, "status": UNKNOWN}
+        if warnings is not None:
+            warnings.append(f"{folder}: summary.json has no status (an older or hand-made "
+                            "summary): read as unknown, counted but not averaged")
     try:
         if odd:  # else every value is plain already (_loads)
             summary = _plain(summary, "summary.json ", dropped)
@@ -123,6 +128,17 @@ def read_record(folder: Path, with_config: bool = False,
 
 
 _DAMAGED = object()
+UNKNOWN = "unknown"  # the status of a summary that has none
+_SUMMARY_MARKS = ("run_id", "config_hash", "epochs_done", "final")
+
+
+def _a_summary(summary: dict) -> bool:
+    """Whether a JSON object is a bnexp summary: its status is text, or it has none but
+    fields only bnexp writes (a summary of an older or a hand-made kind)."""
+    status = summary.get("status")
+    if "status" in summary:
+        return isinstance(status, str)
+    return any(mark in summary for mark in _SUMMARY_MARKS)
 
 
 def _plain(value, at: str, dropped: list[str]):

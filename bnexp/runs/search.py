@@ -3,7 +3,8 @@ attempts of one config and seed the one that counts (`latest`: the latest-attemp
 RunRecord.rank).
 
 A folder that is no readable run (unreadable, foreign, partial) is a warning, never a
-crash; the tree is walked on a stack of its own, and never into a link.
+crash; the tree is walked on a stack of its own, and never into a link (a link to a
+folder is a warning: its runs could count twice, once through it and once where they are).
 """
 
 from __future__ import annotations
@@ -115,6 +116,10 @@ def _foreign_folders(runs_dir: Path, run_dirs: set[str], folders: list[str]) -> 
         if any(part.startswith(".") for part in folder.relative_to(runs_dir).parts):
             continue
         # hidden files are temp files mid-rename (the first summary.json of a new run)
+        if folder.is_symlink():  # its runs would be left out without a word
+            warnings.append(f"skipped {folder}: a link to a folder, not followed (a run "
+                            "could count twice); give its target to read its runs")
+            continue
         try:
             files = {p.name for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")}
         except OSError:  # gone since the walk listed it (a run folder deleted meanwhile)

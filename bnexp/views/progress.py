@@ -11,8 +11,10 @@ import time
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape as markup_escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from bnexp.errors import escaped
 from bnexp.reporter import NullReporter
 
 
@@ -61,6 +63,12 @@ def _clock(seconds: float) -> str:
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
+def print_path(path: Path) -> None:
+    """A run folder on stdout, one per line (what scripts read): a name's line breaks and
+    terminal escapes shown escaped, as everywhere else."""
+    print(escaped(str(path)), flush=True)
+
+
 class PlainReporter(NullReporter):
     """One line per epoch and one per finished run, for logs and CI."""
 
@@ -76,7 +84,7 @@ class PlainReporter(NullReporter):
         self.say(f"{self.name}: {text}" if self.name else text)
 
     def run_skipped(self, path: Path | None, status: str, label: str = "") -> None:
-        name = path.name if path is not None else label
+        name = escaped(path.name if path is not None else label)
         if status == "running":
             self.say(f"{name}: skipped, still running in another process")
         else:
@@ -84,7 +92,7 @@ class PlainReporter(NullReporter):
         if self.sweep is not None:  # skipped by a worker, on a second look
             self.sweep.done += 1
         if path is not None:
-            print(path, flush=True)
+            print_path(path)
 
     def sweep_started(self, total: int, workers: int) -> None:
         self.sweep = SweepCounts(total, workers)
@@ -98,8 +106,8 @@ class PlainReporter(NullReporter):
         self.sweep.done += 1
         self.sweep.failed += summary["status"] == "failed"
         extra = f" ({summary['error']})" if summary.get("error") else ""
-        self.say(f"{path.name}: {summary['status']}{extra} | {self.sweep.line()}")
-        print(path, flush=True)
+        self.say(f"{escaped(path.name)}: {summary['status']}{extra} | {self.sweep.line()}")
+        print_path(path)
 
     def sweep_run_error(self, label: str, message: str) -> None:
         self.sweep.done += 1
@@ -107,7 +115,7 @@ class PlainReporter(NullReporter):
         self.say(f"{label}: failed before it started ({message}) | {self.sweep.line()}")
 
     def run_started(self, path: Path, epochs: int) -> None:
-        self.name = path.name
+        self.name = escaped(path.name)
         plural = "s" * (epochs != 1)
         self.console.print(f"{self.name}: training {epochs} epoch{plural}", highlight=False)
 
@@ -117,8 +125,8 @@ class PlainReporter(NullReporter):
     def run_done(self, path: Path, summary: dict) -> None:
         status = summary["status"]
         extra = f" ({summary['error']})" if summary.get("error") else ""
-        self.say(f"{path.name}: {status}{extra}")
-        print(path, flush=True)
+        self.say(f"{escaped(path.name)}: {status}{extra}")
+        print_path(path)
 
 
 class RichReporter(PlainReporter):
@@ -132,9 +140,9 @@ class RichReporter(PlainReporter):
         )
 
     def run_started(self, path: Path, epochs: int) -> None:
-        self.name = path.name
+        self.name = escaped(path.name)
         self.progress.start()
-        self.epochs = self.progress.add_task(path.name, total=epochs, loss="")
+        self.epochs = self.progress.add_task(markup_escape(self.name), total=epochs, loss="")
         self.batches = self.progress.add_task("  batches", total=1, loss="")
 
     def epoch_started(self, epoch: int, n_steps: int) -> None:
