@@ -283,6 +283,39 @@ def doctor(
             findings.print_text(each)
 
 
+@app.command()
+def report(
+    runs_dir: Annotated[Path, typer.Argument(
+        parser=path_arg, help="A folder of run folders, searched down.")],
+    out: Annotated[Path, typer.Option(
+        "--out", parser=path_arg, help="report.html: one self-contained page; report.md: "
+        "Markdown, its figures in report_files/ beside it.")] = Path("report.html"),
+    by: Annotated[list[str] | None, typer.Option(
+        "--by", help="Group by these config keys first (as compare).",
+        show_default=False)] = None,
+    metric: Annotated[str, typer.Option("--metric", help="A metrics.csv column.")] = "test_acc",
+    baseline: Annotated[str | None, typer.Option(
+        "--baseline", help="KEY=VALUE: differences and effect sizes against that group.",
+        show_default=False)] = None,
+) -> None:
+    """A study to hand over: compare's table, figures, doctor's findings, settings,
+    runs, provenance and the commands that reproduce it, in one page (no TensorFlow)."""
+    with exit_codes():
+        from bnexp.analysis import study
+        from bnexp.runs import check_writable_file
+        from bnexp.views import report as report_view
+        from bnexp.views import tables
+
+        if out.suffix.lower() not in (".html", ".htm", ".md", ".markdown"):
+            raise BadInput(f"{out}: --out: a report is .html or .md, not "
+                           f"{out.suffix or 'a file without a suffix'}")
+        check_writable_file(out, "--out")  # before the study is read: seconds for many runs
+        found = study.gather(runs_dir, by=by, metric=metric, baseline=baseline)
+        tables.print_warnings(found.warnings)
+        for path in report_view.write(found, out):
+            print(path)
+
+
 class Stats(StrEnum):
     """`bnexp eval --stats`: which statistics BN normalizes the test images with."""
 

@@ -187,7 +187,7 @@ SUMMARY_KINDS = {
     "bn_gap": dict, "diverged_at": dict, "started": str, "ended": str,
     "wall_seconds": _NUMBER, "peak_rss_mb": _NUMBER, "pid": int, "pid_started": int,
     "host": str, "versions": dict, "git_commit": str, "error": str, "notes": list,
-    "resumed": list,
+    "resumed": list, "invocation": dict, "machine": dict,
 }
 
 

@@ -30,7 +30,7 @@ from bnexp import runs
 from bnexp.config import Config, RunSpec, advice
 from bnexp.errors import BadInput
 from bnexp.reporter import RunReporter
-from bnexp.runs import Outcome, checkpoint
+from bnexp.runs import Outcome, checkpoint, provenance
 from bnexp.runs.plan import resumable
 from bnexp.training.compiled import StepCache
 from bnexp.training.freezing import param_counts
@@ -216,8 +216,22 @@ def _initial_summary(spec: RunSpec, splits, model, path: Path) -> dict:
                      "keras": keras.__version__, "python": platform.python_version(),
                      "numpy": np.__version__},
         "git_commit": _git_commit(),
+        "invocation": provenance.invocation(spec.source, spec.overrides, path.parent),
+        "machine": provenance.machine(_gpu_names()),
         "error": None,
     }
+
+
+def _gpu_names() -> list[str]:
+    """The GPUs TensorFlow sees, by their model names where it tells them."""
+    names = []
+    for gpu in tf.config.list_physical_devices("GPU"):
+        try:
+            names.append(tf.config.experimental.get_device_details(gpu).get("device_name",
+                                                                             gpu.name))
+        except (RuntimeError, ValueError):
+            names.append(gpu.name)
+    return names
 
 
 def _finish(summary: dict, folder: runs.RunFolder, t0: float) -> None:
