@@ -70,7 +70,7 @@ def export(runs_dir: Path, tracking_uri: str = "sqlite:///mlflow.db",
     for message in skipped:
         warn(message)
     mlflow = _import_mlflow()
-    name = experiment or runs_dir.resolve().name
+    name = experiment or runs_dir.resolve().name or "bnexp"  # "/" has no name
     with _refused_as_bad_input(mlflow, tracking_uri), _quiet_logs():
         with _environment(QUICK, override=True):
             client = mlflow.tracking.MlflowClient(tracking_uri)
@@ -297,7 +297,9 @@ def metric_series(folder: Path) -> dict[str, list[tuple[int, float]]]:
     - grad_norms.csv: grad_norm/<layer>/<weight>, step = the training step;
     - weight_norms.csv: weight_norm/<layer>/<weight> and effective_lr/<layer>/<weight>,
       step = epoch (0: at initialization);
-    - predictiveness.csv: predictiveness/<column>/scale_<scale>, step = the training step.
+    - predictiveness.csv: predictiveness/loss and predictiveness/grad_norm, and
+      predictiveness/<loss_after|grad_change|smoothness>/scale_<scale> (scale_0.5),
+      step = the training step.
     """
     series: dict[str, list[tuple[int, float]]] = {}
     for row in runs.read_metrics(folder):
@@ -318,15 +320,21 @@ def metric_series(folder: Path) -> dict[str, list[tuple[int, float]]]:
 
 
 def _add_predictiveness(series: dict, table) -> None:
-    """predictiveness.csv: one row per step and scale; each column but those two a series
-    per scale."""
+    """predictiveness.csv: one row per probe step and scale. loss and grad_norm are the
+    step's (measured at the weights, before any trial step: the same in each scale's
+    row); loss_after, grad_change and smoothness a series per scale. step_size (scale x
+    lr) is no series: the CSV, an artifact, holds it."""
     if table.empty or "scale" not in table:
         return
-    columns = [c for c in table.columns if c not in ("step", "scale")]
+    steps = set()
     for row in table.to_dict("records"):
-        for column in columns:
+        if row["step"] not in steps:  # the step's first row
+            steps.add(row["step"])
+            for column in ("loss", "grad_norm"):
+                _add(series, f"predictiveness/{column}", row["step"], row.get(column))
+        for column in ("loss_after", "grad_change", "smoothness"):
             _add(series, f"predictiveness/{column}/scale_{row['scale']:g}", row["step"],
-                 row[column])
+                 row.get(column))
 
 
 def _add(series: dict, key: str, step, value) -> None:

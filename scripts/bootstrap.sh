@@ -3,8 +3,9 @@
 #   bash scripts/bootstrap.sh experiment   # d2l BN-LeNet on the full Fashion-MNIST
 #   bash scripts/bootstrap.sh test         # lint and the whole test suite (what CI runs)
 #   bash scripts/bootstrap.sh setup        # only install
-# Installs what it needs: Debian's dataset-fashion-mnist (where apt is available), a
-# virtual environment in .venv, and bnexp with its dependencies. Safe to run again.
+# Installs what it needs: Debian's dataset-fashion-mnist (where apt is available), for
+# `test` Debian's chromium (the report's browser tests), a virtual environment in .venv,
+# and bnexp with its dependencies. Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 job=${1:-test}
@@ -19,6 +20,12 @@ apt_install() {
 
 if [ ! -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then
   apt_install dataset-fashion-mnist
+fi
+
+# the report's browser tests open its page in headless Chromium (tests/test_report.py)
+if [ "$job" = test ] && ! command -v chromium >/dev/null 2>&1; then
+  apt_install chromium || echo "chromium could not be installed: the browser checks of" \
+    "tests/test_report.py will be skipped" >&2
 fi
 
 python=${PYTHON:-python3}

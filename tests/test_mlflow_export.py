@@ -27,7 +27,7 @@ DATA = {"dataset": "synthetic", "batch_size": 100, "validation_size": 200, "limi
         "test_limit": 100}
 STUDY = {"name": "study", "data": DATA, "model": {"arch": "mlp", "hidden": [16]},
          "train": {"epochs": 2, "jit_compile": False},
-         "diagnostics": {"grad_norms": True, "weight_norms": True},
+         "diagnostics": {"grad_norms": True, "weight_norms": True, "predictiveness": True},
          "sweep": {"seeds": [0, 1]}}
 # a layer list whose value (6,000+ characters as load_runs writes it) is past MLflow's
 # param limit, stopped after its first of two epochs
@@ -41,7 +41,8 @@ GROWING = {"name": "grow", "data": DATA, "model": {"arch": "layers", "layers": L
 @pytest.fixture(scope="module")
 def folders(tmp_path_factory) -> dict[str, Path]:
     """Trained once: "study", a runs folder of two completed runs (seeds 0, 1, with the
-    grad and weight norm probes); "stopped", a runs folder of one interrupted run."""
+    three probes: grad and weight norms, predictiveness); "stopped", a runs folder of one
+    interrupted run."""
     top = tmp_path_factory.mktemp("mlflow_runs")
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(top)
@@ -52,14 +53,12 @@ def folders(tmp_path_factory) -> dict[str, Path]:
 
 def _train_stopped(raw: dict, runs_dir: Path) -> Path:
     """A real run stopped (as by Ctrl-C) after its first epoch; its folder."""
-    import yaml
-
     from bnexp import config, data
     from bnexp.reporter import NullReporter
     from bnexp.training import lifecycle, stop
 
     file = runs_dir.parent / f"{raw['name']}.yaml"
-    file.write_text(yaml.safe_dump(raw))
+    file.write_text(json.dumps(raw))  # JSON is YAML, and has no aliases
     (spec,) = config.load(file)
 
     class StopAfterFirst(NullReporter):
@@ -150,17 +149,25 @@ def _assert_metrics(client, mlflow_run_id: str, folder: Path) -> None:
     for column in rows[0]:
         if column != "epoch":
             expected = [(r["epoch"], r[column]) for r in rows if not math.isnan(r[column])]
-            assert _history(client, mlflow_run_id, column) == pytest.approx(expected)
+            assert _history(client, mlflow_run_id, column) == expected  # float64 both
     grads = runs.read_table(folder, "grad_norms.csv")
     assert not grads.empty
     for (layer, weight), part in grads.groupby(["layer", "weight"]):
-        assert _history(client, mlflow_run_id, f"grad_norm/{layer}/{weight}") == (
-            pytest.approx(list(zip(part["step"], part["grad_norm"], strict=True))))
+        assert _history(client, mlflow_run_id, f"grad_norm/{layer}/{weight}") == list(
+            zip(part["step"], part["grad_norm"], strict=True))
+    probes = runs.read_table(folder, "predictiveness.csv")
+    assert len(set(probes["scale"])) == 4
+    for step, part in probes.groupby("step"):
+        assert _history(client, mlflow_run_id, "predictiveness/loss") == [
+            (step, part["loss"].iloc[0])]
+        for scale, value in zip(part["scale"], part["smoothness"], strict=True):
+            assert _history(client, mlflow_run_id, f"predictiveness/smoothness/scale_{scale:g}"
+                            ) == [(step, value)]
     norms = runs.read_table(folder, "weight_norms.csv")
     assert sorted(set(norms["epoch"])) == [0, 1, 2]
     for (layer, weight), part in norms.groupby(["layer", "weight"]):
-        assert _history(client, mlflow_run_id, f"weight_norm/{layer}/{weight}") == (
-            pytest.approx(list(zip(part["epoch"], part["norm"], strict=True))))
+        assert _history(client, mlflow_run_id, f"weight_norm/{layer}/{weight}") == list(
+            zip(part["epoch"], part["norm"], strict=True))
 
 
 @pytest.mark.slow
@@ -217,9 +224,8 @@ def test_a_resumed_run_sends_only_its_new_epochs(folders, store, tmp_path):
     _, row = next(bnexp.load_runs(runs_dir).iterrows())
     for column, value in new_row.items():
         if column != "epoch" and not math.isnan(value):
-            assert _history(client, after["mlflow_run_id"], column)[-1] == (
-                pytest.approx((2, value)))
-            assert [s for s, _ in _history(client, after["mlflow_run_id"], column)] == [1, 2]
+            history = _history(client, after["mlflow_run_id"], column)
+            assert [s for s, _ in history] == [1, 2] and history[-1] == (2, value)
     assert row["status"] == "completed"
 
 

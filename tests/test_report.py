@@ -149,3 +149,20 @@ def test_a_page_of_hostile_names_stays_one_page(tmp_path):
     text = (tmp_path / "r.html").read_text()
     assert "<img src=x" not in text and "\x1b" not in text
     assert "evil\\x1b[31m&lt;img src=x onerror=alert(1)&gt;" in text
+
+
+def test_the_reports_curves_equal_plot_runs_curves(diagnosed_study):
+    """series.learning (the report's figures, every metrics.csv read once) gives the same
+    numbers as series.standard (plot runs')."""
+    import pandas as pd
+
+    from bnexp.analysis import compare, series
+
+    found = compare.load(diagnosed_study)
+    fast, full = series.learning(found), series.standard(found)
+    pairs = [(fast.curves[m], full.curves[m]) for m in series.LEARNING]
+    for a, b in [*pairs, (fast.batch_stats, full.batch_stats)]:
+        assert a.keys() == b.keys() and a
+        for label in a:
+            pd.testing.assert_frame_equal(a[label].reset_index(drop=True),
+                                          b[label].reset_index(drop=True))

@@ -78,7 +78,7 @@ def _figures(found, by, metric: str, runs_dir: Path, dpi: int) -> tuple[dict, li
     names = plot_words.legend_names(series.group_values(found, by))
     figures, notes = {}, []
     try:
-        drawn = plots.render_all(series.standard(found, by), str(runs_dir), names=names,
+        drawn = plots.render_all(series.learning(found, by), str(runs_dir), names=names,
                                  dpi=dpi)
         figures.update({name.removesuffix(".png"): data for name, data in drawn.items()
                         if name in ("curves.png", "gap.png")})
