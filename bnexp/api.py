@@ -53,7 +53,7 @@ _TRAINING = threading.Lock()  # one training at a time per process: train()
 
 __all__ = ["Run", "compare", "doctor", "eval", "load_run", "load_runs", "plot_activations",
            "plot_curves", "plot_drift", "plot_features", "plot_gap", "plot_steps",
-           "plot_sweep", "train"]
+           "plot_sweep", "report", "train"]
 
 
 @dataclass
@@ -225,6 +225,21 @@ def doctor(path: PathArg) -> pd.DataFrame:
 
 
 # ---------------------------------------------------------------- figures
+
+
+@checked
+def report(runs_dir: PathArg, *, out: PathArg = "report.html", by: MaybeStrs = None,
+           metric: Str = "test_acc", baseline: MaybeStr = None) -> list[Path]:
+    """`bnexp report`: the study under runs_dir as one self-contained page (out: .html)
+    or Markdown with its figures beside it (out: .md); the files written. by, metric,
+    baseline: as compare's. No TensorFlow."""
+    from bnexp.analysis import study
+    from bnexp.views import report as report_view
+
+    report_view.check_out(Path(out))
+    found = study.gather(Path(runs_dir), by=listed(by), metric=metric, baseline=baseline)
+    _warn(found.warnings)
+    return report_view.write(found, Path(out))
 
 
 @checked

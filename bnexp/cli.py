@@ -302,14 +302,10 @@ def report(
     runs, provenance and the commands that reproduce it, in one page (no TensorFlow)."""
     with exit_codes():
         from bnexp.analysis import study
-        from bnexp.runs import check_writable_file
         from bnexp.views import report as report_view
         from bnexp.views import tables
 
-        if out.suffix.lower() not in (".html", ".htm", ".md", ".markdown"):
-            raise BadInput(f"{out}: --out: a report is .html or .md, not "
-                           f"{out.suffix or 'a file without a suffix'}")
-        check_writable_file(out, "--out")  # before the study is read: seconds for many runs
+        report_view.check_out(out)
         found = study.gather(runs_dir, by=by, metric=metric, baseline=baseline)
         tables.print_warnings(found.warnings)
         for path in report_view.write(found, out):

@@ -43,6 +43,8 @@ INSTALL = "pip install 'bnexp[mlflow]'"
 MLFLOW_STATUS = {"completed": "FINISHED", "diverged": "FINISHED", "failed": "FAILED",
                  "interrupted": "KILLED", "running": "RUNNING"}
 
+# the whole export: no "View run at" lines on stdout (MLflow prints two per run)
+QUIET = {"MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true"}
 # the first request: no retries, a short wait (MLflow's defaults: 7 retries, 120 s each)
 QUICK = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "5"}
 # the rest, where the user has not set them: a server that answered may blink
@@ -71,7 +73,8 @@ def export(runs_dir: Path, tracking_uri: str = "sqlite:///mlflow.db",
         warn(message)
     mlflow = _import_mlflow()
     name = experiment or runs_dir.resolve().name or "bnexp"  # "/" has no name
-    with _refused_as_bad_input(mlflow, tracking_uri), _quiet_logs():
+    with (_refused_as_bad_input(mlflow, tracking_uri), _quiet_logs(),
+          _environment(QUIET, override=True)):
         with _environment(QUICK, override=True):
             client = mlflow.tracking.MlflowClient(tracking_uri)
             experiment_id = _experiment_id(client, name)

@@ -295,6 +295,8 @@ def _bases(factory) -> dict:
             "plot_sweep": {**plots, "x": "model.bn.placement", "metric": "test_acc",
                            "band": "ci"},
             "plot_features": {"run_dir": folder, "image": 0, "channels": 6},
+            "report": {"runs_dir": root / "runs", "out": root / "report.html", "by": None,
+                       "metric": "test_acc", "baseline": None},
         })
     return _BASES
 

@@ -22,8 +22,8 @@ import numpy as np
 import pandas as pd
 
 from bnexp.analysis.study import Study
-from bnexp.errors import escaped
-from bnexp.runs import write_files, write_folder
+from bnexp.errors import BadInput, escaped
+from bnexp.runs import check_writable_file, write_files, write_folder
 from bnexp.version import __version__
 
 CAPTIONS = {
@@ -51,6 +51,18 @@ details{margin:.5rem 0}
 LOADED_CHECK = ("<script>addEventListener('load',function(){var i=document.images,n=0;"
                 "for(var k=0;k<i.length;k++){if(i[k].complete&&i[k].naturalWidth>0)n++}"
                 "document.body.dataset.imagesLoaded=n+'/'+i.length})</script>")
+
+
+SUFFIXES = (".html", ".htm", ".md", ".markdown")
+
+
+def check_out(out: Path) -> None:
+    """BadInput unless `out` is an .html or .md file that can be written: checked before
+    the study is read (seconds for many runs)."""
+    if out.suffix.lower() not in SUFFIXES:
+        raise BadInput(f"{out}: --out: a report is .html or .md, not "
+                       f"{out.suffix or 'a file without a suffix'}")
+    check_writable_file(out, "--out")
 
 
 def write(study: Study, out: Path) -> list[Path]:
