@@ -68,10 +68,10 @@ def export(runs_dir: Path, tracking_uri: str = "sqlite:///mlflow.db",
     warn = warn or warnings.warn
     if not runs_dir.is_dir():
         raise BadInput(f"{runs_dir}: RUNS_DIR: no such folder")
+    mlflow = _import_mlflow()  # before reading thousands of run folders
     records, skipped = runs.scan(runs_dir, with_config=True)
     for message in skipped:
         warn(message)
-    mlflow = _import_mlflow()
     name = experiment or runs_dir.resolve().name or "bnexp"  # "/" has no name
     with (_refused_as_bad_input(mlflow, tracking_uri), _quiet_logs(),
           _environment(QUIET, override=True)):
