@@ -1,15 +1,16 @@
 """bnexp: batch-normalization experiments in TensorFlow, from a YAML config.
 
 From Python or Jupyter (bnexp.api): train, load_run, load_runs, compare, doctor, eval,
-report and the plot_* functions, and BadInput, the error their bad input raises. They are loaded on
-first use, so `import bnexp` (and `bnexp --help`) stays light: no pandas, no TensorFlow.
+report, export_mlflow and the plot_* functions, and BadInput, the error their bad input
+raises. They are loaded on first use, so `import bnexp` (and `bnexp --help`) stays
+light: no pandas, no TensorFlow.
 """
 
 from bnexp.version import __version__
 
 _API = {"Run", "train", "load_run", "load_runs", "compare", "doctor", "eval", "plot_curves",
         "plot_gap", "plot_steps", "plot_activations", "plot_drift", "plot_features",
-        "plot_sweep", "report"}
+        "plot_sweep", "report", "export_mlflow"}
 
 __all__ = ["BadInput", "__version__", *sorted(_API)]
 

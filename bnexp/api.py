@@ -51,9 +51,9 @@ from bnexp.runs import evals as eval_csv
 
 _TRAINING = threading.Lock()  # one training at a time per process: train()
 
-__all__ = ["Run", "compare", "doctor", "eval", "load_run", "load_runs", "plot_activations",
-           "plot_curves", "plot_drift", "plot_features", "plot_gap", "plot_steps",
-           "plot_sweep", "report", "train"]
+__all__ = ["Run", "compare", "doctor", "eval", "export_mlflow", "load_run", "load_runs",
+           "plot_activations", "plot_curves", "plot_drift", "plot_features", "plot_gap",
+           "plot_steps", "plot_sweep", "report", "train"]
 
 
 @dataclass
@@ -238,8 +238,24 @@ def report(runs_dir: PathArg, *, out: PathArg = "report.html", by: MaybeStrs = N
 
     report_view.check_out(Path(out))
     found = study.gather(Path(runs_dir), by=listed(by), metric=metric, baseline=baseline)
+    figures, notes = report_view.draw(found)
+    found.warnings += notes  # on the page as on stderr
     _warn(found.warnings)
-    return report_view.write(found, Path(out))
+    return report_view.write(found, figures, Path(out))
+
+
+@checked
+def export_mlflow(runs_dir: PathArg, *, tracking_uri: Str = "sqlite:///mlflow.db",
+                  experiment: MaybeStr = None) -> pd.DataFrame:
+    """`bnexp export mlflow`: every run beneath runs_dir into MLflow (docs/mlflow.md);
+    one row per run: folder, bnexp_run_id, mlflow_run_id, action (created, updated,
+    unchanged), metric_steps and params sent. Needs `pip install 'bnexp[mlflow]'`."""
+    from bnexp import mlflow_export
+
+    found: list[str] = []
+    done = mlflow_export.export(Path(runs_dir), tracking_uri, experiment, warn=found.append)
+    _warn(found)
+    return pd.DataFrame(done)
 
 
 @checked

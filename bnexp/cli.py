@@ -34,7 +34,7 @@ from bnexp.cli_args import (
     possible_path,
 )
 from bnexp.cli_plot import DpiOpt, plot_app
-from bnexp.errors import BadInput, one_line
+from bnexp.errors import BadInput, escaped, one_line
 from bnexp.tfquiet import import_tensorflow
 
 
@@ -69,6 +69,9 @@ app = typer.Typer(
     help="bnexp: batch-normalization experiments in TensorFlow, from a YAML config.",
 )
 app.add_typer(plot_app, name="plot")  # its commands: bnexp.cli_plot
+export_app = typer.Typer(no_args_is_help=True,
+                         help="Send runs to a tracker (no TensorFlow).")
+app.add_typer(export_app, name="export")
 
 
 ConfigArg = Annotated[Path, typer.Argument(parser=path_arg, help="The experiment's YAML config.",
@@ -307,9 +310,36 @@ def report(
 
         report_view.check_out(out)
         found = study.gather(runs_dir, by=by, metric=metric, baseline=baseline)
+        figures, notes = report_view.draw(found)
+        found.warnings += notes
         tables.print_warnings(found.warnings)
-        for path in report_view.write(found, out):
+        for path in report_view.write(found, figures, out):
             print(path)
+
+
+@export_app.command("mlflow")
+def export_mlflow(
+    runs_dir: Annotated[Path, typer.Argument(
+        parser=path_arg, help="A folder of run folders, searched down.")],
+    tracking_uri: Annotated[str, typer.Option(
+        "--tracking-uri", help="Where MLflow keeps runs: a database (sqlite:///FILE) or a "
+        "server (http://HOST:PORT).")] = "sqlite:///mlflow.db",
+    experiment: Annotated[str | None, typer.Option(
+        "--experiment", help="The MLflow experiment (default: the runs folder's name).",
+        show_default=False)] = None,
+) -> None:
+    """Every run into MLflow: params, each epoch's metrics, the probes' series, tags and
+    files. Again: nothing twice, only what a run has gained (pip install 'bnexp[mlflow]')."""
+    with exit_codes():
+        from bnexp import mlflow_export
+        from bnexp.views import tables
+
+        warnings: list[str] = []
+        done = mlflow_export.export(runs_dir, tracking_uri, experiment, warn=warnings.append)
+        tables.print_warnings(warnings)
+        for run in done:
+            print(f"{run['action']}: {escaped(str(run['folder']))} (MLflow run "
+                  f"{run['mlflow_run_id']}, {run['metric_steps']} metric values)")
 
 
 class Stats(StrEnum):

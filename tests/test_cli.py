@@ -31,11 +31,12 @@ def invoke(*args):
 
 
 def test_help_lists_the_commands():
-    """The README's seven commands, each on its own line of the Commands box, in order."""
+    """The README's commands, each on its own line of the Commands box, in order."""
     code, out = invoke("--help")
     assert code == 0
     listed = re.findall(r"^│ (\w+)\s{2,}", out.split("Commands")[1], flags=re.M)
-    assert listed == ["train", "summary", "validate", "compare", "doctor", "eval", "plot"]
+    assert listed == ["train", "summary", "validate", "compare", "doctor", "report", "eval",
+                      "plot", "export"]
 
 
 def test_validate_lists_the_runs_a_sweep_expands_to(write_config):

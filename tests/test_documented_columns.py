@@ -71,13 +71,15 @@ def test_summary_json_has_the_documented_fields(run):
     cell = doc_row("run-folder.md", "`summary.json`")[1]
     documented = {name for name in listed(cell) if re.fullmatch(r"[a-z_]+", name)}
     nested = {"trainable", "frozen", "non_trainable"}  # params' fields
-    states = {"running", "completed", "diverged", "failed", "interrupted"}
-    fields = documented - nested - states
+    invocation, machine = {"config_file", "set", "runs_dir"}, {"cpu", "cores", "gpus"}
+    states = {"running", "completed", "diverged", "failed", "interrupted", "unknown"}
+    fields = documented - nested - invocation - machine - states
     summary = json.loads((run / "summary.json").read_text())
     assert fields - CONDITIONAL <= set(summary), "documented but not written"
     assert set(summary) <= fields | {"run_id", "epochs", "data", "pid_started"}, (
         "written but not documented")
     assert set(summary["params"]) == nested
+    assert set(summary["invocation"]) == invocation and set(summary["machine"]) == machine
     # best: the epoch of the highest val_acc (the first of equals), every metric at it
     with open(run / "metrics.csv") as f:
         rows = list(csv.DictReader(f))

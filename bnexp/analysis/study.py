@@ -22,20 +22,19 @@ from bnexp.analysis import doctor as doctor_mod
 from bnexp.errors import BadInput
 from bnexp.yamltext import format_value
 
-MAX_SWEEP_FIGURES = 3  # one figure per swept numeric setting, the first three
 MAX_COMMANDS = 20  # distinct `bnexp train` commands listed; the rest counted
 
 
 @dataclass
 class Study:
-    """What the report shows; `figures` are PNG bytes by name (curves, gap, sweep_<key>)."""
+    """What the report shows (its figures are drawn from `found` by bnexp.views.report)."""
 
     runs_dir: Path
     metric: str
     by: list[str] | None
     baseline: str | None
     table: pd.DataFrame
-    figures: dict[str, bytes]
+    found: compare_mod.RunTable
     findings: pd.DataFrame
     differing: dict[str, list[str]]
     shared: dict[str, str]
@@ -46,7 +45,7 @@ class Study:
 
 
 def gather(runs_dir: Path, by: list[str] | None = None, metric: str = "test_acc",
-           baseline: str | None = None, dpi: int = 100) -> Study:
+           baseline: str | None = None) -> Study:
     """The study under runs_dir; BadInput where there is no run to report."""
     found = compare_mod.load(runs_dir)
     if found.table.empty:
@@ -54,51 +53,18 @@ def gather(runs_dir: Path, by: list[str] | None = None, metric: str = "test_acc"
     table = compare_mod.frame(found, metric, "final", by, baseline, per_run=False)
     records, _ = runs.scan_latest(runs_dir)
     findings, doctor_warnings = doctor_mod.diagnose_all(runs_dir)
-    figures, notes = _figures(found, by, metric, runs_dir, dpi)
     return Study(
-        runs_dir=runs_dir, metric=metric, by=by, baseline=baseline, table=table,
-        figures=figures,
+        runs_dir=runs_dir, metric=metric, by=by, baseline=baseline, table=table, found=found,
         findings=pd.DataFrame([f.to_dict() for f in findings],
                               columns=["run", "id", "severity", "evidence", "advice"]),
         differing=_differing(found), shared=_shared(found), run_rows=_run_rows(records),
         provenance=_provenance(records), commands=_commands(records, runs_dir, by, metric,
                                                             baseline),
         warnings=list(dict.fromkeys([*found.warnings, *table.attrs.get("warnings", []),
-                                     *notes, *doctor_warnings])))
+                                     *doctor_warnings])))
 
 
-def _figures(found, by, metric: str, runs_dir: Path, dpi: int) -> tuple[dict, list[str]]:
-    """The standard curves and gap figures, and the metric against each swept numeric
-    setting where a group has runs at two values of it or more (plot sweep's figure), as
-    PNG bytes; notes for those that could not be drawn."""
-    from bnexp.analysis import series, sweep_points
-    from bnexp.views import plot_words, plots
-    from bnexp.views.plot_sweep import figure_sweep
-
-    names = plot_words.legend_names(series.group_values(found, by))
-    figures, notes = {}, []
-    try:
-        drawn = plots.render_all(series.learning(found, by), str(runs_dir), names=names,
-                                 dpi=dpi)
-        figures.update({name.removesuffix(".png"): data for name, data in drawn.items()
-                        if name in ("curves.png", "gap.png")})
-    except BadInput as e:
-        notes.append(f"figures not drawn: {str(e).splitlines()[0]}")
-    for key in _swept_numbers(found)[:MAX_SWEEP_FIGURES]:
-        try:
-            points = sweep_points.sweep(found, key, [k for k in by or [] if k != key] or None,
-                                        metric)
-            if not any(len(frame) > 1 for frame in points.groups.values()):
-                continue  # each group at one value (arms that set it): no line to draw
-            plots.check_group_count(len(points.groups), str(runs_dir))
-            figure = figure_sweep(points, plot_words.legend_names(points.values), "ci")
-            figures[f"sweep_{key}"] = plots.render(figure, "png", dpi)
-        except BadInput as e:
-            notes.append(f"{metric} against {key} not drawn: {str(e).splitlines()[0]}")
-    return figures, notes
-
-
-def _swept_numbers(found) -> list[str]:
+def swept_numbers(found) -> list[str]:
     """Differing config keys whose values are all numbers (not true/false): a sweep's axis."""
     keys = []
     for key in compare_mod.differing_keys(found):

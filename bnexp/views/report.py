@@ -21,11 +21,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bnexp.analysis.study import Study
+from bnexp.analysis.study import Study, swept_numbers
 from bnexp.errors import BadInput, escaped
 from bnexp.runs import check_writable_file, write_files, write_folder
 from bnexp.version import __version__
 
+MAX_SWEEP_FIGURES = 3  # one figure per swept numeric setting, the first three
 CAPTIONS = {
     "curves": "Learning curves: mean over seeds per group, band: 95% interval.",
     "gap": "Test accuracy with moving (population) statistics against batch statistics: "
@@ -65,24 +66,57 @@ def check_out(out: Path) -> None:
     check_writable_file(out, "--out")
 
 
-def write(study: Study, out: Path) -> list[Path]:
+def write(study: Study, figures: dict[str, bytes], out: Path) -> list[Path]:
     """The report into `out` (.html: one page; .md: Markdown and `<stem>_files/` with
-    the figures); all or nothing. Returns the files written."""
+    the figures, PNG bytes by name); all or nothing. Returns the files written."""
     if out.suffix.lower() in (".md", ".markdown"):
         folder = out.with_name(f"{out.stem}_files")
-        text = markdown(study, folder.name)
+        text = markdown(study, list(figures), folder.name)
         written = write_folder(folder, {f"{name}.png": data
-                                        for name, data in study.figures.items()}, "--out")
+                                        for name, data in figures.items()}, "--out")
         write_files([(out, text.encode("utf-8"), "--out")])
         return [out, *written]
-    write_files([(out, page(study).encode("utf-8"), "--out")])
+    write_files([(out, page(study, figures).encode("utf-8"), "--out")])
     return [out]
+
+
+def draw(study: Study, dpi: int = 100) -> tuple[dict[str, bytes], list[str]]:
+    """The report's figures as PNG bytes by name: the learning curves and the gap figure
+    (`plot runs`'), and the metric against each swept numeric setting at which a group
+    has runs at two values or more (`plot sweep`'s; the first MAX_SWEEP_FIGURES); notes
+    for those that could not be drawn."""
+    from bnexp.analysis import series, sweep_points
+    from bnexp.views import plot_words, plots
+    from bnexp.views.plot_sweep import figure_sweep
+
+    found, by = study.found, study.by
+    names = plot_words.legend_names(series.group_values(found, by))
+    figures, notes = {}, []
+    try:
+        drawn = plots.render_all(series.learning(found, by), str(study.runs_dir), names=names,
+                                 dpi=dpi)
+        figures.update({name.removesuffix(".png"): data for name, data in drawn.items()
+                        if name in ("curves.png", "gap.png")})
+    except BadInput as e:
+        notes.append(f"figures not drawn: {str(e).splitlines()[0]}")
+    for key in swept_numbers(found)[:MAX_SWEEP_FIGURES]:
+        try:
+            points = sweep_points.sweep(found, key, [k for k in by or [] if k != key] or None,
+                                        study.metric)
+            if not any(len(frame) > 1 for frame in points.groups.values()):
+                continue  # each group at one value (arms that set it): no line to draw
+            plots.check_group_count(len(points.groups), str(study.runs_dir))
+            figure = figure_sweep(points, plot_words.legend_names(points.values), "ci")
+            figures[f"sweep_{key}"] = plots.render(figure, "png", dpi)
+        except BadInput as e:
+            notes.append(f"{study.metric} against {key} not drawn: {str(e).splitlines()[0]}")
+    return figures, notes
 
 
 # ---------------------------------------------------------------- HTML
 
 
-def page(study: Study) -> str:
+def page(study: Study, figures: dict[str, bytes]) -> str:
     """The whole page."""
     title = f"bnexp study: {study.runs_dir.name or study.runs_dir}"
     parts = [
@@ -94,7 +128,7 @@ def page(study: Study) -> str:
         *[f'<p class="meta warn">warning: {_e(w)}</p>' for w in study.warnings],
         "<h2>Comparison</h2>", f"<p>{_e(_table_caption(study))}</p>",
         _html_table(study.table, numbers=True),
-        "<h2>Figures</h2>", *_html_figures(study),
+        "<h2>Figures</h2>", *_html_figures(figures, study.metric),
         "<h2>Doctor's findings</h2>", _html_findings(study.findings),
         "<h2>Settings</h2>", _html_settings(study),
         "<h2>Runs</h2>", _html_table(study.run_rows, numbers=True),
@@ -124,14 +158,14 @@ def _html_table(frame: pd.DataFrame, numbers: bool = False) -> str:
             + "".join(rows) + "</tbody></table></div>")
 
 
-def _html_figures(study: Study) -> list[str]:
-    if not study.figures:
+def _html_figures(figures: dict[str, bytes], metric: str) -> list[str]:
+    if not figures:
         return ["<p>(no figure: no completed run with metrics)</p>"]
     out = []
-    for name, data in study.figures.items():
+    for name, data in figures.items():
         source = base64.b64encode(data).decode("ascii")
         out.append(f'<figure><img src="data:image/png;base64,{source}" alt="{_e(name)}">'
-                   f"<figcaption>{_e(_caption(name, study.metric))}</figcaption></figure>")
+                   f"<figcaption>{_e(_caption(name, metric))}</figcaption></figure>")
     return out
 
 
@@ -178,14 +212,14 @@ def _html_provenance(study: Study) -> str:
 # ---------------------------------------------------------------- Markdown
 
 
-def markdown(study: Study, figures_dir: str) -> str:
+def markdown(study: Study, figures: list[str], figures_dir: str) -> str:
     """The report as Markdown; figures referenced in `figures_dir` beside the file."""
     lines = [f"# bnexp study: {_m(study.runs_dir.name or str(study.runs_dir))}", "",
              _m(_subtitle(study)), ""]
     lines += [f"> warning: {_m(w)}" for w in study.warnings]
     lines += ["", "## Comparison", "", _m(_table_caption(study)), "",
               _md_table(study.table), "", "## Figures", ""]
-    for name in study.figures:
+    for name in figures:
         lines += [f"![{name}]({figures_dir}/{name}.png)", "",
                   f"*{_m(_caption(name, study.metric))}*", ""]
     lines += ["## Doctor's findings", "", _md_findings(study.findings), "",
