@@ -64,11 +64,21 @@ def test_the_page_renders_loads_every_figure_asks_no_network_and_shows_compares_
     expected = json.loads(bnexp("compare", diagnosed_study, "--baseline",
                                 "model.bn.placement=none", "--format", "json").stdout)
     comparison = dom.split("<h2>Comparison</h2>")[1].split("<h2>")[0]
-    cells = [float(v) for v in re.findall(r'data-value="([^"]+)"', comparison)]
-    numbers = [v for row in expected for v in row.values()
-               if isinstance(v, int | float) and not isinstance(v, bool)]
-    # every number in compare's order; equal to the 10 digits compare's JSON keeps
-    assert cells == pytest.approx(numbers, rel=1e-9, abs=1e-9) and len(cells) > 10
+    header = re.findall(r"<th>([^<]*)</th>", comparison)
+    rows = re.findall(r"<tr>(.*?)</tr>", comparison.split("<tbody>")[1])
+    assert len(rows) == len(expected) and {"mean", "ci95_low", "p_holm"} <= set(header)
+    for row, want in zip(rows, expected, strict=True):
+        cells = dict(zip(header, re.findall(r"<td[^>]*>(.*?)</td>", row), strict=True))
+        exact = dict(zip(header, [m[1] for m in re.findall(
+            r'<td( class="num" data-value="([^"]*)")?', row)], strict=True))
+        for column, value in want.items():
+            if column not in header:  # said in the caption, or a status count of zeros
+                assert column in ("metric", "at", "selected_by") or value == 0, column
+            elif isinstance(value, int | float) and not isinstance(value, bool):
+                # equal to the 10 digits compare's JSON keeps
+                assert float(exact[column]) == pytest.approx(value, rel=1e-9, abs=1e-9)
+            else:
+                assert cells[column] == ("" if value is None else str(value)), column
     for heading in ("Figures", "Doctor's findings", "Settings", "Runs", "Provenance",
                     "Reproduce"):
         assert f"<h2>{heading}</h2>" in dom

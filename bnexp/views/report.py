@@ -127,7 +127,7 @@ def page(study: Study, figures: dict[str, bytes]) -> str:
         f'<p class="meta">{_e(_subtitle(study))}</p>',
         *[f'<p class="meta warn">warning: {_e(w)}</p>' for w in study.warnings],
         "<h2>Comparison</h2>", f"<p>{_e(_table_caption(study))}</p>",
-        _html_table(study.table, numbers=True),
+        _html_table(comparison(study.table), numbers=True),
         "<h2>Figures</h2>", *_html_figures(figures, study.metric),
         "<h2>Doctor's findings</h2>", _html_findings(study.findings),
         "<h2>Settings</h2>", _html_settings(study),
@@ -139,6 +139,26 @@ def page(study: Study, figures: dict[str, bytes]) -> str:
         LOADED_CHECK, "</body></html>",
     ]
     return "\n".join(parts) + "\n"
+
+
+FIRST = ["n", "completed", "mean", "std", "ci95_low", "ci95_high"]
+LAST = ["min", "max", "n_used", "diverged", "failed", "interrupted", "running"]
+IN_CAPTION = ("metric", "at", "selected_by")  # one value for the whole table
+STATUS_COUNTS = ("diverged", "failed", "interrupted", "running")
+
+
+def comparison(table: pd.DataFrame) -> pd.DataFrame:
+    """compare's table with what a reader looks for first: the group's keys, its counts,
+    mean, std and interval, then the baseline's columns, then the rest; the columns the
+    caption states (metric, at) and status counts that are all zero left out. Every
+    value as compare computed it."""
+    if "n" not in table:  # no group (an empty table)
+        return table
+    keys = list(table.columns[:list(table.columns).index("n")])
+    rest = [c for c in table.columns if c not in keys + FIRST + LAST + list(IN_CAPTION)]
+    shown = [c for c in [*keys, *FIRST, *rest, *LAST] if c in table
+             and not (c in STATUS_COUNTS and (table[c] == 0).all())]
+    return table[shown]
 
 
 def _html_table(frame: pd.DataFrame, numbers: bool = False) -> str:
@@ -218,7 +238,7 @@ def markdown(study: Study, figures: list[str], figures_dir: str) -> str:
              _m(_subtitle(study)), ""]
     lines += [f"> warning: {_m(w)}" for w in study.warnings]
     lines += ["", "## Comparison", "", _m(_table_caption(study)), "",
-              _md_table(study.table), "", "## Figures", ""]
+              _md_table(comparison(study.table)), "", "## Figures", ""]
     for name in figures:
         lines += [f"![{name}]({figures_dir}/{name}.png)", "",
                   f"*{_m(_caption(name, study.metric))}*", ""]
@@ -266,9 +286,11 @@ def _subtitle(study: Study) -> str:
 def _table_caption(study: Study) -> str:
     by = f", grouped by {', '.join(study.by)}" if study.by else ""
     base = f", against {study.baseline}" if study.baseline else ""
+    hidden = [c for c in STATUS_COUNTS if c in study.table and (study.table[c] == 0).all()]
+    none = f" No run {'/'.join(hidden)}." if hidden else ""
     return (f"{study.metric} at the final epoch{by}{base}: statistics over completed runs "
             "(diverged, failed, interrupted: counted, not averaged), as `bnexp compare` "
-            "computes them; 95% CI: Student's t over seeds.")
+            f"computes them; 95% CI: Student's t over seeds.{none}")
 
 
 def _caption(name: str, metric: str) -> str:
