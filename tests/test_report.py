@@ -142,9 +142,17 @@ def test_bad_options_are_one_line_and_nothing_is_written_without_tensorflow(tmp_
         assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
         assert needle in result.stderr
     assert sorted(tmp_path.iterdir()) == []
-    code = ("import sys; from bnexp.analysis import study; from bnexp.views import report; "
-            "assert 'tensorflow' not in sys.modules")
-    assert subprocess.run([sys.executable, "-c", code], timeout=120).returncode == 0
+
+
+def test_the_report_of_real_runs_imports_no_tensorflow(diagnosed_study, tmp_path):
+    """The whole command, doctor's checks and the figures included, on trained runs."""
+    code = ("import sys; from typer.testing import CliRunner; from bnexp.cli import app; "
+            f"r = CliRunner().invoke(app, ['report', {str(diagnosed_study)!r}, '--out', "
+            f"{str(tmp_path / 'r.md')!r}]); assert r.exit_code == 0, r.output; "
+            "assert 'tensorflow' not in sys.modules, 'tensorflow imported'")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
 
 
 def test_a_page_of_hostile_names_stays_one_page(tmp_path):
