@@ -314,7 +314,7 @@ def report(
         found.warnings += notes
         tables.print_warnings(found.warnings)
         for path in report_view.write(found, figures, out):
-            print(path)
+            tables.print_path(path)
 
 
 @export_app.command("mlflow")

@@ -120,9 +120,10 @@ def plot_features(
             plots.format_of(out, "--out")
         import_tensorflow()
         from bnexp.analysis import features
+        from bnexp.views.tables import print_path
 
         picture, label, outputs = features.feature_maps(run_dir, image)
         target = out or run_dir / "features.png"
         plots.plot_features(picture, label, outputs, channels, target,
                             class_names=features.class_names(run_dir), dpi=dpi or plots.DPI)
-        print(target)
+        print_path(target)

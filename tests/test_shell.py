@@ -206,3 +206,25 @@ def test_train_shows_a_run_folders_terminal_escapes_escaped(tmp_path, capsys):
         shown = out.getvalue() + capsys.readouterr().out
         assert "\x1b[31m" not in shown and "\x07" not in shown and "red\\x07\\nb" in shown
         assert shown.count(f"{tmp_path}/a\\x1b[31mred\\x07\\nb\n") == 3
+
+
+def test_every_command_that_lists_files_shows_their_escapes_escaped(tmp_path):
+    """plot runs, plot sweep and report print the files they wrote one per line, as
+    train prints run folders: a line break or escape in the path shown escaped (plot's
+    paths reached stdout raw: found by an outside catalogue)."""
+    from typer.testing import CliRunner
+
+    from bnexp.cli import app
+    from tests.helpers import fake_run
+
+    for seed, placement in ((0, "none"), (1, "before")):
+        fake_run(tmp_path / "runs", seed, [0.5, 0.6], model__bn__placement=placement)
+    out = tmp_path / "o\x1b[31mred\nx"
+    for args in (["plot", "runs", str(tmp_path / "runs"), "--out", str(out)],
+                 ["plot", "sweep", str(tmp_path / "runs"), "--x", "model.bn.placement",
+                  "--out", f"{out}.png"],
+                 ["report", str(tmp_path / "runs"), "--out", f"{out}.html"]):
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 0, result.output
+        assert "\x1b" not in result.stdout and result.stdout.count("red\\nx") >= 1
+        assert all(line.startswith(str(tmp_path)) for line in result.stdout.splitlines())

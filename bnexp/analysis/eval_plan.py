@@ -116,6 +116,7 @@ def _target(folder: Path, status: str, request: Request, loaded: dict) -> Target
     if not (folder / checkpoint.FILENAME).is_file():
         raise BadInput(f"{folder}: no {checkpoint.FILENAME}: the run finished no epoch, "
                        "so there is nothing to evaluate")
+    evals.check(folder)  # a damaged eval.csv: before anything is measured
     (spec,) = config_mod.load(folder / "config.yaml")
     check_stats(folder, spec.config, request.stats)
     x, y = _test_set(folder, spec.config, request, loaded)

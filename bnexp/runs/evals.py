@@ -14,6 +14,7 @@ rows never interleave nor glue onto a torn one, and the header is written once.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import fcntl
 import io
@@ -86,24 +87,56 @@ def _number(cell: str | None, column: str):
 def append(folder: Path, row: dict) -> None:
     """One row (COLUMNS' keys) appended to folder's eval.csv, the header first where the
     file is new or empty; fsynced. Under an exclusive flock: a torn last line is cut off,
-    then header and row go in one write (see the module's trap). OSError where the file
-    cannot be written; BadInput where eval.csv is no regular file (a FIFO, a folder)."""
+    then header and row go in one write (see the module's trap). BadInput naming the file
+    where it cannot be written (a full disk: a file this call made is removed again),
+    is no regular file (a FIFO, a folder), or is not an eval.csv (`check`)."""
     path = Path(folder) / FILENAME
     flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK | os.O_CLOEXEC
+    made = not path.exists()
     try:
         fd = os.open(path, flags, 0o666)
     except IsADirectoryError:
         raise BadInput(f"{path}: not a regular file but a folder") from None
+    except OSError as e:
+        raise BadInput(f"{path}: cannot write ({e.strerror})") from None
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise BadInput(f"{path}: not a regular file: bnexp eval appends its rows there")
         fcntl.flock(fd, fcntl.LOCK_EX)
         whole = _cut_torn_line(fd)
+        _check_header(path, os.pread(fd, len(_line(COLUMNS)), 0) if whole else b"")
         _write_all(fd, (b"" if whole else _line(COLUMNS)) + _line(
             [csv_cell(row.get(c)) for c in COLUMNS]))
         os.fsync(fd)
+    except OSError as e:
+        if made:  # leave no empty eval.csv behind
+            with contextlib.suppress(OSError):
+                path.unlink()
+        raise BadInput(f"{path}: cannot write ({e.strerror})") from None
     finally:
         os.close(fd)  # and the lock with it
+
+
+def check(folder: Path) -> None:
+    """BadInput where folder's eval.csv exists and is not one (its first line is not the
+    header): a row appended under garbage could never be read back (compare would say
+    the run has no such evaluation), so nothing is measured for it."""
+    path = Path(folder) / FILENAME
+    try:
+        with open(path, "rb") as f:
+            start = f.read(len(_line(COLUMNS)))
+    except (FileNotFoundError, IsADirectoryError):
+        return
+    except OSError:
+        return  # unreadable: append says what is wrong with it
+    if b"\n" in start or len(start) == len(_line(COLUMNS)):  # not a header cut short
+        _check_header(path, start)
+
+
+def _check_header(path: Path, start: bytes) -> None:
+    if start and start != _line(COLUMNS):
+        raise BadInput(f"{path}: not an eval.csv bnexp wrote (its first line is not the "
+                       "header); move it away, and bnexp eval starts a new one")
 
 
 def _cut_torn_line(fd: int) -> int:

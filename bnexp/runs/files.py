@@ -163,16 +163,46 @@ def repair_metrics(path: Path, rows: list[dict]) -> None:
     """Make metrics.csv hold the header and exactly `rows` (a checkpoint's finished epochs).
 
     Complete rows already there are kept untouched; a torn last line and any row past
-    the checkpoint are cut off; rows the file lacks are appended.
-    """
+    the checkpoint are cut off; rows the file lacks are appended. A file that is not the
+    one bnexp wrote (its first line no header of ours, a kept row not the epoch it should
+    be: garbage, another file) is set aside and written anew from the checkpoint: kept
+    by line count, garbage was trusted and the run ended "completed" with no readable
+    metrics."""
     folder = RunFolder(path)
     file = folder.metrics_path
     lines = file.read_bytes().split(b"\n") if file.exists() else [b""]
     keep = lines[:-1][: 1 + len(rows)]  # complete lines only: the header, then rows
-    with open(file, "ab") as f:
-        f.truncate(sum(len(line) + 1 for line in keep))
-    for row in rows[max(len(keep) - 1, 0) :]:
+    if lines != [b""] and not _our_metrics(keep):
+        set_aside(file, "not the metrics.csv bnexp wrote (damaged); rebuilt from the "
+                  "checkpoint")
+        keep = []
+    if file.exists():
+        with open(file, "ab") as f:
+            f.truncate(sum(len(line) + 1 for line in keep))
+    for row in rows[max(len(keep) - 1, 0) :] if keep else rows:
         folder.append_metrics(row)
+
+
+_METRICS_HEADERS = {",".join(EPOCH_COLUMNS[:k]).encode() for k in range(2, len(EPOCH_COLUMNS) + 1)}
+
+
+def _our_metrics(lines: list[bytes]) -> bool:
+    """Whether complete lines of a metrics.csv are bnexp's: a header of EPOCH_COLUMNS (an
+    older bnexp's: fewer of its last columns), then rows of epochs 1, 2, ..."""
+    if not lines:
+        return True  # not one complete line: a file cut short before its header
+    return lines[0] in _METRICS_HEADERS and all(
+        line.split(b",", 1)[0] == str(epoch).encode()
+        for epoch, line in enumerate(lines[1:], start=1))
+
+
+def set_aside(path: Path, why: str) -> Path:
+    """Rename a damaged file of a run folder to NAME.damaged (replacing an older one), so
+    that nothing is lost and a new one can start; train.log says why."""
+    target = path.with_name(f"{path.name}.damaged")
+    os.replace(path, target)
+    RunFolder(path.parent).log(f"{path.name}: {why}; the old file is {target.name}")
+    return target
 
 
 def append_csv(path: Path, columns: list[str], rows: list[dict]) -> None:
@@ -186,17 +216,31 @@ def append_csv(path: Path, columns: list[str], rows: list[dict]) -> None:
         writer.writerows({k: csv_cell(row.get(k)) for k in columns} for row in rows)
 
 
-def cut_csv(path: Path, keep) -> None:
-    """Rewrite a diagnostics CSV with only the complete rows for which keep(row) is true."""
+def cut_csv(path: Path, keep, columns: list[str]) -> None:
+    """Rewrite a diagnostics CSV with only the complete rows for which keep(row) is true.
+    A file whose header is not `columns` (damaged, or another file) is set aside
+    (NAME.damaged) and a new one starts with the next rows; a row keep() cannot read
+    (a number that is not one) is dropped."""
     if not path.exists():
         return
-    reader = csv.DictReader(io.StringIO(complete_lines(path.read_text(encoding="utf-8"))))
-    rows = [row for row in reader if keep(row)]
+    reader = csv.DictReader(io.StringIO(complete_lines(path.read_text(
+        encoding="utf-8", errors="replace"))))
+    if reader.fieldnames != columns:
+        set_aside(path, "not the file bnexp wrote (its header is not its columns)")
+        return
+    rows = [row for row in reader if _kept(keep, row)]
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=reader.fieldnames or [], lineterminator="\n")
+    writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
     write_text_atomic(path, out.getvalue())
+
+
+def _kept(keep, row: dict) -> bool:
+    try:
+        return bool(keep(row))
+    except (ValueError, TypeError, KeyError):
+        return False
 
 
 def csv_cell(value) -> str:

@@ -177,14 +177,20 @@ class Recorder:
         epoch 0's rows are written before any checkpoint: a run resumed from none (killed
         in its first epoch) writes them again, so they go too. Then, for a run starting
         from nothing, the weight norms before training (epoch 0)."""
-        for name in ("steps.csv", "activations.csv", "grad_norms.csv", "predictiveness.csv"):
+        by_step = {"steps.csv": STEP_COLUMNS, "activations.csv": ACTIVATION_COLUMNS,
+                   "grad_norms.csv": probes.GRAD_COLUMNS,
+                   "predictiveness.csv": probes.PREDICTIVENESS_COLUMNS}
+        for name, columns in by_step.items():
             runs.cut_csv(self.folder / name,
-                         lambda r: steps_done > 0 and int(r["step"]) <= steps_done)
-        runs.cut_csv(self.folder / "drift.csv", lambda r: int(r["epoch"]) <= epochs_done)
+                         lambda r: steps_done > 0 and int(r["step"]) <= steps_done, columns)
+        runs.cut_csv(self.folder / "drift.csv", lambda r: int(r["epoch"]) <= epochs_done,
+                     DRIFT_COLUMNS)
         runs.cut_csv(self.folder / evals.FILENAME,  # data.test_shift's rows, bnexp eval's
-                     lambda r: (r.get("epoch") or "").isdigit() and int(r["epoch"]) <= epochs_done)
+                     lambda r: (r.get("epoch") or "").isdigit() and int(r["epoch"]) <= epochs_done,
+                     evals.COLUMNS)
         runs.cut_csv(self.folder / "weight_norms.csv",
-                     lambda r: epochs_done > 0 and int(r["epoch"]) <= epochs_done)
+                     lambda r: epochs_done > 0 and int(r["epoch"]) <= epochs_done,
+                     probes.WEIGHT_COLUMNS)
         if epochs_done == 0:
             self.epoch_weights(0, learning_rate_at(self.train_steps.optimizer, 0))
 

@@ -92,7 +92,7 @@ def plot_runs(folder: Path, out_dir: Path | None, by: list[str] | None, layer: s
     written = plots.plot_all(figures, out_dir or folder, str(folder), names=names, band=band,
                              fmt=fmt, dpi=dpi or plots.DPI)
     for path in written:
-        print(path)
+        tables.print_path(path)
     _print_notes(plots.not_drawn(figures, names, fmt))
 
 
@@ -118,7 +118,7 @@ def plot_sweep(runs_dir: Path, x: str, by: list[str] | None, metric: str, out: P
     names = plot_words.legend_names(points.values, [r.given for r in renames])
     figure = figure_sweep(points, names, band)
     write_files([(target, plots.render(figure, fmt, dpi or plots.DPI), "--out")])
-    print(target)
+    tables.print_path(target)
     _print_notes(f"not drawn: {line}" for line in left_out(points, names))
 
 

@@ -16,6 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from bnexp.errors import escaped
 from bnexp.reporter import NullReporter
+from bnexp.views.tables import print_path
 
 
 def epoch_line(row: dict) -> str:
@@ -61,12 +62,6 @@ class SweepCounts:
 def _clock(seconds: float) -> str:
     seconds = int(round(seconds))
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
-
-
-def print_path(path: Path) -> None:
-    """A run folder on stdout, one per line (what scripts read): a name's line breaks and
-    terminal escapes shown escaped, as everywhere else."""
-    print(escaped(str(path)), flush=True)
 
 
 class PlainReporter(NullReporter):

@@ -16,6 +16,12 @@ from rich.table import Table
 
 from bnexp.errors import BadInput, escaped, one_line
 
+
+def print_path(path) -> None:
+    """A file or run folder on stdout, one per line (what scripts read): line breaks and
+    terminal escapes in its name shown escaped, as everywhere else."""
+    print(escaped(str(path)), flush=True)
+
 # what bnexp prints is data (paths, config values, run names), never rich markup: "[/]"
 # in a value raised MarkupError, "[bold]" and ":thumbs_up:" were silently rewritten
 PLAIN = {"markup": False, "emoji": False, "highlight": False}
