@@ -167,7 +167,7 @@ def test_cut_csv_keeps_only_rows_up_to_the_checkpoint(tmp_path):
     runs.append_csv(file, ["step", "x"], [{"step": s, "x": s * 0.5} for s in range(6)])
     with open(file, "a") as f:
         f.write("6,3.")  # torn by a kill
-    runs.cut_csv(file, lambda r: int(r["step"]) <= 3)
+    runs.cut_csv(file, lambda r: int(r["step"]) <= 3, ["step", "x"])
     assert file.read_text() == "step,x\n0,0\n1,0.5\n2,1\n3,1.5\n"
 
 
