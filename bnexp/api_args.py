@@ -71,6 +71,8 @@ class Text(Check):
 
     def __call__(self, value, name):
         if self.numbers and isinstance(value, int) and not isinstance(value, bool):
+            if value.bit_length() > 64:  # no unit's number; str() refuses 4,300 digits
+                raise self.refuse(value, name)
             return str(value)
         if not isinstance(value, str):
             raise self.refuse(value, name)

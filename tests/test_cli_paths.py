@@ -57,6 +57,9 @@ CASES = [
     (("plot features", "out"), "--out", ["plot", "features", "runs", "--out", BAD]),
     (("eval", "path"), "path", ["eval", BAD]),
     (("eval", "data"), "--data", ["eval", "runs", "--data", BAD]),
+    (("report", "runs_dir"), "runs_dir", ["report", BAD]),
+    (("report", "out"), "--out", ["report", "runs", "--out", BAD]),
+    (("export mlflow", "runs_dir"), "runs_dir", ["export", "mlflow", BAD]),
 ]
 
 
@@ -136,6 +139,9 @@ def _api_calls():
         "plot_sweep": ("runs_dir", lambda p: bnexp.plot_sweep(p, x="name")),
         "eval": ("path", lambda p: bnexp.eval(p)),
         "eval data": ("data", lambda p: bnexp.eval("runs", data=p)),
+        "report": ("runs_dir", lambda p: bnexp.report(p)),
+        "report out": ("out", lambda p: bnexp.report("runs", out=p)),
+        "export_mlflow": ("runs_dir", lambda p: bnexp.export_mlflow(p)),
     }
     for name in ("load_runs", "compare", "plot_curves", "plot_gap", "plot_steps",
                  "plot_activations", "plot_drift"):
