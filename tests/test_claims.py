@@ -32,10 +32,10 @@ def attempts_per_run(folder: Path) -> Counter:
 
 @pytest.mark.slow
 def test_processes_started_together_train_each_run_once(tmp_path):
-    """Two processes plan the same two-seed sweep within milliseconds of each other, eight
+    """Two processes plan the same two-seed sweep within milliseconds of each other, six
     rounds: every run trained exactly once (before claims, most rounds trained both seeds
     twice: each process planned them as missing)."""
-    names, rounds = ["a", "b"], 8
+    names, rounds = ["a", "b"], 6
     env = {**os.environ, "BNEXP_NO_DOWNLOAD": "1", "BNEXP_THREADS_PER_JOB": "1"}
     procs = [subprocess.Popen([sys.executable, str(ROUNDS), str(tmp_path), me,
                                ",".join(n for n in names if n != me), str(rounds)],

@@ -1,41 +1,30 @@
-"""Real processes side by side: two `bnexp train` in one runs folder (see also test_load.py)."""
+"""Run folders made at once never share a name (see also test_load.py: eight `bnexp train`
+processes into one folder while compare reads it; test_claims.py: no run trained twice)."""
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
-import pytest
+import threading
+import time
 
 from bnexp import runs
-from tests.helpers import SYNTHETIC
-
-pytestmark = pytest.mark.slow
-
-ROOT = Path(__file__).resolve().parents[1]
-EXE = str(Path(sys.executable).with_name("bnexp"))
 
 
-def start(config: Path, runs_dir: Path, *args) -> subprocess.Popen:
-    env = {**os.environ, "BNEXP_NO_DOWNLOAD": "1"}
-    return subprocess.Popen([EXE, "train", str(config), "--runs-dir", str(runs_dir), *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+def test_folders_made_at_once_with_one_name_are_each_their_own(tmp_path):
+    """Eight threads make a run folder of one label in the same second (two configs of one
+    name started together): mkdir is exclusive, so eight folders, `-1` ... `-7` after the
+    first, each made once."""
+    made, start = [], threading.Barrier(8)
 
+    def make():
+        start.wait()
+        made.append(runs.create(tmp_path, "syn_s0"))
 
-def test_two_processes_in_one_runs_folder_never_share_a_run_folder(write_config, tmp_path):
-    """Two configs of one name (so one folder name, in the same second): two folders."""
-    config = write_config(SYNTHETIC)
-    procs = [start(config, tmp_path / "runs", "--set", f"optimizer.learning_rate={lr}")
-             for lr in (0.01, 0.02)]
-    outs = [p.communicate(timeout=300) for p in procs]
-    assert [p.returncode for p in procs] == [0, 0], outs
-    printed = [Path(out.strip()) for out, _ in outs]
-    assert printed[0] != printed[1]
-    assert sorted(printed) == sorted((tmp_path / "runs").iterdir())
-    assert printed[0].name.split("_")[:2] == printed[1].name.split("_")[:2]
-    for path in printed:
-        summary = runs.read_summary(path)
-        assert summary["status"] == "completed" and summary["pid"] in {p.pid for p in procs}
-        assert [r["epoch"] for r in runs.read_metrics(path)] == [1, 2]
-        assert not runs.torn_metrics(path)
-    assert len({runs.read_summary(p)["pid"] for p in printed}) == 2
+    threads = [threading.Thread(target=make) for _ in range(8)]
+    second = time.strftime("%Y%m%d-%H%M%S")
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert len(made) == len(set(made)) == 8
+    assert sorted(made) == sorted(tmp_path.iterdir())
+    if all(p.name.startswith(f"syn_s0_{second}") for p in made):  # not across a second
+        assert sorted(p.name.removeprefix(f"syn_s0_{second}") for p in made) == [
+            "", *(f"-{k}" for k in range(1, 8))]

@@ -195,7 +195,7 @@ model:
     - {{type: global_avg_pool}}
     - {{type: dense, units: 10}}
 optimizer: {{learning_rate: 0.1, momentum: 0.9}}
-train: {{epochs: 2, steps_per_call: 4, deterministic: true, precise_bn: 300}}
+train: {{epochs: 2, steps_per_call: 4, deterministic: true, precise_bn: 300, jit_compile: false}}
 diagnostics: {{drift: 300}}
 """)
     whole_dir, cut = whole_and_resumed(cfg, tmp_path)
