@@ -17,7 +17,8 @@ pytestmark = pytest.mark.slow
 
 PROCESSES = 8
 CONFIG = ("name: load\ndata: {dataset: synthetic, batch_size: 50, validation_size: 100, "
-          "limit: 400}\nmodel: {arch: mlp, hidden: [32]}\ntrain: {epochs: 3, steps_per_call: 2}\n")
+          "limit: 400}\nmodel: {arch: mlp, hidden: [32]}\n"
+          "train: {epochs: 3, steps_per_call: 2, jit_compile: false}\n")  # XLA: not the point
 
 
 def test_eight_processes_train_into_one_folder_while_compare_reads_it(tmp_path):

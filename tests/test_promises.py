@@ -23,6 +23,7 @@ BNEXP = Path(sys.executable).with_name("bnexp")
 ENV = {**os.environ, "BNEXP_NO_DOWNLOAD": "1"}
 TINY = ("data: {dataset: synthetic, batch_size: 50, validation_size: 100, limit: 400}\n"
         "model: {arch: mlp, hidden: [16]}\n")
+TRAIN = "train: {jit_compile: false, "  # each test's train section; XLA is not the point
 
 
 def bnexp(*args, timeout=300):
@@ -66,7 +67,7 @@ def test_sigterm_interrupts_with_130_and_the_same_command_finishes_the_sweep(tmp
     """SIGTERM once the first epoch's row is written (an event, not a delay): exit 130,
     the run interrupted; the same command again resumes it and runs the rest."""
     cfg = tmp_path / "s.yaml"
-    cfg.write_text(TINY + "train: {epochs: 40, steps_per_call: 1}\nsweep: {seeds: [0, 1]}\n")
+    cfg.write_text(TINY + TRAIN + "epochs: 40, steps_per_call: 1}\nsweep: {seeds: [0, 1]}\n")
     runs_dir = tmp_path / "runs"
     proc, _ = train_until_an_epoch(cfg, runs_dir, "--jobs", "1")
     proc.send_signal(signal.SIGTERM)
@@ -108,11 +109,11 @@ def test_one_run_or_jobs_1_trains_in_process_and_jobs_0_in_worker_processes(tmp_
     """README: a single run, or --jobs 1, trains in the bnexp process; the default
     --jobs 0 runs a sweep in worker processes (one per core, up to the number of runs)."""
     cfg = tmp_path / "j.yaml"
-    cfg.write_text(TINY + "train: {epochs: 1}\n")
+    cfg.write_text(TINY + TRAIN + "epochs: 1}\n")
     (tmp_path / "a").mkdir()
     me, pids = _pids(cfg, tmp_path / "a" / "runs")
     assert pids == [me]
-    cfg.write_text(TINY + "train: {epochs: 1}\nsweep: {seeds: [0, 1]}\n")
+    cfg.write_text(TINY + TRAIN + "epochs: 1}\nsweep: {seeds: [0, 1]}\n")
     (tmp_path / "b").mkdir()
     me, pids = _pids(cfg, tmp_path / "b" / "runs", "--jobs", "1")
     assert pids == [me, me]
@@ -129,7 +130,7 @@ def test_a_run_whose_worker_dies_fails_alone_and_the_sweep_goes_on(tmp_path):
     complete, bnexp exits 1 (no hang waiting for the dead worker); the killed run's folder
     reads interrupted, and the same command again resumes it and exits 0."""
     cfg = tmp_path / "k.yaml"
-    cfg.write_text(TINY + "train: {epochs: 30, steps_per_call: 1}\nsweep: {seeds: [0, 1, 2]}\n")
+    cfg.write_text(TINY + TRAIN + "epochs: 30, steps_per_call: 1}\nsweep: {seeds: [0, 1, 2]}\n")
     runs_dir = tmp_path / "runs"
     proc, victim = train_until_an_epoch(cfg, runs_dir, "--jobs", "2", within=180)
     worker = summary_of(str(victim))["pid"]
@@ -152,7 +153,7 @@ def test_a_second_ctrl_c_stops_at_once_with_130_and_no_traceback(tmp_path):
     line on stderr saying how to finish, no traceback, and the run's folder reads
     interrupted (resumable), as after one Ctrl-C."""
     cfg = tmp_path / "c.yaml"
-    cfg.write_text(TINY + "train: {epochs: 200, steps_per_call: 1}\n")
+    cfg.write_text(TINY + TRAIN + "epochs: 200, steps_per_call: 1}\n")
     runs_dir = tmp_path / "runs"
     proc, _ = train_until_an_epoch(cfg, runs_dir, "--jobs", "1")
     proc.send_signal(signal.SIGINT)
@@ -207,7 +208,7 @@ def test_several_configs_are_all_checked_before_the_first_trains(tmp_path):
     the first file's run starts: exit 2, one line naming the second file, nothing written.
     With both good (and --jobs 1), both train in this one process, in order."""
     good = tmp_path / "a.yaml"
-    good.write_text("name: a\n" + TINY + "train: {epochs: 1}\n")
+    good.write_text("name: a\n" + TINY + TRAIN + "epochs: 1}\n")
     bad = tmp_path / "b.yaml"
     bad.write_text(f"name: b\ndata: {{dataset: mnist, path: '{tmp_path / 'nowhere'}'}}\n")
     out = bnexp("train", good, bad, "--runs-dir", tmp_path / "runs")
@@ -216,7 +217,7 @@ def test_several_configs_are_all_checked_before_the_first_trains(tmp_path):
     assert line.startswith(f"error: {bad}") and "nowhere" in line
     assert not (tmp_path / "runs").exists() and out.stdout == ""
     other = tmp_path / "c.yaml"
-    other.write_text("name: c\n" + TINY + "train: {epochs: 1}\nsweep: {seeds: [0, 1]}\n")
+    other.write_text("name: c\n" + TINY + TRAIN + "epochs: 1}\nsweep: {seeds: [0, 1]}\n")
     out = bnexp("train", good, other, "--runs-dir", tmp_path / "runs", "--jobs", "1")
     assert out.returncode == 0, out.stderr
     names = [summary_of(f)["run_id"].split("_")[0] for f in out.stdout.splitlines()]
