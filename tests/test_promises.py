@@ -179,7 +179,7 @@ def test_a_dataset_that_vanishes_mid_sweep_fails_its_runs_alone(tmp_path):
     cfg = tmp_path / "v.yaml"
     cfg.write_text(f"data: {{dataset: mnist, path: '{folder}', batch_size: 50,"
                    " validation_size: 100}\nmodel: {arch: mlp, hidden: [16]}\n"
-                   "train: {epochs: 300, steps_per_call: 1}\n"
+                   "train: {epochs: 300, steps_per_call: 1, jit_compile: false}\n"
                    "sweep: {grid: {data.limit: [200, 300, 400]}}\n")  # three datasets
     runs_dir = tmp_path / "runs"
     # both workers hold their run's dataset (the first two, taken in order, both still

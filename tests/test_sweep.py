@@ -7,7 +7,7 @@ from bnexp.backends.pool import threads_per_job, usable_cores
 from bnexp.errors import BadInput
 from tests.helpers import SYNTHETIC, Quiet
 
-SWEEP = SYNTHETIC.replace("epochs: 2", "epochs: 1") + (
+SWEEP = SYNTHETIC.replace("epochs: 2", "epochs: 1\n  jit_compile: false") + (
     "sweep:\n  grid:\n    model.bn.placement: [none, before, after]\n  seeds: [0, 1]\n")
 
 
