@@ -90,7 +90,7 @@ model:
            {{type: activation, activation: relu}}, {{type: dropout, rate: 0.3}},
            {{type: dense, units: 10}}]
 optimizer: {{learning_rate: 0.1}}
-train: {{epochs: 12, steps_per_call: 4, deterministic: true}}
+train: {{epochs: 5, steps_per_call: 4, deterministic: true}}
 diagnostics: {{grad_norms: true, weight_norms: true, predictiveness: true, every_steps: 18}}
 """)
     whole_dir, cut = whole_and_resumed(cfg, tmp_path)
