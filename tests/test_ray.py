@@ -56,22 +56,30 @@ def assert_same_runs(a_dir, b_dir):
         assert sa["final"]["test_acc"] == sb["final"]["test_acc"]
 
 
+@pytest.fixture(scope="module")
+def local_reference(tmp_path_factory):
+    """The sweep trained locally once for both Ray tests: in 2 worker processes of one
+    thread each, as the Ray tasks (cpus=1): oneDNN's results depend on the thread count
+    even in deterministic mode."""
+    folder = tmp_path_factory.mktemp("local")
+    local = sweep.run_all(config.expand(SWEEP, "sweep.yaml"), folder, Quiet(), jobs=2)
+    assert [o.status for o in local] == ["completed"] * RUNS
+    return folder
+
+
 @pytest.mark.parametrize("copy_back", [False, True])
-def test_a_sweep_on_ray_equals_the_local_backend(local_ray, tmp_path, copy_back):
+def test_a_sweep_on_ray_equals_the_local_backend(local_ray, local_reference, tmp_path,
+                                                  copy_back):
     specs = config.expand(SWEEP, "sweep.yaml")
-    # the local reference in 2 worker processes of one thread each, as the Ray tasks
-    # (cpus=1): oneDNN's results depend on the thread count even in deterministic mode
-    local = sweep.run_all(specs, tmp_path / "local", Quiet(), jobs=2)
     options = RayOptions(address=None, copy_back=copy_back, cpus=1)
     remote = sweep.run_all(specs, tmp_path / "ray", Quiet(), ray=options)
     assert [o.status for o in remote] == ["completed"] * RUNS
     assert {o.path.parent for o in remote} == {tmp_path / "ray"}
-    assert_same_runs(tmp_path / "local", tmp_path / "ray")
+    assert_same_runs(local_reference, tmp_path / "ray")
     assert not [p for p in (tmp_path / "ray").iterdir() if p.name.startswith(".")]
     # the skip rule of local sweeps holds: nothing runs twice
     again = sweep.run_all(specs, tmp_path / "ray", Quiet(), ray=options)
     assert all(o.skipped for o in again) and len(list((tmp_path / "ray").iterdir())) == RUNS
-    assert [o.status for o in local] == ["completed"] * RUNS
 
 
 def test_without_ray_the_message_says_how_to_install(monkeypatch, tmp_path):
